@@ -1,0 +1,81 @@
+//! The command line, as clap parses it. Every option is optional here so
+//! that an absent flag does not override the lower configuration layers;
+//! [`crate::config`] merges and validates.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Output format of `--once`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Aligned table, human units.
+    Table,
+    /// The JSON object of DESIGN.md.
+    Json,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// procgroups: group processes by name and push their metrics over OTLP/gRPC.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "procgroups", version, about)]
+pub struct Cli {
+    /// YAML configuration file (process-exporter `process_names` format accepted).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// procfs mount point to read.
+    #[arg(long, value_name = "DIR")]
+    pub procfs: Option<PathBuf>,
+    /// Comma-separated comm names to track (legacy process-exporter flag).
+    #[arg(long, value_name = "a,b,c")]
+    pub procnames: Option<String>,
+    /// name,regex pairs (legacy process-exporter flag).
+    #[arg(long, value_name = "name,regex,...")]
+    pub namemapping: Option<String>,
+    /// Track children under their nearest tracked ancestor's group.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub children: Option<bool>,
+    /// Read per-thread detail and export the thread-name metrics.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub threads: Option<bool>,
+    /// Read smaps_rollup for proportional memory (expensive).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub gather_smaps: Option<bool>,
+    /// Re-run the naming rules each cycle on processes not yet tracked.
+    #[arg(long)]
+    pub recheck: bool,
+    /// Recheck only processes younger than this (e.g. 30s); implies --recheck.
+    #[arg(long, value_name = "DURATION")]
+    pub recheck_with_time_limit: Option<String>,
+    /// Forget groups whose last process exited.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub remove_empty_groups: Option<bool>,
+    /// Collection interval (e.g. 500ms, 15s, 1m).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Run two cycles, print the second, exit; no collector needed.
+    #[arg(long)]
+    pub once: bool,
+    /// Delay between the two cycles of --once.
+    #[arg(long, value_name = "DURATION", requires = "once")]
+    pub once_delay: Option<String>,
+    /// Output format of --once.
+    #[arg(long, value_enum, requires = "once")]
+    pub output: Option<OutputFormat>,
+    /// Load and validate the configuration, print the compiled rules, exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}

@@ -1,0 +1,26 @@
+//! procgroups: a Linux node agent that groups processes by name and pushes
+//! the group metrics to an OpenTelemetry Collector over OTLP/gRPC.
+//!
+//! Data flow, one module per arrow:
+//!
+//! ```text
+//! /proc ─► proc::FsSource ─► proc::Tracker ─► proc::Grouper ─► agent::Snapshot ─► telemetry ─► OTLP/gRPC
+//!          read              per-process       per-group         Arc swapped        observable
+//!                            deltas            totals            each cycle         instruments
+//! ```
+//!
+//! - [`proc`] reads processes and keeps their state between cycles (pure but
+//!   for `FsSource`).
+//! - [`config`] turns defaults, the YAML file, `PROCGROUPS_*` variables and
+//!   flags into one validated [`config::Config`], including the naming rules.
+//! - [`telemetry`] maps a snapshot onto OpenTelemetry instruments and builds
+//!   the OTLP pipeline from the standard `OTEL_*` variables.
+//! - [`agent`] runs the cycle on a timer, publishes snapshots, handles
+//!   shutdown and `--once`.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod proc;
+pub mod telemetry;

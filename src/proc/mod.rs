@@ -1,0 +1,112 @@
+//! The process model: read processes from a procfs mount ([`FsSource`]),
+//! follow each one across cycles ([`Tracker`]) and add them up per named group
+//! ([`Grouper`]). This mirrors the `proc` package of process-exporter in Rust
+//! idiom, with that package's known bugs fixed (see the tests named after them).
+//!
+//! The module is pure apart from [`FsSource`]: the tracker and grouper take the
+//! current time as an argument and read processes through the [`Source`] and
+//! [`Proc`] traits, so tests drive them with scripted in-memory processes
+//! ([`IDInfo`], [`ScriptedSource`]).
+
+mod error;
+mod fs;
+mod grouper;
+mod scripted;
+mod tracker;
+mod types;
+
+pub use error::{ProcError, SourceError};
+pub use fs::{FsSource, FsSourceOptions, SystemFacts};
+pub use grouper::{Grouper, GrouperOptions};
+pub use scripted::{IDInfo, ScriptedSource};
+pub use tracker::{Tracker, TrackerOptions, TrackerStats};
+pub use types::*;
+
+use std::time::SystemTime;
+
+/// One process as seen by a [`Source`] during one cycle.
+///
+/// The methods are ordered by cost: [`Proc::id`] reads `stat` only,
+/// [`Proc::static_info`] adds the cheap files that decide a group (cmdline,
+/// status, cgroup), [`Proc::metrics`] and [`Proc::threads`] read the rest.
+/// The tracker calls the expensive ones only for processes it tracks.
+/// Any method may fail with [`ProcError::Gone`] when the process has exited.
+pub trait Proc {
+    /// The PID (from the directory name), without reading anything.
+    fn pid(&self) -> i32;
+    /// (pid, start time): the unique identity of the process.
+    fn id(&mut self) -> Result<ID, ProcError>;
+    /// The attributes that decide the process's group.
+    fn static_info(&mut self) -> Result<Static, ProcError>;
+    /// Counters and gauges. Optional files that fail are counted in
+    /// [`Metrics::soft_errors`]; an error means the basics could not be read.
+    fn metrics(&mut self) -> Result<Metrics, ProcError>;
+    /// The tasks of the process (`task/`); only called when thread detail is
+    /// wanted.
+    fn threads(&mut self) -> Result<Vec<Thread>, ProcError>;
+}
+
+/// A source of processes: all processes present at this moment.
+pub trait Source {
+    /// The per-process handle.
+    type Proc: Proc;
+    /// Lists the processes present now. An error means the listing itself
+    /// failed (the cycle produces nothing), not that one process did.
+    fn all_procs(&mut self) -> Result<Vec<Self::Proc>, SourceError>;
+    /// Gives the handles of this cycle back, so that a source can keep
+    /// per-process resources (open files, buffers) until the next cycle.
+    fn recycle(&mut self, procs: Vec<Self::Proc>) {
+        drop(procs);
+    }
+}
+
+/// The attributes a [`MatchNamer`] decides a new process's group from.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcAttributes<'a> {
+    /// comm.
+    pub name: &'a str,
+    /// argv.
+    pub cmdline: &'a [String],
+    /// cgroup paths.
+    pub cgroups: &'a [String],
+    /// Effective uid (the namer resolves user names itself, when it needs them).
+    pub uid: u32,
+    /// PID.
+    pub pid: i32,
+    /// Wall-clock start time.
+    pub start_time: SystemTime,
+}
+
+/// Decides whether a new process is tracked, and under which group name.
+pub trait MatchNamer: Send + Sync {
+    /// `Some(group name)` to track the process, `None` to ignore it.
+    fn match_and_name(&self, attrs: &ProcAttributes<'_>) -> Option<String>;
+}
+
+/// A namer for tests: tracks a process when its comm is in the set, under
+/// its comm (the process-exporter test namer).
+#[derive(Debug, Clone, Default)]
+pub struct CommSetNamer {
+    names: std::collections::HashSet<String>,
+}
+
+impl CommSetNamer {
+    /// Tracks exactly these comms.
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        CommSetNamer {
+            names: names.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl MatchNamer for CommSetNamer {
+    fn match_and_name(&self, attrs: &ProcAttributes<'_>) -> Option<String> {
+        self.names
+            .contains(attrs.name)
+            .then(|| attrs.name.to_string())
+    }
+}
