@@ -18,8 +18,8 @@ mod types;
 pub use error::{ProcError, SourceError};
 pub use fs::{FsSource, FsSourceOptions, SystemFacts};
 pub use grouper::{Grouper, GrouperOptions};
-pub use scripted::{IDInfo, ScriptedSource};
-pub use tracker::{Tracker, TrackerOptions, TrackerStats};
+pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
+pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;
 
 use std::time::SystemTime;
