@@ -4,11 +4,19 @@
 //! clock tick rate and page size from the system.
 //!
 //! Each cycle opens the mount point once; every process file is then opened
-//! relative to that descriptor ([`read`]) and parsed by small byte parsers
-//! ([`parse`]). A [`FsProc`] caches what it has read (`stat`, `status`), so
-//! that [`Proc::id`], [`Proc::static_info`] and [`Proc::metrics`] read each
-//! file at most once per cycle, and holds no descriptor between calls, so a
-//! cycle over thousands of processes never runs into the open-files limit.
+//! relative to a directory descriptor ([`read`]) and parsed by small byte
+//! parsers ([`parse`]). A [`FsProc`] caches what it has read (`stat`,
+//! `status`), so that [`Proc::id`], [`Proc::static_info`] and
+//! [`Proc::metrics`] read each file at most once per cycle.
+//!
+//! On a real procfs the source also remembers processes between cycles
+//! ([`known`]): each keeps a path-only descriptor of its directory (identity
+//! without reading `stat`, shorter lookups), and a process whose tasks have
+//! not run since its last full reading is answered from that reading plus
+//! the few values that change without it running. The handles given back
+//! by [`Source::recycle`] carry that state to the next cycle. Only file
+//! contents the kernel defines are relied on this way; any other tree (a
+//! fixture, a copy) is read in full every cycle.
 //!
 //! Error policy, which fixes process-exporter's (reference §1.10, §9):
 //! - a file that vanishes (ENOENT/ESRCH) while the process's `stat` is gone
@@ -18,24 +26,30 @@
 //!   optional: when one fails the value is unknown (`io_known = false`,
 //!   `open = None`, `limit = None`, empty wchan) and [`Metrics::soft_errors`]
 //!   counts it; `cgroup` that fails is an empty list;
-//! - `task/` is opened by [`Proc::threads`] only.
+//! - `task/` is opened by [`Proc::threads`], and by [`Proc::metrics`] only
+//!   when the source was told that threads are wanted
+//!   ([`Source::expect_threads`]).
 
+mod known;
 mod parse;
 mod read;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use procfs_core::FromReadSI;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::parse::{ParseError, SmapsSum, StatFields, StatusFields};
-use self::read::RelPath;
+use self::known::{Full, Known, KnownTask, RESERVED_FDS, refresh_due};
+use self::parse::{ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
+use self::read::{End, RelPath};
 use super::{
     Counts, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States, Static,
     Thread, ThreadID,
@@ -125,6 +139,52 @@ pub struct FsSourceOptions {
     pub gather_smaps: bool,
 }
 
+/// Raises the soft limit on open descriptors to the hard limit and returns
+/// the new soft limit. An [`FsSource`] on a real procfs keeps one
+/// path-only descriptor per process it remembers, up to the soft limit less
+/// a reserve; processes beyond that are read by path, which costs more CPU.
+/// Meant to be called once at startup, before other threads start processes
+/// (children inherit the limit).
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(read::open_files_limit())
+}
+
+/// What one cycle of an [`FsSource`] read, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Processes remembered for the next cycle (one descriptor each).
+    pub remembered: usize,
+    /// Processes whose metrics came from their last reading (quiet).
+    pub quiet: u64,
+    /// Processes whose files were read for their metrics.
+    pub read: u64,
+    /// Tasks that came from their last reading.
+    pub tasks_kept: u64,
+    /// Tasks whose files were read.
+    pub tasks_read: u64,
+}
+
+/// Counters of one cycle, shared by its handles.
+#[derive(Debug, Default)]
+struct Counters {
+    quiet: AtomicU64,
+    read: AtomicU64,
+    tasks_kept: AtomicU64,
+    tasks_read: AtomicU64,
+}
+
+impl Counters {
+    fn add(n: &AtomicU64, by: u64) {
+        n.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
 /// A [`Source`] over a procfs mount point.
 #[derive(Debug)]
 pub struct FsSource {
@@ -134,9 +194,26 @@ pub struct FsSource {
     /// Buffers of the handles given back by [`Source::recycle`], reused by
     /// the next cycle's handles.
     spare: Vec<Buffers>,
+    /// The vector of the handles given back, reused for the next listing.
+    spare_list: Vec<FsProc>,
+    /// Processes remembered from the last cycle, by PID (real procfs only).
+    known: HashMap<i32, Box<Known>>,
+    /// Whether [`Proc::threads`] will be called this cycle.
+    threads_wanted: bool,
+    /// Cycles started.
+    cycles: u64,
+    /// The counters of the cycle in progress, and the last cycle's totals.
+    counters: Arc<Counters>,
+    stats: ReadStats,
 }
 
 impl FsSource {
+    /// On a real procfs, every process is read in full at least once in
+    /// this many cycles, even when it has not run: the bound on how long a
+    /// change made to it from outside (a limit set with `prlimit`, a thread
+    /// renamed by another thread) can go unseen.
+    pub const REFRESH_CYCLES: u64 = known::REFRESH_CYCLES;
+
     /// Opens `root`, reading its boot time from `root/stat` and the tick rate
     /// and page size from the system.
     pub fn new(root: impl AsRef<Path>, options: FsSourceOptions) -> Result<Self, SourceError> {
@@ -155,6 +232,12 @@ impl FsSource {
             facts,
             options,
             spare: Vec::new(),
+            spare_list: Vec::new(),
+            known: HashMap::new(),
+            threads_wanted: false,
+            cycles: 0,
+            counters: Arc::default(),
+            stats: ReadStats::default(),
         }
     }
 
@@ -171,6 +254,11 @@ impl FsSource {
     /// What this source reads.
     pub fn options(&self) -> FsSourceOptions {
         self.options
+    }
+
+    /// What the last cycle read, as of its [`Source::recycle`].
+    pub fn read_stats(&self) -> ReadStats {
+        self.stats
     }
 }
 
@@ -190,35 +278,85 @@ impl Source for FsSource {
         )
         .map_err(list_error)?;
         let listing = Dir::read_from(&dir).map_err(list_error)?;
+        self.cycles += 1;
+        let procfs = read::is_procfs(&dir);
+        // With no swap area, no process has swapped memory: `status` need
+        // not be read for it. Unknown counts as in use.
+        let swap_in_use = !procfs || {
+            let mut buf = Vec::new();
+            read::read_file(
+                dir.as_fd(),
+                &RelPath::file("swaps"),
+                &mut buf,
+                READ_LIMIT,
+                End::Short,
+            )
+            .map_or(true, |()| parse::swaps_in_use(&buf))
+        };
+        let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
+        self.counters = Arc::default();
         let cycle = Arc::new(Cycle {
-            procfs: read::is_procfs(&dir),
+            procfs,
             root: Arc::clone(&self.root),
             dir,
             facts: self.facts,
             options: self.options,
+            number: self.cycles,
+            threads_wanted: self.threads_wanted,
+            swap_in_use,
+            free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
+            counters: Arc::clone(&self.counters),
         });
-        let mut procs = Vec::with_capacity(self.spare.len().max(64));
+        let mut procs = std::mem::take(&mut self.spare_list);
+        procs.clear();
+        procs.reserve(self.spare.len().max(64));
+        let known = &mut self.known;
+        let spare = &mut self.spare;
         read::for_each_id(listing, |pid| {
             procs.push(FsProc {
                 pid,
                 cycle: Arc::clone(&cycle),
-                bufs: self.spare.pop().unwrap_or_default(),
+                bufs: spare.pop().unwrap_or_default(),
                 stat: None,
                 status: None,
+                known: if procfs { known.remove(&pid) } else { None },
+                tried_dir: false,
+                leader_sched: None,
+                quiet: false,
+                wchan: None,
             });
         })
         .map_err(list_error)?;
+        // Whatever was not listed has exited: close its directory.
+        self.known.clear();
         Ok(procs)
     }
 
-    fn recycle(&mut self, procs: Vec<FsProc>) {
+    fn recycle(&mut self, mut procs: Vec<FsProc>) {
         self.spare.clear();
-        self.spare.extend(
-            procs
-                .into_iter()
-                .map(|p| p.bufs)
-                .filter(|b| b.buf.capacity() <= KEEP_LIMIT),
-        );
+        for p in procs.drain(..) {
+            if let Some(k) = p.known
+                && k.start_ticks.is_some()
+            {
+                self.known.insert(p.pid, k);
+            }
+            if p.bufs.buf.capacity() <= KEEP_LIMIT {
+                self.spare.push(p.bufs);
+            }
+        }
+        self.spare_list = procs;
+        let c = &self.counters;
+        self.stats = ReadStats {
+            remembered: self.known.len(),
+            quiet: c.quiet.load(Ordering::Relaxed),
+            read: c.read.load(Ordering::Relaxed),
+            tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
+            tasks_read: c.tasks_read.load(Ordering::Relaxed),
+        };
+    }
+
+    fn expect_threads(&mut self, wanted: bool) {
+        self.threads_wanted = wanted;
     }
 }
 
@@ -228,17 +366,37 @@ struct Cycle {
     root: Arc<Path>,
     /// The mount point, opened once per cycle.
     dir: OwnedFd,
-    /// True on a real procfs (where the `fd/` directory reports its count).
+    /// True on a real procfs: the kernel's own rules about its files can be
+    /// relied on (see [`known`]), and the `fd/` directory reports its count.
     procfs: bool,
     facts: SystemFacts,
     options: FsSourceOptions,
+    /// The source's cycle count, for the refresh schedule.
+    number: u64,
+    threads_wanted: bool,
+    /// Whether the system has a swap area (always true off procfs).
+    swap_in_use: bool,
+    /// How many more process directories may be kept open.
+    free_slots: AtomicU64,
+    counters: Arc<Counters>,
 }
 
-/// Allocations a handle reuses: one read buffer and the comm.
+impl Cycle {
+    /// Takes one slot for a kept directory, if any is left.
+    fn take_slot(&self) -> bool {
+        self.free_slots
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Allocations a handle reuses: one read buffer, the comm, and the
+/// `schedstat` of tasks read this cycle.
 #[derive(Default)]
 struct Buffers {
     buf: Vec<u8>,
     comm: String,
+    scheds: Vec<(i32, Schedstat)>,
 }
 
 impl std::fmt::Debug for Buffers {
@@ -261,16 +419,65 @@ pub struct FsProc {
     stat: Option<StatFields>,
     /// `status`, once read this cycle.
     status: Option<StatusFields>,
+    /// What is remembered across cycles (real procfs only).
+    known: Option<Box<Known>>,
+    /// Whether opening the process directory was tried this cycle.
+    tried_dir: bool,
+    /// The main thread's `schedstat`, read before anything else this cycle.
+    leader_sched: Option<Schedstat>,
+    /// Set by [`Proc::metrics`] when the process was found quiet.
+    quiet: bool,
+    /// The process's own wchan, when read this cycle.
+    wchan: Option<String>,
+}
+
+/// How much of a remembered reading holds this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stillness {
+    /// Nothing: read everything.
+    None,
+    /// The main thread has not run: its own values hold.
+    MainThread,
+    /// No task has run: everything but memory holds.
+    Process,
+}
+
+/// Reads `rel` under `dir` into `buf`.
+fn read_in(
+    dir: BorrowedFd<'_>,
+    rel: &RelPath,
+    buf: &mut Vec<u8>,
+    procfs: bool,
+) -> Result<(), Errno> {
+    let end = if procfs { End::Short } else { End::Zero };
+    read::read_file(dir, rel, buf, READ_LIMIT, end)
 }
 
 impl FsProc {
+    /// The process directory, when kept: every path is then relative to it.
+    fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.known.as_ref().map(|k| k.dir.as_fd())
+    }
+
+    /// Where `rel` (a path inside the process directory) is opened from.
+    fn at(&self, rel: &RelPath) -> (BorrowedFd<'_>, RelPath) {
+        match self.dir() {
+            Some(d) => (d, *rel),
+            None => (self.cycle.dir.as_fd(), RelPath::under_pid(self.pid, rel)),
+        }
+    }
+
+    /// The full path of `rel`, for messages.
     fn path(&self, rel: &RelPath) -> PathBuf {
-        self.cycle.root.join(OsStr::from_bytes(rel.as_bytes()))
+        self.cycle.root.join(OsStr::from_bytes(
+            RelPath::under_pid(self.pid, rel).as_bytes(),
+        ))
     }
 
     /// Whether the process still has a `stat`.
     fn alive(&self) -> bool {
-        read::exists(self.cycle.dir.as_fd(), &RelPath::pid(self.pid).join("stat"))
+        let (dir, rel) = self.at(&RelPath::file("stat"));
+        read::exists(dir, &rel)
     }
 
     /// Classifies a failure on `rel`: a file that is missing because the
@@ -295,21 +502,24 @@ impl FsProc {
         }
     }
 
-    /// Reads `rel` into the handle's buffer.
+    /// Reads `rel` (inside the process directory) into the handle's buffer.
     fn read(&mut self, rel: &RelPath) -> Result<(), ProcError> {
-        read::read_file(self.cycle.dir.as_fd(), rel, &mut self.bufs.buf, READ_LIMIT)
-            .map_err(|e| self.io_error(e, rel))
+        let mut buf = std::mem::take(&mut self.bufs.buf);
+        let (dir, at) = self.at(rel);
+        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
+        self.bufs.buf = buf;
+        r.map_err(|e| self.io_error(e, rel))
     }
 
-    /// Reads and parses `<pid>/<name>`, for an optional file: a failure other
-    /// than the process being gone is counted in `soft` and gives `None`.
+    /// Reads and parses `name`, for an optional file: a failure other than
+    /// the process being gone is counted in `soft` and gives `None`.
     fn optional<T>(
         &mut self,
         name: &'static str,
         soft: &mut u32,
         parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Option<T>, ProcError> {
-        let rel = RelPath::pid(self.pid).join(name);
+        let rel = RelPath::file(name);
         let r = self
             .read(&rel)
             .and_then(|()| parse(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e)));
@@ -334,15 +544,49 @@ impl FsProc {
         }
     }
 
+    /// On a real procfs, opens the process directory to read through (once
+    /// per handle, and only while descriptors are left for it).
+    fn open_dir(&mut self) {
+        if self.tried_dir || self.known.is_some() || !self.cycle.procfs {
+            return;
+        }
+        self.tried_dir = true;
+        if !self.cycle.take_slot() {
+            return;
+        }
+        match read::open_path_dir(self.cycle.dir.as_fd(), &RelPath::pid(self.pid)) {
+            Ok(dir) => {
+                self.known = Some(Box::new(Known::new(dir)));
+                // Before anything else is read: a later change shows as a
+                // different schedstat next cycle.
+                self.leader_sched = self.schedstat(&RelPath::file("schedstat")).ok();
+            }
+            Err(e) => {
+                self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(pid = self.pid, error = %e, "process directory not kept");
+            }
+        }
+    }
+
+    /// `schedstat` at `rel` (inside the process directory).
+    fn schedstat(&mut self, rel: &RelPath) -> Result<Schedstat, ProcError> {
+        self.read(rel)?;
+        parse::parse_schedstat(&self.bufs.buf).map_err(|e| self.parse_error(rel, e))
+    }
+
     fn stat(&mut self) -> Result<StatFields, ProcError> {
         if let Some(s) = self.stat {
             return Ok(s);
         }
-        let rel = RelPath::pid(self.pid).join("stat");
+        self.open_dir();
+        let rel = RelPath::file("stat");
         self.read(&rel)?;
         let s = parse::parse_stat(&self.bufs.buf, &mut self.bufs.comm)
             .map_err(|e| self.parse_error(&rel, e))?;
         self.stat = Some(s);
+        if let Some(k) = &mut self.known {
+            k.start_ticks = Some(s.starttime);
+        }
         Ok(s)
     }
 
@@ -350,7 +594,7 @@ impl FsProc {
         if let Some(s) = self.status {
             return Ok(s);
         }
-        let rel = RelPath::pid(self.pid).join("status");
+        let rel = RelPath::file("status");
         self.read(&rel)?;
         let s = parse::parse_status(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?;
         self.status = Some(s);
@@ -360,29 +604,46 @@ impl FsProc {
     /// Open descriptors: the `st_size` of `fd/` on a procfs that reports it
     /// (Linux 6.2+), else the number of entries.
     fn open_fds(&self) -> Result<u64, ProcError> {
-        let rel = RelPath::pid(self.pid).join("fd");
-        let dir = self.cycle.dir.as_fd();
+        let rel = RelPath::file("fd");
+        let (dir, at) = self.at(&rel);
         if self.cycle.procfs {
-            match read::size_of(dir, &rel) {
+            match read::size_of(dir, &at) {
                 Ok(n) if n > 0 => return Ok(n),
                 Ok(_) => {}
                 Err(e) => return Err(self.io_error(e, &rel)),
             }
         }
-        read::count_fds(dir, &rel).map_err(|e| self.io_error(e, &rel))
+        read::count_fds(dir, &at).map_err(|e| self.io_error(e, &rel))
+    }
+
+    /// The soft open-files limit: read every cycle off procfs; on procfs
+    /// when first seen and then on the refresh schedule (another process
+    /// can change it, but rarely does).
+    fn limit(&mut self, soft: &mut u32) -> Result<Option<u64>, ProcError> {
+        let number = self.cycle.number;
+        if let Some(k) = &self.known
+            && let Some((limit, _)) = k.limit
+            && !refresh_due(number, self.pid)
+        {
+            *soft += u32::from(limit.is_none());
+            return Ok(limit);
+        }
+        let limit = self.optional("limits", soft, parse::parse_max_open_files)?;
+        if let Some(k) = &mut self.known {
+            k.limit = Some((limit, number));
+        }
+        Ok(limit)
     }
 
     /// Pss and SwapPss from `smaps_rollup`, or summed over `smaps` on kernels
     /// without the rollup (before 4.14).
     fn smaps(&mut self) -> Result<SmapsSum, ProcError> {
-        let base = RelPath::pid(self.pid);
-        let rollup = base.join("smaps_rollup");
-        match read::read_file(
-            self.cycle.dir.as_fd(),
-            &rollup,
-            &mut self.bufs.buf,
-            READ_LIMIT,
-        ) {
+        let rollup = RelPath::file("smaps_rollup");
+        let mut buf = std::mem::take(&mut self.bufs.buf);
+        let (dir, at) = self.at(&rollup);
+        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
+        self.bufs.buf = buf;
+        match r {
             Ok(()) => {
                 return SmapsSum::parse(&self.bufs.buf).map_err(|e| self.parse_error(&rollup, e));
             }
@@ -393,10 +654,11 @@ impl FsProc {
             Err(e) => return Err(self.io_error(e, &rollup)),
         }
         // The full smaps can be many MiB: stream it line by line.
-        let full = base.join("smaps");
+        let full = RelPath::file("smaps");
+        let (dir, at) = self.at(&full);
         let fd = rustix::fs::openat(
-            self.cycle.dir.as_fd(),
-            full.as_bytes(),
+            dir,
+            at.as_bytes(),
             OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )
@@ -421,36 +683,223 @@ impl FsProc {
         Ok(sum)
     }
 
-    /// Reads one task; `Ok(None)` when it exited while being read.
-    fn read_task(&self, tid: i32, buf: &mut Vec<u8>) -> Result<Option<Thread>, ProcError> {
-        let base = RelPath::task(self.pid, tid);
-        let dir = self.cycle.dir.as_fd();
+    /// Proportional memory when enabled: read every cycle, since other
+    /// processes change it.
+    fn proportional(&mut self, stat: &StatFields, soft: &mut u32) -> Result<SmapsSum, ProcError> {
+        if self.cycle.options.gather_smaps && stat.has_memory_map() {
+            let r = self.smaps();
+            Ok(self.soften(r, "smaps_rollup", soft)?.unwrap_or_default())
+        } else {
+            Ok(SmapsSum::default())
+        }
+    }
+
+    /// How much of the remembered reading still holds (see [`known`]):
+    /// nothing, when the process is new, due for a refresh, or its main
+    /// thread has run; its main thread's own values (context switches,
+    /// wait channel) when only that thread is known not to have run; all of
+    /// it when none of its tasks has. Tasks other than the main thread are
+    /// looked at only when threads are wanted; their `schedstat` is kept in
+    /// `bufs.scheds` for [`Proc::threads`].
+    fn stillness(&mut self) -> Stillness {
+        self.bufs.scheds.clear();
+        let (Some(k), Some(leader)) = (&self.known, self.leader_sched) else {
+            return Stillness::None;
+        };
+        let Some(full) = &k.full else {
+            return Stillness::None;
+        };
+        if refresh_due(self.cycle.number, self.pid) || !full.may_rest() || leader != full.leader {
+            return Stillness::None;
+        }
+        if full.single_task() && k.tasks.len() <= 1 {
+            return Stillness::Process;
+        }
+        if !self.cycle.threads_wanted || k.tasks.is_empty() {
+            return Stillness::MainThread;
+        }
+        let others: Vec<i32> = k
+            .tasks
+            .iter()
+            .map(|t| t.tid)
+            .filter(|&t| t != self.pid)
+            .collect();
+        for tid in others {
+            let Ok(now) = self.schedstat(&RelPath::in_task(tid).join("schedstat")) else {
+                return Stillness::MainThread;
+            };
+            self.bufs.scheds.push((tid, now));
+            let same = self
+                .known
+                .as_ref()
+                .and_then(|k| k.task(tid))
+                .is_some_and(|t| t.unchanged(&now));
+            if !same {
+                return Stillness::MainThread;
+            }
+        }
+        Stillness::Process
+    }
+
+    /// Resident and virtual size in bytes. On a real procfs they come from
+    /// `statm`, whatever else was read: it is cheap, and recent kernels
+    /// give it exact counts where `stat` gives an estimate, so a process
+    /// read in full and one answered from memory report the same sizes.
+    /// Elsewhere they come from `stat`.
+    fn sizes(&mut self, stat: &StatFields) -> Result<(u64, u64), ProcError> {
+        let page = self.cycle.facts.page_size;
+        if !self.cycle.procfs {
+            return Ok((stat.rss.saturating_mul(page), stat.vsize));
+        }
+        let rel = RelPath::file("statm");
+        self.read(&rel)?;
+        let (size, resident) =
+            parse::parse_statm(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?;
+        Ok((resident.saturating_mul(page), size.saturating_mul(page)))
+    }
+
+    /// Metrics from the remembered reading and the values that change
+    /// without the process running.
+    fn quiet_metrics(&mut self, full: &Full) -> Result<Metrics, ProcError> {
         let facts = self.cycle.facts;
+        let mut soft = full.soft_errors();
+        let (resident, virtual_bytes) = self.sizes(&full.stat)?;
+        let swap_kb = if self.cycle.swap_in_use {
+            self.status()?.vm_swap_kb
+        } else {
+            0
+        };
+        let limit = self.limit(&mut soft)?;
+        let smaps = self.proportional(&full.stat, &mut soft)?;
+        let (read_bytes, write_bytes) = full.io.unwrap_or_default();
+        Ok(Metrics {
+            counts: counts(&facts, &full.stat, &full.status, read_bytes, write_bytes),
+            io_known: full.io.is_some(),
+            memory: Memory {
+                resident_bytes: resident,
+                virtual_bytes,
+                swap_bytes: swap_kb.saturating_mul(1024),
+                proportional_bytes: smaps.pss_kb.saturating_mul(1024),
+                proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
+            },
+            filedesc: Filedesc {
+                open: full.open_fds,
+                limit,
+            },
+            num_threads: full.stat.num_threads,
+            states: States::from_letter(char::from(full.stat.state)),
+            wchan: full.wchan.clone().unwrap_or_default(),
+            soft_errors: soft,
+        })
+    }
+
+    /// Reads the process's files. With `main` (a reading whose main thread
+    /// has not run since), that thread's own values are taken from it: its
+    /// context switches (unless `status` is needed for swap anyway) and
+    /// its wait channel.
+    fn full_metrics(&mut self, main: Option<&Full>) -> Result<Metrics, ProcError> {
+        let stat = self.stat()?;
+        let status = match main {
+            Some(m) if !self.cycle.swap_in_use => m.status,
+            _ => self.status()?,
+        };
+        let facts = self.cycle.facts;
+        let mut soft = 0u32;
+
+        let io = self.optional("io", &mut soft, parse::parse_io)?;
+        let open = self.soften(self.open_fds(), "fd", &mut soft)?;
+        // A running task has no wait channel: the kernel prints 0.
+        let wchan = if self.cycle.procfs && stat.state == b'R' {
+            Some(String::new())
+        } else if let Some(m) = main {
+            soft += u32::from(m.wchan.is_none());
+            m.wchan.clone()
+        } else {
+            self.optional("wchan", &mut soft, |b| Ok(parse::parse_wchan(b)))?
+        };
+        let limit = self.limit(&mut soft)?;
+        let smaps = self.proportional(&stat, &mut soft)?;
+        let (resident, virtual_bytes) = self.sizes(&stat)?;
+
+        let leader = self.leader_sched.unwrap_or_default();
+        if let Some(k) = &mut self.known {
+            k.full = Some(Full {
+                stat,
+                status,
+                io,
+                open_fds: open,
+                wchan: wchan.clone(),
+                leader,
+            });
+        }
+        let wchan = wchan.unwrap_or_default();
+        self.wchan = Some(wchan.clone());
+
+        let (read_bytes, write_bytes) = io.unwrap_or_default();
+        Ok(Metrics {
+            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
+            io_known: io.is_some(),
+            memory: Memory {
+                resident_bytes: resident,
+                virtual_bytes,
+                swap_bytes: status.vm_swap_kb.saturating_mul(1024),
+                proportional_bytes: smaps.pss_kb.saturating_mul(1024),
+                proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
+            },
+            filedesc: Filedesc { open, limit },
+            num_threads: stat.num_threads,
+            states: States::from_letter(char::from(stat.state)),
+            wchan,
+            soft_errors: soft,
+        })
+    }
+
+    /// Reads one task; `Ok(None)` when it exited while being read. On a real
+    /// procfs the main thread's `status` and `wchan` are the process's own
+    /// (the same task), so when those were read this cycle they are reused.
+    fn read_task(&mut self, tid: i32) -> Result<Option<Thread>, ProcError> {
+        let base = RelPath::in_task(tid);
+        let facts = self.cycle.facts;
+        let main = self.cycle.procfs && tid == self.pid;
+        let gone = |e: &ProcError| matches!(e, ProcError::Gone { .. });
 
         // stat and status are required: a task that lacks them exited.
         let rel = base.join("stat");
-        match read::read_file(dir, &rel, buf, READ_LIMIT) {
-            Ok(()) => {}
-            Err(Errno::NOENT | Errno::SRCH) => return Ok(None),
-            Err(e) => return Err(self.io_error(e, &rel)),
+        match self.read_task_file(&rel) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(e),
         }
         let mut name = String::new();
-        let stat = parse::parse_stat(buf, &mut name).map_err(|e| self.parse_error(&rel, e))?;
-        let rel = base.join("status");
-        match read::read_file(dir, &rel, buf, READ_LIMIT) {
-            Ok(()) => {}
-            Err(Errno::NOENT | Errno::SRCH) => return Ok(None),
-            Err(e) => return Err(self.io_error(e, &rel)),
-        }
-        let status = parse::parse_status(buf).map_err(|e| self.parse_error(&rel, e))?;
+        let stat =
+            parse::parse_stat(&self.bufs.buf, &mut name).map_err(|e| self.parse_error(&rel, e))?;
+        let status = match self.status.filter(|_| main) {
+            Some(s) => s,
+            None => {
+                let rel = base.join("status");
+                match self.read_task_file(&rel) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+                parse::parse_status(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?
+            }
+        };
 
         // io and wchan are optional: unknown io is flagged, not zeroed.
-        let io = read::read_file(dir, &base.join("io"), buf, READ_LIMIT)
-            .ok()
-            .and_then(|()| parse::parse_io(buf).ok());
-        let wchan = match read::read_file(dir, &base.join("wchan"), buf, READ_LIMIT) {
-            Ok(()) => parse::parse_wchan(buf),
-            Err(_) => String::new(),
+        let io = match self.read_task_file(&base.join("io")) {
+            Ok(true) => parse::parse_io(&self.bufs.buf).ok(),
+            Ok(false) => None,
+            Err(e) if gone(&e) => return Err(e),
+            Err(_) => None,
+        };
+        let wchan = match self.wchan.as_ref().filter(|_| main) {
+            Some(w) => w.clone(),
+            None if self.cycle.procfs && stat.state == b'R' => String::new(),
+            None => match self.read_task_file(&base.join("wchan")) {
+                Ok(true) => parse::parse_wchan(&self.bufs.buf),
+                _ => String::new(),
+            },
         };
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
@@ -465,6 +914,43 @@ impl FsProc {
             wchan,
             states: States::from_letter(char::from(stat.state)),
         }))
+    }
+
+    /// Reads a file of a task: `Ok(false)` when the task is gone (the file
+    /// or the task vanished), an error for anything else.
+    fn read_task_file(&mut self, rel: &RelPath) -> Result<bool, ProcError> {
+        let mut buf = std::mem::take(&mut self.bufs.buf);
+        let (dir, at) = self.at(rel);
+        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
+        self.bufs.buf = buf;
+        match r {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT | Errno::SRCH) => Ok(false),
+            Err(e) => Err(self.io_error(e, rel)),
+        }
+    }
+
+    /// The TIDs in `task/`, in directory order.
+    fn list_tasks(&self) -> Result<Vec<i32>, ProcError> {
+        let rel = RelPath::file("task");
+        let (dir, at) = self.at(&rel);
+        let listing = read::open_dir(dir, &at).map_err(|e| self.io_error(e, &rel))?;
+        let mut tids = Vec::new();
+        read::for_each_id(listing, |tid| tids.push(tid)).map_err(|e| self.io_error(e, &rel))?;
+        Ok(tids)
+    }
+
+    /// The `schedstat` of task `tid` this cycle: already read, or read now;
+    /// `None` when unreadable.
+    fn task_sched(&mut self, tid: i32) -> Option<Schedstat> {
+        if tid == self.pid {
+            return self.leader_sched;
+        }
+        if let Some((_, s)) = self.bufs.scheds.iter().find(|(t, _)| *t == tid) {
+            return Some(*s);
+        }
+        self.schedstat(&RelPath::in_task(tid).join("schedstat"))
+            .ok()
     }
 }
 
@@ -493,8 +979,40 @@ impl Proc for FsProc {
         self.pid
     }
 
-    /// Reads `stat` (kept for the other calls of this cycle).
+    /// Reads `stat` (kept for the other calls of this cycle); for a process
+    /// remembered from the last cycle, only its main thread's `schedstat`,
+    /// through the kept directory, which fails once that process is gone.
     fn id(&mut self) -> Result<ID, ProcError> {
+        if let Some(s) = self.stat {
+            return Ok(ID {
+                pid: self.pid,
+                start_time_ticks: s.starttime,
+            });
+        }
+        if let Some(start) = self.known.as_ref().and_then(|k| k.start_ticks) {
+            if self.leader_sched.is_some() {
+                return Ok(ID {
+                    pid: self.pid,
+                    start_time_ticks: start,
+                });
+            }
+            match self.schedstat(&RelPath::file("schedstat")) {
+                Ok(s) => {
+                    self.leader_sched = Some(s);
+                    return Ok(ID {
+                        pid: self.pid,
+                        start_time_ticks: start,
+                    });
+                }
+                Err(e) => {
+                    // The remembered process is gone (its PID may have been
+                    // reused) or cannot be checked: start afresh.
+                    tracing::trace!(pid = self.pid, error = %e, "remembered process not confirmed");
+                    self.known = None;
+                    self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         let s = self.stat()?;
         Ok(ID {
             pid: self.pid,
@@ -508,17 +1026,15 @@ impl Proc for FsProc {
         let status = self.status()?;
         let start_time = self.cycle.facts.after_boot(stat.starttime).ok_or_else(|| {
             self.parse_error(
-                &RelPath::pid(self.pid).join("stat"),
+                &RelPath::file("stat"),
                 ParseError("field 22 (starttime) is out of range"),
             )
         })?;
 
-        let rel = RelPath::pid(self.pid).join("cmdline");
-        self.read(&rel)?;
+        self.read(&RelPath::file("cmdline"))?;
         let cmdline = parse::parse_cmdline(&self.bufs.buf);
 
-        let rel = RelPath::pid(self.pid).join("cgroup");
-        let cgroups = match self.read(&rel) {
+        let cgroups = match self.read(&RelPath::file("cgroup")) {
             Ok(()) => parse::parse_cgroup(&self.bufs.buf),
             Err(e) => {
                 tracing::debug!(pid = self.pid, error = %e, "cgroup unreadable");
@@ -537,67 +1053,89 @@ impl Proc for FsProc {
     }
 
     /// Reads `io`, `fd/`, `limits`, `wchan` and, when enabled, smaps (and
-    /// `stat`/`status` if not yet read).
+    /// `stat`/`status` if not yet read). For a quiet process (see
+    /// [`known`]), only `statm`, `status` when the system has swap, and
+    /// smaps when enabled.
     fn metrics(&mut self) -> Result<Metrics, ProcError> {
-        let stat = self.stat()?;
-        let status = self.status()?;
-        let facts = self.cycle.facts;
-        let mut soft = 0u32;
-
-        let io = self.optional("io", &mut soft, parse::parse_io)?;
-        let open = self.soften(self.open_fds(), "fd", &mut soft)?;
-        let limit = self.optional("limits", &mut soft, parse::parse_max_open_files)?;
-        let wchan = self
-            .optional("wchan", &mut soft, |b| Ok(parse::parse_wchan(b)))?
-            .unwrap_or_default();
-        let smaps = if self.cycle.options.gather_smaps && stat.has_memory_map() {
-            let r = self.smaps();
-            self.soften(r, "smaps_rollup", &mut soft)?
-                .unwrap_or_default()
+        let stillness = if self.stat.is_none() {
+            self.stillness()
         } else {
-            SmapsSum::default()
+            Stillness::None
         };
-
-        let (read_bytes, write_bytes) = io.unwrap_or_default();
-        Ok(Metrics {
-            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
-            io_known: io.is_some(),
-            memory: Memory {
-                resident_bytes: stat.rss.saturating_mul(facts.page_size),
-                virtual_bytes: stat.vsize,
-                swap_bytes: status.vm_swap_kb.saturating_mul(1024),
-                proportional_bytes: smaps.pss_kb.saturating_mul(1024),
-                proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
-            },
-            filedesc: Filedesc { open, limit },
-            num_threads: stat.num_threads,
-            states: States::from_letter(char::from(stat.state)),
-            wchan,
-            soft_errors: soft,
-        })
+        let full = match stillness {
+            Stillness::None => None,
+            _ => self.known.as_ref().and_then(|k| k.full.clone()),
+        };
+        if let (Stillness::Process, Some(full)) = (stillness, &full) {
+            match self.quiet_metrics(full) {
+                Ok(m) => {
+                    self.quiet = true;
+                    Counters::add(&self.cycle.counters.quiet, 1);
+                    return Ok(m);
+                }
+                Err(e) if e.is_gone() => return Err(e),
+                // Read everything, which reports the failure properly.
+                Err(_) => {}
+            }
+        }
+        Counters::add(&self.cycle.counters.read, 1);
+        self.full_metrics(full.as_ref())
     }
 
     /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in
     /// directory order, including the main thread. Tasks that exit while
-    /// being read are left out.
+    /// being read are left out. On a real procfs, a task that has not run
+    /// since it was last read is answered from that reading.
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError> {
-        let rel = RelPath::pid(self.pid).join("task");
-        let dir =
-            read::open_dir(self.cycle.dir.as_fd(), &rel).map_err(|e| self.io_error(e, &rel))?;
-        let mut tids = Vec::new();
-        read::for_each_id(dir, |tid| tids.push(tid)).map_err(|e| self.io_error(e, &rel))?;
+        if self.quiet
+            && let Some(k) = &self.known
+            && !k.tasks.is_empty()
+        {
+            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
+            return Ok(k.tasks.iter().map(|t| t.thread.clone()).collect());
+        }
+        let tids = self.list_tasks()?;
+        let remember = self.known.is_some();
+        let refresh = refresh_due(self.cycle.number, self.pid);
         let mut threads = Vec::with_capacity(tids.len());
-        let mut buf = std::mem::take(&mut self.bufs.buf);
-        let read = tids.into_iter().try_for_each(|tid| {
-            if let Some(t) = self.read_task(tid, &mut buf)? {
-                threads.push(t);
+        let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
+        let (mut kept_n, mut read_n) = (0, 0);
+        for tid in tids {
+            let sched = if remember { self.task_sched(tid) } else { None };
+            let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
+                (Some(now), Some(t)) if !refresh && t.unchanged(&now) => Some(t.thread.clone()),
+                _ => None,
+            };
+            let thread = match kept {
+                Some(t) => {
+                    kept_n += 1;
+                    t
+                }
+                None => {
+                    read_n += 1;
+                    match self.read_task(tid)? {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                }
+            };
+            if remember {
+                tasks.push(KnownTask {
+                    tid,
+                    sched: sched.unwrap_or_default(),
+                    thread: thread.clone(),
+                });
             }
-            Ok::<(), ProcError>(())
-        });
-        self.bufs.buf = buf;
-        read?;
+            threads.push(thread);
+        }
+        Counters::add(&self.cycle.counters.tasks_kept, kept_n);
+        Counters::add(&self.cycle.counters.tasks_read, read_n);
         if threads.is_empty() && !self.alive() {
             return Err(ProcError::Gone { pid: self.pid });
+        }
+        if let Some(k) = &mut self.known {
+            tasks.sort_unstable_by_key(|t| t.tid);
+            k.tasks = tasks;
         }
         Ok(threads)
     }

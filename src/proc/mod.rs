@@ -16,7 +16,7 @@ mod tracker;
 mod types;
 
 pub use error::{ProcError, SourceError};
-pub use fs::{FsProc, FsSource, FsSourceOptions, SystemFacts};
+pub use fs::{FsProc, FsSource, FsSourceOptions, ReadStats, SystemFacts, raise_open_files_limit};
 pub use grouper::{Grouper, GrouperOptions};
 pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
 pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
@@ -57,6 +57,14 @@ pub trait Source {
     /// per-process resources (open files, buffers) until the next cycle.
     fn recycle(&mut self, procs: Vec<Self::Proc>) {
         drop(procs);
+    }
+    /// Says, before a cycle, whether [`Proc::threads`] will be called on
+    /// the processes whose [`Proc::metrics`] are read, so that a source can
+    /// share work between the two. A source must answer every call
+    /// correctly whatever it was told; without thread detail it must not
+    /// read per-thread data in [`Proc::metrics`].
+    fn expect_threads(&mut self, wanted: bool) {
+        let _ = wanted;
     }
 }
 

@@ -257,6 +257,7 @@ impl Tracker {
         now: SystemTime,
     ) -> Result<(CollectErrors, Vec<Update>), SourceError> {
         let first = *self.first_update_at.get_or_insert(now);
+        source.expect_threads(self.options.threads);
         let mut procs = source.all_procs()?;
         self.cycle += 1;
         let cycle = self.cycle;
