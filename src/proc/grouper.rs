@@ -83,6 +83,8 @@ pub struct Grouper {
     tracker: Tracker,
     options: GrouperOptions,
     history: HashMap<String, History>,
+    /// The tracker's updates, in a vector reused from cycle to cycle.
+    updates: Vec<Update>,
 }
 
 impl Grouper {
@@ -92,6 +94,7 @@ impl Grouper {
             tracker: Tracker::new(namer, options.tracker),
             options,
             history: HashMap::new(),
+            updates: Vec::new(),
         }
     }
 
@@ -106,11 +109,18 @@ impl Grouper {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, GroupByName), SourceError> {
-        let (errors, updates) = self.tracker.update(source, now)?;
+        self.updates.clear();
+        let errors = self.tracker.update_into(source, now, &mut self.updates)?;
 
         let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
-        for u in updates {
-            sums.entry(u.group_name.clone()).or_default().add(u);
+        for mut u in self.updates.drain(..) {
+            match sums.get_mut(&u.group_name) {
+                Some(sum) => sum.add(u),
+                None => sums
+                    .entry(std::mem::take(&mut u.group_name))
+                    .or_default()
+                    .add(u),
+            }
         }
 
         let mut groups = GroupByName::new();

@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime};
 use tracing::{debug, trace};
 
 use super::{
-    CollectErrors, Counts, Delta, ID, MatchNamer, Metrics, Proc, ProcAttributes, ProcError, Source,
-    SourceError, States, Static, Thread, ThreadID, ThreadUpdate, Update,
+    CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
+    ProcError, Source, SourceError, States, Static, Thread, ThreadID, ThreadUpdate, Update,
 };
 
 /// How the tracker follows processes.
@@ -144,6 +144,40 @@ impl Reading {
 struct TrackedThread {
     name: String,
     reading: Reading,
+    /// The number of the last cycle that listed the task.
+    last_seen: u64,
+}
+
+/// The gauges of the last update emitted for a process, replayed with zero
+/// increases when a later read fails, so the group keeps the member (and
+/// its gauges) for that cycle. Refilled in place each cycle.
+#[derive(Debug, Default)]
+struct LastGauges {
+    memory: Memory,
+    filedesc: Filedesc,
+    num_threads: u64,
+    states: States,
+    /// Threads per wait channel, in name order (as in the update's map).
+    wchans: Vec<(String, u64)>,
+}
+
+impl LastGauges {
+    fn record(&mut self, u: &Update) {
+        self.memory = u.memory;
+        self.filedesc = u.filedesc;
+        self.num_threads = u.num_threads;
+        self.states = u.states;
+        self.wchans.truncate(u.wchans.len());
+        for (i, (wchan, n)) in u.wchans.iter().enumerate() {
+            match self.wchans.get_mut(i) {
+                Some(slot) => {
+                    slot.0.clone_from(wchan);
+                    slot.1 = *n;
+                }
+                None => self.wchans.push((wchan.clone(), *n)),
+            }
+        }
+    }
 }
 
 /// Everything remembered about one tracked process.
@@ -157,9 +191,8 @@ struct TrackedProc {
     /// baseline yet).
     reading: Option<Reading>,
     threads: HashMap<ThreadID, TrackedThread>,
-    /// The last update emitted, replayed with zero deltas when a later read
-    /// fails, so the group keeps the member (and its gauges) for that cycle.
-    last: Option<Update>,
+    /// The gauges of the last update emitted; `None` before the first.
+    last: Option<LastGauges>,
 }
 
 #[derive(Debug)]
@@ -256,13 +289,25 @@ impl Tracker {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, Vec<Update>), SourceError> {
+        let mut updates = Vec::new();
+        let errors = self.update_into(source, now, &mut updates)?;
+        Ok((errors, updates))
+    }
+
+    /// [`Tracker::update`] appending the updates to `updates`, so that a
+    /// caller running cycle after cycle can reuse one vector.
+    pub fn update_into<S: Source>(
+        &mut self,
+        source: &mut S,
+        now: SystemTime,
+        updates: &mut Vec<Update>,
+    ) -> Result<CollectErrors, SourceError> {
         let first = *self.first_update_at.get_or_insert(now);
         source.expect_threads(self.options.threads);
         let mut procs = source.all_procs()?;
         self.cycle += 1;
         let cycle = self.cycle;
         let mut errors = CollectErrors::default();
-        let mut updates = Vec::new();
         let mut fresh = Vec::new();
 
         // Scan: known processes are refreshed in place, new ones only get
@@ -286,7 +331,7 @@ impl Tracker {
             if let Some(slot) = self.entries.get_mut(&id) {
                 slot.last_seen = cycle;
                 if let Entry::Tracked(t) = &mut slot.entry
-                    && let Some(u) = observe(t, proc, &self.options, first, &mut errors)
+                    && let Some(u) = observe(t, proc, &self.options, first, cycle, &mut errors)
                 {
                     updates.push(u);
                 }
@@ -339,6 +384,7 @@ impl Tracker {
                                 proc,
                                 &self.options,
                                 first,
+                                cycle,
                                 &mut errors,
                             ));
                         }
@@ -372,7 +418,7 @@ impl Tracker {
         self.pids.retain(|_, id| entries.contains_key(id));
 
         source.recycle(procs);
-        Ok((errors, updates))
+        Ok(errors)
     }
 
     /// Sizes of the internal maps.
@@ -557,26 +603,43 @@ fn observe<P: Proc>(
     proc: &mut P,
     options: &TrackerOptions,
     first: SystemTime,
+    cycle: u64,
     errors: &mut CollectErrors,
 ) -> Option<Update> {
     match proc.metrics() {
-        Ok(metrics) => Some(observe_metrics(t, metrics, proc, options, first, errors)),
+        Ok(metrics) => Some(observe_metrics(
+            t, metrics, proc, options, first, cycle, errors,
+        )),
         Err(e) if e.is_gone() => None,
         Err(e) => {
             count_metrics_error(&e, proc.pid(), errors);
-            t.last.as_ref().map(without_deltas)
+            without_deltas(t)
         }
     }
 }
 
-/// An update carrying the same gauges and zero increases.
-fn without_deltas(u: &Update) -> Update {
-    let mut u = u.clone();
-    u.latest = Delta::default();
-    for th in &mut u.threads {
-        th.latest = Delta::default();
-    }
-    u
+/// The last update again, with the same gauges and zero increases; `None`
+/// when no update was ever emitted.
+fn without_deltas(t: &TrackedProc) -> Option<Update> {
+    let last = t.last.as_ref()?;
+    Some(Update {
+        group_name: t.group.clone(),
+        latest: Delta::default(),
+        memory: last.memory,
+        filedesc: last.filedesc,
+        start: t.start,
+        num_threads: last.num_threads,
+        states: last.states,
+        wchans: last.wchans.iter().cloned().collect(),
+        threads: t
+            .threads
+            .values()
+            .map(|tt| ThreadUpdate {
+                thread_name: tt.name.clone(),
+                latest: Delta::default(),
+            })
+            .collect(),
+    })
 }
 
 /// Folds a successful metrics reading (and the tasks, when wanted) into the
@@ -587,6 +650,7 @@ fn observe_metrics<P: Proc>(
     proc: &mut P,
     options: &TrackerOptions,
     first: SystemTime,
+    cycle: u64,
     errors: &mut CollectErrors,
 ) -> Update {
     let mut soft_error = metrics.soft_errors > 0;
@@ -630,23 +694,27 @@ fn observe_metrics<P: Proc>(
         ThreadRead::Listed(list) if !list.is_empty() => {
             // Context switches are summed from per-thread increases, so a
             // thread that exits takes nothing away; each thread counts once
-            // in states and wchans.
+            // in states and wchans. The thread map is updated in place and
+            // swept of the threads this listing did not show.
             let mut ctx = (0u64, 0u64);
-            let mut next = HashMap::with_capacity(list.len());
+            thread_updates.reserve_exact(list.len());
             for th in list {
-                let d = match t.threads.remove(&th.id) {
-                    Some(mut tt) => {
+                let d = match t.threads.get_mut(&th.id) {
+                    Some(tt) => {
                         let d = tt.reading.advance(&th.counts, th.io_known);
-                        tt.name.clone_from(&th.name);
-                        next.insert(th.id, tt);
+                        if tt.name != th.name {
+                            tt.name.clone_from(&th.name);
+                        }
+                        tt.last_seen = cycle;
                         d
                     }
                     None => {
-                        next.insert(
+                        t.threads.insert(
                             th.id,
                             TrackedThread {
                                 name: th.name.clone(),
                                 reading: Reading::first(&th.counts, th.io_known),
+                                last_seen: cycle,
                             },
                         );
                         // A thread new in a known process counts from its first
@@ -671,7 +739,7 @@ fn observe_metrics<P: Proc>(
                     latest: d,
                 });
             }
-            t.threads = next;
+            t.threads.retain(|_, tt| tt.last_seen == cycle);
             latest.ctx_switch_voluntary = ctx.0;
             latest.ctx_switch_nonvoluntary = ctx.1;
         }
@@ -712,7 +780,9 @@ fn observe_metrics<P: Proc>(
         wchans,
         threads: thread_updates,
     };
-    t.last = Some(update.clone());
+    t.last
+        .get_or_insert_with(LastGauges::default)
+        .record(&update);
     update
 }
 
