@@ -78,4 +78,65 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The status socket and its health policy.
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// A client command for a running agent; without one, run the agent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings of the agent's status service, kept apart from the flags above.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StatusArgs {
+    /// Unix socket of the status and health service (`none` disables it);
+    /// default /run/procgroups/status.sock for root, else
+    /// procgroups-$UID/status.sock under $XDG_RUNTIME_DIR or the temp dir.
+    #[arg(long, value_name = "PATH")]
+    pub status_socket: Option<PathBuf>,
+    /// Report NOT_SERVING once no export has succeeded for this many export
+    /// intervals (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_export_intervals: Option<u32>,
+}
+
+/// Client commands that ask a running agent over its status socket.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Show what the running agent sees: groups, errors, last cycle and export.
+    Status {
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Output format: table or json.
+        #[arg(long, value_enum, default_value = "table", hide_possible_values = true)]
+        output: OutputFormat,
+    },
+    /// Show how the agent groups one process: its name, the rule that
+    /// matched it (or why none did), and its group.
+    Explain {
+        /// The process.
+        #[arg(value_parser = clap::value_parser!(i32).range(1..))]
+        pid: i32,
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Output format: table or json.
+        #[arg(long, value_enum, default_value = "table", hide_possible_values = true)]
+        output: OutputFormat,
+    },
+    /// Exit 0 when the agent reports SERVING, 1 otherwise (for probes).
+    Health {
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// `--socket PATH` of the client commands.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SocketArg {
+    /// Status socket of the agent (default: the agent's default).
+    #[arg(long, value_name = "PATH", env = "PROCGROUPS_STATUS_SOCKET")]
+    pub socket: Option<PathBuf>,
 }

@@ -10,6 +10,9 @@ use procgroups::config::{self, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return procgroups::status::client::run(command);
+    }
     procgroups::logging::init(cli.log_format.unwrap_or(LogFormat::Text));
     let config = match config::load(&cli) {
         Ok(c) => c,
@@ -19,7 +22,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");
-            ExitCode::from(1)
+            let usage = e
+                .downcast_ref::<procgroups::status::SocketError>()
+                .is_some_and(|e| e.is_usage());
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

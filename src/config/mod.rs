@@ -38,6 +38,8 @@ pub struct Config {
     pub namer: Arc<dyn MatchNamer>,
     /// Where the configuration file came from, if any.
     pub source_file: Option<PathBuf>,
+    /// The status socket and its health policy.
+    pub status: crate::status::StatusConfig,
 }
 
 /// A configuration that cannot be used; exits with code 2.

@@ -1,0 +1,310 @@
+//! The agent's status service: what a running agent sees, asked over a Unix
+//! domain socket instead of a network port, plus the standard
+//! `grpc.health.v1` service for Kubernetes probes.
+//!
+//! The agent hands its state over through the [`StatusProvider`] trait, so the
+//! server does not depend on how the agent stores its snapshot or tracks its
+//! exports. [`health`] turns that state into a SERVING / NOT_SERVING verdict,
+//! [`socket`] owns the socket file (owner-only mode, stale-socket removal,
+//! refusal when another agent holds it), [`server`] serves both gRPC services
+//! on it and [`client`] implements `procgroups status`, `explain` and
+//! `health`. The service itself is `proto/procgroups/v1/status.proto`,
+//! compiled at build time.
+
+pub mod client;
+pub mod health;
+pub mod server;
+pub mod socket;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::proc::{CollectErrors, GroupByName};
+
+pub use health::{HealthPolicy, Verdict};
+pub use server::serve;
+pub use socket::{SocketError, StatusSocket};
+
+/// The generated types and gRPC stubs of `procgroups.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("procgroups.v1");
+}
+
+/// How many export intervals may pass without a successful export before the
+/// agent reports NOT_SERVING, unless configured.
+pub const DEFAULT_HEALTH_EXPORT_INTERVALS: u32 = 3;
+
+/// Socket path used by an agent running as root.
+pub const ROOT_SOCKET_PATH: &str = "/run/procgroups/status.sock";
+
+/// The status settings of the validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// Where the agent serves the status service; `None` when disabled.
+    pub socket: Option<PathBuf>,
+    /// See [`HealthPolicy::export_intervals`].
+    pub health_export_intervals: u32,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            socket: Some(default_socket_path()),
+            health_export_intervals: DEFAULT_HEALTH_EXPORT_INTERVALS,
+        }
+    }
+}
+
+impl StatusConfig {
+    /// Builds the settings from the merged `status_socket` and
+    /// `health_export_intervals` values (absent: the default). A socket given
+    /// as `none` or as an empty string disables the status service.
+    pub fn from_settings(
+        socket: Option<&Path>,
+        health_export_intervals: Option<u32>,
+    ) -> Result<StatusConfig, String> {
+        let socket = match socket {
+            None => Some(default_socket_path()),
+            Some(p) if socket_disabled(p) => None,
+            Some(p) => Some(p.to_path_buf()),
+        };
+        let health_export_intervals =
+            health_export_intervals.unwrap_or(DEFAULT_HEALTH_EXPORT_INTERVALS);
+        if health_export_intervals == 0 {
+            return Err("health_export_intervals: must be at least 1".to_string());
+        }
+        Ok(StatusConfig {
+            socket,
+            health_export_intervals,
+        })
+    }
+}
+
+/// True for the values that switch the status socket off.
+pub fn socket_disabled(path: &Path) -> bool {
+    path.as_os_str().is_empty() || path == Path::new("none")
+}
+
+/// The default status socket: [`ROOT_SOCKET_PATH`] for root, otherwise
+/// `procgroups-<uid>/status.sock` under `$XDG_RUNTIME_DIR`, or under the
+/// temporary directory when that is unset. Agent and clients compute the
+/// same path, so neither needs `--socket` in the common case.
+pub fn default_socket_path() -> PathBuf {
+    let uid = rustix::process::geteuid();
+    if uid.is_root() {
+        return PathBuf::from(ROOT_SOCKET_PATH);
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("procgroups-{}", uid.as_raw()))
+        .join("status.sock")
+}
+
+/// The last completed collection cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleInfo {
+    /// When it finished.
+    pub end_time: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Cycles completed since the agent started.
+    pub count: u64,
+    /// Errors of this cycle.
+    pub errors: CollectErrors,
+    /// Errors since the agent started.
+    pub errors_total: CollectErrors,
+    /// Processes tracked in a group.
+    pub tracked_processes: u64,
+}
+
+/// One finished export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportAttempt {
+    /// When it finished.
+    pub end_time: SystemTime,
+    /// `None` on success, the error otherwise.
+    pub error: Option<String>,
+}
+
+/// The state of the agent's metric export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportState {
+    /// False when the agent exports nothing: health then ignores exports.
+    pub enabled: bool,
+    /// Time between exports.
+    pub interval: Duration,
+    /// The last export, successful or not.
+    pub last_attempt: Option<ExportAttempt>,
+    /// When the last successful export finished.
+    pub last_success: Option<SystemTime>,
+    /// Failed exports since the agent started.
+    pub failures_total: u64,
+}
+
+impl ExportState {
+    /// No export configured.
+    pub fn disabled() -> ExportState {
+        ExportState {
+            enabled: false,
+            interval: Duration::ZERO,
+            last_attempt: None,
+            last_success: None,
+            failures_total: 0,
+        }
+    }
+
+    /// An enabled export, every `interval`, with no attempt yet.
+    pub fn enabled(interval: Duration) -> ExportState {
+        ExportState {
+            enabled: true,
+            interval,
+            ..ExportState::disabled()
+        }
+    }
+
+    /// Records a finished export.
+    pub fn record(&mut self, end_time: SystemTime, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.last_success = Some(end_time);
+                self.last_attempt = Some(ExportAttempt {
+                    end_time,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                self.failures_total += 1;
+                self.last_attempt = Some(ExportAttempt {
+                    end_time,
+                    error: Some(e),
+                });
+            }
+        }
+    }
+}
+
+/// How the group of a process was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A naming rule matched the process itself.
+    Matched,
+    /// No rule matched; it is counted in a tracked ancestor's group.
+    Inherited,
+    /// No rule matched and no tracked ancestor: ignored.
+    NotMatched,
+    /// No such process.
+    NotFound,
+}
+
+/// What identifies a process to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// comm.
+    pub name: String,
+    /// argv.
+    pub cmdline: Vec<String>,
+    /// Effective uid.
+    pub uid: u32,
+}
+
+/// How one process is grouped, as `procgroups explain PID` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidExplanation {
+    /// The PID asked about.
+    pub pid: i32,
+    /// The process, when it exists.
+    pub process: Option<ProcessFacts>,
+    /// The group the agent counts it in.
+    pub group: Option<String>,
+    /// How that was decided.
+    pub decision: Decision,
+    /// The rule that matched, as the configuration states it.
+    pub rule: Option<String>,
+    /// In words: what matched, or why nothing did.
+    pub reason: String,
+    /// With [`Decision::Inherited`], the tracked ancestor.
+    pub ancestor_pid: Option<i32>,
+}
+
+impl PidExplanation {
+    /// The answer for a PID with no process behind it.
+    pub fn not_found(pid: i32) -> PidExplanation {
+        PidExplanation {
+            pid,
+            process: None,
+            group: None,
+            decision: Decision::NotFound,
+            rule: None,
+            reason: format!("no process with pid {pid}"),
+            ancestor_pid: None,
+        }
+    }
+}
+
+/// What the agent exposes to the status server. Implementations must be
+/// cheap and non-blocking except [`StatusProvider::explain`], which may read
+/// `/proc` and is called off the async threads.
+pub trait StatusProvider: Send + Sync + 'static {
+    /// Groups of the last completed cycle (empty before the first one).
+    fn groups(&self) -> GroupByName;
+    /// The last completed cycle, if any.
+    fn last_cycle(&self) -> Option<CycleInfo>;
+    /// The export state.
+    fn last_export(&self) -> ExportState;
+    /// How the process `pid` is grouped now.
+    fn explain(&self, pid: i32) -> PidExplanation;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_and_empty_disable_the_socket() {
+        let c = StatusConfig::from_settings(Some(Path::new("none")), None).unwrap();
+        assert_eq!(c.socket, None);
+        let c = StatusConfig::from_settings(Some(Path::new("")), None).unwrap();
+        assert_eq!(c.socket, None);
+        let c = StatusConfig::from_settings(Some(Path::new("/x/s.sock")), Some(5)).unwrap();
+        assert_eq!(c.socket.as_deref(), Some(Path::new("/x/s.sock")));
+        assert_eq!(c.health_export_intervals, 5);
+    }
+
+    #[test]
+    fn zero_export_intervals_is_rejected() {
+        let e = StatusConfig::from_settings(None, Some(0)).unwrap_err();
+        assert!(e.contains("health_export_intervals"), "{e}");
+    }
+
+    #[test]
+    fn default_socket_is_per_user() {
+        let p = default_socket_path();
+        assert_eq!(p.file_name().unwrap(), "status.sock");
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(p, Path::new(ROOT_SOCKET_PATH));
+        } else {
+            let uid = rustix::process::geteuid().as_raw();
+            assert_eq!(
+                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
+                format!("procgroups-{uid}")
+            );
+        }
+    }
+
+    #[test]
+    fn export_state_records_success_and_failure() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let t1 = t0 + Duration::from_secs(10);
+        let mut s = ExportState::enabled(Duration::from_secs(10));
+        s.record(t0, Ok(()));
+        s.record(t1, Err("unavailable".into()));
+        assert_eq!(s.last_success, Some(t0));
+        assert_eq!(s.failures_total, 1);
+        let last = s.last_attempt.unwrap();
+        assert_eq!(last.end_time, t1);
+        assert_eq!(last.error.as_deref(), Some("unavailable"));
+    }
+}
