@@ -38,49 +38,6 @@ pub const DEFAULT_HEALTH_EXPORT_INTERVALS: u32 = 3;
 /// Socket path used by an agent running as root.
 pub const ROOT_SOCKET_PATH: &str = "/run/procgroups/status.sock";
 
-/// The status settings of the validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusConfig {
-    /// Where the agent serves the status service; `None` when disabled.
-    pub socket: Option<PathBuf>,
-    /// See [`HealthPolicy::export_intervals`].
-    pub health_export_intervals: u32,
-}
-
-impl Default for StatusConfig {
-    fn default() -> Self {
-        StatusConfig {
-            socket: Some(default_socket_path()),
-            health_export_intervals: DEFAULT_HEALTH_EXPORT_INTERVALS,
-        }
-    }
-}
-
-impl StatusConfig {
-    /// Builds the settings from the merged `status_socket` and
-    /// `health_export_intervals` values (absent: the default). A socket given
-    /// as `none` or as an empty string disables the status service.
-    pub fn from_settings(
-        socket: Option<&Path>,
-        health_export_intervals: Option<u32>,
-    ) -> Result<StatusConfig, String> {
-        let socket = match socket {
-            None => Some(default_socket_path()),
-            Some(p) if socket_disabled(p) => None,
-            Some(p) => Some(p.to_path_buf()),
-        };
-        let health_export_intervals =
-            health_export_intervals.unwrap_or(DEFAULT_HEALTH_EXPORT_INTERVALS);
-        if health_export_intervals == 0 {
-            return Err("health_export_intervals: must be at least 1".to_string());
-        }
-        Ok(StatusConfig {
-            socket,
-            health_export_intervals,
-        })
-    }
-}
-
 /// True for the values that switch the status socket off.
 pub fn socket_disabled(path: &Path) -> bool {
     path.as_os_str().is_empty() || path == Path::new("none")
@@ -88,19 +45,27 @@ pub fn socket_disabled(path: &Path) -> bool {
 
 /// The default status socket: [`ROOT_SOCKET_PATH`] for root, otherwise
 /// `procgroups-<uid>/status.sock` under `$XDG_RUNTIME_DIR`, or under the
-/// temporary directory when that is unset. Agent and clients compute the
-/// same path, so neither needs `--socket` in the common case.
+/// temporary directory (`$TMPDIR`, else `/tmp`) when that is unset. Agent
+/// and clients compute the same path, so neither needs a flag in the common
+/// case.
 pub fn default_socket_path() -> PathBuf {
-    let uid = rustix::process::geteuid();
-    if uid.is_root() {
+    default_socket_path_in(|key| std::env::var(key).ok())
+}
+
+/// [`default_socket_path`] with the environment read through `var`.
+pub fn default_socket_path_in(var: impl Fn(&str) -> Option<String>) -> PathBuf {
+    socket_path_for(rustix::process::geteuid().as_raw(), var)
+}
+
+fn socket_path_for(uid: u32, var: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if uid == 0 {
         return PathBuf::from(ROOT_SOCKET_PATH);
     }
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(std::env::temp_dir);
-    base.join(format!("procgroups-{}", uid.as_raw()))
-        .join("status.sock")
+    let absolute = |key: &str| var(key).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = absolute("XDG_RUNTIME_DIR")
+        .or_else(|| absolute("TMPDIR"))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join(format!("procgroups-{uid}")).join("status.sock")
 }
 
 /// The last completed collection cycle.
@@ -264,34 +229,45 @@ mod tests {
 
     #[test]
     fn none_and_empty_disable_the_socket() {
-        let c = StatusConfig::from_settings(Some(Path::new("none")), None).unwrap();
-        assert_eq!(c.socket, None);
-        let c = StatusConfig::from_settings(Some(Path::new("")), None).unwrap();
-        assert_eq!(c.socket, None);
-        let c = StatusConfig::from_settings(Some(Path::new("/x/s.sock")), Some(5)).unwrap();
-        assert_eq!(c.socket.as_deref(), Some(Path::new("/x/s.sock")));
-        assert_eq!(c.health_export_intervals, 5);
+        assert!(socket_disabled(Path::new("none")));
+        assert!(socket_disabled(Path::new("")));
+        assert!(!socket_disabled(Path::new("/run/none")));
     }
 
     #[test]
-    fn zero_export_intervals_is_rejected() {
-        let e = StatusConfig::from_settings(None, Some(0)).unwrap_err();
-        assert!(e.contains("health_export_intervals"), "{e}");
+    fn default_socket_prefers_the_runtime_dir_then_the_temp_dir() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let both = env(&[("XDG_RUNTIME_DIR", "/xdg"), ("TMPDIR", "/t")]);
+        assert_eq!(socket_path_for(0, both), Path::new(ROOT_SOCKET_PATH));
+        assert_eq!(
+            socket_path_for(1000, both),
+            Path::new("/xdg/procgroups-1000/status.sock")
+        );
+        let relative_xdg = env(&[("XDG_RUNTIME_DIR", "rel"), ("TMPDIR", "/t")]);
+        assert_eq!(
+            socket_path_for(1000, relative_xdg),
+            Path::new("/t/procgroups-1000/status.sock")
+        );
+        assert_eq!(
+            socket_path_for(1000, env(&[])),
+            Path::new("/tmp/procgroups-1000/status.sock")
+        );
     }
 
     #[test]
-    fn default_socket_is_per_user() {
-        let p = default_socket_path();
-        assert_eq!(p.file_name().unwrap(), "status.sock");
-        if rustix::process::geteuid().is_root() {
-            assert_eq!(p, Path::new(ROOT_SOCKET_PATH));
-        } else {
-            let uid = rustix::process::geteuid().as_raw();
-            assert_eq!(
-                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
-                format!("procgroups-{uid}")
-            );
-        }
+    fn agent_and_clients_agree_on_the_default() {
+        assert_eq!(
+            default_socket_path(),
+            default_socket_path_in(|k| std::env::var(k).ok())
+        );
+        assert_eq!(default_socket_path().file_name().unwrap(), "status.sock");
     }
 
     #[test]
