@@ -5,16 +5,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use procgroups::cli::{Cli, LogFormat};
+use procgroups::cli::Cli;
 use procgroups::config::{self, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    procgroups::logging::init(cli.log_format.unwrap_or(LogFormat::Text));
     let config = match config::load(&cli) {
         Ok(c) => c,
         Err(e) => return report_config_error(&e),
     };
+    procgroups::logging::init(config.log_format);
     match procgroups::agent::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
