@@ -125,7 +125,10 @@ impl Agent {
                 threads: config.threads,
                 smaps: config.gather_smaps,
             },
-            limits: CardinalityLimits::default(),
+            limits: CardinalityLimits {
+                groups: config.max_groups,
+                thread_names: config.max_thread_names,
+            },
         };
         let cell = SnapshotCell::new();
         let telemetry = Telemetry::start(&options, telemetry::resource::build(&facts), &cell)?;
