@@ -7,6 +7,8 @@
 //! One test per binary: it sets process environment variables, which is
 //! only sound while no other thread reads them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

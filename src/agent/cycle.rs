@@ -84,3 +84,62 @@ impl<S: Source> Collector<S> {
         &mut self.source
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::{CommSetNamer, Counts, IDInfo, ScriptedFailure, ScriptedSource};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn cpu(user: f64) -> Counts {
+        Counts {
+            cpu_user_time: user,
+            ..Counts::default()
+        }
+    }
+
+    fn collector(cycles: Vec<Vec<IDInfo>>) -> Collector<ScriptedSource> {
+        let namer = Arc::new(CommSetNamer::new(["web", "db"]));
+        Collector::new(
+            ScriptedSource::new(cycles),
+            Grouper::new(namer, GrouperOptions::default()),
+        )
+    }
+
+    #[test]
+    fn snapshots_carry_totals_errors_and_counts_across_cycles() {
+        let broken = || IDInfo::named(9, "web", 9).metrics_fail(ScriptedFailure::Read);
+        let mut c = collector(vec![
+            vec![
+                IDInfo::named(1, "web", 1).counts(cpu(1.0)),
+                IDInfo::named(2, "db", 2),
+                broken(),
+            ],
+            vec![IDInfo::named(1, "web", 1).counts(cpu(3.0)), broken()],
+        ]);
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let first = c.cycle(t1).unwrap();
+        assert_eq!(first.cycles, 1);
+        assert_eq!(first.taken_at, Some(t1));
+        assert!(first.tracked_processes >= 2, "{}", first.tracked_processes);
+        assert_eq!(first.group_count(), 2);
+        assert!(first.errors.read >= 1, "{:?}", first.errors);
+
+        let t2 = t1 + Duration::from_secs(15);
+        let second = c.cycle(t2).unwrap();
+        assert_eq!(second.cycles, 2);
+        assert_eq!(second.taken_at, Some(t2));
+        // db exited.
+        assert_eq!(second.tracked_processes, first.tracked_processes - 1);
+        // Errors are totals since start: the same failure, counted twice.
+        assert_eq!(second.errors.read, 2 * first.errors.read);
+        // The web process was running before the first cycle: only its
+        // increase since then counts.
+        assert_eq!(second.groups["web"].counts.cpu_user_time, 2.0);
+        // The db group emptied but is still reported, with no start time.
+        let db = &second.groups["db"];
+        assert_eq!(db.procs, 0);
+        assert_eq!(db.oldest_start_time, None);
+    }
+}
