@@ -16,7 +16,7 @@ mod tracker;
 mod types;
 
 pub use error::{ProcError, SourceError};
-pub use fs::{FsSource, FsSourceOptions, SystemFacts};
+pub use fs::{FsProc, FsSource, FsSourceOptions, SystemFacts};
 pub use grouper::{Grouper, GrouperOptions};
 pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
 pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
