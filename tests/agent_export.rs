@@ -52,7 +52,11 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     // The first export proves the first cycle ran; a process born clearly
     // after it (boot time has a resolution of one second) has all of its
     // consumption counted, so its CPU and page faults are above zero.
-    assert!(receiver.wait_for_exports(1, WAIT), "no export: {}", agent.log());
+    assert!(
+        receiver.wait_for_exports(1, WAIT),
+        "no export: {}",
+        agent.log()
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let workload = Workload::spawn(&[
         "--name",
@@ -69,14 +73,16 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         "8192",
     ]);
     assert_eq!(workload.threads(), 4);
-    assert_eq!(workload.open_fds(), 8, "stdin, stdout, stderr and 5 files");
+    // stdin, stdout, stderr, 5 files, and what the test process passes on.
+    let fds = (3 + 5 + workload.inherited_fds) as f64;
+    assert_eq!(workload.open_fds() as f64, fds);
 
     let group = [("procgroup.name", name.as_str())];
     let points = receiver
         .wait_for_points(WAIT, |p| {
             value(p, cat::PROCESSES.name, &group) == Some(1.0)
                 && value(p, cat::THREAD_COUNT.name, &group) == Some(4.0)
-                && value(p, cat::FD_COUNT.name, &group) == Some(8.0)
+                && value(p, cat::FD_COUNT.name, &group) == Some(fds)
                 && sum_of(p, cat::CPU_TIME.name, &group) > 0.0
         })
         .unwrap_or_else(|| panic!("no export with the workload: {}", agent.log()));
@@ -84,11 +90,20 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     // Every metric of the table, with its unit and kind; sums cumulative.
     let names: BTreeSet<&str> = points.iter().map(|p| p.metric.as_str()).collect();
     for spec in cat::GROUP_METRICS.iter().chain(cat::SELF_METRICS.iter()) {
-        assert!(names.contains(spec.name), "{} missing; got {names:?}", spec.name);
+        assert!(
+            names.contains(spec.name),
+            "{} missing; got {names:?}",
+            spec.name
+        );
         for p in points.iter().filter(|p| p.metric == spec.name) {
             assert_eq!(p.unit, spec.unit, "{}", spec.name);
             if let Kind::Sum { temporality, .. } = p.kind {
-                assert_eq!(temporality, AggregationTemporality::Cumulative, "{}", spec.name);
+                assert_eq!(
+                    temporality,
+                    AggregationTemporality::Cumulative,
+                    "{}",
+                    spec.name
+                );
             }
         }
     }
@@ -147,23 +162,44 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     // Exact shape of the workload.
     assert_eq!(value(&points, cat::PROCESSES.name, &group), Some(1.0));
     assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(4.0));
-    assert_eq!(value(&points, cat::FD_COUNT.name, &group), Some(8.0));
+    assert_eq!(value(&points, cat::FD_COUNT.name, &group), Some(fds));
     let utilization = value(&points, cat::FD_LIMIT_UTILIZATION.name, &group).unwrap();
-    let expected = 8.0 / soft_fd_limit(workload.pid);
-    assert!((utilization - expected).abs() < 1e-9, "{utilization} vs {expected}");
+    let expected = fds / soft_fd_limit(workload.pid);
+    assert!(
+        (utilization - expected).abs() < 1e-9,
+        "{utilization} vs {expected}"
+    );
 
     // Split counters: both attribute values, consumption above zero.
     let with = |k: &'static str, v: &'static str| [("procgroup.name", name.as_str()), (k, v)];
     let user = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "user")).unwrap();
     let system = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "system")).unwrap();
-    assert!(user + system >= 0.1, "busy 300 ms: user {user} system {system}");
+    assert!(
+        user + system >= 0.1,
+        "busy 300 ms: user {user} system {system}"
+    );
     for dir in ["read", "write"] {
         let v = value(&points, cat::DISK_IO.name, &with("disk.io.direction", dir));
         assert!(v.is_some_and(|v| v >= 0.0), "disk.io {dir}");
     }
-    let minor = value(&points, cat::PAGING_FAULTS.name, &with("system.paging.fault.type", "minor")).unwrap();
-    assert!(minor >= 2048.0, "8 MiB touched page by page: {minor} minor faults");
-    assert!(value(&points, cat::PAGING_FAULTS.name, &with("system.paging.fault.type", "major")).is_some());
+    let minor = value(
+        &points,
+        cat::PAGING_FAULTS.name,
+        &with("system.paging.fault.type", "minor"),
+    )
+    .unwrap();
+    assert!(
+        minor >= 2048.0,
+        "8 MiB touched page by page: {minor} minor faults"
+    );
+    assert!(
+        value(
+            &points,
+            cat::PAGING_FAULTS.name,
+            &with("system.paging.fault.type", "major")
+        )
+        .is_some()
+    );
     let switches = sum_of(&points, cat::CONTEXT_SWITCHES.name, &group);
     assert!(switches > 0.0, "context switches {switches}");
     assert_eq!(select(&points, cat::CONTEXT_SWITCHES.name, &group).len(), 2);
@@ -175,18 +211,30 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     assert!(vsz > rss, "virtual {vsz} rss {rss}");
     assert!(value(&points, cat::MEMORY_SWAP.name, &group).is_some_and(|v| v >= 0.0));
     let pss = value(&points, cat::MEMORY_PROPORTIONAL.name, &group).unwrap();
-    assert!(pss >= 8.0 * 1024.0 * 1024.0 && pss <= rss, "pss {pss} rss {rss}");
+    assert!(
+        pss >= 8.0 * 1024.0 * 1024.0 && pss <= rss,
+        "pss {pss} rss {rss}"
+    );
     assert!(value(&points, cat::MEMORY_PROPORTIONAL_SWAP.name, &group).is_some());
 
     // Start time: the workload started during this test.
     let start = value(&points, cat::OLDEST_START_TIME.name, &group).unwrap();
     let t0 = test_start.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    assert!(start >= t0 - 2.0 && start <= now + 1.0, "start {start}, test {t0}..{now}");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        start >= t0 - 2.0 && start <= now + 1.0,
+        "start {start}, test {t0}..{now}"
+    );
 
     // States and wait channels count each of the 4 threads once.
     let states = select(&points, cat::STATE_COUNT.name, &group);
-    let state_names: BTreeSet<&str> = states.iter().map(|p| p.attrs["process.state"].as_str()).collect();
+    let state_names: BTreeSet<&str> = states
+        .iter()
+        .map(|p| p.attrs["process.state"].as_str())
+        .collect();
     assert_eq!(
         state_names,
         BTreeSet::from(["other", "running", "sleeping", "waiting", "zombie"])
@@ -194,16 +242,30 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     assert_eq!(states.iter().map(|p| p.value).sum::<f64>(), 4.0);
     let wchans = select(&points, cat::WCHAN_COUNT.name, &group);
     assert!(!wchans.is_empty(), "sleeping threads have a wait channel");
-    assert!(wchans.iter().all(|p| !p.attrs["procgroup.wchan"].is_empty()));
+    assert!(
+        wchans
+            .iter()
+            .all(|p| !p.attrs["procgroup.wchan"].is_empty())
+    );
     let waiting: f64 = wchans.iter().map(|p| p.value).sum();
     assert!((1.0..=4.0).contains(&waiting), "wchan threads {waiting}");
 
     // Thread names: 3 workers and the main thread (named like the process).
     let main_thread = name.as_str();
     let thread = |t| [("procgroup.name", main_thread), ("thread.name", t)];
-    assert_eq!(value(&points, cat::THREAD_NAME_COUNT.name, &thread(thread_name)), Some(3.0));
-    assert_eq!(value(&points, cat::THREAD_NAME_COUNT.name, &thread(main_thread)), Some(1.0));
-    let main_cpu = sum_of(&points, cat::THREAD_NAME_CPU_TIME.name, &thread(main_thread));
+    assert_eq!(
+        value(&points, cat::THREAD_NAME_COUNT.name, &thread(thread_name)),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&points, cat::THREAD_NAME_COUNT.name, &thread(main_thread)),
+        Some(1.0)
+    );
+    let main_cpu = sum_of(
+        &points,
+        cat::THREAD_NAME_CPU_TIME.name,
+        &thread(main_thread),
+    );
     assert!(main_cpu >= 0.1, "the main thread burnt 300 ms: {main_cpu}");
     for metric in [
         cat::THREAD_NAME_CPU_TIME,
@@ -211,8 +273,18 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         cat::THREAD_NAME_PAGING_FAULTS,
         cat::THREAD_NAME_CONTEXT_SWITCHES,
     ] {
-        assert_eq!(select(&points, metric.name, &thread(thread_name)).len(), 2, "{}", metric.name);
-        assert_eq!(select(&points, metric.name, &thread(main_thread)).len(), 2, "{}", metric.name);
+        assert_eq!(
+            select(&points, metric.name, &thread(thread_name)).len(),
+            2,
+            "{}",
+            metric.name
+        );
+        assert_eq!(
+            select(&points, metric.name, &thread(main_thread)).len(),
+            2,
+            "{}",
+            metric.name
+        );
     }
     let main_minor = value(
         &points,
@@ -224,14 +296,20 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         ],
     )
     .unwrap();
-    assert!(main_minor >= 2048.0, "the main thread touched 8 MiB: {main_minor}");
+    assert!(
+        main_minor >= 2048.0,
+        "the main thread touched 8 MiB: {main_minor}"
+    );
 
     // The agent's own metrics.
     assert_eq!(value(&points, cat::GROUPS.name, &[]), Some(1.0));
     assert_eq!(value(&points, cat::TRACKED_PROCESSES.name, &[]), Some(1.0));
     assert!(value(&points, cat::COLLECT_DURATION.name, &[]).is_some_and(|d| d > 0.0));
     for t in ["read", "partial"] {
-        assert!(value(&points, cat::COLLECT_ERRORS.name, &[("error.type", t)]).is_some(), "{t}");
+        assert!(
+            value(&points, cat::COLLECT_ERRORS.name, &[("error.type", t)]).is_some(),
+            "{t}"
+        );
     }
 
     // The resource.
@@ -246,7 +324,12 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     assert!(!resource.contains_key("k8s.node.name"));
 
     // gzip by default.
-    assert!(receiver.received().iter().all(|r| r.encoding.as_deref() == Some("gzip")));
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.encoding.as_deref() == Some("gzip"))
+    );
     workload.stop();
 }
 
@@ -256,18 +339,33 @@ fn without_threads_or_smaps_their_metrics_are_not_exported() {
     let name = unique_name("pgnt");
     let workload = Workload::spawn(&["--name", &name, "--threads", "2"]);
     let mut cmd = agent_command();
-    cmd.args(["--procnames", &name, "--interval", "500ms", "--threads", "false"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=ci")
-        .env("OTEL_SERVICE_NAME", "pg-test")
-        .env("K8S_NODE_NAME", "node-a");
+    cmd.args([
+        "--procnames",
+        &name,
+        "--interval",
+        "500ms",
+        "--threads",
+        "false",
+    ])
+    .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+    .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=ci")
+    .env("OTEL_SERVICE_NAME", "pg-test")
+    .env("K8S_NODE_NAME", "node-a");
     let agent = Agent::spawn(cmd);
     let group = [("procgroup.name", name.as_str())];
     let points = receiver
         .wait_for_points(WAIT, |p| value(p, cat::PROCESSES.name, &group) == Some(1.0))
         .unwrap_or_else(|| panic!("no export: {}", agent.log()));
-    assert!(points.iter().all(|p| !p.metric.starts_with("procgroup.thread_name.")));
-    assert!(points.iter().all(|p| !p.metric.starts_with("procgroup.memory.proportional")));
+    assert!(
+        points
+            .iter()
+            .all(|p| !p.metric.starts_with("procgroup.thread_name."))
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| !p.metric.starts_with("procgroup.memory.proportional"))
+    );
     // Without thread detail the thread count still comes from stat.
     assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(3.0));
     let resource = &points[0].resource;

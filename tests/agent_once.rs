@@ -96,7 +96,9 @@ fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
 
     assert_eq!(g["procs"], 1);
     assert_eq!(g["threads"], 4);
-    assert_eq!(g["open_fds"], 3 + 4);
+    let fds = 3 + 4 + workload.inherited_fds;
+    assert_eq!(workload.open_fds(), fds);
+    assert_eq!(g["open_fds"], fds);
     assert_eq!(g["thread_names"]["pgojworker"]["threads"], 3);
     assert_eq!(g["thread_names"][&name]["threads"], 1);
     let states: u64 = g["states"]
@@ -118,12 +120,7 @@ fn once_prints_an_aligned_table() {
     let b = unique_name("pgtb");
     let wa = Workload::spawn(&["--name", &a, "--threads", "2"]);
     let wb = Workload::spawn(&["--name", &b]);
-    let out = run_once(&[
-        "--procnames",
-        &format!("{b},{a}"),
-        "--once-delay",
-        "100ms",
-    ]);
+    let out = run_once(&["--procnames", &format!("{b},{a}"), "--once-delay", "100ms"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -148,7 +145,11 @@ fn once_prints_an_aligned_table() {
     assert_eq!(end(lines[1], 2), header_threads_end, "{text}");
     assert_eq!(end(lines[2], 2), header_threads_end, "{text}");
     let cols_a: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(&cols_a[1..3], ["1", "3"], "procs and threads of {a}: {text}");
+    assert_eq!(
+        &cols_a[1..3],
+        ["1", "3"],
+        "procs and threads of {a}: {text}"
+    );
     assert!(text.contains("2 groups"), "{text}");
     wa.stop();
     wb.stop();

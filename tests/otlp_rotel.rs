@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::procs::{Agent, Workload, agent_command, find_tool, free_port, missing_tool, unique_name};
+use common::procs::{
+    Agent, Workload, agent_command, find_tool, free_port, missing_tool, unique_name,
+};
 
 const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install rotel";
 
@@ -162,15 +164,21 @@ fn rotel_receives_the_group_metrics() {
     let name = unique_name("pgrt");
     let workload = Workload::spawn(&["--name", &name, "--children", "2", "--child-name", &name]);
     let mut cmd = agent_command();
-    cmd.args(["--procnames", &name, "--interval", "500ms"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}"));
+    cmd.args(["--procnames", &name, "--interval", "500ms"]).env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{port}"),
+    );
     let agent = Agent::spawn(cmd);
 
     let has = |points: &[DebugPoint], metric: &str| {
         points
             .iter()
             .filter(|p| p.metric == metric)
-            .filter(|p| p.attrs.iter().any(|(k, v)| k == "procgroup.name" && v == &name))
+            .filter(|p| {
+                p.attrs
+                    .iter()
+                    .any(|(k, v)| k == "procgroup.name" && v == &name)
+            })
             .cloned()
             .collect::<Vec<_>>()
     };
@@ -190,15 +198,24 @@ fn rotel_receives_the_group_metrics() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(processes.iter().all(|p| p.value == Some(3.0)), "{processes:?}");
+    assert!(
+        processes.iter().all(|p| p.value == Some(3.0)),
+        "{processes:?}"
+    );
     let modes: Vec<&str> = cpu
         .iter()
         .flat_map(|p| p.attrs.iter())
         .filter(|(k, _)| k == "cpu.mode")
         .map(|(_, v)| v.as_str())
         .collect();
-    assert!(modes.contains(&"user") && modes.contains(&"system"), "{cpu:?}");
-    assert!(cpu.iter().all(|p| p.value.is_some_and(|v| v >= 0.0)), "{cpu:?}");
+    assert!(
+        modes.contains(&"user") && modes.contains(&"system"),
+        "{cpu:?}"
+    );
+    assert!(
+        cpu.iter().all(|p| p.value.is_some_and(|v| v >= 0.0)),
+        "{cpu:?}"
+    );
     let text = rotel.output();
     assert!(text.contains("service.name: Str(procgroups)"), "{text}");
     workload.stop();
@@ -214,7 +231,11 @@ NumberDataPoints #0\nData point attributes:\n     -> procgroup.name: Str(web)\nV
     assert_eq!(points.len(), 2, "{points:?}");
     assert_eq!(points[0].metric, "procgroup.cpu.time");
     assert_eq!(points[0].value, Some(1.5));
-    assert!(points[0].attrs.contains(&("cpu.mode".into(), "user".into())));
+    assert!(
+        points[0]
+            .attrs
+            .contains(&("cpu.mode".into(), "user".into()))
+    );
     assert_eq!(points[1].metric, "procgroup.processes");
     assert_eq!(points[1].value, Some(3.0));
     assert_eq!(strip_ansi("\u{1b}[2mab\u{1b}[0mc"), "abc");

@@ -184,6 +184,7 @@ impl Agent {
                 "last cycle did not finish in time; exporting the previous one"
             ),
         }
+        self.telemetry.health().mark_stopping();
         let telemetry = self.telemetry.clone();
         let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
         match tokio::time::timeout_at(deadline, flush).await {

@@ -37,6 +37,9 @@ pub struct ExportStatus {
     pub succeeded: u64,
     /// Failed exports since start.
     pub failed: u64,
+    /// The agent is shutting down: the final export's outcome is reported
+    /// by the shutdown itself, not as the start of an outage.
+    pub stopping: bool,
 }
 
 /// Shared record of export outcomes; cheap to read from any thread.
@@ -62,6 +65,14 @@ impl ExportHealth {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Marks the start of shutdown: failures from now on are not outages.
+    pub fn mark_stopping(&self) {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopping = true;
     }
 
     /// Records a successful export at `now`; logs the end of an outage.
@@ -94,7 +105,9 @@ impl ExportHealth {
     /// Records a failed export at `now`; logs the start of an outage.
     pub fn record_failure(&self, now: SystemTime, error: &str) {
         let mut s = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.last_ok != Some(false) {
+        if s.stopping {
+            tracing::debug!(endpoint = %s.endpoint, error, "metrics export failed during shutdown");
+        } else if s.last_ok != Some(false) {
             tracing::warn!(
                 endpoint = %s.endpoint,
                 error,
@@ -191,6 +204,21 @@ mod tests {
         assert_eq!(s.consecutive_failures, 0);
         assert_eq!((s.succeeded, s.failed), (2, 2));
         assert_eq!(s.endpoint, "http://collector:4317");
+    }
+
+    #[test]
+    fn failures_during_shutdown_are_recorded_but_not_reported_as_an_outage() {
+        let h = ExportHealth::new("http://c:4317");
+        let out = logged(|| {
+            h.record_success(at(1));
+            h.mark_stopping();
+            h.record_failure(at(2), "runtime dropped the dispatch task");
+        });
+        assert!(!out.contains("WARN"), "{out}");
+        let s = h.status();
+        assert!(s.stopping);
+        assert_eq!(s.last_ok, Some(false));
+        assert_eq!(s.failed, 1);
     }
 
     #[test]

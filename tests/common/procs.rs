@@ -19,17 +19,44 @@ pub fn unique_name(tag: &str) -> String {
     name
 }
 
+/// This process's descriptors that a child inherits besides 0-2: those
+/// without close-on-exec, such as a jobserver pipe passed down by cargo or a
+/// descriptor leaked by the shell that started the tests. The `flags` line of
+/// `fdinfo` includes `O_CLOEXEC` (octal 02000000) when it is set.
+pub fn inherited_fds() -> usize {
+    const O_CLOEXEC: u32 = 0o2000000;
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&fd| fd > 2)
+        .filter(|fd| {
+            // The listing's own descriptor is gone by now: no fdinfo.
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+                .ok()
+                .and_then(|info| {
+                    let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                    u32::from_str_radix(flags.trim(), 8).ok()
+                })
+                .is_some_and(|flags| flags & O_CLOEXEC == 0)
+        })
+        .count()
+}
+
 /// A running `procgroups-workload`; it exits when dropped (stdin closes).
 pub struct Workload {
     child: Child,
     stdin: Option<ChildStdin>,
     /// Its PID.
     pub pid: u32,
+    /// Descriptors it inherited from the test process besides 0-2: its
+    /// open fds are `3 + --files + inherited`.
+    pub inherited_fds: usize,
 }
 
 impl Workload {
     /// Starts the workload with `args` and waits for its `ready` line.
     pub fn spawn(args: &[&str]) -> Workload {
+        let inherited_fds = inherited_fds();
         let mut child = Command::new(env!("CARGO_BIN_EXE_procgroups-workload"))
             .args(args)
             .stdin(Stdio::piped())
@@ -44,7 +71,12 @@ impl Workload {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("workload said {line:?}"));
         let stdin = child.stdin.take();
-        Workload { child, stdin, pid }
+        Workload {
+            child,
+            stdin,
+            pid,
+            inherited_fds,
+        }
     }
 
     /// Open fds of the process now (from its /proc entry).
