@@ -57,10 +57,10 @@ const SDK_DEFAULT_CARDINALITY: usize = 2_000;
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The OTLP exporter rejected its configuration (bad endpoint, ...).
-    #[error("cannot build the OTLP exporter: {0}")]
+    #[error("cannot build the OTLP exporter")]
     Exporter(#[from] ExporterBuildError),
     /// A TLS file named by an `OTEL_*` variable cannot be read.
-    #[error("cannot read {var} file {}: {source}", path.display())]
+    #[error("cannot read {var} file {}", path.display())]
     TlsFile {
         /// The variable that names the file.
         var: &'static str,
@@ -202,6 +202,21 @@ impl ExportSettings {
             ],
         )
         .is_some();
+
+        if let Some((var, protocol)) = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        ) && protocol != "grpc"
+        {
+            tracing::warn!(
+                variable = var,
+                value = %protocol,
+                "procgroups exports over OTLP/gRPC only; ignoring the requested protocol"
+            );
+        }
 
         let ca_file = first_set(
             env,

@@ -4,10 +4,20 @@
 //!
 //! The host facts are read through the procfs mount the agent reads
 //! processes from, so that in a DaemonSet with the node's `/proc` at
-//! `/host/proc` they describe the node, not the agent's container:
-//! `host.name` comes from `<procfs>/sys/kernel/hostname` (falling back to
-//! uname), `host.id` from the machine-id next to that mount
-//! (`/host/etc/machine-id` beside `/host/proc`, else `/etc/machine-id`).
+//! `/host/proc` they describe the node, not the agent's container.
+//!
+//! `host.name`: on `/proc`, `/proc/sys/kernel/hostname`, else uname. On a
+//! host mount, `<procfs>/sys/kernel/hostname` is not enough: that sysctl
+//! shows the UTS namespace of the *reader* (the pod's hostname unless the
+//! pod shares the node's), so the node's own file is tried first through
+//! its init process (`<procfs>/1/root/etc/hostname`, readable with
+//! `CAP_SYS_PTRACE`), then the node name from the downward API, then the
+//! sysctl and uname.
+//!
+//! `host.id`: the machine-id. On `/proc`, `/etc/machine-id`; on a host
+//! mount, only the node's: beside the mount (`/host/etc/machine-id` for
+//! `/host/proc`) or through its init process. The container's own
+//! machine-id identifies no node and is never used there.
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +57,7 @@ impl HostFacts {
         HostFacts {
             service_name: non_empty(env(OTEL_SERVICE_NAME_ENV))
                 .unwrap_or_else(|| key::DEFAULT_SERVICE_NAME.to_owned()),
-            host_name: read_trimmed(&procfs.join("sys/kernel/hostname")).or_else(uname_nodename),
+            host_name: host_name(procfs, non_empty(env(K8S_NODE_NAME_ENV))),
             host_id: machine_id_paths(procfs)
                 .iter()
                 .find_map(|p| read_trimmed(p)),
@@ -88,19 +98,41 @@ pub fn build(facts: &HostFacts) -> Resource {
         .build()
 }
 
-/// Where the machine-id of the node behind `procfs` may be. For `/proc`, the
-/// usual places; for any other mount only beside it (`/host/etc/machine-id`
-/// for `/host/proc`): the agent's own `/etc` would be the container image's,
-/// which identifies no node.
+/// True for the agent's own procfs (`/proc`), false for a host mount.
+fn is_own_procfs(procfs: &Path) -> bool {
+    procfs == Path::new("/proc") || procfs == Path::new("/proc/")
+}
+
+fn host_name(procfs: &Path, k8s_node_name: Option<String>) -> Option<String> {
+    let sysctl = || read_trimmed(&procfs.join("sys/kernel/hostname"));
+    if is_own_procfs(procfs) {
+        return sysctl().or_else(uname_nodename);
+    }
+    read_trimmed(&procfs.join("1/root/etc/hostname"))
+        .or(k8s_node_name)
+        .or_else(sysctl)
+        .or_else(uname_nodename)
+}
+
+/// Where the machine-id of the node behind `procfs` may be (see the module
+/// documentation).
 fn machine_id_paths(procfs: &Path) -> Vec<PathBuf> {
-    let base = match procfs.parent() {
-        Some(parent) if parent != Path::new("/") && parent != Path::new("") => parent,
-        _ => Path::new("/"),
-    };
-    vec![
-        base.join("etc/machine-id"),
-        base.join("var/lib/dbus/machine-id"),
-    ]
+    if is_own_procfs(procfs) {
+        return vec![
+            PathBuf::from("/etc/machine-id"),
+            PathBuf::from("/var/lib/dbus/machine-id"),
+        ];
+    }
+    let mut paths = Vec::new();
+    if let Some(parent) = procfs.parent()
+        && parent != Path::new("/")
+        && parent != Path::new("")
+    {
+        paths.push(parent.join("etc/machine-id"));
+        paths.push(parent.join("var/lib/dbus/machine-id"));
+    }
+    paths.push(procfs.join("1/root/etc/machine-id"));
+    paths
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -128,35 +160,74 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    #[test]
-    fn host_facts_come_from_the_mount_and_its_sibling_etc() {
+    /// A host mount at `<tmp>/proc` with the given files.
+    fn host_mount(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
         let root = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let p = root.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
         let procfs = root.path().join("proc");
-        std::fs::create_dir_all(procfs.join("sys/kernel")).unwrap();
-        std::fs::write(procfs.join("sys/kernel/hostname"), "node-7\n").unwrap();
-        std::fs::create_dir_all(root.path().join("etc")).unwrap();
-        std::fs::write(root.path().join("etc/machine-id"), "0123abcd\n").unwrap();
+        std::fs::create_dir_all(&procfs).unwrap();
+        (root, procfs)
+    }
 
+    #[test]
+    fn host_facts_come_from_the_node_behind_the_mount() {
+        let (_root, procfs) = host_mount(&[
+            ("proc/sys/kernel/hostname", "the-pod\n"),
+            ("proc/1/root/etc/hostname", "node-7\n"),
+            ("etc/machine-id", "0123abcd\n"),
+            ("proc/1/root/etc/machine-id", "not-this-one\n"),
+        ]);
         let facts = HostFacts::gather(
             &procfs,
             env_of(&[
-                ("K8S_NODE_NAME", "node-7"),
+                ("K8S_NODE_NAME", "k8s-node-7"),
                 ("OTEL_SERVICE_NAME", "pg-east"),
             ]),
         );
         assert_eq!(facts.host_name.as_deref(), Some("node-7"));
         assert_eq!(facts.host_id.as_deref(), Some("0123abcd"));
-        assert_eq!(facts.k8s_node_name.as_deref(), Some("node-7"));
+        assert_eq!(facts.k8s_node_name.as_deref(), Some("k8s-node-7"));
         assert_eq!(facts.service_name, "pg-east");
     }
 
     #[test]
-    fn missing_hostname_file_falls_back_to_uname_and_defaults_apply() {
-        let root = tempfile::tempdir().unwrap();
-        let facts = HostFacts::gather(&root.path().join("proc"), env_of(&[("K8S_NODE_NAME", " ")]));
+    fn without_the_node_files_the_node_name_beats_the_reader_s_hostname() {
+        let (_root, procfs) = host_mount(&[
+            ("proc/sys/kernel/hostname", "the-pod\n"),
+            ("proc/1/root/etc/machine-id", "init-machine-id\n"),
+        ]);
+        let facts = HostFacts::gather(&procfs, env_of(&[("K8S_NODE_NAME", "node-9")]));
+        assert_eq!(facts.host_name.as_deref(), Some("node-9"));
+        assert_eq!(facts.host_id.as_deref(), Some("init-machine-id"));
+
+        let facts = HostFacts::gather(&procfs, env_of(&[]));
+        assert_eq!(facts.host_name.as_deref(), Some("the-pod"));
+    }
+
+    #[test]
+    fn a_bare_host_mount_falls_back_to_uname_and_has_no_host_id() {
+        let (_root, procfs) = host_mount(&[]);
+        let facts = HostFacts::gather(&procfs, env_of(&[("K8S_NODE_NAME", " ")]));
         assert_eq!(facts.host_name, uname_nodename());
+        assert_eq!(facts.host_id, None, "never the container's own machine-id");
         assert_eq!(facts.k8s_node_name, None);
         assert_eq!(facts.service_name, "procgroups");
+    }
+
+    #[test]
+    fn on_the_own_proc_the_facts_are_the_running_system_s() {
+        let facts = HostFacts::gather(Path::new("/proc"), env_of(&[]));
+        let sysctl = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(facts.host_name.as_deref(), Some(sysctl.trim()));
+        let id = std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        assert_eq!(facts.host_id, id);
     }
 
     #[test]
