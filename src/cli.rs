@@ -1,6 +1,13 @@
 //! The command line, as clap parses it. Every option is optional here so
 //! that an absent flag does not override the lower configuration layers;
-//! [`crate::config`] merges and validates.
+//! [`crate::config`] merges and validates. Each setting can also come from
+//! the YAML file (key = flag name with `_`) or from `PROCGROUPS_<KEY>`;
+//! a flag wins over both.
+//!
+//! Booleans take an optional value (`--threads`, `--threads=false`,
+//! `--threads false`), and there are no positional arguments, so a stray
+//! word is an error instead of silently ending the flags as it did in
+//! process-exporter.
 
 use std::path::PathBuf;
 
@@ -30,7 +37,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "procgroups", version, about)]
 pub struct Cli {
-    /// YAML configuration file (process-exporter `process_names` format accepted).
+    /// YAML configuration file (process-exporter `process_names` format
+    /// accepted) [env: PROCGROUPS_CONFIG].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// procfs mount point to read.
@@ -55,19 +63,24 @@ pub struct Cli {
     #[arg(long)]
     pub recheck: bool,
     /// Recheck only processes younger than this (e.g. 30s); implies --recheck.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub recheck_with_time_limit: Option<String>,
     /// Forget groups whose last process exited.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub remove_empty_groups: Option<bool>,
     /// Collection interval (e.g. 500ms, 15s, 1m).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub interval: Option<String>,
     /// Run two cycles, print the second, exit; no collector needed.
     #[arg(long)]
     pub once: bool,
     /// Delay between the two cycles of --once.
-    #[arg(long, value_name = "DURATION", requires = "once")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "once",
+        allow_hyphen_values = true
+    )]
     pub once_delay: Option<String>,
     /// Output format of --once.
     #[arg(long, value_enum, requires = "once")]
@@ -78,4 +91,14 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Keep at most this many groups; processes that would open more are
+    /// counted, not grouped.
+    #[arg(long, value_name = "N")]
+    pub max_groups: Option<u64>,
+    /// Keep at most this many thread names per group.
+    #[arg(long, value_name = "N")]
+    pub max_thread_names: Option<u64>,
+    /// Unix socket of the status service.
+    #[arg(long, value_name = "PATH")]
+    pub status_socket: Option<PathBuf>,
 }

@@ -1,20 +1,33 @@
-//! The `procgroups` binary: parse the command line, set up logging, run, and
-//! map the outcome to an exit code (0 success, 2 bad configuration or usage,
-//! 1 any other failure).
+//! The `procgroups` binary: parse the command line, load the configuration,
+//! set up logging, run, and map the outcome to an exit code (0 success,
+//! 2 bad configuration or usage, 1 any other failure). clap itself exits
+//! with 2 on a usage error.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use procgroups::cli::{Cli, LogFormat};
+use procgroups::cli::Cli;
 use procgroups::config::{self, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    procgroups::logging::init(cli.log_format.unwrap_or(LogFormat::Text));
     let config = match config::load(&cli) {
         Ok(c) => c,
         Err(e) => return report_config_error(&e),
     };
+    if cli.check_config {
+        for w in &config.warnings {
+            eprintln!("procgroups: warning: {w}");
+        }
+        // A closed stdout (`| head`) is not a configuration problem.
+        let _ = write!(std::io::stdout().lock(), "{config}");
+        return ExitCode::SUCCESS;
+    }
+    procgroups::logging::init(config.log_format);
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "configuration");
+    }
     match procgroups::agent::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -74,11 +74,16 @@ fn main() -> Result<()> {
         burn(Duration::from_millis(args.busy_ms));
     }
 
+    // Every thread names itself on start; wait until all have, so that
+    // `ready` means the thread names are visible in /proc.
+    let started = std::sync::Arc::new(std::sync::Barrier::new(args.threads + 1));
     for _ in 0..args.threads {
         let spin = args.spin;
+        let started = started.clone();
         std::thread::Builder::new()
             .name(args.thread_name.clone())
             .spawn(move || {
+                started.wait();
                 loop {
                     if spin {
                         burn(Duration::from_millis(50));
@@ -89,6 +94,8 @@ fn main() -> Result<()> {
             })
             .context("starting a thread")?;
     }
+
+    started.wait();
 
     let mut children: Vec<Child> = Vec::with_capacity(args.children);
     let me = std::env::current_exe().context("finding own executable")?;

@@ -16,10 +16,10 @@ mod tracker;
 mod types;
 
 pub use error::{ProcError, SourceError};
-pub use fs::{FsSource, FsSourceOptions, SystemFacts};
+pub use fs::{FsProc, FsSource, FsSourceOptions, SystemFacts};
 pub use grouper::{Grouper, GrouperOptions};
-pub use scripted::{IDInfo, ScriptedSource};
-pub use tracker::{Tracker, TrackerOptions, TrackerStats};
+pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
+pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;
 
 use std::time::SystemTime;
@@ -77,10 +77,48 @@ pub struct ProcAttributes<'a> {
     pub start_time: SystemTime,
 }
 
+/// Why a [`MatchNamer`] tracks or ignores a process, for diagnostics (the
+/// status API, debug logs). Deciding is [`MatchNamer::match_and_name`]'s job;
+/// this only says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The group, when the process is tracked.
+    pub group: Option<String>,
+    /// Index of the rule that matched, for namers with numbered rules.
+    pub rule: Option<usize>,
+    /// The matched rule's name template, as written.
+    pub template: Option<String>,
+    /// Human-readable reasoning: the rule that matched, or why none did.
+    pub detail: String,
+}
+
 /// Decides whether a new process is tracked, and under which group name.
 pub trait MatchNamer: Send + Sync {
     /// `Some(group name)` to track the process, `None` to ignore it.
     fn match_and_name(&self, attrs: &ProcAttributes<'_>) -> Option<String>;
+
+    /// The same decision with its reasons. Slower than
+    /// [`MatchNamer::match_and_name`]; meant for diagnostics only.
+    fn explain(&self, attrs: &ProcAttributes<'_>) -> Explanation {
+        let group = self.match_and_name(attrs);
+        Explanation {
+            detail: if group.is_some() {
+                "tracked"
+            } else {
+                "not tracked"
+            }
+            .to_string(),
+            group,
+            rule: None,
+            template: None,
+        }
+    }
+
+    /// One line per rule, in evaluation order, for `--check-config` and the
+    /// status API. Empty when the namer has no describable rules.
+    fn describe(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A namer for tests: tracks a process when its comm is in the set, under

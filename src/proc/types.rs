@@ -307,6 +307,21 @@ pub struct Thread {
     pub states: States,
 }
 
+impl Thread {
+    /// A task with these counters, readable io, no wchan and no state counted
+    /// (set the fields to add them).
+    pub fn new(id: ThreadID, name: impl Into<String>, counts: Counts) -> Self {
+        Thread {
+            id,
+            name: name.into(),
+            counts,
+            io_known: true,
+            wchan: String::new(),
+            states: States::default(),
+        }
+    }
+}
+
 /// What changed for a thread since the last cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadUpdate {

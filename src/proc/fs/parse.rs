@@ -1,0 +1,578 @@
+//! Parsers for the per-process files of a procfs, free of I/O: each takes the
+//! bytes of one file and returns the few values the agent uses.
+//!
+//! They are written by hand rather than taken from `procfs-core` for three
+//! reasons, each checked against procfs-core 0.18:
+//! - robustness: its `Stat` parser slices past the end of a `stat` truncated
+//!   right after the comm, and its `Limits` parser subtracts below zero on a
+//!   short line, so garbled input can panic instead of returning an error;
+//! - strictness: its `Status` and `Io` parsers require every line a current
+//!   kernel prints (`Groups`, `FDSize`, `cancelled_write_bytes`, …), while the
+//!   agent needs four lines of `status` and two of `io`;
+//! - cost: those parsers build a `HashMap` of owned strings (about 110
+//!   allocations for one `status`), once per process per cycle.
+//!
+//! Every parser works on bytes (comm, cmdline and cgroup paths need not be
+//! UTF-8; they are converted lossily), never panics, and reports garbage as a
+//! [`ParseError`] naming what was wrong.
+
+/// What was wrong with a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParseError(pub &'static str);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// `PF_KTHREAD` of `stat` field 9: the task is a kernel thread.
+pub(crate) const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The fields of `stat` the agent uses (numbering as in proc(5)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatFields {
+    /// Field 3.
+    pub state: u8,
+    /// Field 4.
+    pub ppid: i32,
+    /// Field 9, the kernel's `PF_*` flags.
+    pub flags: u64,
+    /// Field 10.
+    pub minflt: u64,
+    /// Field 12.
+    pub majflt: u64,
+    /// Field 14, clock ticks.
+    pub utime: u64,
+    /// Field 15, clock ticks.
+    pub stime: u64,
+    /// Field 20.
+    pub num_threads: u64,
+    /// Field 22, clock ticks after boot.
+    pub starttime: u64,
+    /// Field 23, bytes.
+    pub vsize: u64,
+    /// Field 24, pages.
+    pub rss: u64,
+}
+
+impl StatFields {
+    /// Whether the task has a memory map to measure: zombies have released
+    /// theirs and kernel threads never had one (the kernel answers ESRCH for
+    /// their smaps).
+    pub(crate) fn has_memory_map(&self) -> bool {
+        self.state != b'Z' && self.flags & PF_KTHREAD == 0
+    }
+}
+
+/// Parses `stat` (of a process or of a task). The comm (field 2) is written
+/// into `comm`, replacing its content, so that its allocation can be reused.
+///
+/// The comm is the text between the first `(` and the *last* `)`: a comm may
+/// itself contain parentheses, spaces and newlines (`(sd-pam)`, `a) b`), but
+/// no field after it contains a `)`.
+pub(crate) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, ParseError> {
+    let open = buf
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or(ParseError("no '(' before the comm"))?;
+    let close = buf
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or(ParseError("no ')' after the comm"))?;
+    if close < open {
+        return Err(ParseError("')' before '('"));
+    }
+    comm.clear();
+    comm.push_str(&String::from_utf8_lossy(&buf[open + 1..close]));
+
+    let mut s = StatFields::default();
+    let mut fields = buf[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let mut next = |what: &'static str| fields.next().ok_or(ParseError(what));
+
+    let state = next("missing field 3 (state)")?;
+    s.state = match state {
+        [c] if c.is_ascii_alphabetic() => *c,
+        _ => return Err(ParseError("field 3 (state) is not a letter")),
+    };
+    s.ppid = int(
+        next("missing field 4 (ppid)")?,
+        "field 4 (ppid) is not a number",
+    )?;
+    for _ in 5..9 {
+        next("stat is truncated before field 9 (flags)")?;
+    }
+    s.flags = num(next("missing field 9 (flags)")?, "field 9 (flags)")?;
+    s.minflt = num(next("missing field 10 (minflt)")?, "field 10 (minflt)")?;
+    next("missing field 11 (cminflt)")?;
+    s.majflt = num(next("missing field 12 (majflt)")?, "field 12 (majflt)")?;
+    next("missing field 13 (cmajflt)")?;
+    s.utime = num(next("missing field 14 (utime)")?, "field 14 (utime)")?;
+    s.stime = num(next("missing field 15 (stime)")?, "field 15 (stime)")?;
+    for _ in 16..20 {
+        next("stat is truncated before field 20 (num_threads)")?;
+    }
+    s.num_threads = num(
+        next("missing field 20 (num_threads)")?,
+        "field 20 (num_threads)",
+    )?;
+    next("missing field 21 (itrealvalue)")?;
+    s.starttime = num(
+        next("missing field 22 (starttime)")?,
+        "field 22 (starttime)",
+    )?;
+    s.vsize = num(next("missing field 23 (vsize)")?, "field 23 (vsize)")?;
+    s.rss = num(next("missing field 24 (rss)")?, "field 24 (rss)")?;
+    // A number cut short still parses: the kernel ends every line with a
+    // newline, so field 24 must be followed by more fields or whitespace.
+    if fields.next().is_none() && !buf.last().is_some_and(u8::is_ascii_whitespace) {
+        return Err(ParseError("stat is truncated in field 24 (rss)"));
+    }
+    Ok(s)
+}
+
+fn num(field: &[u8], what: &'static str) -> Result<u64, ParseError> {
+    parse_u64(field).ok_or(ParseError(what))
+}
+
+fn int(field: &[u8], what: &'static str) -> Result<i32, ParseError> {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ParseError(what))
+}
+
+/// A decimal `u64` made only of ASCII digits (no sign, no spaces).
+pub(crate) fn parse_u64(field: &[u8]) -> Option<u64> {
+    if field.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in field {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// A positive PID or TID from a directory name; `None` for every other name
+/// (`self`, `net`, `.`, …).
+pub(crate) fn parse_pid(name: &[u8]) -> Option<i32> {
+    parse_u64(name)
+        .and_then(|v| i32::try_from(v).ok())
+        .filter(|&v| v > 0)
+}
+
+/// argv from `cmdline`: trailing NULs trimmed, then split on NUL; an empty
+/// file (kernel thread, zombie) gives an empty list.
+pub(crate) fn parse_cmdline(buf: &[u8]) -> Vec<String> {
+    let end = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let buf = &buf[..end];
+    if buf.is_empty() {
+        return Vec::new();
+    }
+    buf.split(|&b| b == 0).map(lossy).collect()
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The cgroup path (third colon-separated field, which may itself contain
+/// colons) of each line of `cgroup`, in file order. Lines without two colons
+/// are skipped: the list is informational and never an error.
+pub(crate) fn parse_cgroup(buf: &[u8]) -> Vec<String> {
+    buf.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, |&b| b == b':');
+            let _id = parts.next()?;
+            let _controllers = parts.next()?;
+            parts.next().map(lossy)
+        })
+        .collect()
+}
+
+/// The fields of `status` the agent uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatusFields {
+    /// Second number of `Uid:`.
+    pub euid: u32,
+    /// `voluntary_ctxt_switches`.
+    pub ctx_voluntary: u64,
+    /// `nonvoluntary_ctxt_switches`.
+    pub ctx_nonvoluntary: u64,
+    /// `VmSwap`, kB; 0 when absent (kernel threads have no `Vm*` lines).
+    pub vm_swap_kb: u64,
+}
+
+/// Parses `status`. A `Uid:` line is required (every status has one); the
+/// context-switch and `VmSwap` lines count as 0 when absent, but a present
+/// line with a value that is not a number is an error.
+pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
+    let mut s = StatusFields::default();
+    let mut have_uid = false;
+    for line in buf.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"Uid:") {
+            let mut ids = words(rest);
+            ids.next().ok_or(ParseError("Uid: line without ids"))?;
+            let euid = ids
+                .next()
+                .and_then(parse_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
+            s.euid = euid;
+            have_uid = true;
+        } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
+            s.ctx_voluntary = first_number(rest, "voluntary_ctxt_switches is not a number")?;
+        } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
+            s.ctx_nonvoluntary = first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
+        } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
+            s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
+        }
+    }
+    if !have_uid {
+        return Err(ParseError("no Uid: line"));
+    }
+    Ok(s)
+}
+
+fn words(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    b.split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+}
+
+fn first_number(rest: &[u8], what: &'static str) -> Result<u64, ParseError> {
+    words(rest)
+        .next()
+        .and_then(parse_u64)
+        .ok_or(ParseError(what))
+}
+
+/// `read_bytes` and `write_bytes` of `io`; both are required.
+pub(crate) fn parse_io(buf: &[u8]) -> Result<(u64, u64), ParseError> {
+    let mut read = None;
+    let mut write = None;
+    for line in buf.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"read_bytes:") {
+            read = Some(first_number(rest, "read_bytes is not a number")?);
+        } else if let Some(rest) = line.strip_prefix(b"write_bytes:") {
+            write = Some(first_number(rest, "write_bytes is not a number")?);
+        }
+    }
+    match (read, write) {
+        (Some(r), Some(w)) => Ok((r, w)),
+        _ => Err(ParseError("no read_bytes or write_bytes line")),
+    }
+}
+
+/// The soft "Max open files" limit of `limits`; `unlimited` is `u64::MAX`.
+pub(crate) fn parse_max_open_files(buf: &[u8]) -> Result<u64, ParseError> {
+    let line = buf
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Max open files"))
+        .ok_or(ParseError("no \"Max open files\" line"))?;
+    match words(line).next() {
+        Some(b"unlimited") => Ok(u64::MAX),
+        Some(w) => parse_u64(w).ok_or(ParseError("soft \"Max open files\" is not a number")),
+        None => Err(ParseError("\"Max open files\" line without a soft limit")),
+    }
+}
+
+/// The content of `wchan`: the symbol a task sleeps in, or empty when it is
+/// not waiting (the kernel prints `0` then).
+pub(crate) fn parse_wchan(buf: &[u8]) -> String {
+    let w = buf.trim_ascii();
+    if w.is_empty() || w == b"0" {
+        String::new()
+    } else {
+        lossy(w)
+    }
+}
+
+/// Sums of `Pss:` and `SwapPss:` over the lines of `smaps_rollup` (one of
+/// each) or `smaps` (one per mapping), in kB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SmapsSum {
+    /// Sum of `Pss:`, kB.
+    pub pss_kb: u64,
+    /// Sum of `SwapPss:`, kB.
+    pub swap_pss_kb: u64,
+}
+
+impl SmapsSum {
+    /// Adds one line. Only the exact keys count (`Pss_Anon:` and friends do
+    /// not); a value that is not a number is an error.
+    pub(crate) fn add_line(&mut self, line: &[u8]) -> Result<(), ParseError> {
+        if let Some(rest) = line.strip_prefix(b"Pss:") {
+            let v = first_number(rest, "Pss is not a number")?;
+            self.pss_kb = self.pss_kb.saturating_add(v);
+        } else if let Some(rest) = line.strip_prefix(b"SwapPss:") {
+            let v = first_number(rest, "SwapPss is not a number")?;
+            self.swap_pss_kb = self.swap_pss_kb.saturating_add(v);
+        }
+        Ok(())
+    }
+
+    /// Sums a whole file held in memory.
+    pub(crate) fn parse(buf: &[u8]) -> Result<SmapsSum, ParseError> {
+        let mut s = SmapsSum::default();
+        for line in buf.split(|&b| b == b'\n') {
+            s.add_line(line)?;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT_14804: &[u8] = b"14804 (process-exporte) S 10884 14804 10884 34834 14895 1077936128 1603 0 767 0 10 4 0 0 20 0 7 0 324219 17174528 1969 18446744073709551615 4194304 7971236 140736389529632 140736389529064 4564099 0 0 0 2143420159 0 0 0 17 4 0 0 2 0 0 10805248 11036864 42311680 140736389534279 140736389534314 140736389534314 140736389537765 0\n";
+
+    fn stat_with_comm(comm: &[u8]) -> Vec<u8> {
+        let mut v = b"77 (".to_vec();
+        v.extend_from_slice(comm);
+        v.extend_from_slice(
+            b") R 1 77 77 0 -1 4194560 11 0 2 0 3 5 0 0 20 0 1 0 900 4096 7 18446744073709551615 0 0\n",
+        );
+        v
+    }
+
+    #[test]
+    fn stat_fields_by_number() {
+        let mut comm = String::from("left over");
+        let s = parse_stat(STAT_14804, &mut comm).unwrap();
+        assert_eq!(comm, "process-exporte");
+        assert_eq!(
+            s,
+            StatFields {
+                state: b'S',
+                ppid: 10884,
+                flags: 1077936128,
+                minflt: 1603,
+                majflt: 767,
+                utime: 10,
+                stime: 4,
+                num_threads: 7,
+                starttime: 324219,
+                vsize: 17174528,
+                rss: 1969,
+            }
+        );
+    }
+
+    #[test]
+    fn comm_with_parentheses_spaces_and_newlines() {
+        for comm in [
+            &b"a) b"[..],
+            b"(sd-pam)",
+            b"x) R 1 2 (",
+            b"two\nlines)",
+            b"",
+            b" ",
+        ] {
+            let mut got = String::new();
+            let s = parse_stat(&stat_with_comm(comm), &mut got).unwrap();
+            assert_eq!(got.as_bytes(), comm);
+            assert_eq!(s.state, b'R');
+            assert_eq!(s.ppid, 1);
+            assert_eq!(s.starttime, 900);
+            assert_eq!(s.rss, 7);
+        }
+    }
+
+    #[test]
+    fn comm_that_is_not_utf8_is_replaced() {
+        let mut got = String::new();
+        parse_stat(&stat_with_comm(b"w\xffx"), &mut got).unwrap();
+        assert_eq!(got, "w\u{fffd}x");
+    }
+
+    #[test]
+    fn truncated_stat_is_an_error_at_every_length() {
+        let full = STAT_14804;
+        // Everything up to and including field 24 (rss) is needed, and a
+        // separator after it to know that it is complete.
+        let needed = full
+            .windows(6)
+            .position(|w| w == b" 1969 ")
+            .map(|i| i + 6)
+            .unwrap();
+        let mut comm = String::new();
+        for len in 0..needed {
+            assert!(
+                parse_stat(&full[..len], &mut comm).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(&full[..len])
+            );
+        }
+        assert!(parse_stat(&full[..needed], &mut comm).is_ok());
+    }
+
+    #[test]
+    fn garbled_stat_is_an_error() {
+        let mut comm = String::new();
+        for bad in [
+            &b")(a"[..],
+            b"1 (a) S x 1",
+            b"1 (a) SS 1",
+            b"1 (a) S 1 1 1 1 1 1 -5 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+            b"1 (a) S 99999999999 1 1 1 1 1 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+        ] {
+            assert!(parse_stat(bad, &mut comm).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cmdline_split_on_nul_with_trailing_nuls_trimmed() {
+        assert_eq!(
+            parse_cmdline(b"./process-exporter\0-procnames\0bash\0"),
+            ["./process-exporter", "-procnames", "bash"]
+        );
+        assert_eq!(parse_cmdline(b"a\0\0b\0\0\0"), ["a", "", "b"]);
+        // setproctitle-style: one string with spaces.
+        assert_eq!(
+            parse_cmdline(b"nginx: worker process"),
+            ["nginx: worker process"]
+        );
+    }
+
+    #[test]
+    fn empty_cmdline_is_an_empty_list() {
+        assert!(parse_cmdline(b"").is_empty());
+        assert!(parse_cmdline(b"\0").is_empty());
+        assert!(parse_cmdline(b"\0\0\0").is_empty());
+    }
+
+    #[test]
+    fn cmdline_that_is_not_utf8_is_replaced() {
+        assert_eq!(
+            parse_cmdline(b"/bin/caf\xe9\0--x=\xff\xfe\0"),
+            ["/bin/caf\u{fffd}", "--x=\u{fffd}\u{fffd}"]
+        );
+    }
+
+    #[test]
+    fn cgroup_paths_keep_their_colons() {
+        assert_eq!(
+            parse_cgroup(b"12:pids:/user.slice/a:b\n1:name=systemd:/x\n0::/\n\ngarbage\n"),
+            ["/user.slice/a:b", "/x", "/"]
+        );
+        assert!(parse_cgroup(b"").is_empty());
+    }
+
+    #[test]
+    fn status_fields() {
+        let s = parse_status(
+            b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nVmSwap:\t      10 kB\nvoluntary_ctxt_switches:\t72\nnonvoluntary_ctxt_switches:\t6\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            StatusFields {
+                euid: 1001,
+                ctx_voluntary: 72,
+                ctx_nonvoluntary: 6,
+                vm_swap_kb: 10
+            }
+        );
+        // A kernel thread has no Vm lines.
+        assert_eq!(parse_status(b"Uid:\t0\t0\t0\t0\n").unwrap().vm_swap_kb, 0);
+        assert!(parse_status(b"Name:\tx\n").is_err());
+        assert!(parse_status(b"Uid:\t0\n").is_err());
+        assert!(parse_status(b"Uid:\t0\tx\t0\t0\n").is_err());
+        assert!(parse_status(b"Uid:\t0\t0\nVmSwap:\tlots kB\n").is_err());
+    }
+
+    #[test]
+    fn io_needs_both_byte_counts() {
+        assert_eq!(
+            parse_io(b"rchar: 1\nread_bytes: 1814455\nwrite_bytes: 0\n").unwrap(),
+            (1814455, 0)
+        );
+        assert!(parse_io(b"read_bytes: 1\n").is_err());
+        assert!(parse_io(b"read_bytes: -1\nwrite_bytes: 0\n").is_err());
+        // cancelled_write_bytes must not be taken for write_bytes.
+        assert!(parse_io(b"read_bytes: 1\ncancelled_write_bytes: 3\n").is_err());
+    }
+
+    #[test]
+    fn limits_soft_max_open_files() {
+        let limits =
+            b"Limit                     Soft Limit           Hard Limit           Units     \n\
+Max processes             31421                31421                processes \n\
+Max open files            1024                 65536                files     \n";
+        assert_eq!(parse_max_open_files(limits).unwrap(), 1024);
+    }
+
+    #[test]
+    fn limits_unlimited_is_u64_max() {
+        let limits =
+            b"Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            unlimited            unlimited            files     \n";
+        assert_eq!(parse_max_open_files(limits).unwrap(), u64::MAX);
+        assert!(parse_max_open_files(b"Max open files\n").is_err());
+        assert!(parse_max_open_files(b"Max open files   many  many files\n").is_err());
+        assert!(parse_max_open_files(b"").is_err());
+    }
+
+    #[test]
+    fn wchan_zero_or_empty_means_not_waiting() {
+        assert_eq!(parse_wchan(b"0"), "");
+        assert_eq!(parse_wchan(b""), "");
+        assert_eq!(parse_wchan(b"do_epoll_wait"), "do_epoll_wait");
+    }
+
+    #[test]
+    fn smaps_sums_exact_keys_only() {
+        let rollup = b"00400000-7ffc [rollup]\nRss:  100 kB\nPss:  40 kB\nPss_Anon:  30 kB\nPss_File: 10 kB\nSwap: 9 kB\nSwapPss:  7 kB\n";
+        assert_eq!(
+            SmapsSum::parse(rollup).unwrap(),
+            SmapsSum {
+                pss_kb: 40,
+                swap_pss_kb: 7
+            }
+        );
+        let mut twice = rollup.to_vec();
+        twice.extend_from_slice(rollup);
+        assert_eq!(SmapsSum::parse(&twice).unwrap().pss_kb, 80);
+        assert!(SmapsSum::parse(b"Pss: x kB\n").is_err());
+    }
+
+    #[test]
+    fn pids_are_positive_decimal_names() {
+        assert_eq!(parse_pid(b"14804"), Some(14804));
+        for bad in [&b"self"[..], b"0", b"-1", b"", b"1a", b"99999999999", b"."] {
+            assert_eq!(parse_pid(bad), None);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut comm = String::new();
+            let _ = parse_stat(&bytes, &mut comm);
+            let _ = parse_status(&bytes);
+            let _ = parse_io(&bytes);
+            let _ = parse_max_open_files(&bytes);
+            let _ = SmapsSum::parse(&bytes);
+            let _ = parse_cmdline(&bytes);
+            let _ = parse_cgroup(&bytes);
+            let _ = parse_wchan(&bytes);
+            let _ = parse_pid(&bytes);
+        }
+
+        #[test]
+        fn stat_mutations_never_panic(cut in 0usize..400, flip in 0usize..400, byte in proptest::num::u8::ANY) {
+            let mut v = STAT_14804.to_vec();
+            if let Some(b) = v.get_mut(flip) { *b = byte; }
+            v.truncate(cut);
+            let mut comm = String::new();
+            let _ = parse_stat(&v, &mut comm);
+        }
+    }
+}
