@@ -35,9 +35,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");
-            let usage = e
-                .downcast_ref::<procgroups::status::SocketError>()
-                .is_some_and(|e| e.is_usage());
+            // Unusable OTEL_* settings are bad configuration too, and so is
+            // a status socket that another agent holds.
+            let usage = e.chain().any(|c| {
+                c.is::<procgroups::telemetry::TelemetryError>()
+                    || c.downcast_ref::<procgroups::status::SocketError>()
+                        .is_some_and(procgroups::status::SocketError::is_usage)
+            });
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
