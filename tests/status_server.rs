@@ -184,10 +184,6 @@ fn healthy_provider() -> Arc<FakeProvider> {
             duration: Duration::from_millis(12),
             count: 42,
             errors: CollectErrors {
-                read: 0,
-                partial: 2,
-            },
-            errors_total: CollectErrors {
                 read: 1,
                 partial: 9,
             },
@@ -217,9 +213,9 @@ fn status_json_shows_groups_errors_cycle_and_export() {
     assert_eq!(web["thread_names"]["worker"]["threads"], 4);
     assert!(web["oldest_start_time_seconds"].as_f64().unwrap() > 0.0);
     assert!(v["groups"]["idle"]["oldest_start_time_seconds"].is_null());
-    assert_eq!(v["errors"]["partial"], 2);
+    assert_eq!(v["errors"]["read"], 1);
+    assert_eq!(v["errors"]["partial"], 9);
     assert_eq!(v["cycle"]["count"], 42);
-    assert_eq!(v["cycle"]["errors_total"]["read"], 1);
     assert_eq!(v["cycle"]["duration_seconds"], 0.012);
     assert_eq!(v["export"]["enabled"], true);
     assert_eq!(v["export"]["last_attempt_ok"], true);

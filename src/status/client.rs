@@ -224,7 +224,8 @@ fn errors_json(e: Option<&pb::CollectErrors>) -> Value {
 }
 
 /// The `status --output json` document: the `groups` and `errors` of the
-/// `--once` JSON (errors of the last cycle), plus the agent's own state.
+/// `--once` JSON (errors summed since the agent started), plus the agent's
+/// own state.
 pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
     let groups: Map<String, Value> = s
         .groups
@@ -237,7 +238,6 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
             "duration_seconds": c.duration_nanos as f64 / 1e9,
             "count": c.count,
             "tracked_processes": c.tracked_processes,
-            "errors_total": errors_json(c.errors_total.as_ref()),
         })
     });
     let export = s.export.clone().unwrap_or_default();
@@ -253,6 +253,7 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
         "cycle": cycle,
         "export": {
             "enabled": export.enabled,
+            "endpoint": (!export.endpoint.is_empty()).then_some(export.endpoint.clone()),
             "interval_seconds": export.interval_nanos as f64 / 1e9,
             "last_attempt_time_seconds": secs(export.last_attempt_time_unix_nano),
             "last_attempt_ok": attempted.then_some(export.last_attempt_ok),
@@ -349,18 +350,15 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
     match &s.last_cycle {
         Some(c) => {
             let e = c.errors.unwrap_or_default();
-            let t = c.errors_total.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "cycle:   #{} ended {}, took {}, {} processes tracked; errors: read {}, partial {} (since start: read {}, partial {})",
+                "cycle:   #{} ended {}, took {}, {} processes tracked; errors since start: read {}, partial {}",
                 c.count,
                 ago(now, c.end_time_unix_nano),
                 fmt_duration(Duration::from_nanos(c.duration_nanos)),
                 c.tracked_processes,
                 e.read,
-                e.partial,
-                t.read,
-                t.partial
+                e.partial
             );
         }
         None => {
@@ -383,7 +381,8 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
         };
         let _ = writeln!(
             out,
-            "export:  every {}, {last}, {} failures since start",
+            "export:  to {} every {}, {last}, {} failures since start",
+            export.endpoint,
             fmt_duration(Duration::from_nanos(export.interval_nanos)),
             export.failures_total
         );

@@ -122,7 +122,7 @@ impl HealthPolicy {
                         ),
                     };
                 }
-                format!("no export yet{last_error}")
+                format!("no successful export yet{last_error}")
             }
         };
         Verdict {
@@ -182,7 +182,6 @@ mod tests {
             duration: Duration::from_millis(5),
             count: 1,
             errors: CollectErrors::default(),
-            errors_total: CollectErrors::default(),
             tracked_processes: 1,
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod health;
+pub mod provider;
 pub mod server;
 pub mod socket;
 
@@ -22,7 +23,8 @@ use std::time::{Duration, SystemTime};
 use crate::proc::{CollectErrors, GroupByName};
 
 pub use health::{HealthPolicy, Verdict};
-pub use server::serve;
+pub use provider::AgentStatus;
+pub use server::{ServerHandle, serve};
 pub use socket::{SocketError, StatusSocket};
 
 /// The generated types and gRPC stubs of `procgroups.v1`.
@@ -37,6 +39,15 @@ pub const DEFAULT_HEALTH_EXPORT_INTERVALS: u32 = 3;
 
 /// Socket path used by an agent running as root.
 pub const ROOT_SOCKET_PATH: &str = "/run/procgroups/status.sock";
+
+/// Binds the configured status socket; `None` when it is switched off.
+pub fn bind_configured(path: &Path) -> Result<Option<StatusSocket>, SocketError> {
+    if socket_disabled(path) {
+        tracing::info!("status socket disabled");
+        return Ok(None);
+    }
+    StatusSocket::bind(path).map(Some)
+}
 
 /// True for the values that switch the status socket off.
 pub fn socket_disabled(path: &Path) -> bool {
@@ -77,10 +88,8 @@ pub struct CycleInfo {
     pub duration: Duration,
     /// Cycles completed since the agent started.
     pub count: u64,
-    /// Errors of this cycle.
-    pub errors: CollectErrors,
     /// Errors since the agent started.
-    pub errors_total: CollectErrors,
+    pub errors: CollectErrors,
     /// Processes tracked in a group.
     pub tracked_processes: u64,
 }
@@ -99,6 +108,8 @@ pub struct ExportAttempt {
 pub struct ExportState {
     /// False when the agent exports nothing: health then ignores exports.
     pub enabled: bool,
+    /// Where exports go.
+    pub endpoint: String,
     /// Time between exports.
     pub interval: Duration,
     /// The last export, successful or not.
@@ -114,6 +125,7 @@ impl ExportState {
     pub fn disabled() -> ExportState {
         ExportState {
             enabled: false,
+            endpoint: String::new(),
             interval: Duration::ZERO,
             last_attempt: None,
             last_success: None,

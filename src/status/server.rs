@@ -92,6 +92,44 @@ where
     result.map_err(ServeError::from)
 }
 
+/// A status server running on the current tokio runtime.
+#[derive(Debug)]
+pub struct ServerHandle {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+/// Starts [`serve`] as a task of the current runtime.
+pub fn spawn(
+    socket: StatusSocket,
+    provider: Arc<dyn StatusProvider>,
+    policy: HealthPolicy,
+) -> ServerHandle {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        let result = serve(socket, provider, policy, stopped).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "status service stopped");
+        }
+        result
+    });
+    ServerHandle { stop, task }
+}
+
+impl ServerHandle {
+    /// Stops the server (open calls are given a moment to finish) and
+    /// removes the socket.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(1), self.task).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "status service task failed"),
+            Err(_) => tracing::warn!("status service did not stop within 1s"),
+        }
+    }
+}
+
 /// Evaluates the policy and publishes the verdict to the health reporter.
 struct Judge {
     provider: Arc<dyn StatusProvider>,
@@ -220,7 +258,6 @@ pub fn snapshot_response(
             duration_nanos: nanos(c.duration),
             count: c.count,
             errors: Some(errors_to_pb(c.errors)),
-            errors_total: Some(errors_to_pb(c.errors_total)),
             tracked_processes: c.tracked_processes,
         }),
         export: Some(pb::Export {
@@ -239,6 +276,7 @@ pub fn snapshot_response(
                 .unwrap_or_default(),
             last_success_time_unix_nano: unix_nanos(export.last_success),
             failures_total: export.failures_total,
+            endpoint: export.endpoint,
         }),
         health: Some(pb::Health {
             serving: health.serving,
