@@ -410,3 +410,51 @@ fn the_socket_can_come_from_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn health_watchers_see_the_verdict_change() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let provider = healthy_provider();
+    let server = TestServer::start(Arc::clone(&provider));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let channel = procgroups::status::client::connect(&server.path)
+            .await
+            .unwrap();
+        let mut health = HealthClient::new(channel);
+        let check = |service: &str| HealthCheckRequest {
+            service: service.to_string(),
+        };
+
+        // Our service is registered under its own name too; others are not.
+        let ours = procgroups::status::server::STATUS_SERVICE_NAME;
+        assert_eq!(ours, "procgroups.v1.Status");
+        let r = health.check(check(ours)).await.unwrap().into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving);
+        let err = health.check(check("other.Service")).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+
+        let mut watch = health.watch(check("")).await.unwrap().into_inner();
+        let first = watch.message().await.unwrap().unwrap();
+        assert_eq!(first.status(), ServingStatus::Serving);
+
+        // Exports stop getting through; no client asks, the watcher is told.
+        provider.set(|s| {
+            let mut e = ExportState::enabled(INTERVAL);
+            e.record(ago(INTERVAL * 5), Ok(()));
+            s.export = Some(e);
+        });
+        let next = tokio::time::timeout(Duration::from_secs(20), watch.message())
+            .await
+            .expect("no health update within 20s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.status(), ServingStatus::NotServing);
+    });
+}
