@@ -142,6 +142,11 @@ pub enum Command {
         /// Status socket of the agent.
         #[command(flatten)]
         socket: SocketArg,
+        /// Judge only whether collection cycles run, not whether exports
+        /// get through (for a liveness probe: a collector outage should not
+        /// restart the agent).
+        #[arg(long)]
+        liveness: bool,
     },
 }
 

@@ -245,6 +245,15 @@ fn status_explain_and_health_follow_the_live_agent() {
         "the agent keeps running: {}",
         agent.log()
     );
+    // The liveness verdict only asks whether cycles run: a collector
+    // outage must not get the agent restarted.
+    let alive = client(&s.socket, &["health", "--liveness"]);
+    assert_eq!(
+        alive.status.code(),
+        Some(0),
+        "liveness during the outage: {}",
+        text(&alive.stdout) + &text(&alive.stderr)
+    );
 
     // ... and SERVING again when it is back.
     let receiver = Receiver::start_on(addr);

@@ -67,7 +67,7 @@ pub fn run(command: &Command) -> ExitCode {
                 socket,
                 output,
             } => explain(socket, *pid, *output).await,
-            Command::Health { socket } => health(socket).await,
+            Command::Health { socket, liveness } => health(socket, *liveness).await,
         }
     });
     match result {
@@ -166,11 +166,16 @@ async fn explain(
     })
 }
 
-async fn health(socket: &SocketArg) -> Result<ExitCode, ClientError> {
+async fn health(socket: &SocketArg, liveness: bool) -> Result<ExitCode, ClientError> {
     let channel = connect(&socket_path(socket)?).await?;
+    let service = if liveness {
+        super::LIVENESS_SERVICE_NAME
+    } else {
+        ""
+    };
     let status = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
-            service: String::new(),
+            service: service.to_string(),
         })
         .await?
         .into_inner()

@@ -41,45 +41,73 @@ pub struct Verdict {
 }
 
 impl HealthPolicy {
-    /// Judges the agent at `now` from its last cycle and export state.
+    /// Judges the agent at `now` from its last cycle and export state: the
+    /// readiness verdict (cycles run and exports get through).
     pub fn evaluate(
         &self,
         now: SystemTime,
         cycle: Option<&CycleInfo>,
         export: &ExportState,
     ) -> Verdict {
+        let cycle_part = match self.cycle_part(now, cycle) {
+            Ok(part) => part,
+            Err(failed) => return failed,
+        };
+        self.export_part(now, cycle_part, export)
+    }
+
+    /// The liveness verdict: only whether cycles run. A collector that is
+    /// down makes the agent unready, but restarting the agent would not
+    /// bring the collector back and would reset its counters, so it must not
+    /// fail liveness.
+    pub fn evaluate_liveness(&self, now: SystemTime, cycle: Option<&CycleInfo>) -> Verdict {
+        match self.cycle_part(now, cycle) {
+            Ok(reason) => Verdict {
+                serving: true,
+                reason,
+            },
+            Err(failed) => failed,
+        }
+    }
+
+    /// The cycle condition: `Ok(description)` when met, `Err(verdict)` when not.
+    fn cycle_part(&self, now: SystemTime, cycle: Option<&CycleInfo>) -> Result<String, Verdict> {
         let cycle_limit = self.interval.saturating_mul(CYCLE_INTERVALS);
         let cycle_part = match cycle {
             Some(c) => {
                 let age = age(now, c.end_time);
                 if age > cycle_limit {
-                    return Verdict {
+                    return Err(Verdict {
                         serving: false,
                         reason: format!(
                             "no cycle completed for {} (limit {CYCLE_INTERVALS} × {})",
                             fmt_age(age),
                             fmt(self.interval)
                         ),
-                    };
+                    });
                 }
                 format!("last cycle {} ago", fmt_age(age))
             }
             None => {
                 let age = age(now, self.start_time);
                 if age > cycle_limit {
-                    return Verdict {
+                    return Err(Verdict {
                         serving: false,
                         reason: format!(
                             "no cycle completed since the start {} ago (limit {CYCLE_INTERVALS} × {})",
                             fmt_age(age),
                             fmt(self.interval)
                         ),
-                    };
+                    });
                 }
                 "starting, no cycle yet".to_string()
             }
         };
+        Ok(cycle_part)
+    }
 
+    /// The export condition, on top of a met cycle condition.
+    fn export_part(&self, now: SystemTime, cycle_part: String, export: &ExportState) -> Verdict {
         if !export.enabled {
             return Verdict {
                 serving: true,
@@ -235,6 +263,18 @@ mod tests {
         let v = policy().evaluate(t(31), Some(&cycle(30)), &e);
         assert!(!v.serving);
         assert!(v.reason.contains("no successful export since the start"));
+    }
+
+    #[test]
+    fn liveness_ignores_the_export_but_not_the_cycles() {
+        let mut e = export_ok_at(0);
+        e.record(t(95), Err("connection refused".into()));
+        assert!(!policy().evaluate(t(100), Some(&cycle(95)), &e).serving);
+        let v = policy().evaluate_liveness(t(100), Some(&cycle(95)));
+        assert!(v.serving, "{v:?}");
+        let v = policy().evaluate_liveness(t(100), Some(&cycle(70)));
+        assert!(!v.serving, "{v:?}");
+        assert!(v.reason.contains("no cycle completed for 30s"), "{v:?}");
     }
 
     #[test]

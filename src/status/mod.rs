@@ -23,6 +23,11 @@ use std::time::{Duration, SystemTime};
 use crate::proc::{CollectErrors, GroupByName};
 
 pub use health::{HealthPolicy, Verdict};
+
+/// The `grpc.health.v1` service name whose status is the liveness verdict
+/// (cycles run), beside `""` for readiness (cycles run and exports get
+/// through). `procgroups health --liveness` asks for it.
+pub const LIVENESS_SERVICE_NAME: &str = "liveness";
 pub use provider::AgentStatus;
 pub use server::{ServerHandle, serve};
 pub use socket::{SocketError, StatusSocket};

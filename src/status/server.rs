@@ -20,6 +20,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_health::server::{HealthReporter, HealthService};
 
+use super::LIVENESS_SERVICE_NAME;
 use super::health::{HealthPolicy, Verdict};
 use super::pb;
 use super::pb::status_server::StatusServer;
@@ -165,6 +166,17 @@ impl Judge {
         self.reporter.set_service_status("", status).await;
         self.reporter
             .set_service_status(STATUS_SERVICE_NAME, status)
+            .await;
+        let alive = self
+            .policy
+            .evaluate_liveness(SystemTime::now(), self.provider.last_cycle().as_ref());
+        let alive = if alive.serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter
+            .set_service_status(LIVENESS_SERVICE_NAME, alive)
             .await;
     }
 }
