@@ -34,12 +34,13 @@ mod known;
 mod parse;
 mod read;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use procfs_core::FromReadSI;
@@ -50,6 +51,7 @@ use rustix::io::Errno;
 use self::known::{Full, Known, KnownTask, RESERVED_FDS, refresh_due};
 use self::parse::{ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
 use self::read::{End, RelPath};
+use super::names::Names;
 use super::{
     Counts, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States, Static,
     Thread, ThreadID,
@@ -191,13 +193,12 @@ pub struct FsSource {
     root: Arc<Path>,
     facts: SystemFacts,
     options: FsSourceOptions,
-    /// Buffers of the handles given back by [`Source::recycle`], reused by
-    /// the next cycle's handles.
-    spare: Vec<Buffers>,
     /// The vector of the handles given back, reused for the next listing.
     spare_list: Vec<FsProc>,
     /// Processes remembered from the last cycle, by PID (real procfs only).
     known: HashMap<i32, Box<Known>>,
+    /// Shared thread names and wait channels of the remembered tasks.
+    names: Arc<Mutex<Names>>,
     /// Whether [`Proc::threads`] will be called this cycle.
     threads_wanted: bool,
     /// Cycles started.
@@ -231,9 +232,9 @@ impl FsSource {
             root: Arc::from(root.as_ref()),
             facts,
             options,
-            spare: Vec::new(),
             spare_list: Vec::new(),
             known: HashMap::new(),
+            names: Arc::default(),
             threads_wanted: false,
             cycles: 0,
             counters: Arc::default(),
@@ -306,42 +307,41 @@ impl Source for FsSource {
             swap_in_use,
             free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
             counters: Arc::clone(&self.counters),
+            names: Arc::clone(&self.names),
         });
         let mut procs = std::mem::take(&mut self.spare_list);
         procs.clear();
-        procs.reserve(self.spare.len().max(64));
         let known = &mut self.known;
-        let spare = &mut self.spare;
         read::for_each_id(listing, |pid| {
             procs.push(FsProc {
                 pid,
                 cycle: Arc::clone(&cycle),
-                bufs: spare.pop().unwrap_or_default(),
-                stat: None,
-                status: None,
+                now: None,
                 known: if procfs { known.remove(&pid) } else { None },
                 tried_dir: false,
                 leader_sched: None,
+                ran: None,
                 quiet: false,
-                wchan: None,
             });
         })
         .map_err(list_error)?;
         // Whatever was not listed has exited: close its directory.
         self.known.clear();
+        if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
+            self.names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sweep();
+        }
         Ok(procs)
     }
 
     fn recycle(&mut self, mut procs: Vec<FsProc>) {
-        self.spare.clear();
         for p in procs.drain(..) {
             if let Some(k) = p.known
                 && k.start_ticks.is_some()
             {
                 self.known.insert(p.pid, k);
-            }
-            if p.bufs.buf.capacity() <= KEEP_LIMIT {
-                self.spare.push(p.bufs);
             }
         }
         self.spare_list = procs;
@@ -379,9 +379,15 @@ struct Cycle {
     /// How many more process directories may be kept open.
     free_slots: AtomicU64,
     counters: Arc<Counters>,
+    names: Arc<Mutex<Names>>,
 }
 
 impl Cycle {
+    /// The shared strings (one cycle runs on one thread: never contended).
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Takes one slot for a kept directory, if any is left.
     fn take_slot(&self) -> bool {
         self.free_slots
@@ -390,44 +396,65 @@ impl Cycle {
     }
 }
 
-/// Allocations a handle reuses: one read buffer, the comm, and the
-/// `schedstat` of tasks read this cycle.
-#[derive(Default)]
-struct Buffers {
-    buf: Vec<u8>,
-    comm: String,
-    scheds: Vec<(i32, Schedstat)>,
+thread_local! {
+    /// The read buffer of the cycles run on this thread. Files are read and
+    /// parsed one at a time, so one buffer serves every process.
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-impl std::fmt::Debug for Buffers {
-    /// Sizes only: the content is whatever file was read last.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Buffers")
-            .field("buf_capacity", &self.buf.capacity())
-            .field("comm", &self.comm)
-            .finish()
-    }
+/// Reads `rel` under `dir` and hands its content to `f`.
+fn read_with<T>(
+    dir: BorrowedFd<'_>,
+    rel: &RelPath,
+    procfs: bool,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Errno> {
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let r = read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf));
+            if buf.capacity() > KEEP_LIMIT {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // Only if `f` itself reads, which none does.
+        Err(_) => {
+            let mut buf = Vec::new();
+            read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf))
+        }
+    })
 }
 
-/// One process under an [`FsSource`], valid for one cycle.
+/// One process under an [`FsSource`], valid for one cycle. Kept small:
+/// a cycle holds one per process.
 #[derive(Debug)]
 pub struct FsProc {
     pid: i32,
-    cycle: Arc<Cycle>,
-    bufs: Buffers,
-    /// `stat`, once read this cycle (the comm is in `bufs.comm`).
-    stat: Option<StatFields>,
-    /// `status`, once read this cycle.
-    status: Option<StatusFields>,
-    /// What is remembered across cycles (real procfs only).
-    known: Option<Box<Known>>,
     /// Whether opening the process directory was tried this cycle.
     tried_dir: bool,
-    /// The main thread's `schedstat`, read before anything else this cycle.
-    leader_sched: Option<Schedstat>,
     /// Set by [`Proc::metrics`] when the process was found quiet.
     quiet: bool,
-    /// The process's own wchan, when read this cycle.
+    cycle: Arc<Cycle>,
+    /// What is remembered across cycles (real procfs only).
+    known: Option<Box<Known>>,
+    /// The main thread's `schedstat`, read before anything else this cycle.
+    leader_sched: Option<Schedstat>,
+    /// The first task found to have run, with its `schedstat`, when
+    /// [`Proc::metrics`] looked at the tasks.
+    ran: Option<(i32, Schedstat)>,
+    /// The files read this cycle; `None` while nothing but `schedstat` has
+    /// been (a quiet process).
+    now: Option<Box<ReadNow>>,
+}
+
+/// What a handle has read in its cycle, kept for the other calls.
+#[derive(Debug, Default)]
+struct ReadNow {
+    /// The comm, from `stat`.
+    comm: String,
+    stat: Option<StatFields>,
+    status: Option<StatusFields>,
+    /// The process's own wchan.
     wchan: Option<String>,
 }
 
@@ -502,13 +529,34 @@ impl FsProc {
         }
     }
 
-    /// Reads `rel` (inside the process directory) into the handle's buffer.
-    fn read(&mut self, rel: &RelPath) -> Result<(), ProcError> {
-        let mut buf = std::mem::take(&mut self.bufs.buf);
+    /// Reads `rel` (inside the process directory) and parses it.
+    fn read<T>(
+        &self,
+        rel: &RelPath,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, ProcError> {
         let (dir, at) = self.at(rel);
-        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
-        self.bufs.buf = buf;
-        r.map_err(|e| self.io_error(e, rel))
+        match read_with(dir, &at, self.cycle.procfs, parse) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.parse_error(rel, e)),
+            Err(e) => Err(self.io_error(e, rel)),
+        }
+    }
+
+    /// Reads a file of a task and parses it: `Ok(None)` when the task is
+    /// gone (the file or the task vanished), an error for anything else.
+    fn read_task_file<T>(
+        &self,
+        rel: &RelPath,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, ProcError> {
+        let (dir, at) = self.at(rel);
+        match read_with(dir, &at, self.cycle.procfs, parse) {
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(e)) => Err(self.parse_error(rel, e)),
+            Err(Errno::NOENT | Errno::SRCH) => Ok(None),
+            Err(e) => Err(self.io_error(e, rel)),
+        }
     }
 
     /// Reads and parses `name`, for an optional file: a failure other than
@@ -519,10 +567,7 @@ impl FsProc {
         soft: &mut u32,
         parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Option<T>, ProcError> {
-        let rel = RelPath::file(name);
-        let r = self
-            .read(&rel)
-            .and_then(|()| parse(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e)));
+        let r = self.read(&RelPath::file(name), parse);
         self.soften(r, name, soft)
     }
 
@@ -569,21 +614,20 @@ impl FsProc {
     }
 
     /// `schedstat` at `rel` (inside the process directory).
-    fn schedstat(&mut self, rel: &RelPath) -> Result<Schedstat, ProcError> {
-        self.read(rel)?;
-        parse::parse_schedstat(&self.bufs.buf).map_err(|e| self.parse_error(rel, e))
+    fn schedstat(&self, rel: &RelPath) -> Result<Schedstat, ProcError> {
+        self.read(rel, parse::parse_schedstat)
     }
 
     fn stat(&mut self) -> Result<StatFields, ProcError> {
-        if let Some(s) = self.stat {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.stat) {
             return Ok(s);
         }
         self.open_dir();
-        let rel = RelPath::file("stat");
-        self.read(&rel)?;
-        let s = parse::parse_stat(&self.bufs.buf, &mut self.bufs.comm)
-            .map_err(|e| self.parse_error(&rel, e))?;
-        self.stat = Some(s);
+        let mut comm = String::new();
+        let s = self.read(&RelPath::file("stat"), |b| parse::parse_stat(b, &mut comm))?;
+        let now = self.now.get_or_insert_with(Box::default);
+        now.comm = comm;
+        now.stat = Some(s);
         if let Some(k) = &mut self.known {
             k.start_ticks = Some(s.starttime);
         }
@@ -591,13 +635,11 @@ impl FsProc {
     }
 
     fn status(&mut self) -> Result<StatusFields, ProcError> {
-        if let Some(s) = self.status {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
             return Ok(s);
         }
-        let rel = RelPath::file("status");
-        self.read(&rel)?;
-        let s = parse::parse_status(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?;
-        self.status = Some(s);
+        let s = self.read(&RelPath::file("status"), parse::parse_status)?;
+        self.now.get_or_insert_with(Box::default).status = Some(s);
         Ok(s)
     }
 
@@ -639,14 +681,9 @@ impl FsProc {
     /// without the rollup (before 4.14).
     fn smaps(&mut self) -> Result<SmapsSum, ProcError> {
         let rollup = RelPath::file("smaps_rollup");
-        let mut buf = std::mem::take(&mut self.bufs.buf);
         let (dir, at) = self.at(&rollup);
-        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
-        self.bufs.buf = buf;
-        match r {
-            Ok(()) => {
-                return SmapsSum::parse(&self.bufs.buf).map_err(|e| self.parse_error(&rollup, e));
-            }
+        match read_with(dir, &at, self.cycle.procfs, SmapsSum::parse) {
+            Ok(sum) => return sum.map_err(|e| self.parse_error(&rollup, e)),
             Err(Errno::NOENT) if self.alive() => {}
             // The process lost its memory map since `stat` was read (it is
             // exiting): there is nothing to measure.
@@ -665,7 +702,7 @@ impl FsProc {
         .map_err(|e| self.io_error(e, &full))?;
         let mut reader = std::io::BufReader::new(std::fs::File::from(fd));
         let mut sum = SmapsSum::default();
-        let line = &mut self.bufs.buf;
+        let line = &mut Vec::new();
         loop {
             line.clear();
             match std::io::BufRead::read_until(&mut reader, b'\n', line) {
@@ -699,10 +736,9 @@ impl FsProc {
     /// thread has run; its main thread's own values (context switches,
     /// wait channel) when only that thread is known not to have run; all of
     /// it when none of its tasks has. Tasks other than the main thread are
-    /// looked at only when threads are wanted; their `schedstat` is kept in
-    /// `bufs.scheds` for [`Proc::threads`].
+    /// looked at only when threads are wanted; their `schedstat` is kept
+    /// for [`Proc::threads`].
     fn stillness(&mut self) -> Stillness {
-        self.bufs.scheds.clear();
         let (Some(k), Some(leader)) = (&self.known, self.leader_sched) else {
             return Stillness::None;
         };
@@ -718,23 +754,27 @@ impl FsProc {
         if !self.cycle.threads_wanted || k.tasks.is_empty() {
             return Stillness::MainThread;
         }
-        let others: Vec<i32> = k
-            .tasks
-            .iter()
-            .map(|t| t.tid)
-            .filter(|&t| t != self.pid)
-            .collect();
-        for tid in others {
+        let count = k.tasks.len();
+        if let Some(k) = &mut self.known {
+            k.checked_at = self.cycle.number;
+            for t in &mut k.tasks {
+                t.still = false;
+            }
+        }
+        for i in 0..count {
+            let tid = match self.known.as_ref().and_then(|k| k.tasks.get(i)) {
+                Some(t) if t.tid != self.pid => t.tid,
+                _ => continue,
+            };
             let Ok(now) = self.schedstat(&RelPath::in_task(tid).join("schedstat")) else {
                 return Stillness::MainThread;
             };
-            self.bufs.scheds.push((tid, now));
-            let same = self
-                .known
-                .as_ref()
-                .and_then(|k| k.task(tid))
-                .is_some_and(|t| t.unchanged(&now));
-            if !same {
+            let Some(t) = self.known.as_mut().and_then(|k| k.tasks.get_mut(i)) else {
+                return Stillness::MainThread;
+            };
+            t.still = t.unchanged(&now);
+            if !t.still {
+                self.ran = Some((tid, now));
                 return Stillness::MainThread;
             }
         }
@@ -751,10 +791,7 @@ impl FsProc {
         if !self.cycle.procfs {
             return Ok((stat.rss.saturating_mul(page), stat.vsize));
         }
-        let rel = RelPath::file("statm");
-        self.read(&rel)?;
-        let (size, resident) =
-            parse::parse_statm(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?;
+        let (size, resident) = self.read(&RelPath::file("statm"), parse::parse_statm)?;
         Ok((resident.saturating_mul(page), size.saturating_mul(page)))
     }
 
@@ -788,7 +825,7 @@ impl FsProc {
             },
             num_threads: full.stat.num_threads,
             states: States::from_letter(char::from(full.stat.state)),
-            wchan: full.wchan.clone().unwrap_or_default(),
+            wchan: full.wchan.as_deref().unwrap_or_default().to_string(),
             soft_errors: soft,
         })
     }
@@ -813,7 +850,7 @@ impl FsProc {
             Some(String::new())
         } else if let Some(m) = main {
             soft += u32::from(m.wchan.is_none());
-            m.wchan.clone()
+            m.wchan.as_deref().map(str::to_string)
         } else {
             self.optional("wchan", &mut soft, |b| Ok(parse::parse_wchan(b)))?
         };
@@ -828,12 +865,12 @@ impl FsProc {
                 status,
                 io,
                 open_fds: open,
-                wchan: wchan.clone(),
+                wchan: wchan.as_deref().map(|w| self.cycle.names().get(w)),
                 leader,
             });
         }
         let wchan = wchan.unwrap_or_default();
-        self.wchan = Some(wchan.clone());
+        self.now.get_or_insert_with(Box::default).wchan = Some(wchan.clone());
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
         Ok(Metrics {
@@ -864,42 +901,39 @@ impl FsProc {
         let gone = |e: &ProcError| matches!(e, ProcError::Gone { .. });
 
         // stat and status are required: a task that lacks them exited.
-        let rel = base.join("stat");
-        match self.read_task_file(&rel) {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
-            Err(e) => return Err(e),
-        }
         let mut name = String::new();
-        let stat =
-            parse::parse_stat(&self.bufs.buf, &mut name).map_err(|e| self.parse_error(&rel, e))?;
-        let status = match self.status.filter(|_| main) {
+        let Some(stat) =
+            self.read_task_file(&base.join("stat"), |b| parse::parse_stat(b, &mut name))?
+        else {
+            return Ok(None);
+        };
+        let status = match self.now.as_ref().and_then(|n| n.status).filter(|_| main) {
             Some(s) => s,
-            None => {
-                let rel = base.join("status");
-                match self.read_task_file(&rel) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(None),
-                    Err(e) => return Err(e),
-                }
-                parse::parse_status(&self.bufs.buf).map_err(|e| self.parse_error(&rel, e))?
-            }
+            None => match self.read_task_file(&base.join("status"), parse::parse_status)? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
         };
 
         // io and wchan are optional: unknown io is flagged, not zeroed.
-        let io = match self.read_task_file(&base.join("io")) {
-            Ok(true) => parse::parse_io(&self.bufs.buf).ok(),
-            Ok(false) => None,
+        let io = match self.read_task_file(&base.join("io"), parse::parse_io) {
+            Ok(io) => io,
             Err(e) if gone(&e) => return Err(e),
             Err(_) => None,
         };
-        let wchan = match self.wchan.as_ref().filter(|_| main) {
+        let wchan = match self
+            .now
+            .as_ref()
+            .and_then(|n| n.wchan.as_ref())
+            .filter(|_| main)
+        {
             Some(w) => w.clone(),
             None if self.cycle.procfs && stat.state == b'R' => String::new(),
-            None => match self.read_task_file(&base.join("wchan")) {
-                Ok(true) => parse::parse_wchan(&self.bufs.buf),
-                _ => String::new(),
-            },
+            None => self
+                .read_task_file(&base.join("wchan"), |b| Ok(parse::parse_wchan(b)))
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         };
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
@@ -916,20 +950,6 @@ impl FsProc {
         }))
     }
 
-    /// Reads a file of a task: `Ok(false)` when the task is gone (the file
-    /// or the task vanished), an error for anything else.
-    fn read_task_file(&mut self, rel: &RelPath) -> Result<bool, ProcError> {
-        let mut buf = std::mem::take(&mut self.bufs.buf);
-        let (dir, at) = self.at(rel);
-        let r = read_in(dir, &at, &mut buf, self.cycle.procfs);
-        self.bufs.buf = buf;
-        match r {
-            Ok(()) => Ok(true),
-            Err(Errno::NOENT | Errno::SRCH) => Ok(false),
-            Err(e) => Err(self.io_error(e, rel)),
-        }
-    }
-
     /// The TIDs in `task/`, in directory order.
     fn list_tasks(&self) -> Result<Vec<i32>, ProcError> {
         let rel = RelPath::file("task");
@@ -942,12 +962,18 @@ impl FsProc {
 
     /// The `schedstat` of task `tid` this cycle: already read, or read now;
     /// `None` when unreadable.
-    fn task_sched(&mut self, tid: i32) -> Option<Schedstat> {
+    fn task_sched(&self, tid: i32) -> Option<Schedstat> {
         if tid == self.pid {
             return self.leader_sched;
         }
-        if let Some((_, s)) = self.bufs.scheds.iter().find(|(t, _)| *t == tid) {
-            return Some(*s);
+        if let Some(k) = &self.known
+            && k.checked_at == self.cycle.number
+            && let Some(t) = k.task(tid).filter(|t| t.still)
+        {
+            return Some(t.sched);
+        }
+        if let Some((_, now)) = self.ran.filter(|(t, _)| *t == tid) {
+            return Some(now);
         }
         self.schedstat(&RelPath::in_task(tid).join("schedstat"))
             .ok()
@@ -983,7 +1009,7 @@ impl Proc for FsProc {
     /// remembered from the last cycle, only its main thread's `schedstat`,
     /// through the kept directory, which fails once that process is gone.
     fn id(&mut self) -> Result<ID, ProcError> {
-        if let Some(s) = self.stat {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.stat) {
             return Ok(ID {
                 pid: self.pid,
                 start_time_ticks: s.starttime,
@@ -1031,11 +1057,10 @@ impl Proc for FsProc {
             )
         })?;
 
-        self.read(&RelPath::file("cmdline"))?;
-        let cmdline = parse::parse_cmdline(&self.bufs.buf);
+        let cmdline = self.read(&RelPath::file("cmdline"), |b| Ok(parse::parse_cmdline(b)))?;
 
-        let cgroups = match self.read(&RelPath::file("cgroup")) {
-            Ok(()) => parse::parse_cgroup(&self.bufs.buf),
+        let cgroups = match self.read(&RelPath::file("cgroup"), |b| Ok(parse::parse_cgroup(b))) {
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!(pid = self.pid, error = %e, "cgroup unreadable");
                 Vec::new()
@@ -1043,7 +1068,11 @@ impl Proc for FsProc {
         };
 
         Ok(Static {
-            name: self.bufs.comm.clone(),
+            name: self
+                .now
+                .as_ref()
+                .map(|n| n.comm.clone())
+                .unwrap_or_default(),
             cmdline,
             cgroups,
             parent_pid: stat.ppid,
@@ -1057,7 +1086,7 @@ impl Proc for FsProc {
     /// [`known`]), only `statm`, `status` when the system has swap, and
     /// smaps when enabled.
     fn metrics(&mut self) -> Result<Metrics, ProcError> {
-        let stillness = if self.stat.is_none() {
+        let stillness = if self.now.as_ref().is_none_or(|n| n.stat.is_none()) {
             self.stillness()
         } else {
             Stillness::None
@@ -1092,7 +1121,7 @@ impl Proc for FsProc {
             && !k.tasks.is_empty()
         {
             Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
-            return Ok(k.tasks.iter().map(|t| t.thread.clone()).collect());
+            return Ok(k.tasks.iter().map(KnownTask::thread).collect());
         }
         let tids = self.list_tasks()?;
         let remember = self.known.is_some();
@@ -1103,29 +1132,28 @@ impl Proc for FsProc {
         for tid in tids {
             let sched = if remember { self.task_sched(tid) } else { None };
             let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
-                (Some(now), Some(t)) if !refresh && t.unchanged(&now) => Some(t.thread.clone()),
+                (Some(now), Some(t)) if !refresh && t.unchanged(&now) => Some(t.clone()),
                 _ => None,
             };
             let thread = match kept {
                 Some(t) => {
                     kept_n += 1;
-                    t
+                    let thread = t.thread();
+                    tasks.push(t);
+                    thread
                 }
                 None => {
                     read_n += 1;
-                    match self.read_task(tid)? {
-                        Some(t) => t,
-                        None => continue,
+                    let Some(thread) = self.read_task(tid)? else {
+                        continue;
+                    };
+                    if remember {
+                        let sched = sched.unwrap_or_default();
+                        tasks.push(KnownTask::new(&thread, sched, &mut self.cycle.names()));
                     }
+                    thread
                 }
             };
-            if remember {
-                tasks.push(KnownTask {
-                    tid,
-                    sched: sched.unwrap_or_default(),
-                    thread: thread.clone(),
-                });
-            }
             threads.push(thread);
         }
         Counters::add(&self.cycle.counters.tasks_kept, kept_n);

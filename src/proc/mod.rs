@@ -11,6 +11,7 @@
 mod error;
 mod fs;
 mod grouper;
+mod names;
 mod scripted;
 mod tracker;
 mod types;

@@ -27,10 +27,13 @@
 //! and it makes identity cheap, since lookups under it fail once that
 //! process is gone, even when a new process has taken its PID.
 
+use std::sync::Arc;
+
 use rustix::fd::OwnedFd;
 
 use super::parse::{Schedstat, StatFields, StatusFields};
-use crate::proc::Thread;
+use crate::proc::names::Names;
+use crate::proc::{Counts, States, Thread, ThreadID};
 
 /// Every process is read in full at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;
@@ -61,6 +64,8 @@ pub(super) struct Known {
     /// The tasks as of the last `task/` listing, sorted by TID; empty until
     /// threads have been read.
     pub tasks: Vec<KnownTask>,
+    /// The cycle in which [`KnownTask::still`] was last set.
+    pub checked_at: u64,
 }
 
 impl Known {
@@ -71,6 +76,7 @@ impl Known {
             full: None,
             limit: None,
             tasks: Vec::new(),
+            checked_at: 0,
         }
     }
 
@@ -91,7 +97,7 @@ pub(super) struct Full {
     /// `None`: unreadable (as for the next two).
     pub io: Option<(u64, u64)>,
     pub open_fds: Option<u64>,
-    pub wchan: Option<String>,
+    pub wchan: Option<Arc<str>>,
     /// The main thread's `schedstat`, read before everything else.
     pub leader: Schedstat,
 }
@@ -117,25 +123,110 @@ impl Full {
     }
 }
 
-/// One remembered task.
+/// One remembered task: its last reading, compactly (a host can have tens
+/// of thousands), with names and wait channels shared.
 #[derive(Debug, Clone)]
 pub(super) struct KnownTask {
     pub tid: i32,
-    /// Its `schedstat` when `thread` was read (or confirmed).
+    /// The `stat` state letter.
+    pub state: u8,
+    pub io_known: bool,
+    /// Set when checked this cycle (see [`Known::checked_at`]) and found
+    /// not to have run.
+    pub still: bool,
+    pub start_ticks: u64,
+    /// Its `schedstat` when it was read (or last confirmed).
     pub sched: Schedstat,
-    pub thread: Thread,
+    pub counts: Counts,
+    pub name: Arc<str>,
+    /// `None`: no wait channel.
+    pub wchan: Option<Arc<str>>,
 }
 
 impl KnownTask {
+    /// The record of `t`, read when its `schedstat` was `sched`.
+    pub(super) fn new(t: &Thread, sched: Schedstat, names: &mut Names) -> Self {
+        KnownTask {
+            tid: t.id.tid,
+            state: state_letter(&t.states),
+            io_known: t.io_known,
+            still: false,
+            start_ticks: t.id.start_time_ticks,
+            sched,
+            counts: t.counts,
+            name: names.get(&t.name),
+            wchan: (!t.wchan.is_empty()).then(|| names.get(&t.wchan)),
+        }
+    }
+
+    /// The task as last read.
+    pub(super) fn thread(&self) -> Thread {
+        Thread {
+            id: ThreadID {
+                tid: self.tid,
+                start_time_ticks: self.start_ticks,
+            },
+            name: self.name.to_string(),
+            counts: self.counts,
+            io_known: self.io_known,
+            wchan: self.wchan.as_deref().unwrap_or_default().to_string(),
+            states: States::from_letter(char::from(self.state)),
+        }
+    }
+
     /// Whether `now` shows that the task has not run since its reading.
     pub(super) fn unchanged(&self, now: &Schedstat) -> bool {
-        now.is_counting() && *now == self.sched && self.thread.states.running == 0
+        now.is_counting() && *now == self.sched && self.state != b'R'
+    }
+}
+
+/// A representative letter of a single task's states (as counted by
+/// [`States::from_letter`]).
+fn state_letter(s: &States) -> u8 {
+    match () {
+        _ if s.running > 0 => b'R',
+        _ if s.sleeping > 0 => b'S',
+        _ if s.waiting > 0 => b'D',
+        _ if s.zombie > 0 => b'Z',
+        _ => b'?',
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_record_gives_back_its_thread() {
+        let mut names = Names::default();
+        let mut t = Thread::new(
+            ThreadID {
+                tid: 7,
+                start_time_ticks: 99,
+            },
+            "worker",
+            Counts {
+                minor_page_faults: 3,
+                ..Counts::default()
+            },
+        );
+        t.wchan = "futex_wait".into();
+        t.io_known = false;
+        for letter in ['R', 'S', 'D', 'Z', 'T'] {
+            t.states = States::from_letter(letter);
+            let k = KnownTask::new(&t, Schedstat::default(), &mut names);
+            assert_eq!(k.thread(), t);
+        }
+        t.wchan.clear();
+        assert_eq!(
+            KnownTask::new(&t, Schedstat::default(), &mut names).thread(),
+            t
+        );
+        // One shared copy of each string, dropped once unused.
+        assert_eq!(names.len(), 2);
+        names.sweep();
+        assert_eq!(names.len(), 0);
+    }
 
     #[test]
     fn every_pid_is_refreshed_once_per_period() {
