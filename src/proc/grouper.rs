@@ -83,8 +83,6 @@ pub struct Grouper {
     tracker: Tracker,
     options: GrouperOptions,
     history: HashMap<String, History>,
-    /// The tracker's updates, in a vector reused from cycle to cycle.
-    updates: Vec<Update>,
 }
 
 impl Grouper {
@@ -94,7 +92,6 @@ impl Grouper {
             tracker: Tracker::new(namer, options.tracker),
             options,
             history: HashMap::new(),
-            updates: Vec::new(),
         }
     }
 
@@ -109,19 +106,17 @@ impl Grouper {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, GroupByName), SourceError> {
-        self.updates.clear();
-        let errors = self.tracker.update_into(source, now, &mut self.updates)?;
-
+        // Each update is folded into its group's sum as soon as it is made.
         let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
-        for mut u in self.updates.drain(..) {
-            match sums.get_mut(&u.group_name) {
-                Some(sum) => sum.add(u),
-                None => sums
-                    .entry(std::mem::take(&mut u.group_name))
-                    .or_default()
-                    .add(u),
-            }
-        }
+        let errors =
+            self.tracker
+                .update_with(source, now, |mut u| match sums.get_mut(&u.group_name) {
+                    Some(sum) => sum.add(u),
+                    None => sums
+                        .entry(std::mem::take(&mut u.group_name))
+                        .or_default()
+                        .add(u),
+                })?;
 
         let mut groups = GroupByName::new();
         for (name, sum) in sums {

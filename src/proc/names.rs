@@ -25,6 +25,14 @@ impl Names {
         }
     }
 
+    /// `s` itself when it already holds the text `text`, else the shared
+    /// copy of `text`.
+    pub(crate) fn update(&mut self, s: &mut Arc<str>, text: &str) {
+        if **s != *text {
+            *s = self.get(text);
+        }
+    }
+
     /// Forgets the strings nothing uses any more.
     pub(crate) fn sweep(&mut self) {
         self.set.retain(|a| Arc::strong_count(a) > 1);
@@ -47,12 +55,14 @@ mod tests {
         let a = names.get("worker");
         let b = names.get("worker");
         assert!(Arc::ptr_eq(&a, &b));
-        let c = names.get("main");
+        let mut c = names.get("main");
+        names.update(&mut c, "main");
         assert_eq!(names.len(), 2);
-        drop(c);
+        names.update(&mut c, "worker");
+        assert!(Arc::ptr_eq(&a, &c));
         names.sweep();
         assert_eq!(names.len(), 1);
-        drop((a, b));
+        drop((a, b, c));
         names.sweep();
         assert_eq!(names.len(), 0);
     }

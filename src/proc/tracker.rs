@@ -28,10 +28,14 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, trace};
 
+use super::names::Names;
 use super::{
     CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
-    ProcError, Source, SourceError, States, Static, Thread, ThreadID, ThreadUpdate, Update,
+    ProcError, Source, SourceError, States, Thread, ThreadID, ThreadUpdate, Update,
 };
+
+/// The shared names no longer used are dropped once in this many cycles.
+const NAMES_SWEEP_CYCLES: u64 = 16;
 
 /// How the tracker follows processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,7 +146,8 @@ impl Reading {
 /// One task of a tracked process.
 #[derive(Debug)]
 struct TrackedThread {
-    name: String,
+    /// Shared with the other threads of that name.
+    name: Arc<str>,
     reading: Reading,
     /// The number of the last cycle that listed the task.
     last_seen: u64,
@@ -158,11 +163,11 @@ struct LastGauges {
     num_threads: u64,
     states: States,
     /// Threads per wait channel, in name order (as in the update's map).
-    wchans: Vec<(String, u64)>,
+    wchans: Vec<(Arc<str>, u64)>,
 }
 
 impl LastGauges {
-    fn record(&mut self, u: &Update) {
+    fn record(&mut self, u: &Update, names: &mut Names) {
         self.memory = u.memory;
         self.filedesc = u.filedesc;
         self.num_threads = u.num_threads;
@@ -171,10 +176,10 @@ impl LastGauges {
         for (i, (wchan, n)) in u.wchans.iter().enumerate() {
             match self.wchans.get_mut(i) {
                 Some(slot) => {
-                    slot.0.clone_from(wchan);
+                    names.update(&mut slot.0, wchan);
                     slot.1 = *n;
                 }
-                None => self.wchans.push((wchan.clone(), *n)),
+                None => self.wchans.push((names.get(wchan), *n)),
             }
         }
     }
@@ -183,14 +188,16 @@ impl LastGauges {
 /// Everything remembered about one tracked process.
 #[derive(Debug)]
 struct TrackedProc {
-    group: String,
+    /// Shared with the other members of the group.
+    group: Arc<str>,
     reason: MatchReason,
     start: SystemTime,
     /// The last successful reading; `None` until the first one succeeds (a
     /// process whose first metrics read failed is tracked, but has no
     /// baseline yet).
     reading: Option<Reading>,
-    threads: HashMap<ThreadID, TrackedThread>,
+    /// Its tasks, sorted by identity (a vector: a handful per process).
+    threads: Vec<(ThreadID, TrackedThread)>,
     /// The gauges of the last update emitted; `None` before the first.
     last: Option<LastGauges>,
 }
@@ -209,11 +216,17 @@ struct Slot {
 }
 
 /// A process seen for the first time this cycle, before naming.
+/// Only what the rest of the cycle needs: the namer has already seen the
+/// process's attributes (command line, cgroups), which are not kept, so a
+/// cycle full of new processes does not hold them all at once.
 struct NewProc {
     /// Position in this cycle's listing.
     index: usize,
     id: ID,
-    static_info: Static,
+    parent_pid: i32,
+    start_time: SystemTime,
+    /// The namer's group, if it matched.
+    named: Option<String>,
 }
 
 /// What naming decided for a new process.
@@ -236,6 +249,8 @@ enum ThreadRead {
 /// Follows processes across cycles.
 pub struct Tracker {
     namer: Arc<dyn MatchNamer>,
+    /// Shared group names, thread names and wait channels.
+    names: Names,
     options: TrackerOptions,
     entries: HashMap<ID, Slot>,
     pids: HashMap<i32, ID>,
@@ -264,6 +279,7 @@ impl Tracker {
             pids: HashMap::new(),
             first_update_at: None,
             cycle: 0,
+            names: Names::default(),
         }
     }
 
@@ -302,6 +318,18 @@ impl Tracker {
         now: SystemTime,
         updates: &mut Vec<Update>,
     ) -> Result<CollectErrors, SourceError> {
+        self.update_with(source, now, |u| updates.push(u))
+    }
+
+    /// [`Tracker::update`] handing each update to `sink` as soon as it is
+    /// made, so that a caller that folds them (the grouper) never holds the
+    /// updates of every process at once.
+    pub fn update_with<S: Source>(
+        &mut self,
+        source: &mut S,
+        now: SystemTime,
+        mut sink: impl FnMut(Update),
+    ) -> Result<CollectErrors, SourceError> {
         let first = *self.first_update_at.get_or_insert(now);
         source.expect_threads(self.options.threads);
         let mut procs = source.all_procs()?;
@@ -331,39 +359,59 @@ impl Tracker {
             if let Some(slot) = self.entries.get_mut(&id) {
                 slot.last_seen = cycle;
                 if let Entry::Tracked(t) = &mut slot.entry
-                    && let Some(u) = observe(t, proc, &self.options, first, cycle, &mut errors)
+                    && let Some(u) = observe(
+                        t,
+                        proc,
+                        &mut Ctx {
+                            options: &self.options,
+                            first,
+                            cycle,
+                            errors: &mut errors,
+                            names: &mut self.names,
+                        },
+                    )
                 {
-                    updates.push(u);
+                    sink(u);
                 }
                 continue;
             }
             match proc.static_info() {
-                Ok(static_info) => {
+                Ok(s) => {
                     self.pids.insert(id.pid, id);
+                    let named = self.namer.match_and_name(&ProcAttributes {
+                        name: &s.name,
+                        cmdline: &s.cmdline,
+                        cgroups: &s.cgroups,
+                        uid: s.effective_uid,
+                        pid: id.pid,
+                        start_time: s.start_time,
+                    });
                     fresh.push(NewProc {
                         index,
                         id,
-                        static_info,
+                        parent_pid: s.parent_pid,
+                        start_time: s.start_time,
+                        named,
                     });
                 }
                 Err(e) => count_basic_error(&e, id.pid, &mut errors),
             }
         }
 
-        // Naming, after the scan so that children can look at parents that
-        // appeared in this same cycle.
-        let decisions = self.name_new(&fresh);
+        // Inheritance, after the scan so that children can look at parents
+        // that appeared in this same cycle.
+        let decisions = self.name_new(&mut fresh);
 
         for np in fresh {
             match decisions.get(&np.id) {
                 Some(Decision::Track(group, reason)) => {
                     debug!(pid = np.id.pid, group = %group, ?reason, "tracking new process");
                     let mut t = Box::new(TrackedProc {
-                        group: group.clone(),
+                        group: self.names.get(group),
                         reason: *reason,
-                        start: np.static_info.start_time,
+                        start: np.start_time,
                         reading: None,
-                        threads: HashMap::new(),
+                        threads: Vec::new(),
                         last: None,
                     });
                     let Some(proc) = procs.get_mut(np.index) else {
@@ -378,14 +426,17 @@ impl Tracker {
                             count_metrics_error(&e, np.id.pid, &mut errors);
                         }
                         Ok(metrics) => {
-                            updates.push(observe_metrics(
+                            sink(observe_metrics(
                                 &mut t,
                                 metrics,
                                 proc,
-                                &self.options,
-                                first,
-                                cycle,
-                                &mut errors,
+                                &mut Ctx {
+                                    options: &self.options,
+                                    first,
+                                    cycle,
+                                    errors: &mut errors,
+                                    names: &mut self.names,
+                                },
                             ));
                         }
                     }
@@ -398,7 +449,7 @@ impl Tracker {
                     );
                 }
                 Some(Decision::Ignore) | None => {
-                    if self.remember_ignored(np.static_info.start_time, now) {
+                    if self.remember_ignored(np.start_time, now) {
                         trace!(pid = np.id.pid, "ignoring new process");
                         self.entries.insert(
                             np.id,
@@ -414,6 +465,9 @@ impl Tracker {
 
         // Sweep: whatever this cycle did not list has exited.
         self.entries.retain(|_, slot| slot.last_seen == cycle);
+        if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
+            self.names.sweep();
+        }
         let entries = &self.entries;
         self.pids.retain(|_, id| entries.contains_key(id));
 
@@ -462,21 +516,12 @@ impl Tracker {
         }
     }
 
-    /// Decides the group of every new process: the namer first, then (with
-    /// `children`) the nearest tracked ancestor.
-    fn name_new(&self, fresh: &[NewProc]) -> HashMap<ID, Decision> {
+    /// Decides the group of every new process: the namer's, already taken
+    /// during the scan, then (with `children`) the nearest tracked ancestor.
+    fn name_new(&self, fresh: &mut [NewProc]) -> HashMap<ID, Decision> {
         let mut decisions = HashMap::with_capacity(fresh.len());
-        for np in fresh {
-            let s = &np.static_info;
-            let attrs = ProcAttributes {
-                name: &s.name,
-                cmdline: &s.cmdline,
-                cgroups: &s.cgroups,
-                uid: s.effective_uid,
-                pid: np.id.pid,
-                start_time: s.start_time,
-            };
-            if let Some(group) = self.namer.match_and_name(&attrs) {
+        for np in fresh.iter_mut() {
+            if let Some(group) = np.named.take() {
                 decisions.insert(np.id, Decision::Track(group, MatchReason::Namer));
             }
         }
@@ -510,7 +555,7 @@ impl Tracker {
             let Some(&last) = chain.last() else {
                 break None;
             };
-            let ppid = fresh[last].static_info.parent_pid;
+            let ppid = fresh[last].parent_pid;
             if ppid < 1 {
                 break None;
             }
@@ -525,7 +570,7 @@ impl Tracker {
             }
             if let Some(slot) = self.entries.get(&parent) {
                 break match &slot.entry {
-                    Entry::Tracked(t) => Some((t.group.clone(), parent)),
+                    Entry::Tracked(t) => Some((t.group.to_string(), parent)),
                     Entry::Ignored => None,
                 };
             }
@@ -598,21 +643,23 @@ fn count_metrics_error(e: &ProcError, pid: i32, errors: &mut CollectErrors) {
 /// `None` when it exited while being read (or has never been read
 /// successfully and fails again), the last update with zero deltas when the
 /// read failed for another reason.
-fn observe<P: Proc>(
-    t: &mut TrackedProc,
-    proc: &mut P,
-    options: &TrackerOptions,
+/// What observing one process needs from the cycle.
+struct Ctx<'a> {
+    options: &'a TrackerOptions,
+    /// The tracker's first cycle.
     first: SystemTime,
+    /// This cycle's number.
     cycle: u64,
-    errors: &mut CollectErrors,
-) -> Option<Update> {
+    errors: &'a mut CollectErrors,
+    names: &'a mut Names,
+}
+
+fn observe<P: Proc>(t: &mut TrackedProc, proc: &mut P, ctx: &mut Ctx<'_>) -> Option<Update> {
     match proc.metrics() {
-        Ok(metrics) => Some(observe_metrics(
-            t, metrics, proc, options, first, cycle, errors,
-        )),
+        Ok(metrics) => Some(observe_metrics(t, metrics, proc, ctx)),
         Err(e) if e.is_gone() => None,
         Err(e) => {
-            count_metrics_error(&e, proc.pid(), errors);
+            count_metrics_error(&e, proc.pid(), ctx.errors);
             without_deltas(t)
         }
     }
@@ -623,19 +670,23 @@ fn observe<P: Proc>(
 fn without_deltas(t: &TrackedProc) -> Option<Update> {
     let last = t.last.as_ref()?;
     Some(Update {
-        group_name: t.group.clone(),
+        group_name: t.group.to_string(),
         latest: Delta::default(),
         memory: last.memory,
         filedesc: last.filedesc,
         start: t.start,
         num_threads: last.num_threads,
         states: last.states,
-        wchans: last.wchans.iter().cloned().collect(),
+        wchans: last
+            .wchans
+            .iter()
+            .map(|(w, n)| (w.to_string(), *n))
+            .collect(),
         threads: t
             .threads
-            .values()
-            .map(|tt| ThreadUpdate {
-                thread_name: tt.name.clone(),
+            .iter()
+            .map(|(_, tt)| ThreadUpdate {
+                thread_name: tt.name.to_string(),
                 latest: Delta::default(),
             })
             .collect(),
@@ -648,13 +699,11 @@ fn observe_metrics<P: Proc>(
     t: &mut TrackedProc,
     metrics: Metrics,
     proc: &mut P,
-    options: &TrackerOptions,
-    first: SystemTime,
-    cycle: u64,
-    errors: &mut CollectErrors,
+    ctx: &mut Ctx<'_>,
 ) -> Update {
+    let (first, cycle) = (ctx.first, ctx.cycle);
     let mut soft_error = metrics.soft_errors > 0;
-    let thread_read = if options.threads {
+    let thread_read = if ctx.options.threads {
         match proc.threads() {
             Ok(list) => ThreadRead::Listed(list),
             Err(e) if e.is_gone() => ThreadRead::Failed,
@@ -668,7 +717,7 @@ fn observe_metrics<P: Proc>(
         ThreadRead::Off
     };
     if soft_error {
-        errors.partial += 1;
+        ctx.errors.partial += 1;
     }
 
     // A process seen for the first time that was born while the tracker runs
@@ -696,27 +745,33 @@ fn observe_metrics<P: Proc>(
             // thread that exits takes nothing away; each thread counts once
             // in states and wchans. The thread map is updated in place and
             // swept of the threads this listing did not show.
-            let mut ctx = (0u64, 0u64);
+            let mut switches = (0u64, 0u64);
             thread_updates.reserve_exact(list.len());
+            let known = t.threads.len();
             for th in list {
-                let d = match t.threads.get_mut(&th.id) {
-                    Some(tt) => {
+                let found = match t.threads[..known].binary_search_by_key(&th.id, |(id, _)| *id) {
+                    Ok(i) => Some(i),
+                    Err(_) => t.threads[known..]
+                        .iter()
+                        .position(|(id, _)| *id == th.id)
+                        .map(|i| known + i),
+                };
+                let d = match found.and_then(|i| t.threads.get_mut(i)) {
+                    Some((_, tt)) => {
                         let d = tt.reading.advance(&th.counts, th.io_known);
-                        if tt.name != th.name {
-                            tt.name.clone_from(&th.name);
-                        }
+                        ctx.names.update(&mut tt.name, &th.name);
                         tt.last_seen = cycle;
                         d
                     }
                     None => {
-                        t.threads.insert(
+                        t.threads.push((
                             th.id,
                             TrackedThread {
-                                name: th.name.clone(),
+                                name: ctx.names.get(&th.name),
                                 reading: Reading::first(&th.counts, th.io_known),
                                 last_seen: cycle,
                             },
-                        );
+                        ));
                         // A thread new in a known process counts from its first
                         // sighting: its start cannot be placed against the last
                         // cycle. The threads of a process born since the start
@@ -728,8 +783,8 @@ fn observe_metrics<P: Proc>(
                         }
                     }
                 };
-                ctx.0 = ctx.0.saturating_add(d.ctx_switch_voluntary);
-                ctx.1 = ctx.1.saturating_add(d.ctx_switch_nonvoluntary);
+                switches.0 = switches.0.saturating_add(d.ctx_switch_voluntary);
+                switches.1 = switches.1.saturating_add(d.ctx_switch_nonvoluntary);
                 states += th.states;
                 if !th.wchan.is_empty() {
                     *wchans.entry(th.wchan).or_insert(0) += 1;
@@ -739,9 +794,12 @@ fn observe_metrics<P: Proc>(
                     latest: d,
                 });
             }
-            t.threads.retain(|_, tt| tt.last_seen == cycle);
-            latest.ctx_switch_voluntary = ctx.0;
-            latest.ctx_switch_nonvoluntary = ctx.1;
+            t.threads.retain(|(_, tt)| tt.last_seen == cycle);
+            if !t.threads.is_sorted_by_key(|(id, _)| *id) {
+                t.threads.sort_unstable_by_key(|(id, _)| *id);
+            }
+            latest.ctx_switch_voluntary = switches.0;
+            latest.ctx_switch_nonvoluntary = switches.1;
         }
         ThreadRead::Failed => {
             if !t.threads.is_empty() {
@@ -752,9 +810,9 @@ fn observe_metrics<P: Proc>(
                 latest.ctx_switch_nonvoluntary = 0;
                 thread_updates = t
                     .threads
-                    .values()
-                    .map(|tt| ThreadUpdate {
-                        thread_name: tt.name.clone(),
+                    .iter()
+                    .map(|(_, tt)| ThreadUpdate {
+                        thread_name: tt.name.to_string(),
                         latest: Delta::default(),
                     })
                     .collect();
@@ -770,7 +828,7 @@ fn observe_metrics<P: Proc>(
     }
 
     let update = Update {
-        group_name: t.group.clone(),
+        group_name: t.group.to_string(),
         latest,
         memory: metrics.memory,
         filedesc: metrics.filedesc,
@@ -782,7 +840,7 @@ fn observe_metrics<P: Proc>(
     };
     t.last
         .get_or_insert_with(LastGauges::default)
-        .record(&update);
+        .record(&update, ctx.names);
     update
 }
 
