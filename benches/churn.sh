@@ -4,10 +4,11 @@
 # show that it stays flat. See BENCHMARKS.md.
 #
 #   benches/churn.sh [-n PROCS] [-c CYCLES] [-t true|false] [-i INTERVAL]
+#                    [-l MIN-MAX]
 #
-# About PROCS procgroups-workload processes are alive at any time (20
-# comms, 0-5 extra threads each), each living 5 to 35 s, so about PROCS/20
-# are replaced every second. procgroups runs with OTEL_METRICS_EXPORTER=none
+# PROCS procgroups-workload processes are kept alive (20 comms, 0-5 extra
+# threads each), each living MIN to MAX seconds (default 5-35), exited ones
+# replaced every 0.2 s. procgroups runs with OTEL_METRICS_EXPORTER=none
 # on its own timer; its cycles are counted from its debug log, and VmRSS,
 # VmHWM and the number of processes it tracks are printed every CYCLES/10
 # cycles. Everything it starts is stopped on exit.
@@ -18,13 +19,15 @@ PROCS=1000
 CYCLES=1000
 THREADS=true
 INTERVAL=500ms
-while getopts "n:c:t:i:h" opt; do
+LIFE=5-35
+while getopts "n:c:t:i:l:h" opt; do
     case "$opt" in
         n) PROCS=$OPTARG ;;
         c) CYCLES=$OPTARG ;;
         t) THREADS=$OPTARG ;;
         i) INTERVAL=$OPTARG ;;
-        *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        l) LIFE=$OPTARG ;;
+        *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -50,32 +53,40 @@ if [[ ! -x $PG || ! -x $WORKLOAD ]]; then
     (cd "$ROOT" && cargo build --release --bins)
 fi
 ulimit -n "$(ulimit -Hn)"
+# Room for PIDs to cycle through (as root; otherwise the host's settings).
+TASKS=$((PROCS * 8 + 20000))
+if (($(cat /proc/sys/kernel/pid_max) < TASKS)) && [[ -w /proc/sys/kernel/pid_max ]]; then
+    echo "$TASKS" >/proc/sys/kernel/pid_max
+fi
 
-# Spawns a replacement every 1/rate seconds: PROCS alive on average, each
-# living 20 s on average.
-say "starting the churning workload (about $PROCS processes)"
+# Keeps PROCS workloads alive: every 0.2 s, starts as many as have exited.
+say "starting the churning workload ($PROCS processes, each living $LIFE s)"
 setsid bash -c '
     echo $$ >"$3"
-    W=$1; N=$2
+    W=$1; N=$2; MIN=$4; SPAN=$5
     names=(nginx postgres redis-server java python3 node ruby php-fpm sshd cron
         rsyslogd containerd dockerd kubelet etcd haproxy memcached mysqld envoy grafana)
     extra=(0 0 1 2 4 5)
-    pause=$(awk -v n="$N" "BEGIN { printf \"%.4f\", 20 / n }")
-    for ((i = 0; ; i++)); do
-        name=${names[i % 20]}
-        "$W" --name "$name" --threads "${extra[i % 6]}" --thread-name "w${name:0:6}" \
-            --files $((i % 7)) --ignore-stdin --lifetime-secs $((5 + RANDOM % 31)) \
-            </dev/null >/dev/null 2>&1 &
-        sleep "$pause"
+    i=0
+    while :; do
+        alive=$(jobs -rp | wc -l)
+        for ((k = alive; k < N; k++, i++)); do
+            name=${names[i % 20]}
+            "$W" --name "$name" --threads "${extra[i % 6]}" --thread-name "w${name:0:6}" \
+                --files $((i % 7)) --ignore-stdin --lifetime-secs $((MIN + RANDOM % SPAN)) \
+                </dev/null >/dev/null 2>&1 &
+        done
+        sleep 0.2
     done
-' churn "$WORKLOAD" "$PROCS" "$WORK/session" </dev/null >/dev/null 2>&1 &
+' churn "$WORKLOAD" "$PROCS" "$WORK/session" "${LIFE%-*}" $((${LIFE#*-} - ${LIFE%-*} + 1)) \
+    </dev/null >/dev/null 2>&1 &
 for ((s = 0; s < 100; s++)); do
     [[ -s $WORK/session ]] && break
     sleep 0.05
 done
 SESSION=$(cat "$WORK/session")
-# Let the population fill up (average lifetime 20 s).
-sleep 25
+# Let the population fill up and the first generation start to exit.
+sleep "${LIFE%-*}"
 
 OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug \
     "$PG" --threads="$THREADS" --interval "$INTERVAL" \
@@ -85,7 +96,7 @@ PG_PID=$!
 cycles() { grep -c 'cycle done' "$WORK/pg.log" || true; }
 field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$PG_PID/status"; }
 echo
-echo "procgroups --threads=$THREADS --interval $INTERVAL, about $PROCS processes alive, $CYCLES cycles"
+echo "procgroups --threads=$THREADS --interval $INTERVAL, $PROCS workloads living $LIFE s, $CYCLES cycles"
 echo
 echo "| cycle | processes tracked | VmRSS | VmHWM |"
 echo "|---|---|---|---|"
