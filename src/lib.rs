@@ -16,11 +16,12 @@
 //! - [`telemetry`] maps a snapshot onto OpenTelemetry instruments and builds
 //!   the OTLP pipeline from the standard `OTEL_*` variables.
 //! - [`agent`] runs the cycle on a timer, publishes snapshots, handles
-//!   shutdown and `--once`.
+//!   shutdown and `--once`; [`output`] renders a snapshot for `--once`.
 
 pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod output;
 pub mod proc;
 pub mod telemetry;

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");
-            ExitCode::from(1)
+            // Unusable OTEL_* settings are bad configuration too.
+            let bad_otel = e
+                .chain()
+                .any(|c| c.is::<procgroups::telemetry::TelemetryError>());
+            ExitCode::from(if bad_otel { 2 } else { 1 })
         }
     }
 }

@@ -1,0 +1,145 @@
+//! One collection cycle: the [`Collector`] owns the process source and the
+//! grouper (and through it the tracker's per-process state), runs
+//! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
+//! blocking code; the timer task runs it off the async threads.
+
+use std::time::{Instant, SystemTime};
+
+use crate::config::Config;
+use crate::proc::{
+    CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, Source, SourceError,
+    TrackerOptions,
+};
+
+use super::Snapshot;
+
+/// Runs cycles over one source, keeping the state that spans cycles.
+pub struct Collector<S: Source> {
+    source: S,
+    grouper: Grouper,
+    errors: CollectErrors,
+    cycles: u64,
+}
+
+impl Collector<FsSource> {
+    /// A collector over the procfs mount and rules of `config`.
+    pub fn from_config(config: &Config) -> Result<Self, SourceError> {
+        let source = FsSource::new(
+            &config.procfs,
+            FsSourceOptions {
+                gather_smaps: config.gather_smaps,
+            },
+        )?;
+        Ok(Collector::new(
+            source,
+            Grouper::new(config.namer.clone(), grouper_options(config)),
+        ))
+    }
+}
+
+/// The grouper and tracker options a configuration asks for.
+pub fn grouper_options(config: &Config) -> GrouperOptions {
+    GrouperOptions {
+        tracker: TrackerOptions {
+            children: config.children,
+            threads: config.threads,
+            recheck: config.recheck,
+            recheck_time_limit: config.recheck_time_limit,
+        },
+        remove_empty_groups: config.remove_empty_groups,
+    }
+}
+
+impl<S: Source> Collector<S> {
+    /// A collector over `source` aggregating with `grouper`.
+    pub fn new(source: S, grouper: Grouper) -> Self {
+        Collector {
+            source,
+            grouper,
+            errors: CollectErrors::default(),
+            cycles: 0,
+        }
+    }
+
+    /// Runs one cycle at wall-clock time `now`. An error means the source
+    /// could not even be listed; the caller keeps the previous snapshot and
+    /// tries again next cycle (the per-process state is untouched).
+    pub fn cycle(&mut self, now: SystemTime) -> Result<Snapshot, SourceError> {
+        let started = Instant::now();
+        let (errors, groups) = self.grouper.update(&mut self.source, now)?;
+        self.errors += errors;
+        self.cycles += 1;
+        Ok(Snapshot {
+            groups,
+            errors: self.errors,
+            cycle_duration: started.elapsed(),
+            tracked_processes: self.grouper.tracker().stats().tracked as u64,
+            taken_at: Some(now),
+            cycles: self.cycles,
+        })
+    }
+
+    /// The source (for tests that script it between cycles).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::{CommSetNamer, Counts, IDInfo, ScriptedFailure, ScriptedSource};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn cpu(user: f64) -> Counts {
+        Counts {
+            cpu_user_time: user,
+            ..Counts::default()
+        }
+    }
+
+    fn collector(cycles: Vec<Vec<IDInfo>>) -> Collector<ScriptedSource> {
+        let namer = Arc::new(CommSetNamer::new(["web", "db"]));
+        Collector::new(
+            ScriptedSource::new(cycles),
+            Grouper::new(namer, GrouperOptions::default()),
+        )
+    }
+
+    #[test]
+    fn snapshots_carry_totals_errors_and_counts_across_cycles() {
+        let broken = || IDInfo::named(9, "web", 9).metrics_fail(ScriptedFailure::Read);
+        let mut c = collector(vec![
+            vec![
+                IDInfo::named(1, "web", 1).counts(cpu(1.0)),
+                IDInfo::named(2, "db", 2),
+                broken(),
+            ],
+            vec![IDInfo::named(1, "web", 1).counts(cpu(3.0)), broken()],
+        ]);
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let first = c.cycle(t1).unwrap();
+        assert_eq!(first.cycles, 1);
+        assert_eq!(first.taken_at, Some(t1));
+        assert!(first.tracked_processes >= 2, "{}", first.tracked_processes);
+        assert_eq!(first.group_count(), 2);
+        assert!(first.errors.read >= 1, "{:?}", first.errors);
+
+        let t2 = t1 + Duration::from_secs(15);
+        let second = c.cycle(t2).unwrap();
+        assert_eq!(second.cycles, 2);
+        assert_eq!(second.taken_at, Some(t2));
+        // db exited.
+        assert_eq!(second.tracked_processes, first.tracked_processes - 1);
+        // Errors are totals since start: the same failure, counted twice.
+        assert_eq!(second.errors.read, 2 * first.errors.read);
+        // The web process was running before the first cycle: only its
+        // increase since then counts.
+        assert_eq!(second.groups["web"].counts.cpu_user_time, 2.0);
+        // The db group emptied but is still reported, with no start time.
+        let db = &second.groups["db"];
+        assert_eq!(db.procs, 0);
+        assert_eq!(db.oldest_start_time, None);
+    }
+}

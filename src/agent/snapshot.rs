@@ -1,0 +1,92 @@
+//! The snapshot: the immutable result of one collection cycle, and the cell
+//! that publishes it. The timer task builds a new [`Snapshot`] each cycle and
+//! swaps it into the [`SnapshotCell`]; metric callbacks, `--once` and any
+//! status reader only load the latest `Arc`, so a reader never waits for a
+//! cycle and never sees half of one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::proc::{CollectErrors, GroupByName};
+
+/// What one collection cycle produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The groups, sorted by name, with counters that are totals since the
+    /// agent started.
+    pub groups: GroupByName,
+    /// Collection errors summed over every cycle since the agent started.
+    pub errors: CollectErrors,
+    /// How long the cycle that produced this snapshot took.
+    pub cycle_duration: Duration,
+    /// Processes tracked in some group after the cycle.
+    pub tracked_processes: u64,
+    /// When the cycle ran; `None` for the empty snapshot published before the
+    /// first cycle.
+    pub taken_at: Option<SystemTime>,
+    /// Cycles run so far (this one included).
+    pub cycles: u64,
+}
+
+impl Snapshot {
+    /// Number of groups reported.
+    pub fn group_count(&self) -> u64 {
+        self.groups.len() as u64
+    }
+}
+
+/// Shared holder of the latest [`Snapshot`]. Cloning shares the same cell.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotCell {
+    inner: Arc<ArcSwap<Snapshot>>,
+}
+
+impl SnapshotCell {
+    /// A cell holding an empty snapshot (no cycle run yet).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The latest snapshot. Lock-free; cheap enough for every metric callback.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.inner.load_full()
+    }
+
+    /// Replaces the published snapshot.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.inner.store(Arc::new(snapshot));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::Group;
+
+    #[test]
+    fn readers_keep_their_snapshot_while_a_new_one_is_published() {
+        let cell = SnapshotCell::new();
+        assert_eq!(cell.load().cycles, 0);
+        assert!(cell.load().taken_at.is_none());
+
+        let mut first = Snapshot {
+            cycles: 1,
+            ..Snapshot::default()
+        };
+        first.groups.insert("a".into(), Group::default());
+        cell.publish(first);
+        let held = cell.load();
+
+        let reader = cell.clone();
+        cell.publish(Snapshot {
+            cycles: 2,
+            ..Snapshot::default()
+        });
+        assert_eq!(held.cycles, 1);
+        assert_eq!(held.group_count(), 1);
+        assert_eq!(reader.load().cycles, 2);
+        assert_eq!(reader.load().group_count(), 0);
+    }
+}

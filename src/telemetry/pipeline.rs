@@ -1,0 +1,470 @@
+//! The OTLP pipeline: a tonic gRPC [`MetricExporter`] wrapped in an
+//! [`ObservedExporter`], a [`PeriodicReader`], and the meter provider with
+//! the resource and the instruments over the snapshot.
+//!
+//! Every exporter setting comes from the standard `OTEL_*` variables, read
+//! by the SDK itself. The agent only fills in what the variables leave
+//! unset, and never overrides one that is set:
+//! - endpoint: never set in code (`OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`,
+//!   else the SDK default `http://localhost:4317`);
+//! - compression: gzip unless `OTEL_EXPORTER_OTLP[_METRICS]_COMPRESSION`;
+//! - timeout: 4 s unless `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT`, so that the
+//!   final export fits in the shutdown budget;
+//! - export interval: `OTEL_METRIC_EXPORT_INTERVAL` (ms) when set, else the
+//!   collection interval;
+//! - temporality: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
+//!   cumulative (the SDK's resolution);
+//! - TLS for `https://` endpoints with the system roots and the webpki
+//!   roots, plus `OTEL_EXPORTER_OTLP[_METRICS]_CERTIFICATE` (CA file) and
+//!   `..._CLIENT_CERTIFICATE`/`..._CLIENT_KEY` (mutual TLS) when set.
+//!
+//! The exporter holds a lazily connected tonic channel whose background
+//! task runs on the tokio runtime: [`Telemetry::start`] must be called from
+//! inside that runtime, and the runtime must outlive the provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+use opentelemetry_otlp::{
+    Compression, ExporterBuildError, MetricExporter, WithExportConfig, WithTonicConfig,
+};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{Instrument, PeriodicReader, SdkMeterProvider, Stream};
+
+use crate::agent::SnapshotCell;
+
+use super::catalogue as cat;
+use super::export::{ExportHealth, ObservedExporter};
+use super::instruments::{self, InstrumentOptions};
+
+/// Export timeout used when no `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT` is set.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(4);
+/// The SDK's endpoint when no variable names one (for logs and status).
+pub const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
+/// Largest cardinality limit given to one metric stream. The SDK allocates
+/// each stream's map up front at this size; beyond it, points fold into the
+/// `otel.metric.overflow` series instead of growing memory without bound.
+pub const MAX_STREAM_CARDINALITY: usize = 20_000;
+/// The SDK's own default per-stream limit, kept as a floor.
+const SDK_DEFAULT_CARDINALITY: usize = 2_000;
+
+/// Why the pipeline could not be built (an exit-1 startup failure).
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter rejected its configuration (bad endpoint, ...).
+    #[error("cannot build the OTLP exporter")]
+    Exporter(#[from] ExporterBuildError),
+    /// A TLS file named by an `OTEL_*` variable cannot be read.
+    #[error("cannot read {var} file {}", path.display())]
+    TlsFile {
+        /// The variable that names the file.
+        var: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Only one of the client certificate and key is set.
+    #[error("{0} is set without {1}; mutual TLS needs both")]
+    HalfIdentity(&'static str, &'static str),
+}
+
+/// How many series each metric may have, from the configured bounds on
+/// groups and on thread names per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardinalityLimits {
+    /// Most groups reported.
+    pub groups: usize,
+    /// Most thread names reported per group.
+    pub thread_names: usize,
+}
+
+impl Default for CardinalityLimits {
+    fn default() -> Self {
+        CardinalityLimits {
+            groups: 1000,
+            thread_names: 100,
+        }
+    }
+}
+
+impl CardinalityLimits {
+    /// The limit for the metric called `name`; `None` for metrics that are
+    /// not ours (the SDK default applies).
+    pub fn for_metric(&self, name: &str) -> Option<usize> {
+        let fanout = |n: usize| n.saturating_mul(self.groups);
+        let per_thread = |n: usize| fanout(n).saturating_mul(self.thread_names);
+        let limit = match name {
+            n if n == cat::STATE_COUNT.name => fanout(cat::attr::PROCESS_STATES.len()),
+            // Wait channels are open-ended; a few per group is typical.
+            n if n == cat::WCHAN_COUNT.name => fanout(16),
+            n if n == cat::THREAD_NAME_COUNT.name => per_thread(1),
+            n if n.starts_with("procgroup.thread_name.") => per_thread(2),
+            n if n == cat::CPU_TIME.name
+                || n == cat::DISK_IO.name
+                || n == cat::PAGING_FAULTS.name
+                || n == cat::CONTEXT_SWITCHES.name =>
+            {
+                fanout(2)
+            }
+            n if n.starts_with("procgroup.") => fanout(1),
+            _ => return None,
+        };
+        // One more for the overflow series itself.
+        Some(
+            limit
+                .saturating_add(1)
+                .clamp(SDK_DEFAULT_CARDINALITY, MAX_STREAM_CARDINALITY),
+        )
+    }
+}
+
+/// The exporter settings the agent decides, after looking at the `OTEL_*`
+/// variables (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSettings {
+    /// Where exports go, as the SDK will resolve it (for logs and status).
+    pub endpoint: String,
+    /// PeriodicReader interval.
+    pub export_interval: Duration,
+    /// Timeout to set in code; `None` when a variable sets it.
+    pub timeout: Option<Duration>,
+    /// Whether to ask for gzip in code (no variable chooses compression).
+    pub gzip: bool,
+    /// CA certificate file and the variable it came from.
+    pub ca_file: Option<(&'static str, PathBuf)>,
+    /// Client certificate and key files, for mutual TLS.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+fn first_set(
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: [&'static str; 2],
+) -> Option<(&'static str, String)> {
+    vars.into_iter().find_map(|v| {
+        env(v)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .map(|s| (v, s))
+    })
+}
+
+impl ExportSettings {
+    /// Decides the settings from the variables `env` returns and the
+    /// collection interval.
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        collection_interval: Duration,
+    ) -> Result<Self, TelemetryError> {
+        let endpoint = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ],
+        )
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+
+        let export_interval = match env("OTEL_METRIC_EXPORT_INTERVAL") {
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    tracing::warn!(
+                        value = %raw,
+                        "OTEL_METRIC_EXPORT_INTERVAL is not a positive number of milliseconds; \
+                         exporting at the collection interval"
+                    );
+                    collection_interval
+                }
+            },
+            None => collection_interval,
+        };
+
+        let timeout_set = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ],
+        )
+        .is_some_and(|(_, v)| v.parse::<u64>().is_ok());
+        let compression_set = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ],
+        )
+        .is_some();
+
+        if let Some((var, protocol)) = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        ) && protocol != "grpc"
+        {
+            tracing::warn!(
+                variable = var,
+                value = %protocol,
+                "procgroups exports over OTLP/gRPC only; ignoring the requested protocol"
+            );
+        }
+
+        let ca_file = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ],
+        )
+        .map(|(var, v)| (var, PathBuf::from(v)));
+        let cert = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ],
+        );
+        let key = first_set(
+            env,
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ],
+        );
+        let client_identity = match (cert, key) {
+            (Some((_, c)), Some((_, k))) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (Some((var, _)), None) => {
+                return Err(TelemetryError::HalfIdentity(
+                    var,
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ));
+            }
+            (None, Some((var, _))) => {
+                return Err(TelemetryError::HalfIdentity(
+                    var,
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ));
+            }
+            (None, None) => None,
+        };
+
+        Ok(ExportSettings {
+            endpoint,
+            export_interval,
+            timeout: (!timeout_set).then_some(DEFAULT_EXPORT_TIMEOUT),
+            gzip: !compression_set,
+            ca_file,
+            client_identity,
+        })
+    }
+
+    fn tls_config(&self) -> Result<ClientTlsConfig, TelemetryError> {
+        let mut tls = ClientTlsConfig::new().with_enabled_roots();
+        if let Some((var, path)) = &self.ca_file {
+            tls = tls.ca_certificate(Certificate::from_pem(read_file(var, path)?));
+        }
+        if let Some((cert, key)) = &self.client_identity {
+            tls = tls.identity(Identity::from_pem(
+                read_file("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert)?,
+                read_file("OTEL_EXPORTER_OTLP_CLIENT_KEY", key)?,
+            ));
+        }
+        Ok(tls)
+    }
+}
+
+fn read_file(var: &'static str, path: &Path) -> Result<Vec<u8>, TelemetryError> {
+    std::fs::read(path).map_err(|source| TelemetryError::TlsFile {
+        var,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What is exported besides the exporter settings.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Exporter settings.
+    pub export: ExportSettings,
+    /// Optional instruments.
+    pub instruments: InstrumentOptions,
+    /// Series bounds.
+    pub limits: CardinalityLimits,
+}
+
+/// The running pipeline: the meter provider and the export health record.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    provider: SdkMeterProvider,
+    health: Arc<ExportHealth>,
+}
+
+impl Telemetry {
+    /// Builds the exporter, the reader and the provider with `resource`, and
+    /// registers the instruments over `cell`. Must run inside a tokio runtime.
+    pub fn start(
+        options: &PipelineOptions,
+        resource: Resource,
+        cell: &SnapshotCell,
+    ) -> Result<Self, TelemetryError> {
+        let settings = &options.export;
+        let mut builder = MetricExporter::builder()
+            .with_tonic()
+            .with_tls_config(settings.tls_config()?);
+        if settings.gzip {
+            builder = builder.with_compression(Compression::Gzip);
+        }
+        if let Some(timeout) = settings.timeout {
+            builder = builder.with_timeout(timeout);
+        }
+        let exporter = builder.build()?;
+
+        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
+        let reader = PeriodicReader::builder(ObservedExporter::new(exporter, health.clone()))
+            .with_interval(settings.export_interval)
+            .build();
+        let limits = options.limits;
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader)
+            .with_view(move |i: &Instrument| {
+                limits
+                    .for_metric(i.name())
+                    .and_then(|n| Stream::builder().with_cardinality_limit(n).build().ok())
+            })
+            .build();
+        let meter = provider.meter_with_scope(
+            InstrumentationScope::builder("procgroups")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        instruments::register(&meter, cell, options.instruments);
+        tracing::info!(
+            endpoint = %settings.endpoint,
+            export_interval = %humantime::format_duration(settings.export_interval),
+            "exporting metrics over OTLP/gRPC"
+        );
+        Ok(Telemetry { provider, health })
+    }
+
+    /// The export health record (last outcome, last success).
+    pub fn health(&self) -> Arc<ExportHealth> {
+        self.health.clone()
+    }
+
+    /// Collects and exports now. Blocking: call from a blocking thread.
+    pub fn force_flush(&self) -> OTelSdkResult {
+        self.provider.force_flush()
+    }
+
+    /// Runs the final collection and export and stops the reader. Blocking
+    /// (at most about 5 s inside the SDK): call from a blocking thread.
+    pub fn shutdown(&self) -> OTelSdkResult {
+        self.provider.shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn unset_variables_get_the_agent_defaults() {
+        let s = ExportSettings::from_env(&env_of(&[]), Duration::from_secs(15)).unwrap();
+        assert_eq!(s.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(s.export_interval, Duration::from_secs(15));
+        assert_eq!(s.timeout, Some(DEFAULT_EXPORT_TIMEOUT));
+        assert!(s.gzip);
+        assert_eq!(s.ca_file, None);
+        assert_eq!(s.client_identity, None);
+    }
+
+    #[test]
+    fn set_variables_are_never_overridden() {
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "30000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+        ]);
+        let s = ExportSettings::from_env(&env, Duration::from_secs(15)).unwrap();
+        assert_eq!(s.endpoint, "http://metrics:4317");
+        assert_eq!(s.export_interval, Duration::from_secs(30));
+        assert_eq!(s.timeout, None);
+        assert!(!s.gzip);
+        assert_eq!(
+            s.ca_file,
+            Some((
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                PathBuf::from("/etc/ca.pem")
+            ))
+        );
+    }
+
+    #[test]
+    fn a_bad_export_interval_falls_back_to_the_collection_interval() {
+        for bad in ["0", "15s", "-1", ""] {
+            let env = env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", bad)]);
+            let s = ExportSettings::from_env(&env, Duration::from_millis(500)).unwrap();
+            assert_eq!(s.export_interval, Duration::from_millis(500), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_without_a_key_is_refused() {
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem")]);
+        let err = ExportSettings::from_env(&env, Duration::from_secs(1)).unwrap_err();
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_ca_file_names_the_variable_and_the_path() {
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")]);
+        let s = ExportSettings::from_env(&env, Duration::from_secs(1)).unwrap();
+        let err = s.tls_config().unwrap_err().to_string();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"), "{err}");
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn cardinality_limits_follow_the_fanout_of_each_metric() {
+        let l = CardinalityLimits {
+            groups: 1500,
+            thread_names: 4,
+        };
+        assert_eq!(l.for_metric("procgroup.processes"), Some(2_000));
+        assert_eq!(l.for_metric("procgroup.cpu.time"), Some(3_001));
+        assert_eq!(l.for_metric("procgroup.state.count"), Some(7_501));
+        assert_eq!(l.for_metric("procgroup.thread_name.count"), Some(6_001));
+        assert_eq!(l.for_metric("procgroup.thread_name.cpu.time"), Some(12_001));
+        assert_eq!(
+            CardinalityLimits::default().for_metric("procgroup.thread_name.cpu.time"),
+            Some(MAX_STREAM_CARDINALITY)
+        );
+        assert_eq!(l.for_metric("procgroups.groups"), None);
+        assert_eq!(l.for_metric("http.server.duration"), None);
+    }
+}
