@@ -47,6 +47,8 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             recheck_time_limit: config.recheck_time_limit,
         },
         remove_empty_groups: config.remove_empty_groups,
+        max_groups: config.max_groups,
+        max_thread_names: config.max_thread_names,
     }
 }
 
@@ -97,6 +99,19 @@ mod tests {
             cpu_user_time: user,
             ..Counts::default()
         }
+    }
+
+    #[test]
+    fn grouper_options_carry_the_configured_caps() {
+        let config = Config {
+            max_groups: 7,
+            max_thread_names: 3,
+            remove_empty_groups: true,
+            ..Config::with_namer(Arc::new(CommSetNamer::new(["web"])))
+        };
+        let o = grouper_options(&config);
+        assert_eq!((o.max_groups, o.max_thread_names), (7, 3));
+        assert!(o.remove_empty_groups);
     }
 
     fn collector(cycles: Vec<Vec<IDInfo>>) -> Collector<ScriptedSource> {
