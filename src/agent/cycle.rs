@@ -2,6 +2,10 @@
 //! grouper (and through it the tracker's per-process state), runs
 //! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
 //! blocking code; the timer task runs it off the async threads.
+//!
+//! It also says once, the first time some process could be read only in
+//! part, when the agent lacks the capabilities that would let it read every
+//! process in full (see [`capability_hint`]).
 
 use std::time::{Instant, SystemTime};
 
@@ -13,12 +17,20 @@ use crate::proc::{
 
 use super::Snapshot;
 
+/// The capabilities that let an agent that is not root read every process
+/// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
+/// check of `fd/`), `CAP_DAC_READ_SEARCH` for the directories and files
+/// only their owner may read.
+pub const READ_CAPABILITIES: [&str; 2] = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"];
+
 /// Runs cycles over one source, keeping the state that spans cycles.
 pub struct Collector<S: Source> {
     source: S,
     grouper: Grouper,
     errors: CollectErrors,
     cycles: u64,
+    /// The capability hint was considered (it is logged at most once).
+    capabilities_checked: bool,
 }
 
 impl Collector<FsSource> {
@@ -60,6 +72,7 @@ impl<S: Source> Collector<S> {
             grouper,
             errors: CollectErrors::default(),
             cycles: 0,
+            capabilities_checked: false,
         }
     }
 
@@ -71,6 +84,22 @@ impl<S: Source> Collector<S> {
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
         self.errors += errors;
         self.cycles += 1;
+        if errors.partial > 0 && !std::mem::replace(&mut self.capabilities_checked, true) {
+            let euid = rustix::process::geteuid().as_raw();
+            if let Some(hint) = capability_hint(errors.partial, euid, &missing_capabilities()) {
+                tracing::warn!(uid = euid, "{hint}");
+            }
+        }
+        let stats = self.grouper.tracker().stats();
+        tracing::debug!(
+            cycle = self.cycles,
+            tracked = stats.tracked,
+            ignored = stats.ignored,
+            pids = stats.pids,
+            threads = stats.threads,
+            groups = self.grouper.groups_remembered(),
+            "tracker state"
+        );
         Ok(Snapshot {
             groups,
             errors: self.errors,
@@ -81,10 +110,53 @@ impl<S: Source> Collector<S> {
         })
     }
 
+    /// The grouper (for tests that look at its state between cycles).
+    pub fn grouper(&self) -> &Grouper {
+        &self.grouper
+    }
+
     /// The source (for tests that script it between cycles).
     pub fn source_mut(&mut self) -> &mut S {
         &mut self.source
     }
+}
+
+/// Which of [`READ_CAPABILITIES`] this thread lacks in its effective set
+/// (all of them when the set cannot be read).
+pub fn missing_capabilities() -> Vec<&'static str> {
+    use rustix::thread::CapabilitySet;
+    let wanted = [CapabilitySet::SYS_PTRACE, CapabilitySet::DAC_READ_SEARCH];
+    match rustix::thread::capabilities(None) {
+        Ok(sets) => READ_CAPABILITIES
+            .iter()
+            .zip(wanted)
+            .filter(|(_, cap)| !sets.effective.contains(*cap))
+            .map(|(name, _)| *name)
+            .collect(),
+        Err(_) => READ_CAPABILITIES.to_vec(),
+    }
+}
+
+/// The line to log when `partial` processes could be read only in part and
+/// the agent (effective uid `euid`) lacks the capabilities in `missing`;
+/// `None` when it lacks none, since then capabilities would not help.
+pub fn capability_hint(partial: u64, euid: u32, missing: &[&str]) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    let who = if euid == 0 {
+        "root without the capabilities".to_string()
+    } else {
+        format!("uid {euid} (not root)")
+    };
+    Some(format!(
+        "{partial} processes could be read only in part (their io, fd or limits are \
+         readable only by their owner): the agent runs as {who} and lacks {}; \
+         grant {} and {} (or run as root) for the full picture (logged once)",
+        missing.join(" and "),
+        READ_CAPABILITIES[0],
+        READ_CAPABILITIES[1],
+    ))
 }
 
 #[cfg(test)]
@@ -98,6 +170,36 @@ mod tests {
         Counts {
             cpu_user_time: user,
             ..Counts::default()
+        }
+    }
+
+    #[test]
+    fn capability_hint_names_what_is_missing_and_what_gives_the_full_picture() {
+        assert_eq!(capability_hint(3, 65534, &[]), None);
+        let hint = capability_hint(12, 65534, &READ_CAPABILITIES).unwrap();
+        assert!(
+            hint.starts_with("12 processes could be read only in part"),
+            "{hint}"
+        );
+        assert!(hint.contains("uid 65534 (not root)"), "{hint}");
+        assert!(
+            hint.contains("lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            "{hint}"
+        );
+        let hint = capability_hint(1, 0, &["CAP_DAC_READ_SEARCH"]).unwrap();
+        assert!(hint.contains("root without the capabilities"), "{hint}");
+        assert!(hint.contains("lacks CAP_DAC_READ_SEARCH;"), "{hint}");
+    }
+
+    #[test]
+    fn the_test_process_has_the_read_capabilities_as_root() {
+        if rustix::process::geteuid().is_root() {
+            // Tests run as root with full capabilities, as in CI.
+            assert_eq!(missing_capabilities(), Vec::<&str>::new());
         }
     }
 

@@ -360,6 +360,12 @@ impl Grouper {
         Ok((errors, groups))
     }
 
+    /// Groups remembered between cycles (the overflow group included): the
+    /// size of the grouper's own state.
+    pub fn groups_remembered(&self) -> usize {
+        self.history.len()
+    }
+
     /// What the caps folded into [`OVERFLOW_NAME`] in the last cycle.
     pub fn overflow(&self) -> &Overflow {
         &self.overflow
