@@ -334,7 +334,12 @@ fn with_captured_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    let out = tracing::subscriber::with_default(subscriber, || {
+        // Tests without a subscriber may have registered the grouper's
+        // callsites concurrently as uninteresting; look again.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     (out, captured.lines())
 }
 
