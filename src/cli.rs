@@ -99,7 +99,62 @@ pub struct Cli {
     /// threads are added up under the thread name `procgroups.overflow`.
     #[arg(long, value_name = "N")]
     pub max_thread_names: Option<u64>,
-    /// Unix socket of the status service.
+    /// Unix socket of the status and health service (`none` disables it);
+    /// default /run/procgroups/status.sock for root, else
+    /// procgroups-$UID/status.sock under $XDG_RUNTIME_DIR or the temp dir.
     #[arg(long, value_name = "PATH")]
     pub status_socket: Option<PathBuf>,
+    /// Report NOT_SERVING once no export has succeeded for this many export
+    /// intervals (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_export_intervals: Option<u64>,
+    /// A client command for a running agent; without one, run the agent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Client commands that ask a running agent over its status socket.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Show what the running agent sees: groups, errors, last cycle and export.
+    Status {
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Output format: table or json.
+        #[arg(long, value_enum, default_value = "table", hide_possible_values = true)]
+        output: OutputFormat,
+    },
+    /// Show how the agent groups one process: its name, the rule that
+    /// matched it (or why none did), and its group.
+    Explain {
+        /// The process.
+        #[arg(value_parser = clap::value_parser!(i32).range(1..))]
+        pid: i32,
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Output format: table or json.
+        #[arg(long, value_enum, default_value = "table", hide_possible_values = true)]
+        output: OutputFormat,
+    },
+    /// Exit 0 when the agent reports SERVING, 1 otherwise (for probes).
+    Health {
+        /// Status socket of the agent.
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Judge only whether collection cycles run, not whether exports
+        /// get through (for a liveness probe: a collector outage should not
+        /// restart the agent).
+        #[arg(long)]
+        liveness: bool,
+    },
+}
+
+/// `--socket PATH` of the client commands.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SocketArg {
+    /// Status socket of the agent (default: the agent's default).
+    #[arg(long, value_name = "PATH", env = "PROCGROUPS_STATUS_SOCKET")]
+    pub socket: Option<PathBuf>,
 }

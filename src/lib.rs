@@ -17,6 +17,9 @@
 //!   the OTLP pipeline from the standard `OTEL_*` variables.
 //! - [`agent`] runs the cycle on a timer, publishes snapshots, handles
 //!   shutdown and `--once`; [`output`] renders a snapshot for `--once`.
+//! - [`status`] serves what the running agent sees, and its health, on a
+//!   Unix socket, and implements the `status`, `explain` and `health`
+//!   client commands.
 
 pub mod agent;
 pub mod cli;
@@ -24,4 +27,5 @@ pub mod config;
 pub mod logging;
 pub mod output;
 pub mod proc;
+pub mod status;
 pub mod telemetry;

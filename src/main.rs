@@ -12,6 +12,9 @@ use procgroups::config::{self, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return procgroups::status::client::run(command);
+    }
     let config = match config::load(&cli) {
         Ok(c) => c,
         Err(e) => return report_config_error(&e),
@@ -32,11 +35,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");
-            // Unusable OTEL_* settings are bad configuration too.
-            let bad_otel = e
-                .chain()
-                .any(|c| c.is::<procgroups::telemetry::TelemetryError>());
-            ExitCode::from(if bad_otel { 2 } else { 1 })
+            // Unusable OTEL_* settings are bad configuration too, and so is
+            // a status socket that another agent holds.
+            let usage = e.chain().any(|c| {
+                c.is::<procgroups::telemetry::TelemetryError>()
+                    || c.downcast_ref::<procgroups::status::SocketError>()
+                        .is_some_and(procgroups::status::SocketError::is_usage)
+            });
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

@@ -163,7 +163,7 @@ fn usage_and_flag_errors_exit_2() {
         // A stray word no longer ends the flags silently (process-exporter #152).
         (
             &["--threads", "false", "stray"],
-            "unexpected argument 'stray'",
+            "unrecognized subcommand 'stray'",
         ),
         (
             &["--interval", "0s"],

@@ -281,15 +281,18 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
         "spec.nodeName"
     );
 
-    // Probes run `procgroups health`.
-    for probe in ["livenessProbe", "readinessProbe"] {
+    // Probes run `procgroups health`; liveness judges only the cycles, so
+    // that a collector outage makes the pod unready but never restarts it.
+    for (probe, args) in [
+        ("livenessProbe", &["health", "--liveness"][..]),
+        ("readinessProbe", &["health"][..]),
+    ] {
         let command = strings(&c[probe]["exec"]["command"]);
-        assert_eq!(command.len(), 2, "{probe}: {command:?}");
         assert!(
             Path::new(&command[0]).file_name() == Some("procgroups".as_ref()),
             "{probe}: {command:?}"
         );
-        assert_eq!(command[1], "health", "{probe}");
+        assert_eq!(&command[1..], args, "{probe}");
     }
     // Their socket is on a writable volume, since the root filesystem is not.
     let socket = PathBuf::from(str_of(&env_var(c, "PROCGROUPS_STATUS_SOCKET")["value"]));

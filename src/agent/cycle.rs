@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 use crate::config::Config;
 use crate::proc::{
     CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, Source, SourceError,
-    TrackerOptions,
+    Tracker, TrackerOptions,
 };
 
 use super::Snapshot;
@@ -118,6 +118,12 @@ impl<S: Source> Collector<S> {
     /// The source (for tests that script it between cycles).
     pub fn source_mut(&mut self) -> &mut S {
         &mut self.source
+    }
+
+    /// The tracker, which knows the group of every process it has seen
+    /// (for `procgroups explain`).
+    pub fn tracker(&self) -> &Tracker {
+        self.grouper.tracker()
     }
 }
 

@@ -57,8 +57,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let stop = stop_signal().context("installing the SIGTERM/SIGINT handlers")?;
+        // Before anything else: a second agent on the same socket stops here.
+        let socket = crate::status::bind_configured(&config.status_socket)?;
         let agent = Agent::start(config)?;
-        agent.run_until(stop).await
+        let status = socket.map(|s| agent.serve_status(s));
+        let result = agent.run_until(stop).await;
+        if let Some(status) = status {
+            status.stop().await;
+        }
+        result
     });
     // A final export or cycle that overran its budget is abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -109,6 +116,9 @@ pub struct Agent {
     cell: SnapshotCell,
     telemetry: Telemetry,
     collector: Arc<Mutex<Collector<FsSource>>>,
+    /// When the agent started, and how often it exports (for health).
+    started: SystemTime,
+    export_interval: Duration,
 }
 
 impl Agent {
@@ -130,6 +140,7 @@ impl Agent {
                 thread_names: config.max_thread_names,
             },
         };
+        let export_interval = options.export.export_interval;
         let cell = SnapshotCell::new();
         let telemetry = Telemetry::start(&options, telemetry::resource::build(&facts), &cell)?;
         tracing::info!(
@@ -145,7 +156,28 @@ impl Agent {
             cell,
             telemetry,
             collector: Arc::new(Mutex::new(collector)),
+            started: SystemTime::now(),
+            export_interval,
         })
+    }
+
+    /// Serves the status and health service on `socket`, over this agent's
+    /// snapshots, export record and tracker, until the handle is stopped.
+    pub fn serve_status(&self, socket: crate::status::StatusSocket) -> crate::status::ServerHandle {
+        let provider = crate::status::AgentStatus::new(
+            self.cell.clone(),
+            self.telemetry.health(),
+            self.export_interval,
+            self.collector.clone(),
+            self.config.namer.clone(),
+            self.config.procfs.clone(),
+        );
+        let policy = crate::status::HealthPolicy {
+            interval: self.config.interval,
+            export_intervals: self.config.health_export_intervals,
+            start_time: self.started,
+        };
+        crate::status::server::spawn(socket, Arc::new(provider), policy)
     }
 
     /// The latest snapshot, shared (for status reporting).

@@ -35,6 +35,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "max_groups",
     "max_thread_names",
     "status_socket",
+    "health_export_intervals",
 ];
 
 /// Prefix of the environment variables.
@@ -74,6 +75,8 @@ pub struct RawSettings {
     pub max_thread_names: u64,
     /// Status socket path.
     pub status_socket: PathBuf,
+    /// Export intervals without success before NOT_SERVING.
+    pub health_export_intervals: u64,
     /// The naming rules, process-exporter's format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_names: Option<Vec<RawRule>>,
@@ -98,23 +101,18 @@ impl RawSettings {
             max_groups: 1000,
             max_thread_names: 100,
             status_socket: default_status_socket(env),
+            health_export_intervals: u64::from(crate::status::DEFAULT_HEALTH_EXPORT_INTERVALS),
             process_names: None,
         }
     }
 }
 
-/// `/run/procgroups/status.sock` for root, else
-/// `$TMPDIR/procgroups-$UID/status.sock` (`/tmp` when `TMPDIR` is unset).
+/// The default status socket ([`crate::status::default_socket_path_in`]),
+/// with `XDG_RUNTIME_DIR` and `TMPDIR` taken from `env`.
 pub fn default_status_socket(env: &[(String, String)]) -> PathBuf {
-    let uid = rustix::process::geteuid().as_raw();
-    if uid == 0 {
-        return PathBuf::from("/run/procgroups/status.sock");
-    }
-    let tmp = env
-        .iter()
-        .find(|(k, v)| k == "TMPDIR" && !v.is_empty())
-        .map_or_else(|| PathBuf::from("/tmp"), |(_, v)| PathBuf::from(v));
-    tmp.join(format!("procgroups-{uid}")).join("status.sock")
+    crate::status::default_socket_path_in(|key| {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    })
 }
 
 /// One `process_names` item, exactly as process-exporter reads it.
@@ -275,6 +273,8 @@ pub struct FlagSettings {
     max_thread_names: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_socket: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_export_intervals: Option<u64>,
 }
 
 impl From<&Cli> for FlagSettings {
@@ -295,6 +295,7 @@ impl From<&Cli> for FlagSettings {
             max_groups: cli.max_groups,
             max_thread_names: cli.max_thread_names,
             status_socket: cli.status_socket.clone(),
+            health_export_intervals: cli.health_export_intervals,
         }
     }
 }

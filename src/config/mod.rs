@@ -91,6 +91,9 @@ pub struct Config {
     /// Valid but doubtful settings (high-cardinality templates, rules that
     /// track nothing). The binary logs them once logging is set up.
     pub warnings: Vec<String>,
+    /// Export intervals without a successful export before the health
+    /// service reports NOT_SERVING (at least 1).
+    pub health_export_intervals: u32,
 }
 
 impl Config {
@@ -116,6 +119,7 @@ impl Config {
             max_thread_names: 100,
             status_socket: file::default_status_socket(&[]),
             warnings: Vec::new(),
+            health_export_intervals: crate::status::DEFAULT_HEALTH_EXPORT_INTERVALS,
         }
     }
 }
@@ -140,6 +144,7 @@ impl fmt::Debug for Config {
             .field("max_thread_names", &self.max_thread_names)
             .field("status_socket", &self.status_socket)
             .field("warnings", &self.warnings)
+            .field("health_export_intervals", &self.health_export_intervals)
             .finish()
     }
 }
@@ -168,6 +173,11 @@ impl fmt::Display for Config {
         writeln!(f, "max_groups: {}", self.max_groups)?;
         writeln!(f, "max_thread_names: {}", self.max_thread_names)?;
         writeln!(f, "status_socket: {}", self.status_socket.display())?;
+        writeln!(
+            f,
+            "health_export_intervals: {}",
+            self.health_export_intervals
+        )?;
         let log = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
@@ -364,6 +374,20 @@ fn compile(
         "max_thread_names",
         &origin("max_thread_names"),
     )?;
+    let health_export_intervals = positive(
+        raw.health_export_intervals,
+        "health_export_intervals",
+        &origin("health_export_intervals"),
+    )
+    .and_then(|n| {
+        u32::try_from(n).map_err(|_| {
+            ConfigError::invalid(
+                origin("health_export_intervals"),
+                "health_export_intervals",
+                "too large",
+            )
+        })
+    })?;
 
     let once = match (cli.once, &cli.once_delay) {
         (false, _) => None,
@@ -446,6 +470,7 @@ fn compile(
         max_thread_names,
         status_socket: raw.status_socket,
         warnings,
+        health_export_intervals,
     })
 }
 

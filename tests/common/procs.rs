@@ -121,7 +121,9 @@ impl Drop for Workload {
 }
 
 /// The agent binary with the variables that could leak in from the test
-/// environment removed.
+/// environment removed, and its status socket off, so that agents of
+/// parallel tests do not compete for the default socket (a test of the
+/// socket gives `--status-socket`, which wins over the variable).
 pub fn agent_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_procgroups"));
     for (k, _) in std::env::vars_os() {
@@ -130,6 +132,7 @@ pub fn agent_command() -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd.env("PROCGROUPS_STATUS_SOCKET", "none");
     cmd
 }
 

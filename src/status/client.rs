@@ -1,0 +1,612 @@
+//! The client commands `procgroups status`, `procgroups explain PID` and
+//! `procgroups health`: connect to a running agent's status socket, ask, and
+//! print a table or JSON. Exit codes: 0 when answered (for `health`: when
+//! SERVING; for `explain`: when the process exists), 1 otherwise, including
+//! when the agent cannot be reached.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::health::{fmt as fmt_duration, fmt_age};
+use super::pb;
+use super::pb::status_client::StatusClient;
+use crate::cli::{Command, OutputFormat, SocketArg};
+
+/// How long a client command waits for the agent, connecting and answering.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a client command could not get its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket is switched off by configuration.
+    #[error("the status socket is disabled (--socket none)")]
+    Disabled,
+    /// The agent could not be reached.
+    #[error(
+        "cannot reach the agent at {}: {reason} (is it running? point to its socket with --socket or PROCGROUPS_STATUS_SOCKET)",
+        .path.display()
+    )]
+    Connect {
+        /// The socket path tried.
+        path: PathBuf,
+        /// The underlying error, with its causes.
+        reason: String,
+    },
+    /// The agent answered with an error.
+    #[error("the agent answered: {0}")]
+    Rpc(#[from] tonic::Status),
+    /// The async runtime could not start.
+    #[error("starting the client runtime: {0}")]
+    Runtime(#[from] io::Error),
+}
+
+/// Runs one client command and returns the process exit code.
+pub fn run(command: &Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&ClientError::Runtime(e)),
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Status { socket, output } => status(socket, *output).await,
+            Command::Explain {
+                pid,
+                socket,
+                output,
+            } => explain(socket, *pid, *output).await,
+            Command::Health { socket, liveness } => health(socket, *liveness).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &ClientError) -> ExitCode {
+    eprintln!("procgroups: {e}");
+    ExitCode::from(1)
+}
+
+/// The socket a client command talks to.
+pub fn socket_path(arg: &SocketArg) -> Result<PathBuf, ClientError> {
+    match &arg.socket {
+        Some(p) if super::socket_disabled(p) => Err(ClientError::Disabled),
+        Some(p) => Ok(p.clone()),
+        None => Ok(super::default_socket_path()),
+    }
+}
+
+/// Opens a gRPC channel over the Unix socket at `path`.
+pub async fn connect(path: &Path) -> Result<Channel, ClientError> {
+    let target = path.to_path_buf();
+    let connector = tower::service_fn(move |_: Uri| {
+        let target = target.clone();
+        async move {
+            let stream = tokio::net::UnixStream::connect(target).await?;
+            Ok::<_, io::Error>(TokioIo::new(stream))
+        }
+    });
+    // The URI is required by the HTTP/2 layer and otherwise unused: the
+    // connector ignores it and dials the socket.
+    Endpoint::from_static("http://localhost")
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| ClientError::Connect {
+            path: path.to_path_buf(),
+            reason: error_chain(&e),
+        })
+}
+
+/// `e: cause: cause`, skipping causes that repeat their parent's text.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !last.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        source = s.source();
+    }
+    out
+}
+
+async fn status(socket: &SocketArg, output: OutputFormat) -> Result<ExitCode, ClientError> {
+    let channel = connect(&socket_path(socket)?).await?;
+    let snapshot = StatusClient::new(channel)
+        .get_snapshot(pb::GetSnapshotRequest {})
+        .await?
+        .into_inner();
+    let text = match output {
+        OutputFormat::Table => snapshot_table(&snapshot, SystemTime::now()),
+        OutputFormat::Json => pretty(&snapshot_json(&snapshot)),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(
+    socket: &SocketArg,
+    pid: i32,
+    output: OutputFormat,
+) -> Result<ExitCode, ClientError> {
+    let channel = connect(&socket_path(socket)?).await?;
+    let answer = StatusClient::new(channel)
+        .explain(pb::ExplainRequest { pid })
+        .await?
+        .into_inner();
+    let text = match output {
+        OutputFormat::Table => explain_table(&answer),
+        OutputFormat::Json => pretty(&explain_json(&answer)),
+    };
+    print!("{text}");
+    Ok(if answer.found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn health(socket: &SocketArg, liveness: bool) -> Result<ExitCode, ClientError> {
+    let channel = connect(&socket_path(socket)?).await?;
+    let service = if liveness {
+        super::LIVENESS_SERVICE_NAME
+    } else {
+        ""
+    };
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?
+        .into_inner()
+        .status();
+    if status == ServingStatus::Serving {
+        println!("SERVING");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The reason is for the person reading a failed probe; the verdict
+    // stands even when it cannot be fetched.
+    let reason = StatusClient::new(channel)
+        .get_snapshot(pb::GetSnapshotRequest {})
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().health)
+        .map(|h| format!(": {}", h.reason))
+        .unwrap_or_default();
+    println!("{}{reason}", status.as_str_name());
+    Ok(ExitCode::from(1))
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// Unix nanoseconds on the wire → seconds, `None` for 0 (unknown).
+fn secs(unix_nano: u64) -> Option<f64> {
+    (unix_nano != 0).then(|| unix_nano as f64 / 1e9)
+}
+
+fn time(unix_nano: u64) -> Option<SystemTime> {
+    (unix_nano != 0).then(|| UNIX_EPOCH + Duration::from_nanos(unix_nano))
+}
+
+fn ago(now: SystemTime, unix_nano: u64) -> String {
+    match time(unix_nano) {
+        Some(t) => format!(
+            "{} ago",
+            fmt_age(now.duration_since(t).unwrap_or(Duration::ZERO))
+        ),
+        None => "never".to_string(),
+    }
+}
+
+fn errors_json(e: Option<&pb::CollectErrors>) -> Value {
+    let e = e.copied().unwrap_or_default();
+    json!({"read": e.read, "partial": e.partial})
+}
+
+/// The `status --output json` document: the `groups` and `errors` of the
+/// `--once` JSON (errors summed since the agent started), plus the agent's
+/// own state.
+pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
+    let groups: Map<String, Value> = s
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), group_json(g)))
+        .collect();
+    let cycle = s.last_cycle.as_ref().map_or(Value::Null, |c| {
+        json!({
+            "end_time_seconds": secs(c.end_time_unix_nano),
+            "duration_seconds": c.duration_nanos as f64 / 1e9,
+            "count": c.count,
+            "tracked_processes": c.tracked_processes,
+        })
+    });
+    let export = s.export.clone().unwrap_or_default();
+    let attempted = export.last_attempt_time_unix_nano != 0;
+    let health = s.health.clone().unwrap_or_default();
+    json!({
+        "agent": {
+            "version": s.agent_version,
+            "start_time_seconds": secs(s.agent_start_time_unix_nano),
+            "interval_seconds": s.interval_nanos as f64 / 1e9,
+        },
+        "health": {"serving": health.serving, "reason": health.reason},
+        "cycle": cycle,
+        "export": {
+            "enabled": export.enabled,
+            "endpoint": (!export.endpoint.is_empty()).then_some(export.endpoint.clone()),
+            "interval_seconds": export.interval_nanos as f64 / 1e9,
+            "last_attempt_time_seconds": secs(export.last_attempt_time_unix_nano),
+            "last_attempt_ok": attempted.then_some(export.last_attempt_ok),
+            "last_error": (!export.last_error.is_empty()).then_some(export.last_error),
+            "last_success_time_seconds": secs(export.last_success_time_unix_nano),
+            "failures_total": export.failures_total,
+        },
+        "groups": groups,
+        "errors": errors_json(s.last_cycle.as_ref().and_then(|c| c.errors.as_ref())),
+    })
+}
+
+/// One group, with exactly the keys of the `--once` JSON.
+pub fn group_json(g: &pb::Group) -> Value {
+    let st = g.states.unwrap_or_default();
+    let thread_names: Map<String, Value> = g
+        .thread_names
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                json!({
+                    "threads": t.threads,
+                    "cpu_user_seconds": t.cpu_user_seconds,
+                    "cpu_system_seconds": t.cpu_system_seconds,
+                    "read_bytes": t.read_bytes,
+                    "write_bytes": t.write_bytes,
+                    "major_page_faults": t.major_page_faults,
+                    "minor_page_faults": t.minor_page_faults,
+                    "voluntary_context_switches": t.voluntary_context_switches,
+                    "nonvoluntary_context_switches": t.nonvoluntary_context_switches,
+                }),
+            )
+        })
+        .collect();
+    let mut wchans: Vec<(&String, &u64)> = g.wchans.iter().collect();
+    wchans.sort();
+    let wchans: Map<String, Value> = wchans
+        .into_iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "procs": g.procs,
+        "threads": g.threads,
+        "cpu_user_seconds": g.cpu_user_seconds,
+        "cpu_system_seconds": g.cpu_system_seconds,
+        "read_bytes": g.read_bytes,
+        "write_bytes": g.write_bytes,
+        "major_page_faults": g.major_page_faults,
+        "minor_page_faults": g.minor_page_faults,
+        "voluntary_context_switches": g.voluntary_context_switches,
+        "nonvoluntary_context_switches": g.nonvoluntary_context_switches,
+        "resident_bytes": g.resident_bytes,
+        "virtual_bytes": g.virtual_bytes,
+        "swap_bytes": g.swap_bytes,
+        "proportional_resident_bytes": g.proportional_resident_bytes,
+        "proportional_swap_bytes": g.proportional_swap_bytes,
+        "open_fds": g.open_fds,
+        "worst_fd_ratio": g.worst_fd_ratio,
+        "oldest_start_time_seconds": secs(g.oldest_start_time_unix_nano),
+        "states": {
+            "running": st.running,
+            "sleeping": st.sleeping,
+            "waiting": st.waiting,
+            "zombie": st.zombie,
+            "other": st.other,
+        },
+        "wchans": wchans,
+        "thread_names": thread_names,
+    })
+}
+
+/// The `status` table: the agent's state, then one row per group.
+pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
+    let mut out = String::new();
+    let up = ago(now, s.agent_start_time_unix_nano);
+    let _ = writeln!(
+        out,
+        "agent:   procgroups {}, started {up}, interval {}",
+        s.agent_version,
+        fmt_duration(Duration::from_nanos(s.interval_nanos))
+    );
+    let health = s.health.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "health:  {} ({})",
+        if health.serving {
+            "SERVING"
+        } else {
+            "NOT_SERVING"
+        },
+        health.reason
+    );
+    match &s.last_cycle {
+        Some(c) => {
+            let e = c.errors.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "cycle:   #{} ended {}, took {}, {} processes tracked; errors since start: read {}, partial {}",
+                c.count,
+                ago(now, c.end_time_unix_nano),
+                fmt_duration(Duration::from_nanos(c.duration_nanos)),
+                c.tracked_processes,
+                e.read,
+                e.partial
+            );
+        }
+        None => {
+            let _ = writeln!(out, "cycle:   none completed yet");
+        }
+    }
+    let export = s.export.clone().unwrap_or_default();
+    if export.enabled {
+        let last = if export.last_attempt_time_unix_nano == 0 {
+            "no export yet".to_string()
+        } else if export.last_attempt_ok {
+            format!("last ok {}", ago(now, export.last_attempt_time_unix_nano))
+        } else {
+            format!(
+                "last FAILED {}: {}; last success {}",
+                ago(now, export.last_attempt_time_unix_nano),
+                export.last_error,
+                ago(now, export.last_success_time_unix_nano)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "export:  to {} every {}, {last}, {} failures since start",
+            export.endpoint,
+            fmt_duration(Duration::from_nanos(export.interval_nanos)),
+            export.failures_total
+        );
+    } else {
+        let _ = writeln!(out, "export:  disabled");
+    }
+    out.push('\n');
+
+    let header = [
+        "GROUP", "PROCS", "THREADS", "CPU_USER", "CPU_SYS", "RESIDENT", "VIRTUAL", "OPEN_FDS",
+        "READ", "WRITE", "OLDEST",
+    ];
+    let rows: Vec<Vec<String>> = s
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.name.clone(),
+                g.procs.to_string(),
+                g.threads.to_string(),
+                format!("{:.2}s", g.cpu_user_seconds),
+                format!("{:.2}s", g.cpu_system_seconds),
+                bytes(g.resident_bytes),
+                bytes(g.virtual_bytes),
+                g.open_fds.to_string(),
+                bytes(g.read_bytes),
+                bytes(g.write_bytes),
+                match time(g.oldest_start_time_unix_nano) {
+                    Some(_) => ago(now, g.oldest_start_time_unix_nano),
+                    None => "-".to_string(),
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table(&header, &rows));
+    out
+}
+
+/// Left-aligned first column, right-aligned numbers.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i == 0 {
+                let _ = write!(s, "{cell:<w$}");
+            } else {
+                let _ = write!(s, "  {cell:>w$}");
+            }
+        }
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+/// Bytes in binary units, three significant figures.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else if v < 10.0 {
+        format!("{v:.2}{}", UNITS[unit])
+    } else if v < 100.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
+fn decision_word(d: pb::explain_response::Decision) -> &'static str {
+    use pb::explain_response::Decision as D;
+    match d {
+        D::Matched => "matched",
+        D::Inherited => "inherited",
+        D::NotMatched => "not matched",
+        D::NotFound => "not found",
+        D::Unspecified => "unknown",
+    }
+}
+
+/// The `explain --output json` document.
+pub fn explain_json(e: &pb::ExplainResponse) -> Value {
+    let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
+    json!({
+        "pid": e.pid,
+        "found": e.found,
+        "name": e.found.then(|| e.name.clone()),
+        "cmdline": e.found.then(|| e.cmdline.clone()),
+        "uid": e.found.then_some(e.uid),
+        "group": nonempty(&e.group),
+        "decision": decision_word(e.decision()).replace(' ', "_"),
+        "rule": nonempty(&e.rule),
+        "reason": e.reason,
+        "ancestor_pid": (e.ancestor_pid != 0).then_some(e.ancestor_pid),
+    })
+}
+
+/// The `explain` text.
+pub fn explain_table(e: &pb::ExplainResponse) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "pid:       {}", e.pid);
+    if e.found {
+        let _ = writeln!(out, "name:      {}", e.name);
+        let _ = writeln!(out, "cmdline:   {}", e.cmdline.join(" "));
+        let _ = writeln!(out, "uid:       {}", e.uid);
+    }
+    let _ = writeln!(
+        out,
+        "group:     {}",
+        if e.group.is_empty() {
+            "(none)"
+        } else {
+            &e.group
+        }
+    );
+    let _ = writeln!(out, "decision:  {}", decision_word(e.decision()));
+    if !e.rule.is_empty() {
+        let _ = writeln!(out, "rule:      {}", e.rule);
+    }
+    if e.ancestor_pid != 0 {
+        let _ = writeln!(out, "ancestor:  {}", e.ancestor_pid);
+    }
+    let _ = writeln!(out, "reason:    {}", e.reason);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(1536), "1.50KiB");
+        assert_eq!(bytes(50 * 1024 * 1024), "50.0MiB");
+        assert_eq!(bytes(300 * 1024 * 1024 * 1024), "300GiB");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["GROUP", "PROCS"],
+            &[
+                vec!["a".into(), "1".into()],
+                vec!["longname".into(), "12345".into()],
+            ],
+        );
+        assert_eq!(t, "GROUP     PROCS\na             1\nlongname  12345\n");
+    }
+
+    #[test]
+    fn group_json_has_the_once_keys_and_null_for_an_empty_group() {
+        let g = pb::Group {
+            name: "g".into(),
+            ..Default::default()
+        };
+        let v = group_json(&g);
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "procs",
+            "threads",
+            "cpu_user_seconds",
+            "cpu_system_seconds",
+            "read_bytes",
+            "write_bytes",
+            "major_page_faults",
+            "minor_page_faults",
+            "voluntary_context_switches",
+            "nonvoluntary_context_switches",
+            "resident_bytes",
+            "virtual_bytes",
+            "swap_bytes",
+            "proportional_resident_bytes",
+            "proportional_swap_bytes",
+            "open_fds",
+            "worst_fd_ratio",
+            "oldest_start_time_seconds",
+            "states",
+            "wchans",
+            "thread_names",
+        ];
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+        assert!(v["oldest_start_time_seconds"].is_null());
+    }
+
+    #[test]
+    fn error_chain_keeps_distinct_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("transport error")]
+        struct Outer(#[source] io::Error);
+        let inner = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(
+            error_chain(&Outer(inner)),
+            "transport error: connection refused"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("dial: connection refused")]
+        struct Repeating(#[source] io::Error);
+        let inner = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(error_chain(&Repeating(inner)), "dial: connection refused");
+    }
+}

@@ -1,0 +1,238 @@
+//! [`AgentStatus`]: the [`StatusProvider`] of the running agent, over the
+//! pieces the agent already shares: the snapshot cell swapped each cycle,
+//! the export outcome record, and the collector whose tracker knows the
+//! group of every process it has seen.
+//!
+//! Reading the snapshot and the export record never waits. `explain` reads
+//! the process from the procfs mount, asks the naming rules why they match
+//! it or not, and asks the tracker (briefly locking the collector, so at
+//! worst it waits for a running cycle) which group it counts it in.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::agent::{Collector, SnapshotCell};
+use crate::proc::{
+    FsSource, FsSourceOptions, GroupByName, ID, MatchNamer, MatchReason, Membership, Proc,
+    ProcAttributes, ProcError, Source, Static,
+};
+use crate::telemetry::ExportHealth;
+
+use super::{
+    CycleInfo, Decision, ExportAttempt, ExportState, PidExplanation, ProcessFacts, StatusProvider,
+};
+
+/// The running agent as the status server sees it.
+pub struct AgentStatus {
+    cell: SnapshotCell,
+    export: Arc<ExportHealth>,
+    export_interval: Duration,
+    collector: Arc<Mutex<Collector<FsSource>>>,
+    namer: Arc<dyn MatchNamer>,
+    procfs: PathBuf,
+}
+
+impl AgentStatus {
+    /// A provider over the agent's shared state.
+    pub fn new(
+        cell: SnapshotCell,
+        export: Arc<ExportHealth>,
+        export_interval: Duration,
+        collector: Arc<Mutex<Collector<FsSource>>>,
+        namer: Arc<dyn MatchNamer>,
+        procfs: PathBuf,
+    ) -> AgentStatus {
+        AgentStatus {
+            cell,
+            export,
+            export_interval,
+            collector,
+            namer,
+            procfs,
+        }
+    }
+
+    /// What the tracker knows of `pid`, copied out of the collector's lock.
+    fn membership(&self, pid: i32) -> Option<Known> {
+        let collector = self
+            .collector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Some(match collector.tracker().membership(pid)? {
+            Membership::Tracked { id, group, reason } => Known::Tracked {
+                id,
+                group: group.to_string(),
+                parent: match reason {
+                    MatchReason::Namer => None,
+                    MatchReason::Parent(parent) => Some(parent.pid),
+                },
+            },
+            Membership::Ignored { id } => Known::Ignored { id },
+        })
+    }
+}
+
+/// An owned [`Membership`].
+enum Known {
+    Tracked {
+        id: ID,
+        group: String,
+        parent: Option<i32>,
+    },
+    Ignored {
+        id: ID,
+    },
+}
+
+impl StatusProvider for AgentStatus {
+    fn groups(&self) -> GroupByName {
+        self.cell.load().groups.clone()
+    }
+
+    fn last_cycle(&self) -> Option<CycleInfo> {
+        let s = self.cell.load();
+        let taken_at = s.taken_at?;
+        Some(CycleInfo {
+            end_time: taken_at + s.cycle_duration,
+            duration: s.cycle_duration,
+            count: s.cycles,
+            errors: s.errors,
+            tracked_processes: s.tracked_processes,
+        })
+    }
+
+    fn last_export(&self) -> ExportState {
+        let s = self.export.status();
+        ExportState {
+            enabled: true,
+            endpoint: s.endpoint,
+            interval: self.export_interval,
+            last_attempt: s.last_attempt.map(|end_time| ExportAttempt {
+                end_time,
+                error: if s.last_ok == Some(false) {
+                    Some(s.last_error.unwrap_or_else(|| "unknown error".into()))
+                } else {
+                    None
+                },
+            }),
+            last_success: s.last_success,
+            failures_total: s.failed,
+        }
+    }
+
+    fn explain(&self, pid: i32) -> PidExplanation {
+        let (id, st) = match read_process(&self.procfs, pid) {
+            Ok(Some(p)) => p,
+            Ok(None) => return PidExplanation::not_found(pid),
+            Err(e) => {
+                return PidExplanation {
+                    reason: format!("cannot read pid {pid} under {}: {e}", self.procfs.display()),
+                    ..PidExplanation::not_found(pid)
+                };
+            }
+        };
+        let attrs = ProcAttributes {
+            name: &st.name,
+            cmdline: &st.cmdline,
+            cgroups: &st.cgroups,
+            uid: st.effective_uid,
+            pid,
+            start_time: st.start_time,
+        };
+        let rules = self.namer.explain(&attrs);
+        let rule = rules
+            .rule
+            .and_then(|i| self.namer.describe().into_iter().nth(i))
+            .or_else(|| rules.template.as_ref().map(|t| format!("name {t:?}")));
+        let process = Some(ProcessFacts {
+            name: st.name.clone(),
+            cmdline: st.cmdline.clone(),
+            uid: st.effective_uid,
+        });
+        let base = PidExplanation {
+            pid,
+            process,
+            group: None,
+            decision: Decision::NotMatched,
+            rule: None,
+            reason: rules.detail.clone(),
+            ancestor_pid: None,
+        };
+        // The tracker's record counts only if it is about this very process,
+        // not an earlier one that held the same pid.
+        match self.membership(pid) {
+            Some(Known::Tracked {
+                id: known,
+                group,
+                parent: None,
+            }) if known == id => {
+                let reason = if rules.group.is_some() {
+                    rules.detail
+                } else {
+                    format!(
+                        "named when first seen; the rules no longer match it ({})",
+                        rules.detail
+                    )
+                };
+                PidExplanation {
+                    group: Some(group),
+                    decision: Decision::Matched,
+                    rule,
+                    reason,
+                    ..base
+                }
+            }
+            Some(Known::Tracked {
+                id: known,
+                group,
+                parent: Some(parent),
+            }) if known == id => PidExplanation {
+                reason: format!(
+                    "{}; counted in the group of its parent, pid {parent}",
+                    rules.detail
+                ),
+                group: Some(group),
+                decision: Decision::Inherited,
+                ancestor_pid: Some(parent),
+                ..base
+            },
+            Some(Known::Ignored { id: known }) if known == id => base,
+            _ => {
+                let pending = "not seen by a collection cycle yet";
+                match rules.group {
+                    Some(group) => PidExplanation {
+                        group: Some(group),
+                        decision: Decision::Matched,
+                        rule,
+                        reason: format!("{} ({pending})", rules.detail),
+                        ..base
+                    },
+                    None => PidExplanation {
+                        reason: format!("{} ({pending})", rules.detail),
+                        ..base
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The identity and naming attributes of `pid`, `None` when it does not
+/// exist (or exits while being read).
+fn read_process(procfs: &Path, pid: i32) -> Result<Option<(ID, Static)>, String> {
+    let mut source =
+        FsSource::new(procfs, FsSourceOptions::default()).map_err(|e| e.to_string())?;
+    let procs = source.all_procs().map_err(|e| e.to_string())?;
+    let Some(mut p) = procs.into_iter().find(|p| p.pid() == pid) else {
+        return Ok(None);
+    };
+    let read = |p: &mut crate::proc::FsProc| -> Result<(ID, Static), ProcError> {
+        Ok((p.id()?, p.static_info()?))
+    };
+    match read(&mut p) {
+        Ok(found) => Ok(Some(found)),
+        Err(ProcError::Gone { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
