@@ -248,6 +248,24 @@ fn procfs_that_is_not_a_procfs() {
     let r = run(&["--procfs", path(&missing)], &[]);
     assert_refused("missing", &r, &["--procfs", path(&missing)]);
 
+    // A `stat` that is not the kernel's: refused when the procfs is
+    // opened, still as bad configuration, in one line.
+    for (name, stat) in [("no-btime", "cpu 1 2 3\n"), ("garbage", "\u{0}\u{1}binary")] {
+        let fake = dir.path().join(name);
+        std::fs::create_dir(&fake).unwrap();
+        std::fs::write(fake.join("stat"), stat).unwrap();
+        for once in [false, true] {
+            let args = [
+                &["--procfs", path(&fake)][..],
+                if once { &["--once"] } else { &[] },
+            ]
+            .concat();
+            let r = run(&args, &[]);
+            assert_refused(name, &r, &[path(&fake), "not a procfs", "btime"]);
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        }
+    }
+
     let stat_dir = dir.path().join("stat-is-a-dir");
     std::fs::create_dir_all(stat_dir.join("stat")).unwrap();
     let r = run(&["--procfs", path(&stat_dir)], &[]);
