@@ -194,7 +194,8 @@ fn invalid_procgroups_variables() {
 #[test]
 fn invalid_otlp_endpoint() {
     let cases = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:99999"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/metrics"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://localhost:4317"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:99999"),
@@ -203,7 +204,7 @@ fn invalid_otlp_endpoint() {
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             "grpc://collector:4317",
         ),
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:"),
     ];
     for (var, value) in cases {
         let r = run(&[], &[(var, value)]);
@@ -214,13 +215,19 @@ fn invalid_otlp_endpoint() {
         &[],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "localhost:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "ftp://localhost:4318",
+            ),
         ],
     );
     assert_refused(
         "metrics endpoint",
         &r,
-        &["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "localhost:4318"],
+        &[
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "ftp://localhost:4318",
+        ],
     );
 }
 

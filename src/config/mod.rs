@@ -266,9 +266,11 @@ pub const OTLP_ENDPOINT_VARS: [&str; 2] = [
 ];
 
 /// Checks that every set OTLP endpoint variable is an `http://` or
-/// `https://` URL with a host. The exporter would otherwise fail only when
-/// it is built (or, for a missing scheme, only when it first connects, and
-/// then on every export), far from the setting that is wrong.
+/// `https://` URL with a host, or a bare `host[:port]`, which the exporter
+/// completes with `https://` (`http://` when `OTEL_EXPORTER_OTLP_INSECURE`
+/// is true). The exporter would otherwise fail only when it is built, or
+/// only when it first connects and then on every export, far from the
+/// setting that is wrong.
 pub fn check_otlp_endpoints(env: &[(String, String)]) -> Result<(), ConfigError> {
     for var in OTLP_ENDPOINT_VARS {
         let Some((_, value)) = env.iter().rev().find(|(k, _)| k == var) else {
@@ -288,7 +290,17 @@ pub fn check_otlp_endpoints(env: &[(String, String)]) -> Result<(), ConfigError>
 /// Why `value` is not a usable OTLP/gRPC endpoint.
 fn check_otlp_endpoint(value: &str) -> Result<(), String> {
     let example = "write e.g. `http://localhost:4317` or `https://collector.example:4317`";
-    let uri: tonic::codegen::http::Uri = value
+    // A scheme as the exporter recognises one: text before `://` that is
+    // not part of a path, query or fragment.
+    let has_scheme = value
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    let url = if has_scheme {
+        value.to_string()
+    } else {
+        format!("https://{value}")
+    };
+    let uri: tonic::codegen::http::Uri = url
         .parse()
         .map_err(|e| format!("`{value}` is not a URL ({e}); {example}"))?;
     match uri.scheme_str() {
@@ -298,11 +310,7 @@ fn check_otlp_endpoint(value: &str) -> Result<(), String> {
                 "`{value}` has scheme `{s}`; OTLP/gRPC needs http or https; {example}"
             ));
         }
-        None => {
-            return Err(format!(
-                "`{value}` has no http:// or https:// scheme; {example}"
-            ));
-        }
+        None => return Err(format!("`{value}` is not a URL; {example}")),
     }
     let authority = match uri.authority() {
         Some(a) if !a.host().is_empty() => a,

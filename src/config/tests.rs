@@ -514,13 +514,18 @@ fn otlp_endpoints_must_be_http_urls_with_a_host() {
         "HTTP://LOCALHOST:4317",
         " http://localhost:4317 ",
         "",
+        // Completed by the exporter with https:// (or http:// when
+        // OTEL_EXPORTER_OTLP_INSECURE is true).
+        "localhost:4317",
+        "collector.example",
     ] {
         for var in super::OTLP_ENDPOINT_VARS {
             super::check_otlp_endpoints(&env(var, good)).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
     }
     for (bad, why) in [
-        ("localhost:4317", "no http:// or https:// scheme"),
+        ("localhost:99999", "port `99999`"),
+        ("exa mple:4317", "not a URL"),
         ("ftp://localhost:4317", "scheme `ftp`"),
         ("grpc://localhost:4317", "scheme `grpc`"),
         ("http://", "not a URL"),
@@ -529,7 +534,8 @@ fn otlp_endpoints_must_be_http_urls_with_a_host() {
         ("http://localhost:", "port ``"),
         ("http://[::1]:70000", "port `70000`"),
         ("http://localhost:0", "port 0"),
-        ("/v1/metrics", "no http:// or https:// scheme"),
+        ("/v1/metrics", "not a URL"),
+        (":4317", "no host"),
     ] {
         for var in super::OTLP_ENDPOINT_VARS {
             let e = super::check_otlp_endpoints(&env(var, bad))
