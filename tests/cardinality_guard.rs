@@ -478,3 +478,99 @@ fn defaults_are_the_documented_caps() {
     assert_eq!(o.max_thread_names, 100);
     assert_eq!(OVERFLOW_NAME, "procgroups.overflow");
 }
+
+#[test]
+fn live_pid_template_is_capped_in_the_agent_output() {
+    // A busy host: forty more processes with command lines, each its own
+    // group under a {{.PID}} template.
+    let name = format!("pgcg{}", std::process::id() % 100_000);
+    let mut busy = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups-workload"))
+        .args(["--name", &name, "--children", "39", "--child-name", &name])
+        .args(["--threads", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(busy.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert!(ready.starts_with("ready "), "{ready}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("per-pid.yaml");
+    std::fs::write(
+        &file,
+        "process_names:\n  - name: \"{{.Comm}}:{{.PID}}\"\n    cmdline: [\".+\"]\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("PROCGROUPS_") || k.starts_with("OTEL_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(["--once", "--output", "json", "--once-delay", "200ms"])
+        .args(["--config", file.to_str().unwrap()])
+        .args(["--max-groups", "25", "--max-thread-names", "3"])
+        .output()
+        .unwrap();
+    drop(busy.stdin.take());
+    busy.wait().unwrap();
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = json["groups"].as_object().unwrap();
+    // Twenty-five groups of one process each, and the rest added up.
+    assert_eq!(groups.len(), 26, "{:?}", groups.keys().collect::<Vec<_>>());
+    let overflow = &groups[OVERFLOW_NAME];
+    let procs: u64 = groups.values().map(|g| g["procs"].as_u64().unwrap()).sum();
+    assert!(procs >= 40, "{procs} processes in all");
+    assert_eq!(overflow["procs"].as_u64().unwrap(), procs - 25);
+    assert!(
+        groups
+            .iter()
+            .filter(|(k, _)| *k != OVERFLOW_NAME)
+            .all(|(_, g)| g["procs"] == 1)
+    );
+    // Thread names too: at most three per group, the rest under the
+    // overflow name (the overflow group holds many processes' names).
+    for (k, g) in groups {
+        let names = g["thread_names"].as_object().unwrap();
+        let named = names.keys().filter(|n| *n != OVERFLOW_NAME).count();
+        assert!(named <= 3, "{k}: {names:?}");
+    }
+    assert!(
+        overflow["thread_names"][OVERFLOW_NAME]["threads"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{overflow}"
+    );
+
+    // One warning for the groups naming the rule, one for thread names.
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    let groups_warning: Vec<&&str> = warnings
+        .iter()
+        .filter(|l| l.contains("too many groups"))
+        .collect();
+    assert_eq!(groups_warning.len(), 1, "{stderr}");
+    assert!(groups_warning[0].contains("rule=0"), "{stderr}");
+    assert!(
+        groups_warning[0].contains("template={{.Comm}}:{{.PID}}"),
+        "{stderr}"
+    );
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|l| l.contains("too many thread names"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
