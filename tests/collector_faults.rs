@@ -13,8 +13,8 @@
 //! The agent tracks itself: it runs under a comm of its own (a symlink to
 //! the binary), so its group has exactly one process whose CPU time the
 //! test reads from `/proc` independently. Its CPU counter counts from the
-//! first cycle, so in an export made from a cycle that started after the
-//! test read `B` ticks of agent CPU, it is at least `B - A`, where `A` was
+//! first cycle, so in an export made from a cycle that read the agent's CPU
+//! after the test read `B` ticks of it, it is at least `B - A`, where `A` was
 //! read just after the first cycle was logged.
 
 #![allow(clippy::unwrap_used)]
@@ -148,8 +148,11 @@ impl Subject {
 
     /// Waits through an outage already under way: until it is logged, then
     /// for the rest of [`OUTAGE`], sampling memory. Returns the agent's CPU
-    /// ticks read at least one interval before it returns, so that every
-    /// export made after the collector comes back is from a later cycle.
+    /// ticks read long enough before it returns (two intervals and an export
+    /// timeout) that any export that succeeds after the collector comes back
+    /// was taken from a cycle that read the agent's CPU later: a cycle may
+    /// run late, and an export may wait for its connection after taking its
+    /// values.
     fn sit_out_outage(&mut self, outages_so_far: usize) -> u64 {
         let began = Instant::now();
         let deadline = began + WAIT;
@@ -166,7 +169,7 @@ impl Subject {
             std::thread::sleep(Duration::from_millis(100));
         }
         let cpu = cpu_ticks(self.pid);
-        std::thread::sleep(INTERVAL + Duration::from_millis(100));
+        std::thread::sleep(INTERVAL * 2 + Duration::from_millis(EXPORT_TIMEOUT_MS));
         cpu
     }
 
@@ -189,6 +192,14 @@ impl Subject {
     /// memory stayed bounded, `outages` outages were each logged once with
     /// the endpoint and a cause, and the agent stops cleanly.
     fn finish(mut self, outages: usize, cause: &[&str]) {
+        // The agent logs the recovery once the collector has answered, which
+        // may be just after the collector showed the export to the test.
+        let deadline = Instant::now() + WAIT;
+        while self.agent.log().matches("metrics export recovered").count() < outages
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.sample();
         let log = self.agent.log();
 
