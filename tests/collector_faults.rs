@@ -58,8 +58,12 @@ struct Subject {
     rss_warm: u64,
     /// When the warm-up ended.
     warm: SystemTime,
-    /// Highest RSS (KiB) seen at each [`Subject::sample`].
-    rss_max: u64,
+    /// Highest RSS (KiB) seen during the outages.
+    rss_outage: u64,
+    /// RSS (KiB) when the first export after an outage was seen: the
+    /// reference for the end when no export had succeeded before (the
+    /// export path then allocates its buffers for the first time).
+    rss_recovered: Option<u64>,
     _dir: tempfile::TempDir,
 }
 
@@ -125,6 +129,16 @@ impl Subject {
             agent.log()
         );
         let cpu_after_first_cycle = cpu_ticks(pid);
+        // Warm: a second after the first export attempt, whatever its
+        // outcome, so that the exporter has built what it keeps.
+        let deadline = Instant::now() + WAIT;
+        while !["first metrics export succeeded", "metrics export failed"]
+            .iter()
+            .any(|m| agent.log().contains(m))
+        {
+            assert!(Instant::now() < deadline, "no export: {}", agent.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         std::thread::sleep(Duration::from_secs(1));
         let rss_warm = rss_kib(pid);
         let warm = SystemTime::now();
@@ -136,14 +150,20 @@ impl Subject {
             pid,
             cpu_after_first_cycle,
             rss_warm,
-            rss_max: rss_warm,
+            rss_outage: rss_warm,
+            rss_recovered: None,
             _dir: dir,
         }
     }
 
-    /// Notes the RSS now.
+    /// Notes the RSS now, during an outage.
     fn sample(&mut self) {
-        self.rss_max = self.rss_max.max(rss_kib(self.pid));
+        self.rss_outage = self.rss_outage.max(rss_kib(self.pid));
+    }
+
+    /// Notes the RSS once the first export after an outage was seen.
+    fn recovered(&mut self) {
+        self.rss_recovered.get_or_insert_with(|| rss_kib(self.pid));
     }
 
     /// Waits through an outage already under way: until it is logged, then
@@ -200,7 +220,7 @@ impl Subject {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.sample();
+        let rss_end = rss_kib(self.pid);
         let log = self.agent.log();
 
         // The schedule is anchored at the first cycle; the cycles from the
@@ -222,14 +242,20 @@ impl Subject {
             );
         }
 
-        // Bounded memory: what an outage leaves behind is at most a few
-        // buffers (within 10% + 2 MiB of the warm RSS), not a queue of
-        // every failed export.
+        // Bounded memory: an outage holds at most a few buffers (within
+        // 10% + 2 MiB of the warm RSS), not a queue of every failed export,
+        // and nothing keeps growing once exports succeed again.
+        let bound = |reference: u64| reference + reference / 10 + 2048;
         assert!(
-            self.rss_max <= self.rss_warm + self.rss_warm / 10 + 2048,
-            "RSS grew from {} KiB after warm-up to {} KiB",
+            self.rss_outage <= bound(self.rss_warm),
+            "RSS grew from {} KiB after warm-up to {} KiB during the outage",
             self.rss_warm,
-            self.rss_max
+            self.rss_outage
+        );
+        let reference = self.rss_warm.max(self.rss_recovered.unwrap());
+        assert!(
+            rss_end <= bound(reference),
+            "RSS {rss_end} KiB at the end, {reference} KiB after warm-up and recovery"
         );
 
         let warnings = self.outage_warnings();
@@ -342,6 +368,7 @@ fn receiver_absent_at_start() {
     let cpu = s.sit_out_outage(0);
     let receiver = Receiver::start_on(format!("127.0.0.1:{port}").parse().unwrap());
     let first = nth_export(&receiver, &s.comm, 1, &s.agent);
+    s.recovered();
     assert!(
         cpu_seconds(&first) >= s.cpu_floor(cpu),
         "first export {} s of CPU, the agent used {} s before the collector came",
@@ -378,6 +405,7 @@ fn receiver_killed_and_restarted_twice() {
         let cpu = s.sit_out_outage(outage);
         receiver = Receiver::start_on(addr);
         let after = nth_export(&receiver, &s.comm, 1, &s.agent);
+        s.recovered();
         assert_no_lower(&before, &after);
         assert!(cpu_seconds(&after) >= s.cpu_floor(cpu), "{after:?}");
         assert!(cpu_seconds(&after) > cpu_seconds(&before), "{after:?}");
@@ -400,6 +428,7 @@ fn receiver_answering_unavailable() {
     let refused = receiver.attempts();
     receiver.set_mode(Mode::Accept);
     let after = nth_export(&receiver, &s.comm, accepted.len() + 1, &s.agent);
+    s.recovered();
     assert!(refused > accepted.len() + 3, "few exports were refused");
     assert_no_lower(&before, &after);
     assert!(cpu_seconds(&after) >= s.cpu_floor(cpu), "{after:?}");
@@ -429,6 +458,7 @@ fn receiver_stalling_longer_than_the_export_timeout() {
                 .find(|c| !c.is_empty() && cpu_seconds(c) >= s.cpu_floor(cpu))
         })
         .unwrap_or_else(|| panic!("no export after the stall: {}", s.agent.log()));
+    s.recovered();
     assert_no_lower(&before, &after);
     // Every export accepted after the stall, whenever it was made, is at
     // least what was accepted before it.
@@ -494,6 +524,7 @@ fn rotel_absent_at_start() {
     let cpu = s.sit_out_outage(0);
     let rotel = Rotel::start(&bin, port, dir.path());
     let first = rotel_exports(&rotel, &s.comm, 1, &s)[0].clone();
+    s.recovered();
     assert!(cpu_seconds(&first) >= s.cpu_floor(cpu), "{first:?}");
     rotel_exports(&rotel, &s.comm, 3, &s);
     s.finish(1, REFUSED);
@@ -511,6 +542,7 @@ fn rotel_killed_and_restarted() {
     let cpu = s.sit_out_outage(0);
     let rotel = Rotel::start(&bin, port, dir.path());
     let after = rotel_exports(&rotel, &s.comm, 1, &s)[0].clone();
+    s.recovered();
     assert_no_lower(&before, &after);
     assert!(cpu_seconds(&after) >= s.cpu_floor(cpu), "{after:?}");
     rotel_exports(&rotel, &s.comm, 3, &s);
@@ -543,6 +575,7 @@ fn rotel_stopped_longer_than_the_export_timeout() {
         rotel.output(),
         s.agent.log()
     );
+    s.recovered();
     let all = rotel_counters(&rotel.exports(), &s.comm);
     for c in &all[printed.len()..] {
         assert_no_lower(&before, c);
