@@ -18,8 +18,9 @@
 //! further group are added up in the one group [`OVERFLOW_NAME`]. Likewise a
 //! group keeps at most [`GrouperOptions::max_thread_names`] thread names and
 //! adds further threads up under the thread name [`OVERFLOW_NAME`]. A place
-//! is freed only when a group is forgotten (`remove_empty_groups`), so a
-//! group's counters never jump between its own series and the overflow.
+//! is freed only when a group is forgotten (`remove_empty_groups`), so an
+//! admitted group's counters never move to the overflow group; a group that
+//! was folded may get a place later and then counts from there on.
 //! The first time a cap is hit the grouper logs one warning naming the group
 //! and, when the namer can say (see [`MatchNamer::explain`]), the rule that
 //! made it; [`Grouper::overflow`] reports the folding of the last cycle.
