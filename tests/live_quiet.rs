@@ -1,7 +1,8 @@
 //! `FsSource` on the live `/proc` across cycles: a process whose tasks have
 //! not run since their last reading is answered from that reading (and a
-//! fresh `statm`), and that answer must be what a full reading gives; a busy
-//! process is read every cycle; changes made from outside show within
+//! fresh `statm`), with its tasks reported unchanged by `Proc::tasks`, and
+//! that answer must be what a full reading gives; a busy process is read
+//! every cycle; changes made from outside show within
 //! `FsSource::REFRESH_CYCLES`; a PID taken over by a new process is never
 //! confused with the remembered one.
 //!
@@ -11,11 +12,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, Thread};
+use procgroups::proc::{
+    FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, TaskRead, Thread, ThreadID,
+};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_procgroups-workload");
 
@@ -58,30 +62,77 @@ struct Reading {
     threads: Vec<Thread>,
 }
 
-/// One cycle the way the tracker runs it, reading `pid` only (id, metrics,
-/// threads), then giving the handles back. `None` when `pid` is not listed
-/// or has exited.
-fn cycle(src: &mut FsSource, pid: i32) -> Option<Reading> {
-    src.expect_threads(true);
-    let mut procs = src.all_procs().unwrap();
-    let reading = procs.iter_mut().find(|p| p.pid() == pid).and_then(|p| {
-        let id = p.id().ok()?;
-        let metrics = p.metrics().ok()?;
-        let mut threads = p.threads().ok()?;
-        threads.sort_by_key(|t| t.id.tid);
-        Some(Reading {
-            start_ticks: id.start_time_ticks,
-            metrics,
-            threads,
-        })
-    });
-    src.recycle(procs);
-    reading
+/// A source read cycle after cycle the way the tracker reads it, keeping
+/// the last reading of every task it was given, as the tracker does.
+struct Follower {
+    src: FsSource,
+    tasks: HashMap<ThreadID, Thread>,
 }
 
-/// A full reading by a source that remembers nothing.
+impl Follower {
+    fn new() -> Self {
+        Follower {
+            src: live(),
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// One cycle reading `pid` only (id, metrics, tasks), then giving the
+    /// handles back. A task reported unchanged must be one given before and
+    /// stands for that reading. `None` when `pid` is not listed or has
+    /// exited.
+    fn cycle(&mut self, pid: i32) -> Option<Reading> {
+        self.src.expect_threads(true);
+        let mut procs = self.src.all_procs().unwrap();
+        let reading = procs.iter_mut().find(|p| p.pid() == pid).and_then(|p| {
+            let id = p.id().ok()?;
+            let metrics = p.metrics().ok()?;
+            let mut threads: Vec<Thread> = p
+                .tasks()
+                .ok()?
+                .into_iter()
+                .map(|t| match t {
+                    TaskRead::Read(t) => t,
+                    TaskRead::Unchanged(id) => self
+                        .tasks
+                        .get(&id)
+                        .unwrap_or_else(|| panic!("unchanged task {id:?} was never given"))
+                        .clone(),
+                })
+                .collect();
+            threads.sort_by_key(|t| t.id.tid);
+            self.tasks = threads.iter().map(|t| (t.id, t.clone())).collect();
+            Some(Reading {
+                start_ticks: id.start_time_ticks,
+                metrics,
+                threads,
+            })
+        });
+        self.src.recycle(procs);
+        reading
+    }
+
+    fn stats(&self) -> ReadStats {
+        self.src.read_stats()
+    }
+}
+
+/// A full reading by a source that remembers nothing, through
+/// `Proc::threads`.
 fn full_reading(pid: i32) -> Reading {
-    cycle(&mut live(), pid).unwrap()
+    let mut src = live();
+    src.expect_threads(true);
+    let mut procs = src.all_procs().unwrap();
+    let p = procs.iter_mut().find(|p| p.pid() == pid).unwrap();
+    let id = p.id().unwrap();
+    let metrics = p.metrics().unwrap();
+    let mut threads = p.threads().unwrap();
+    threads.sort_by_key(|t| t.id.tid);
+    Reading {
+        start_ticks: id.start_time_ticks,
+        metrics,
+        threads,
+    }
 }
 
 /// Waits until `pid` has settled (two full readings 50 ms apart agree: its
@@ -107,11 +158,11 @@ fn cpu(m: &Metrics) -> f64 {
 fn an_idle_process_reads_the_same_from_memory_as_in_full() {
     let (child, pid) = spawn_workload(&["--name", "pgquiet", "--threads", "3", "--files", "2"]);
     settle(pid);
-    let mut src = live();
+    let mut src = Follower::new();
     let mut totals = ReadStats::default();
     for n in 0..(2 * FsSource::REFRESH_CYCLES + 2) {
-        let remembered = cycle(&mut src, pid).unwrap();
-        let stats = src.read_stats();
+        let remembered = src.cycle(pid).unwrap();
+        let stats = src.stats();
         totals.quiet += stats.quiet;
         totals.read += stats.read;
         totals.tasks_kept += stats.tasks_kept;
@@ -135,12 +186,12 @@ fn an_idle_process_reads_the_same_from_memory_as_in_full() {
 #[test]
 fn a_busy_process_is_read_every_cycle() {
     let (child, pid) = spawn_workload(&["--name", "pgbusy", "--threads", "2", "--spin"]);
-    let mut src = live();
-    let mut last = cycle(&mut src, pid).unwrap();
+    let mut src = Follower::new();
+    let mut last = src.cycle(pid).unwrap();
     for n in 0..6 {
         std::thread::sleep(Duration::from_millis(120));
-        let now = cycle(&mut src, pid).unwrap();
-        let stats = src.read_stats();
+        let now = src.cycle(pid).unwrap();
+        let stats = src.stats();
         assert_eq!((stats.quiet, stats.read), (0, 1), "cycle {n}");
         assert!(cpu(&now.metrics) > cpu(&last.metrics), "cycle {n}");
         // The two spinning threads are read again and have used more CPU.
@@ -164,8 +215,8 @@ fn a_busy_process_is_read_every_cycle() {
 fn a_limit_changed_from_outside_shows_within_the_refresh_period() {
     use rustix::process::{Pid, Resource, Rlimit, getrlimit, prlimit};
     let (child, pid) = spawn_workload(&["--name", "pglimit", "--threads", "1"]);
-    let mut src = live();
-    let before = cycle(&mut src, pid).unwrap().metrics.filedesc.limit;
+    let mut src = Follower::new();
+    let before = src.cycle(pid).unwrap().metrics.filedesc.limit;
     let current = getrlimit(Resource::Nofile);
     let lower = current.current.unwrap_or(4096).min(4096) - 7;
     prlimit(
@@ -179,7 +230,7 @@ fn a_limit_changed_from_outside_shows_within_the_refresh_period() {
     .unwrap();
     assert_ne!(before, Some(lower));
     let seen = (0..FsSource::REFRESH_CYCLES)
-        .position(|_| cycle(&mut src, pid).unwrap().metrics.filedesc.limit == Some(lower));
+        .position(|_| src.cycle(pid).unwrap().metrics.filedesc.limit == Some(lower));
     assert!(seen.is_some(), "limit not seen within the refresh period");
     stop(child);
 }
@@ -187,13 +238,13 @@ fn a_limit_changed_from_outside_shows_within_the_refresh_period() {
 #[test]
 fn a_process_that_exits_is_forgotten() {
     let (child, pid) = spawn_workload(&["--name", "pggone", "--threads", "2"]);
-    let mut src = live();
-    cycle(&mut src, pid).unwrap();
-    cycle(&mut src, pid).unwrap();
-    assert_eq!(src.read_stats().remembered, 1);
+    let mut src = Follower::new();
+    src.cycle(pid).unwrap();
+    src.cycle(pid).unwrap();
+    assert_eq!(src.stats().remembered, 1);
     stop(child);
-    assert!(cycle(&mut src, pid).is_none());
-    assert_eq!(src.read_stats().remembered, 0);
+    assert!(src.cycle(pid).is_none());
+    assert_eq!(src.stats().remembered, 0);
 }
 
 /// Spawns the workload as `name` with the PID `want`, by setting the last
@@ -219,9 +270,9 @@ fn a_reused_pid_is_a_new_process() {
         return;
     }
     let (first, pid) = spawn_workload(&["--name", "pgfirst", "--threads", "1"]);
-    let mut src = live();
-    let old = cycle(&mut src, pid).unwrap();
-    cycle(&mut src, pid).unwrap();
+    let mut src = Follower::new();
+    let old = src.cycle(pid).unwrap();
+    src.cycle(pid).unwrap();
     stop(first);
     let Some((second, same)) = spawn_with_pid(pid, "pgsecond") else {
         println!("skipped: PID {pid} could not be taken again");
@@ -229,7 +280,7 @@ fn a_reused_pid_is_a_new_process() {
     };
     assert_eq!(same, pid);
     settle(pid);
-    let new = cycle(&mut src, pid).unwrap();
+    let new = src.cycle(pid).unwrap();
     // Not the remembered process: the new one's own threads and values
     // (the two may have started in the same clock tick, so the start time
     // alone does not tell them apart).

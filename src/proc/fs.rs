@@ -48,13 +48,13 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::known::{Full, Known, KnownTask, RESERVED_FDS, refresh_due};
+use self::known::{Full, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
 use self::parse::{ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
 use self::read::{End, RelPath};
 use super::names::Names;
 use super::{
     Counts, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States, Static,
-    Thread, ThreadID,
+    TaskRead, Thread, ThreadID,
 };
 
 /// The most bytes read from one file. procfs files are far smaller (a long
@@ -195,6 +195,8 @@ pub struct FsSource {
     options: FsSourceOptions,
     /// The vector of the handles given back, reused for the next listing.
     spare_list: Vec<FsProc>,
+    /// How many processes the last listing had.
+    listed: usize,
     /// Processes remembered from the last cycle, by PID (real procfs only).
     known: HashMap<i32, Box<Known>>,
     /// Shared thread names and wait channels of the remembered tasks.
@@ -233,6 +235,7 @@ impl FsSource {
             facts,
             options,
             spare_list: Vec::new(),
+            listed: 0,
             known: HashMap::new(),
             names: Arc::default(),
             threads_wanted: false,
@@ -311,6 +314,8 @@ impl Source for FsSource {
         });
         let mut procs = std::mem::take(&mut self.spare_list);
         procs.clear();
+        // About as many as last time: no doubling slack on a large host.
+        procs.reserve_exact(self.listed + self.listed / 32 + 16);
         let known = &mut self.known;
         read::for_each_id(listing, |pid| {
             procs.push(FsProc {
@@ -325,6 +330,7 @@ impl Source for FsSource {
             });
         })
         .map_err(list_error)?;
+        self.listed = procs.len();
         // Whatever was not listed has exited: close its directory.
         self.known.clear();
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
@@ -344,6 +350,8 @@ impl Source for FsSource {
                 self.known.insert(p.pid, k);
             }
         }
+        // Keep room for about as many as this time, no more.
+        procs.shrink_to(self.listed + self.listed / 32 + 16);
         self.spare_list = procs;
         let c = &self.counters;
         self.stats = ReadStats {
@@ -800,17 +808,18 @@ impl FsProc {
     fn quiet_metrics(&mut self, full: &Full) -> Result<Metrics, ProcError> {
         let facts = self.cycle.facts;
         let mut soft = full.soft_errors();
-        let (resident, virtual_bytes) = self.sizes(&full.stat)?;
+        let stat = full.stat.fields();
+        let (resident, virtual_bytes) = self.sizes(&stat)?;
         let swap_kb = if self.cycle.swap_in_use {
             self.status()?.vm_swap_kb
         } else {
             0
         };
         let limit = self.limit(&mut soft)?;
-        let smaps = self.proportional(&full.stat, &mut soft)?;
+        let smaps = self.proportional(&stat, &mut soft)?;
         let (read_bytes, write_bytes) = full.io.unwrap_or_default();
         Ok(Metrics {
-            counts: counts(&facts, &full.stat, &full.status, read_bytes, write_bytes),
+            counts: counts(&facts, &stat, &full.status(), read_bytes, write_bytes),
             io_known: full.io.is_some(),
             memory: Memory {
                 resident_bytes: resident,
@@ -823,8 +832,8 @@ impl FsProc {
                 open: full.open_fds,
                 limit,
             },
-            num_threads: full.stat.num_threads,
-            states: States::from_letter(char::from(full.stat.state)),
+            num_threads: stat.num_threads,
+            states: States::from_letter(char::from(stat.state)),
             wchan: full.wchan.as_deref().unwrap_or_default().to_string(),
             soft_errors: soft,
         })
@@ -837,7 +846,7 @@ impl FsProc {
     fn full_metrics(&mut self, main: Option<&Full>) -> Result<Metrics, ProcError> {
         let stat = self.stat()?;
         let status = match main {
-            Some(m) if !self.cycle.swap_in_use => m.status,
+            Some(m) if !self.cycle.swap_in_use => m.status(),
             _ => self.status()?,
         };
         let facts = self.cycle.facts;
@@ -861,8 +870,8 @@ impl FsProc {
         let leader = self.leader_sched.unwrap_or_default();
         if let Some(k) = &mut self.known {
             k.full = Some(Full {
-                stat,
-                status,
+                stat: KeptStat::of(&stat),
+                ctx: (status.ctx_voluntary, status.ctx_nonvoluntary),
                 io,
                 open_fds: open,
                 wchan: wchan.as_deref().map(|w| self.cycle.names().get(w)),
@@ -977,6 +986,88 @@ impl FsProc {
         }
         self.schedstat(&RelPath::in_task(tid).join("schedstat"))
             .ok()
+    }
+
+    /// The tasks, read in directory order; with `unchanged`, those known
+    /// not to have run since their last reading come back unread. Either
+    /// way, what tells that next cycle is remembered.
+    fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
+        if unchanged
+            && self.quiet
+            && let Some(k) = &self.known
+            && !k.tasks.is_empty()
+        {
+            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
+            return Ok(k
+                .tasks
+                .iter()
+                .map(|t| {
+                    TaskRead::Unchanged(ThreadID {
+                        tid: t.tid,
+                        start_time_ticks: t.start_ticks,
+                    })
+                })
+                .collect());
+        }
+        let tids = self.list_tasks()?;
+        let remember = self.known.is_some();
+        let refresh = refresh_due(self.cycle.number, self.pid);
+        let mut list = Vec::with_capacity(tids.len());
+        let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
+        let (mut kept_n, mut read_n) = (0, 0);
+        for tid in tids {
+            // Before the task's files: a run after this shows next cycle.
+            let sched = if remember { self.task_sched(tid) } else { None };
+            let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
+                (Some(now), Some(t)) if unchanged && !refresh && t.unchanged(&now) => Some(*t),
+                _ => None,
+            };
+            if let Some(t) = kept {
+                kept_n += 1;
+                tasks.push(t);
+                list.push(TaskRead::Unchanged(ThreadID {
+                    tid,
+                    start_time_ticks: t.start_ticks,
+                }));
+                continue;
+            }
+            read_n += 1;
+            let Some(thread) = self.read_task(tid)? else {
+                continue;
+            };
+            if remember {
+                tasks.push(KnownTask {
+                    tid,
+                    state: state_letter(&thread.states),
+                    still: false,
+                    start_ticks: thread.id.start_time_ticks,
+                    sched: sched.unwrap_or_default(),
+                });
+            }
+            list.push(TaskRead::Read(thread));
+        }
+        Counters::add(&self.cycle.counters.tasks_kept, kept_n);
+        Counters::add(&self.cycle.counters.tasks_read, read_n);
+        if list.is_empty() && !self.alive() {
+            return Err(ProcError::Gone { pid: self.pid });
+        }
+        if let Some(k) = &mut self.known {
+            tasks.sort_unstable_by_key(|t| t.tid);
+            k.tasks = tasks;
+        }
+        Ok(list)
+    }
+}
+
+/// The `stat` letter of a single task's state, as far as [`States`] tells
+/// (only whether it is running matters to what is remembered).
+fn state_letter(s: &States) -> u8 {
+    match () {
+        _ if s.running > 0 => b'R',
+        _ if s.sleeping > 0 => b'S',
+        _ if s.waiting > 0 => b'D',
+        _ if s.zombie > 0 => b'Z',
+        _ => b'?',
     }
 }
 
@@ -1113,59 +1204,23 @@ impl Proc for FsProc {
 
     /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in
     /// directory order, including the main thread. Tasks that exit while
-    /// being read are left out. On a real procfs, a task that has not run
-    /// since it was last read is answered from that reading.
+    /// being read are left out.
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError> {
-        if self.quiet
-            && let Some(k) = &self.known
-            && !k.tasks.is_empty()
-        {
-            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
-            return Ok(k.tasks.iter().map(KnownTask::thread).collect());
-        }
-        let tids = self.list_tasks()?;
-        let remember = self.known.is_some();
-        let refresh = refresh_due(self.cycle.number, self.pid);
-        let mut threads = Vec::with_capacity(tids.len());
-        let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
-        let (mut kept_n, mut read_n) = (0, 0);
-        for tid in tids {
-            let sched = if remember { self.task_sched(tid) } else { None };
-            let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
-                (Some(now), Some(t)) if !refresh && t.unchanged(&now) => Some(t.clone()),
-                _ => None,
-            };
-            let thread = match kept {
-                Some(t) => {
-                    kept_n += 1;
-                    let thread = t.thread();
-                    tasks.push(t);
-                    thread
-                }
-                None => {
-                    read_n += 1;
-                    let Some(thread) = self.read_task(tid)? else {
-                        continue;
-                    };
-                    if remember {
-                        let sched = sched.unwrap_or_default();
-                        tasks.push(KnownTask::new(&thread, sched, &mut self.cycle.names()));
-                    }
-                    thread
-                }
-            };
-            threads.push(thread);
-        }
-        Counters::add(&self.cycle.counters.tasks_kept, kept_n);
-        Counters::add(&self.cycle.counters.tasks_read, read_n);
-        if threads.is_empty() && !self.alive() {
-            return Err(ProcError::Gone { pid: self.pid });
-        }
-        if let Some(k) = &mut self.known {
-            tasks.sort_unstable_by_key(|t| t.tid);
-            k.tasks = tasks;
-        }
-        Ok(threads)
+        Ok(self
+            .task_list(false)?
+            .into_iter()
+            .filter_map(|t| match t {
+                TaskRead::Read(t) => Some(t),
+                TaskRead::Unchanged(_) => None,
+            })
+            .collect())
+    }
+
+    /// Like [`Proc::threads`]; on a real procfs, a task that has not run
+    /// since it was last read (see [`known`]) is not read again, and all of
+    /// them are unread when the whole process is quiet.
+    fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
+        self.task_list(true)
     }
 }
 

@@ -45,6 +45,14 @@ pub trait Proc {
     /// The tasks of the process (`task/`); only called when thread detail is
     /// wanted.
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError>;
+
+    /// The tasks, like [`Proc::threads`], for a caller that keeps what it
+    /// was given for each task in the last cycle: a task the source knows
+    /// has not run since may come back as [`TaskRead::Unchanged`] instead of
+    /// being read again. The default reads every task.
+    fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
+        Ok(self.threads()?.into_iter().map(TaskRead::Read).collect())
+    }
 }
 
 /// A source of processes: all processes present at this moment.

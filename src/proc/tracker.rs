@@ -31,7 +31,7 @@ use tracing::{debug, trace};
 use super::names::Names;
 use super::{
     CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
-    ProcError, Source, SourceError, States, Thread, ThreadID, ThreadUpdate, Update,
+    ProcError, Source, SourceError, States, TaskRead, ThreadID, ThreadUpdate, Update,
 };
 
 /// The shared names no longer used are dropped once in this many cycles.
@@ -99,15 +99,18 @@ pub enum Membership<'a> {
 /// a zero into a difference nor loses what happened meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
+    /// The counters; `read_bytes` and `write_bytes` are the last *good* io
+    /// values (kept while io is unreadable), meaningful once `io_seen`.
     counts: Counts,
-    io: Option<(u64, u64)>,
+    /// Whether io has ever been readable.
+    io_seen: bool,
 }
 
 impl Reading {
     fn first(counts: &Counts, io_known: bool) -> Reading {
         Reading {
             counts: *counts,
-            io: io_known.then_some((counts.read_bytes, counts.write_bytes)),
+            io_seen: io_known,
         }
     }
 
@@ -128,16 +131,15 @@ impl Reading {
     /// becomes the baseline).
     fn advance(&mut self, counts: &Counts, io_known: bool) -> Delta {
         let mut d = counts.since(&self.counts);
-        (d.read_bytes, d.write_bytes) = match (io_known, self.io) {
-            (true, Some((read, write))) => (
-                counts.read_bytes.saturating_sub(read),
-                counts.write_bytes.saturating_sub(write),
-            ),
-            _ => (0, 0),
-        };
+        if !(io_known && self.io_seen) {
+            (d.read_bytes, d.write_bytes) = (0, 0);
+        }
+        let (read, write) = (self.counts.read_bytes, self.counts.write_bytes);
         self.counts = *counts;
         if io_known {
-            self.io = Some((counts.read_bytes, counts.write_bytes));
+            self.io_seen = true;
+        } else {
+            (self.counts.read_bytes, self.counts.write_bytes) = (read, write);
         }
         d
     }
@@ -149,8 +151,24 @@ struct TrackedThread {
     /// Shared with the other threads of that name.
     name: Arc<str>,
     reading: Reading,
-    /// The number of the last cycle that listed the task.
-    last_seen: u64,
+    /// The number of the last cycle that listed the task (truncated: only
+    /// compared with the current one).
+    last_seen: u32,
+    /// Its state letter and wait channel at the last reading, counted
+    /// again while the source reports it unchanged.
+    state: u8,
+    wchan: Option<Arc<str>>,
+}
+
+/// The `stat` letter of a single task's state, as far as [`States`] tells.
+fn state_letter(s: &States) -> u8 {
+    match () {
+        _ if s.running > 0 => b'R',
+        _ if s.sleeping > 0 => b'S',
+        _ if s.waiting > 0 => b'D',
+        _ if s.zombie > 0 => b'Z',
+        _ => b'?',
+    }
 }
 
 /// The gauges of the last update emitted for a process, replayed with zero
@@ -162,8 +180,9 @@ struct LastGauges {
     filedesc: Filedesc,
     num_threads: u64,
     states: States,
-    /// Threads per wait channel, in name order (as in the update's map).
-    wchans: Vec<(Arc<str>, u64)>,
+    /// Threads per wait channel, in name order (as in the update's map);
+    /// an exact-size slice, replaced only when the update's differs.
+    wchans: Box<[(Arc<str>, u64)]>,
 }
 
 impl LastGauges {
@@ -172,15 +191,14 @@ impl LastGauges {
         self.filedesc = u.filedesc;
         self.num_threads = u.num_threads;
         self.states = u.states;
-        self.wchans.truncate(u.wchans.len());
-        for (i, (wchan, n)) in u.wchans.iter().enumerate() {
-            match self.wchans.get_mut(i) {
-                Some(slot) => {
-                    names.update(&mut slot.0, wchan);
-                    slot.1 = *n;
-                }
-                None => self.wchans.push((names.get(wchan), *n)),
-            }
+        let same = self.wchans.len() == u.wchans.len()
+            && self
+                .wchans
+                .iter()
+                .zip(&u.wchans)
+                .all(|((a, m), (b, n))| **a == **b && m == n);
+        if !same {
+            self.wchans = u.wchans.iter().map(|(w, n)| (names.get(w), *n)).collect();
         }
     }
 }
@@ -202,6 +220,13 @@ struct TrackedProc {
     last: Option<LastGauges>,
 }
 
+impl TrackedProc {
+    /// The position of the kept task `id`.
+    fn thread_at(&self, id: &ThreadID) -> Option<usize> {
+        self.threads.binary_search_by_key(id, |(i, _)| *i).ok()
+    }
+}
+
 #[derive(Debug)]
 enum Entry {
     Tracked(Box<TrackedProc>),
@@ -216,17 +241,16 @@ struct Slot {
 }
 
 /// A process seen for the first time this cycle, before naming.
-/// Only what the rest of the cycle needs: the namer has already seen the
-/// process's attributes (command line, cgroups), which are not kept, so a
-/// cycle full of new processes does not hold them all at once.
+/// A new process the namer did not match, waiting for the inheritance pass.
+/// Only what that pass needs is kept: the process's attributes (command
+/// line, cgroups) are not, so a cycle full of new processes does not hold
+/// them all at once.
 struct NewProc {
     /// Position in this cycle's listing.
     index: usize,
     id: ID,
     parent_pid: i32,
     start_time: SystemTime,
-    /// The namer's group, if it matched.
-    named: Option<String>,
 }
 
 /// What naming decided for a new process.
@@ -241,7 +265,7 @@ enum ThreadRead {
     /// Thread detail is off.
     Off,
     /// The tasks were listed (possibly none: no thread detail).
-    Listed(Vec<Thread>),
+    Listed(Vec<TaskRead>),
     /// The listing failed; the thread state is kept for the next cycle.
     Failed,
 }
@@ -338,8 +362,9 @@ impl Tracker {
         let mut errors = CollectErrors::default();
         let mut fresh = Vec::new();
 
-        // Scan: known processes are refreshed in place, new ones only get
-        // the cheap reads that naming needs.
+        // Scan: known processes are refreshed in place; new ones get the
+        // cheap reads that naming needs, and the rest only if the namer
+        // tracks them. Unmatched ones wait for the inheritance pass.
         for (index, proc) in procs.iter_mut().enumerate() {
             let id = match proc.id() {
                 Ok(id) => id,
@@ -375,78 +400,82 @@ impl Tracker {
                 }
                 continue;
             }
-            match proc.static_info() {
-                Ok(s) => {
-                    self.pids.insert(id.pid, id);
-                    let named = self.namer.match_and_name(&ProcAttributes {
-                        name: &s.name,
-                        cmdline: &s.cmdline,
-                        cgroups: &s.cgroups,
-                        uid: s.effective_uid,
-                        pid: id.pid,
-                        start_time: s.start_time,
-                    });
-                    fresh.push(NewProc {
-                        index,
-                        id,
-                        parent_pid: s.parent_pid,
-                        start_time: s.start_time,
-                        named,
-                    });
+            let s = match proc.static_info() {
+                Ok(s) => s,
+                Err(e) => {
+                    count_basic_error(&e, id.pid, &mut errors);
+                    continue;
                 }
-                Err(e) => count_basic_error(&e, id.pid, &mut errors),
+            };
+            self.pids.insert(id.pid, id);
+            let named = self.namer.match_and_name(&ProcAttributes {
+                name: &s.name,
+                cmdline: &s.cmdline,
+                cgroups: &s.cgroups,
+                uid: s.effective_uid,
+                pid: id.pid,
+                start_time: s.start_time,
+            });
+            match named {
+                Some(group) => {
+                    let group = self.names.get(&group);
+                    let mut ctx = Ctx {
+                        options: &self.options,
+                        first,
+                        cycle,
+                        errors: &mut errors,
+                        names: &mut self.names,
+                    };
+                    if let Some(slot) = first_sight(
+                        proc,
+                        id,
+                        s.start_time,
+                        group,
+                        MatchReason::Namer,
+                        &mut ctx,
+                        &mut sink,
+                    ) {
+                        self.entries.insert(id, slot);
+                    }
+                }
+                None => fresh.push(NewProc {
+                    index,
+                    id,
+                    parent_pid: s.parent_pid,
+                    start_time: s.start_time,
+                }),
             }
         }
 
         // Inheritance, after the scan so that children can look at parents
         // that appeared in this same cycle.
-        let decisions = self.name_new(&mut fresh);
+        let decisions = self.name_new(&fresh);
 
         for np in fresh {
             match decisions.get(&np.id) {
                 Some(Decision::Track(group, reason)) => {
-                    debug!(pid = np.id.pid, group = %group, ?reason, "tracking new process");
-                    let mut t = Box::new(TrackedProc {
-                        group: self.names.get(group),
-                        reason: *reason,
-                        start: np.start_time,
-                        reading: None,
-                        threads: Vec::new(),
-                        last: None,
-                    });
                     let Some(proc) = procs.get_mut(np.index) else {
                         continue;
                     };
-                    match proc.metrics() {
-                        // Exited since it was listed: nothing to remember.
-                        Err(e) if e.is_gone() => continue,
-                        Err(e) => {
-                            // Tracked without a baseline: the next good read is
-                            // its first sighting, so nothing is counted twice.
-                            count_metrics_error(&e, np.id.pid, &mut errors);
-                        }
-                        Ok(metrics) => {
-                            sink(observe_metrics(
-                                &mut t,
-                                metrics,
-                                proc,
-                                &mut Ctx {
-                                    options: &self.options,
-                                    first,
-                                    cycle,
-                                    errors: &mut errors,
-                                    names: &mut self.names,
-                                },
-                            ));
-                        }
-                    }
-                    self.entries.insert(
+                    let group = self.names.get(group);
+                    let mut ctx = Ctx {
+                        options: &self.options,
+                        first,
+                        cycle,
+                        errors: &mut errors,
+                        names: &mut self.names,
+                    };
+                    if let Some(slot) = first_sight(
+                        proc,
                         np.id,
-                        Slot {
-                            last_seen: cycle,
-                            entry: Entry::Tracked(t),
-                        },
-                    );
+                        np.start_time,
+                        group,
+                        *reason,
+                        &mut ctx,
+                        &mut sink,
+                    ) {
+                        self.entries.insert(np.id, slot);
+                    }
                 }
                 Some(Decision::Ignore) | None => {
                     if self.remember_ignored(np.start_time, now) {
@@ -516,15 +545,10 @@ impl Tracker {
         }
     }
 
-    /// Decides the group of every new process: the namer's, already taken
-    /// during the scan, then (with `children`) the nearest tracked ancestor.
-    fn name_new(&self, fresh: &mut [NewProc]) -> HashMap<ID, Decision> {
+    /// Decides the group of the new processes the namer did not match: with
+    /// `children`, the group of their nearest tracked ancestor.
+    fn name_new(&self, fresh: &[NewProc]) -> HashMap<ID, Decision> {
         let mut decisions = HashMap::with_capacity(fresh.len());
-        for np in fresh.iter_mut() {
-            if let Some(group) = np.named.take() {
-                decisions.insert(np.id, Decision::Track(group, MatchReason::Namer));
-            }
-        }
         if self.options.children {
             let by_id: HashMap<ID, usize> =
                 fresh.iter().enumerate().map(|(i, np)| (np.id, i)).collect();
@@ -643,6 +667,40 @@ fn count_metrics_error(e: &ProcError, pid: i32, errors: &mut CollectErrors) {
 /// `None` when it exited while being read (or has never been read
 /// successfully and fails again), the last update with zero deltas when the
 /// read failed for another reason.
+/// Starts tracking a new process: its first metrics (and threads) are read
+/// and its update emitted. `None` when it exited meanwhile (nothing to
+/// remember); a process whose first read fails otherwise is tracked
+/// without a baseline, so the next good read is its first sighting and
+/// nothing is counted twice.
+fn first_sight<P: Proc>(
+    proc: &mut P,
+    id: ID,
+    start: SystemTime,
+    group: Arc<str>,
+    reason: MatchReason,
+    ctx: &mut Ctx<'_>,
+    sink: &mut impl FnMut(Update),
+) -> Option<Slot> {
+    debug!(pid = id.pid, group = %group, ?reason, "tracking new process");
+    let mut t = Box::new(TrackedProc {
+        group,
+        reason,
+        start,
+        reading: None,
+        threads: Vec::new(),
+        last: None,
+    });
+    match proc.metrics() {
+        Err(e) if e.is_gone() => return None,
+        Err(e) => count_metrics_error(&e, id.pid, ctx.errors),
+        Ok(metrics) => sink(observe_metrics(&mut t, metrics, proc, ctx)),
+    }
+    Some(Slot {
+        last_seen: ctx.cycle,
+        entry: Entry::Tracked(t),
+    })
+}
+
 /// What observing one process needs from the cycle.
 struct Ctx<'a> {
     options: &'a TrackerOptions,
@@ -701,10 +759,25 @@ fn observe_metrics<P: Proc>(
     proc: &mut P,
     ctx: &mut Ctx<'_>,
 ) -> Update {
-    let (first, cycle) = (ctx.first, ctx.cycle);
+    let first = ctx.first;
+    // Thread marks hold the cycle number truncated: only equality matters.
+    let mark = ctx.cycle as u32;
     let mut soft_error = metrics.soft_errors > 0;
     let thread_read = if ctx.options.threads {
-        match proc.threads() {
+        let mut read = proc.tasks();
+        // A task said to be unchanged must be one kept here; if one is not
+        // (another caller was given it), every task is read instead.
+        if let Ok(list) = &read
+            && list.iter().any(|r| match r {
+                TaskRead::Unchanged(id) => t.thread_at(id).is_none(),
+                TaskRead::Read(_) => false,
+            })
+        {
+            read = proc
+                .threads()
+                .map(|l| l.into_iter().map(TaskRead::Read).collect());
+        }
+        match read {
             Ok(list) => ThreadRead::Listed(list),
             Err(e) if e.is_gone() => ThreadRead::Failed,
             Err(e) => {
@@ -748,7 +821,31 @@ fn observe_metrics<P: Proc>(
             let mut switches = (0u64, 0u64);
             thread_updates.reserve_exact(list.len());
             let known = t.threads.len();
-            for th in list {
+            if known == 0 {
+                t.threads.reserve_exact(list.len());
+            }
+            for item in list {
+                let th = match item {
+                    TaskRead::Read(th) => th,
+                    TaskRead::Unchanged(id) => {
+                        // As last cycle: no increase, the same state and
+                        // wait channel.
+                        let at = t.threads[..known].binary_search_by_key(&id, |(i, _)| *i);
+                        if let Some((_, tt)) = at.ok().and_then(|i| t.threads.get_mut(i)) {
+                            tt.last_seen = mark;
+                            states += States::from_letter(char::from(tt.state));
+                            if let Some(w) = &tt.wchan {
+                                *wchans.entry(w.to_string()).or_insert(0) += 1;
+                            }
+                            thread_updates.push(ThreadUpdate {
+                                thread_name: tt.name.to_string(),
+                                latest: Delta::default(),
+                            });
+                        }
+                        continue;
+                    }
+                };
+                let state = state_letter(&th.states);
                 let found = match t.threads[..known].binary_search_by_key(&th.id, |(id, _)| *id) {
                     Ok(i) => Some(i),
                     Err(_) => t.threads[known..]
@@ -760,7 +857,13 @@ fn observe_metrics<P: Proc>(
                     Some((_, tt)) => {
                         let d = tt.reading.advance(&th.counts, th.io_known);
                         ctx.names.update(&mut tt.name, &th.name);
-                        tt.last_seen = cycle;
+                        tt.last_seen = mark;
+                        tt.state = state;
+                        match (&mut tt.wchan, th.wchan.is_empty()) {
+                            (w, true) => *w = None,
+                            (Some(w), false) => ctx.names.update(w, &th.wchan),
+                            (w, false) => *w = Some(ctx.names.get(&th.wchan)),
+                        }
                         d
                     }
                     None => {
@@ -769,7 +872,9 @@ fn observe_metrics<P: Proc>(
                             TrackedThread {
                                 name: ctx.names.get(&th.name),
                                 reading: Reading::first(&th.counts, th.io_known),
-                                last_seen: cycle,
+                                last_seen: mark,
+                                state,
+                                wchan: (!th.wchan.is_empty()).then(|| ctx.names.get(&th.wchan)),
                             },
                         ));
                         // A thread new in a known process counts from its first
@@ -794,7 +899,7 @@ fn observe_metrics<P: Proc>(
                     latest: d,
                 });
             }
-            t.threads.retain(|(_, tt)| tt.last_seen == cycle);
+            t.threads.retain(|(_, tt)| tt.last_seen == mark);
             if !t.threads.is_sorted_by_key(|(id, _)| *id) {
                 t.threads.sort_unstable_by_key(|(id, _)| *id);
             }

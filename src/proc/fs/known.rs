@@ -32,8 +32,6 @@ use std::sync::Arc;
 use rustix::fd::OwnedFd;
 
 use super::parse::{Schedstat, StatFields, StatusFields};
-use crate::proc::names::Names;
-use crate::proc::{Counts, States, Thread, ThreadID};
 
 /// Every process is read in full at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;
@@ -92,8 +90,10 @@ impl Known {
 /// The process-level values of a full reading.
 #[derive(Debug, Clone)]
 pub(super) struct Full {
-    pub stat: StatFields,
-    pub status: StatusFields,
+    /// What is used of `stat`.
+    pub stat: KeptStat,
+    /// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of `status`.
+    pub ctx: (u64, u64),
     /// `None`: unreadable (as for the next two).
     pub io: Option<(u64, u64)>,
     pub open_fds: Option<u64>,
@@ -116,6 +116,15 @@ impl Full {
         self.stat.state != b'R' && self.leader.is_counting()
     }
 
+    /// `status` as far as it is kept (the rest is zero).
+    pub(super) fn status(&self) -> StatusFields {
+        StatusFields {
+            ctx_voluntary: self.ctx.0,
+            ctx_nonvoluntary: self.ctx.1,
+            ..StatusFields::default()
+        }
+    }
+
     /// Whether the main thread is the only task (a process whose main
     /// thread has exited while others run shows as a zombie).
     pub(super) fn single_task(&self) -> bool {
@@ -123,72 +132,72 @@ impl Full {
     }
 }
 
-/// One remembered task: its last reading, compactly (a host can have tens
-/// of thousands), with names and wait channels shared.
-#[derive(Debug, Clone)]
+/// The fields of `stat` a quiet process is answered with (the sizes come
+/// from `statm` and the identity from [`Known`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeptStat {
+    pub state: u8,
+    pub has_memory_map: bool,
+    pub num_threads: u32,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub utime: u64,
+    pub stime: u64,
+}
+
+impl KeptStat {
+    pub(super) fn of(s: &StatFields) -> Self {
+        KeptStat {
+            state: s.state,
+            has_memory_map: s.has_memory_map(),
+            num_threads: u32::try_from(s.num_threads).unwrap_or(u32::MAX),
+            minflt: s.minflt,
+            majflt: s.majflt,
+            utime: s.utime,
+            stime: s.stime,
+        }
+    }
+
+    /// Back as `stat` fields (the ones not kept are zero, the memory map
+    /// shown through the state and flags).
+    pub(super) fn fields(&self) -> StatFields {
+        StatFields {
+            state: self.state,
+            flags: if self.has_memory_map {
+                0
+            } else {
+                super::parse::PF_KTHREAD
+            },
+            minflt: self.minflt,
+            majflt: self.majflt,
+            utime: self.utime,
+            stime: self.stime,
+            num_threads: u64::from(self.num_threads),
+            ..StatFields::default()
+        }
+    }
+}
+
+/// One remembered task: what tells whether it has run since it was last
+/// read (a host can have tens of thousands, so nothing else is kept: the
+/// caller of [`Proc::tasks`](crate::proc::Proc::tasks) keeps the values).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct KnownTask {
     pub tid: i32,
-    /// The `stat` state letter.
+    /// The `stat` state letter at that reading.
     pub state: u8,
-    pub io_known: bool,
     /// Set when checked this cycle (see [`Known::checked_at`]) and found
     /// not to have run.
     pub still: bool,
     pub start_ticks: u64,
     /// Its `schedstat` when it was read (or last confirmed).
     pub sched: Schedstat,
-    pub counts: Counts,
-    pub name: Arc<str>,
-    /// `None`: no wait channel.
-    pub wchan: Option<Arc<str>>,
 }
 
 impl KnownTask {
-    /// The record of `t`, read when its `schedstat` was `sched`.
-    pub(super) fn new(t: &Thread, sched: Schedstat, names: &mut Names) -> Self {
-        KnownTask {
-            tid: t.id.tid,
-            state: state_letter(&t.states),
-            io_known: t.io_known,
-            still: false,
-            start_ticks: t.id.start_time_ticks,
-            sched,
-            counts: t.counts,
-            name: names.get(&t.name),
-            wchan: (!t.wchan.is_empty()).then(|| names.get(&t.wchan)),
-        }
-    }
-
-    /// The task as last read.
-    pub(super) fn thread(&self) -> Thread {
-        Thread {
-            id: ThreadID {
-                tid: self.tid,
-                start_time_ticks: self.start_ticks,
-            },
-            name: self.name.to_string(),
-            counts: self.counts,
-            io_known: self.io_known,
-            wchan: self.wchan.as_deref().unwrap_or_default().to_string(),
-            states: States::from_letter(char::from(self.state)),
-        }
-    }
-
     /// Whether `now` shows that the task has not run since its reading.
     pub(super) fn unchanged(&self, now: &Schedstat) -> bool {
         now.is_counting() && *now == self.sched && self.state != b'R'
-    }
-}
-
-/// A representative letter of a single task's states (as counted by
-/// [`States::from_letter`]).
-fn state_letter(s: &States) -> u8 {
-    match () {
-        _ if s.running > 0 => b'R',
-        _ if s.sleeping > 0 => b'S',
-        _ if s.waiting > 0 => b'D',
-        _ if s.zombie > 0 => b'Z',
-        _ => b'?',
     }
 }
 
@@ -197,35 +206,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_task_record_gives_back_its_thread() {
-        let mut names = Names::default();
-        let mut t = Thread::new(
-            ThreadID {
-                tid: 7,
-                start_time_ticks: 99,
-            },
-            "worker",
-            Counts {
-                minor_page_faults: 3,
-                ..Counts::default()
-            },
-        );
-        t.wchan = "futex_wait".into();
-        t.io_known = false;
-        for letter in ['R', 'S', 'D', 'Z', 'T'] {
-            t.states = States::from_letter(letter);
-            let k = KnownTask::new(&t, Schedstat::default(), &mut names);
-            assert_eq!(k.thread(), t);
-        }
-        t.wchan.clear();
-        assert_eq!(
-            KnownTask::new(&t, Schedstat::default(), &mut names).thread(),
-            t
-        );
-        // One shared copy of each string, dropped once unused.
-        assert_eq!(names.len(), 2);
-        names.sweep();
-        assert_eq!(names.len(), 0);
+    fn a_task_that_ran_or_runs_is_not_unchanged() {
+        let sched = Schedstat {
+            run_ns: 5,
+            wait_ns: 1,
+            slices: 2,
+        };
+        let t = KnownTask {
+            tid: 1,
+            state: b'S',
+            still: false,
+            start_ticks: 1,
+            sched,
+        };
+        assert!(t.unchanged(&sched));
+        assert!(!t.unchanged(&Schedstat { slices: 3, ..sched }));
+        assert!(!KnownTask { state: b'R', ..t }.unchanged(&sched));
+        // Without scheduler statistics nothing can be told.
+        let zero = Schedstat::default();
+        assert!(!KnownTask { sched: zero, ..t }.unchanged(&zero));
     }
 
     #[test]
