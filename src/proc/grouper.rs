@@ -25,7 +25,7 @@
 //! and, when the namer can say (see [`MatchNamer::explain`]), the rule that
 //! made it; [`Grouper::overflow`] reports the folding of the last cycle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -192,6 +192,32 @@ impl Sum {
             *d += th.latest;
         }
     }
+
+    /// Adds another group's sum into this one (a group folded into the
+    /// overflow group).
+    fn merge(&mut self, other: Sum) {
+        let g = &mut self.group;
+        let o = other.group;
+        g.procs += o.procs;
+        g.memory += o.memory;
+        g.open_fds = g.open_fds.saturating_add(o.open_fds);
+        g.worst_fd_ratio = g.worst_fd_ratio.max(o.worst_fd_ratio);
+        g.num_threads = g.num_threads.saturating_add(o.num_threads);
+        g.states += o.states;
+        g.oldest_start_time = match (g.oldest_start_time, o.oldest_start_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (wchan, n) in o.wchans {
+            *g.wchans.entry(wchan).or_insert(0) += n;
+        }
+        self.latest += other.latest;
+        for (name, (n, d)) in other.threads {
+            let (tn, td) = self.threads.entry(name).or_default();
+            *tn += n;
+            *td += d;
+        }
+    }
 }
 
 /// Aggregates tracked processes by group name.
@@ -262,43 +288,48 @@ impl Grouper {
                     || self.cause_pending
                     || named >= self.options.max_groups - self.options.max_groups / 10),
         );
-        let result = self.tracker.update(source, now);
+        // Each update is folded into its group's sum as soon as it is made.
+        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
+        let result =
+            self.tracker
+                .update_with(source, now, |mut u| match sums.get_mut(&u.group_name) {
+                    Some(sum) => sum.add(u),
+                    None => sums
+                        .entry(std::mem::take(&mut u.group_name))
+                        .or_default()
+                        .add(u),
+                });
         let seen = self.witness.take();
-        let (errors, updates) = result?;
+        let errors = result?;
         self.cycles += 1;
 
         // Admission, in name order: groups already kept, then new ones while
         // there is room; the rest are folded into the overflow group. Groups
         // that are to be forgotten because they emptied give their places to
         // this cycle's newcomers.
-        let names: BTreeSet<&str> = updates.iter().map(|u| u.group_name.as_str()).collect();
         if self.options.remove_empty_groups {
             self.history
-                .retain(|name, _| name == OVERFLOW_NAME || names.contains(name.as_str()));
+                .retain(|name, _| name == OVERFLOW_NAME || sums.contains_key(name.as_str()));
         }
         let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
         let mut room = self.options.max_groups.saturating_sub(named);
         let mut folded: Vec<String> = Vec::new();
-        for name in names {
+        for name in sums.keys() {
             if name == OVERFLOW_NAME || self.history.contains_key(name) {
                 continue;
             }
             if room > 0 {
                 room -= 1;
             } else {
-                folded.push(name.to_string());
+                folded.push(name.clone());
             }
         }
-        let folded_set: BTreeSet<&str> = folded.iter().map(String::as_str).collect();
-
-        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
-        for u in updates {
-            let key = if folded_set.contains(u.group_name.as_str()) {
-                OVERFLOW_NAME.to_string()
-            } else {
-                u.group_name.clone()
-            };
-            sums.entry(key).or_default().add(u);
+        for name in &folded {
+            if let Some(sum) = sums.remove(name) {
+                sums.entry(OVERFLOW_NAME.to_string())
+                    .or_default()
+                    .merge(sum);
+            }
         }
 
         let mut groups = GroupByName::new();

@@ -11,12 +11,13 @@
 mod error;
 mod fs;
 mod grouper;
+mod names;
 mod scripted;
 mod tracker;
 mod types;
 
 pub use error::{ProcError, SourceError};
-pub use fs::{FsProc, FsSource, FsSourceOptions, SystemFacts};
+pub use fs::{FsProc, FsSource, FsSourceOptions, ReadStats, SystemFacts, raise_open_files_limit};
 pub use grouper::{
     DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES, Grouper, GrouperOptions, OVERFLOW_NAME, Overflow,
 };
@@ -46,6 +47,14 @@ pub trait Proc {
     /// The tasks of the process (`task/`); only called when thread detail is
     /// wanted.
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError>;
+
+    /// The tasks, like [`Proc::threads`], for a caller that keeps what it
+    /// was given for each task in the last cycle: a task the source knows
+    /// has not run since may come back as [`TaskRead::Unchanged`] instead of
+    /// being read again. The default reads every task.
+    fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
+        Ok(self.threads()?.into_iter().map(TaskRead::Read).collect())
+    }
 }
 
 /// A source of processes: all processes present at this moment.
@@ -59,6 +68,14 @@ pub trait Source {
     /// per-process resources (open files, buffers) until the next cycle.
     fn recycle(&mut self, procs: Vec<Self::Proc>) {
         drop(procs);
+    }
+    /// Says, before a cycle, whether [`Proc::threads`] will be called on
+    /// the processes whose [`Proc::metrics`] are read, so that a source can
+    /// share work between the two. A source must answer every call
+    /// correctly whatever it was told; without thread detail it must not
+    /// read per-thread data in [`Proc::metrics`].
+    fn expect_threads(&mut self, wanted: bool) {
+        let _ = wanted;
     }
 }
 

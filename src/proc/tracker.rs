@@ -28,10 +28,14 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, trace};
 
+use super::names::Names;
 use super::{
-    CollectErrors, Counts, Delta, ID, MatchNamer, Metrics, Proc, ProcAttributes, ProcError, Source,
-    SourceError, States, Static, Thread, ThreadID, ThreadUpdate, Update,
+    CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
+    ProcError, Source, SourceError, States, TaskRead, ThreadID, ThreadUpdate, Update,
 };
+
+/// The shared names no longer used are dropped once in this many cycles.
+const NAMES_SWEEP_CYCLES: u64 = 16;
 
 /// How the tracker follows processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,15 +99,18 @@ pub enum Membership<'a> {
 /// a zero into a difference nor loses what happened meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
+    /// The counters; `read_bytes` and `write_bytes` are the last *good* io
+    /// values (kept while io is unreadable), meaningful once `io_seen`.
     counts: Counts,
-    io: Option<(u64, u64)>,
+    /// Whether io has ever been readable.
+    io_seen: bool,
 }
 
 impl Reading {
     fn first(counts: &Counts, io_known: bool) -> Reading {
         Reading {
             counts: *counts,
-            io: io_known.then_some((counts.read_bytes, counts.write_bytes)),
+            io_seen: io_known,
         }
     }
 
@@ -124,16 +131,15 @@ impl Reading {
     /// becomes the baseline).
     fn advance(&mut self, counts: &Counts, io_known: bool) -> Delta {
         let mut d = counts.since(&self.counts);
-        (d.read_bytes, d.write_bytes) = match (io_known, self.io) {
-            (true, Some((read, write))) => (
-                counts.read_bytes.saturating_sub(read),
-                counts.write_bytes.saturating_sub(write),
-            ),
-            _ => (0, 0),
-        };
+        if !(io_known && self.io_seen) {
+            (d.read_bytes, d.write_bytes) = (0, 0);
+        }
+        let (read, write) = (self.counts.read_bytes, self.counts.write_bytes);
         self.counts = *counts;
         if io_known {
-            self.io = Some((counts.read_bytes, counts.write_bytes));
+            self.io_seen = true;
+        } else {
+            (self.counts.read_bytes, self.counts.write_bytes) = (read, write);
         }
         d
     }
@@ -142,24 +148,83 @@ impl Reading {
 /// One task of a tracked process.
 #[derive(Debug)]
 struct TrackedThread {
-    name: String,
+    /// Shared with the other threads of that name.
+    name: Arc<str>,
     reading: Reading,
+    /// The number of the last cycle that listed the task (truncated: only
+    /// compared with the current one).
+    last_seen: u32,
+    /// Its state letter and wait channel at the last reading, counted
+    /// again while the source reports it unchanged.
+    state: u8,
+    wchan: Option<Arc<str>>,
+}
+
+/// The `stat` letter of a single task's state, as far as [`States`] tells.
+fn state_letter(s: &States) -> u8 {
+    match () {
+        _ if s.running > 0 => b'R',
+        _ if s.sleeping > 0 => b'S',
+        _ if s.waiting > 0 => b'D',
+        _ if s.zombie > 0 => b'Z',
+        _ => b'?',
+    }
+}
+
+/// The gauges of the last update emitted for a process, replayed with zero
+/// increases when a later read fails, so the group keeps the member (and
+/// its gauges) for that cycle. Refilled in place each cycle.
+#[derive(Debug, Default)]
+struct LastGauges {
+    memory: Memory,
+    filedesc: Filedesc,
+    num_threads: u64,
+    states: States,
+    /// Threads per wait channel, in name order (as in the update's map);
+    /// an exact-size slice, replaced only when the update's differs.
+    wchans: Box<[(Arc<str>, u64)]>,
+}
+
+impl LastGauges {
+    fn record(&mut self, u: &Update, names: &mut Names) {
+        self.memory = u.memory;
+        self.filedesc = u.filedesc;
+        self.num_threads = u.num_threads;
+        self.states = u.states;
+        let same = self.wchans.len() == u.wchans.len()
+            && self
+                .wchans
+                .iter()
+                .zip(&u.wchans)
+                .all(|((a, m), (b, n))| **a == **b && m == n);
+        if !same {
+            self.wchans = u.wchans.iter().map(|(w, n)| (names.get(w), *n)).collect();
+        }
+    }
 }
 
 /// Everything remembered about one tracked process.
 #[derive(Debug)]
 struct TrackedProc {
-    group: String,
+    /// Shared with the other members of the group.
+    group: Arc<str>,
     reason: MatchReason,
     start: SystemTime,
     /// The last successful reading; `None` until the first one succeeds (a
     /// process whose first metrics read failed is tracked, but has no
     /// baseline yet).
     reading: Option<Reading>,
-    threads: HashMap<ThreadID, TrackedThread>,
-    /// The last update emitted, replayed with zero deltas when a later read
-    /// fails, so the group keeps the member (and its gauges) for that cycle.
-    last: Option<Update>,
+    /// Its tasks, sorted by identity (a vector: a handful per process).
+    threads: Vec<(ThreadID, TrackedThread)>,
+    /// The gauges of the last update emitted; `None` before the first.
+    last: Option<LastGauges>,
+}
+
+impl TrackedProc {
+    /// The position of the kept task `id`.
+    fn thread_at(&self, id: &ThreadID) -> Option<usize> {
+        self.threads.binary_search_by_key(id, |(i, _)| *i).ok()
+    }
 }
 
 #[derive(Debug)]
@@ -176,11 +241,16 @@ struct Slot {
 }
 
 /// A process seen for the first time this cycle, before naming.
+/// A new process the namer did not match, waiting for the inheritance pass.
+/// Only what that pass needs is kept: the process's attributes (command
+/// line, cgroups) are not, so a cycle full of new processes does not hold
+/// them all at once.
 struct NewProc {
     /// Position in this cycle's listing.
     index: usize,
     id: ID,
-    static_info: Static,
+    parent_pid: i32,
+    start_time: SystemTime,
 }
 
 /// What naming decided for a new process.
@@ -195,7 +265,7 @@ enum ThreadRead {
     /// Thread detail is off.
     Off,
     /// The tasks were listed (possibly none: no thread detail).
-    Listed(Vec<Thread>),
+    Listed(Vec<TaskRead>),
     /// The listing failed; the thread state is kept for the next cycle.
     Failed,
 }
@@ -203,6 +273,8 @@ enum ThreadRead {
 /// Follows processes across cycles.
 pub struct Tracker {
     namer: Arc<dyn MatchNamer>,
+    /// Shared group names, thread names and wait channels.
+    names: Names,
     options: TrackerOptions,
     entries: HashMap<ID, Slot>,
     pids: HashMap<i32, ID>,
@@ -231,6 +303,7 @@ impl Tracker {
             pids: HashMap::new(),
             first_update_at: None,
             cycle: 0,
+            names: Names::default(),
         }
     }
 
@@ -256,16 +329,42 @@ impl Tracker {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, Vec<Update>), SourceError> {
+        let mut updates = Vec::new();
+        let errors = self.update_into(source, now, &mut updates)?;
+        Ok((errors, updates))
+    }
+
+    /// [`Tracker::update`] appending the updates to `updates`, so that a
+    /// caller running cycle after cycle can reuse one vector.
+    pub fn update_into<S: Source>(
+        &mut self,
+        source: &mut S,
+        now: SystemTime,
+        updates: &mut Vec<Update>,
+    ) -> Result<CollectErrors, SourceError> {
+        self.update_with(source, now, |u| updates.push(u))
+    }
+
+    /// [`Tracker::update`] handing each update to `sink` as soon as it is
+    /// made, so that a caller that folds them (the grouper) never holds the
+    /// updates of every process at once.
+    pub fn update_with<S: Source>(
+        &mut self,
+        source: &mut S,
+        now: SystemTime,
+        mut sink: impl FnMut(Update),
+    ) -> Result<CollectErrors, SourceError> {
         let first = *self.first_update_at.get_or_insert(now);
+        source.expect_threads(self.options.threads);
         let mut procs = source.all_procs()?;
         self.cycle += 1;
         let cycle = self.cycle;
         let mut errors = CollectErrors::default();
-        let mut updates = Vec::new();
         let mut fresh = Vec::new();
 
-        // Scan: known processes are refreshed in place, new ones only get
-        // the cheap reads that naming needs.
+        // Scan: known processes are refreshed in place; new ones get the
+        // cheap reads that naming needs, and the rest only if the namer
+        // tracks them. Unmatched ones wait for the inheritance pass.
         for (index, proc) in procs.iter_mut().enumerate() {
             let id = match proc.id() {
                 Ok(id) => id,
@@ -285,73 +384,101 @@ impl Tracker {
             if let Some(slot) = self.entries.get_mut(&id) {
                 slot.last_seen = cycle;
                 if let Entry::Tracked(t) = &mut slot.entry
-                    && let Some(u) = observe(t, proc, &self.options, first, &mut errors)
+                    && let Some(u) = observe(
+                        t,
+                        proc,
+                        &mut Ctx {
+                            options: &self.options,
+                            first,
+                            cycle,
+                            errors: &mut errors,
+                            names: &mut self.names,
+                        },
+                    )
                 {
-                    updates.push(u);
+                    sink(u);
                 }
                 continue;
             }
-            match proc.static_info() {
-                Ok(static_info) => {
-                    self.pids.insert(id.pid, id);
-                    fresh.push(NewProc {
-                        index,
-                        id,
-                        static_info,
-                    });
+            let s = match proc.static_info() {
+                Ok(s) => s,
+                Err(e) => {
+                    count_basic_error(&e, id.pid, &mut errors);
+                    continue;
                 }
-                Err(e) => count_basic_error(&e, id.pid, &mut errors),
+            };
+            self.pids.insert(id.pid, id);
+            let named = self.namer.match_and_name(&ProcAttributes {
+                name: &s.name,
+                cmdline: &s.cmdline,
+                cgroups: &s.cgroups,
+                uid: s.effective_uid,
+                pid: id.pid,
+                start_time: s.start_time,
+            });
+            match named {
+                Some(group) => {
+                    let group = self.names.get(&group);
+                    let mut ctx = Ctx {
+                        options: &self.options,
+                        first,
+                        cycle,
+                        errors: &mut errors,
+                        names: &mut self.names,
+                    };
+                    if let Some(slot) = first_sight(
+                        proc,
+                        id,
+                        s.start_time,
+                        group,
+                        MatchReason::Namer,
+                        &mut ctx,
+                        &mut sink,
+                    ) {
+                        self.entries.insert(id, slot);
+                    }
+                }
+                None => fresh.push(NewProc {
+                    index,
+                    id,
+                    parent_pid: s.parent_pid,
+                    start_time: s.start_time,
+                }),
             }
         }
 
-        // Naming, after the scan so that children can look at parents that
-        // appeared in this same cycle.
+        // Inheritance, after the scan so that children can look at parents
+        // that appeared in this same cycle.
         let decisions = self.name_new(&fresh);
 
         for np in fresh {
             match decisions.get(&np.id) {
                 Some(Decision::Track(group, reason)) => {
-                    debug!(pid = np.id.pid, group = %group, ?reason, "tracking new process");
-                    let mut t = Box::new(TrackedProc {
-                        group: group.clone(),
-                        reason: *reason,
-                        start: np.static_info.start_time,
-                        reading: None,
-                        threads: HashMap::new(),
-                        last: None,
-                    });
                     let Some(proc) = procs.get_mut(np.index) else {
                         continue;
                     };
-                    match proc.metrics() {
-                        // Exited since it was listed: nothing to remember.
-                        Err(e) if e.is_gone() => continue,
-                        Err(e) => {
-                            // Tracked without a baseline: the next good read is
-                            // its first sighting, so nothing is counted twice.
-                            count_metrics_error(&e, np.id.pid, &mut errors);
-                        }
-                        Ok(metrics) => {
-                            updates.push(observe_metrics(
-                                &mut t,
-                                metrics,
-                                proc,
-                                &self.options,
-                                first,
-                                &mut errors,
-                            ));
-                        }
-                    }
-                    self.entries.insert(
+                    let group = self.names.get(group);
+                    let mut ctx = Ctx {
+                        options: &self.options,
+                        first,
+                        cycle,
+                        errors: &mut errors,
+                        names: &mut self.names,
+                    };
+                    if let Some(slot) = first_sight(
+                        proc,
                         np.id,
-                        Slot {
-                            last_seen: cycle,
-                            entry: Entry::Tracked(t),
-                        },
-                    );
+                        np.start_time,
+                        group,
+                        *reason,
+                        &mut ctx,
+                        &mut sink,
+                    ) {
+                        self.entries.insert(np.id, slot);
+                    }
                 }
                 Some(Decision::Ignore) | None => {
-                    if self.remember_ignored(np.static_info.start_time, now) {
+                    if self.remember_ignored(np.start_time, now) {
                         trace!(pid = np.id.pid, "ignoring new process");
                         self.entries.insert(
                             np.id,
@@ -367,11 +494,14 @@ impl Tracker {
 
         // Sweep: whatever this cycle did not list has exited.
         self.entries.retain(|_, slot| slot.last_seen == cycle);
+        if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
+            self.names.sweep();
+        }
         let entries = &self.entries;
         self.pids.retain(|_, id| entries.contains_key(id));
 
         source.recycle(procs);
-        Ok((errors, updates))
+        Ok(errors)
     }
 
     /// Sizes of the internal maps.
@@ -415,24 +545,10 @@ impl Tracker {
         }
     }
 
-    /// Decides the group of every new process: the namer first, then (with
-    /// `children`) the nearest tracked ancestor.
+    /// Decides the group of the new processes the namer did not match: with
+    /// `children`, the group of their nearest tracked ancestor.
     fn name_new(&self, fresh: &[NewProc]) -> HashMap<ID, Decision> {
         let mut decisions = HashMap::with_capacity(fresh.len());
-        for np in fresh {
-            let s = &np.static_info;
-            let attrs = ProcAttributes {
-                name: &s.name,
-                cmdline: &s.cmdline,
-                cgroups: &s.cgroups,
-                uid: s.effective_uid,
-                pid: np.id.pid,
-                start_time: s.start_time,
-            };
-            if let Some(group) = self.namer.match_and_name(&attrs) {
-                decisions.insert(np.id, Decision::Track(group, MatchReason::Namer));
-            }
-        }
         if self.options.children {
             let by_id: HashMap<ID, usize> =
                 fresh.iter().enumerate().map(|(i, np)| (np.id, i)).collect();
@@ -463,7 +579,7 @@ impl Tracker {
             let Some(&last) = chain.last() else {
                 break None;
             };
-            let ppid = fresh[last].static_info.parent_pid;
+            let ppid = fresh[last].parent_pid;
             if ppid < 1 {
                 break None;
             }
@@ -478,7 +594,7 @@ impl Tracker {
             }
             if let Some(slot) = self.entries.get(&parent) {
                 break match &slot.entry {
-                    Entry::Tracked(t) => Some((t.group.clone(), parent)),
+                    Entry::Tracked(t) => Some((t.group.to_string(), parent)),
                     Entry::Ignored => None,
                 };
             }
@@ -551,31 +667,88 @@ fn count_metrics_error(e: &ProcError, pid: i32, errors: &mut CollectErrors) {
 /// `None` when it exited while being read (or has never been read
 /// successfully and fails again), the last update with zero deltas when the
 /// read failed for another reason.
-fn observe<P: Proc>(
-    t: &mut TrackedProc,
+/// Starts tracking a new process: its first metrics (and threads) are read
+/// and its update emitted. `None` when it exited meanwhile (nothing to
+/// remember); a process whose first read fails otherwise is tracked
+/// without a baseline, so the next good read is its first sighting and
+/// nothing is counted twice.
+fn first_sight<P: Proc>(
     proc: &mut P,
-    options: &TrackerOptions,
-    first: SystemTime,
-    errors: &mut CollectErrors,
-) -> Option<Update> {
+    id: ID,
+    start: SystemTime,
+    group: Arc<str>,
+    reason: MatchReason,
+    ctx: &mut Ctx<'_>,
+    sink: &mut impl FnMut(Update),
+) -> Option<Slot> {
+    debug!(pid = id.pid, group = %group, ?reason, "tracking new process");
+    let mut t = Box::new(TrackedProc {
+        group,
+        reason,
+        start,
+        reading: None,
+        threads: Vec::new(),
+        last: None,
+    });
     match proc.metrics() {
-        Ok(metrics) => Some(observe_metrics(t, metrics, proc, options, first, errors)),
+        Err(e) if e.is_gone() => return None,
+        Err(e) => count_metrics_error(&e, id.pid, ctx.errors),
+        Ok(metrics) => sink(observe_metrics(&mut t, metrics, proc, ctx)),
+    }
+    Some(Slot {
+        last_seen: ctx.cycle,
+        entry: Entry::Tracked(t),
+    })
+}
+
+/// What observing one process needs from the cycle.
+struct Ctx<'a> {
+    options: &'a TrackerOptions,
+    /// The tracker's first cycle.
+    first: SystemTime,
+    /// This cycle's number.
+    cycle: u64,
+    errors: &'a mut CollectErrors,
+    names: &'a mut Names,
+}
+
+fn observe<P: Proc>(t: &mut TrackedProc, proc: &mut P, ctx: &mut Ctx<'_>) -> Option<Update> {
+    match proc.metrics() {
+        Ok(metrics) => Some(observe_metrics(t, metrics, proc, ctx)),
         Err(e) if e.is_gone() => None,
         Err(e) => {
-            count_metrics_error(&e, proc.pid(), errors);
-            t.last.as_ref().map(without_deltas)
+            count_metrics_error(&e, proc.pid(), ctx.errors);
+            without_deltas(t)
         }
     }
 }
 
-/// An update carrying the same gauges and zero increases.
-fn without_deltas(u: &Update) -> Update {
-    let mut u = u.clone();
-    u.latest = Delta::default();
-    for th in &mut u.threads {
-        th.latest = Delta::default();
-    }
-    u
+/// The last update again, with the same gauges and zero increases; `None`
+/// when no update was ever emitted.
+fn without_deltas(t: &TrackedProc) -> Option<Update> {
+    let last = t.last.as_ref()?;
+    Some(Update {
+        group_name: t.group.to_string(),
+        latest: Delta::default(),
+        memory: last.memory,
+        filedesc: last.filedesc,
+        start: t.start,
+        num_threads: last.num_threads,
+        states: last.states,
+        wchans: last
+            .wchans
+            .iter()
+            .map(|(w, n)| (w.to_string(), *n))
+            .collect(),
+        threads: t
+            .threads
+            .iter()
+            .map(|(_, tt)| ThreadUpdate {
+                thread_name: tt.name.to_string(),
+                latest: Delta::default(),
+            })
+            .collect(),
+    })
 }
 
 /// Folds a successful metrics reading (and the tasks, when wanted) into the
@@ -584,13 +757,27 @@ fn observe_metrics<P: Proc>(
     t: &mut TrackedProc,
     metrics: Metrics,
     proc: &mut P,
-    options: &TrackerOptions,
-    first: SystemTime,
-    errors: &mut CollectErrors,
+    ctx: &mut Ctx<'_>,
 ) -> Update {
+    let first = ctx.first;
+    // Thread marks hold the cycle number truncated: only equality matters.
+    let mark = ctx.cycle as u32;
     let mut soft_error = metrics.soft_errors > 0;
-    let thread_read = if options.threads {
-        match proc.threads() {
+    let thread_read = if ctx.options.threads {
+        let mut read = proc.tasks();
+        // A task said to be unchanged must be one kept here; if one is not
+        // (another caller was given it), every task is read instead.
+        if let Ok(list) = &read
+            && list.iter().any(|r| match r {
+                TaskRead::Unchanged(id) => t.thread_at(id).is_none(),
+                TaskRead::Read(_) => false,
+            })
+        {
+            read = proc
+                .threads()
+                .map(|l| l.into_iter().map(TaskRead::Read).collect());
+        }
+        match read {
             Ok(list) => ThreadRead::Listed(list),
             Err(e) if e.is_gone() => ThreadRead::Failed,
             Err(e) => {
@@ -603,7 +790,7 @@ fn observe_metrics<P: Proc>(
         ThreadRead::Off
     };
     if soft_error {
-        errors.partial += 1;
+        ctx.errors.partial += 1;
     }
 
     // A process seen for the first time that was born while the tracker runs
@@ -629,25 +816,67 @@ fn observe_metrics<P: Proc>(
         ThreadRead::Listed(list) if !list.is_empty() => {
             // Context switches are summed from per-thread increases, so a
             // thread that exits takes nothing away; each thread counts once
-            // in states and wchans.
-            let mut ctx = (0u64, 0u64);
-            let mut next = HashMap::with_capacity(list.len());
-            for th in list {
-                let d = match t.threads.remove(&th.id) {
-                    Some(mut tt) => {
+            // in states and wchans. The thread map is updated in place and
+            // swept of the threads this listing did not show.
+            let mut switches = (0u64, 0u64);
+            thread_updates.reserve_exact(list.len());
+            let known = t.threads.len();
+            if known == 0 {
+                t.threads.reserve_exact(list.len());
+            }
+            for item in list {
+                let th = match item {
+                    TaskRead::Read(th) => th,
+                    TaskRead::Unchanged(id) => {
+                        // As last cycle: no increase, the same state and
+                        // wait channel.
+                        let at = t.threads[..known].binary_search_by_key(&id, |(i, _)| *i);
+                        if let Some((_, tt)) = at.ok().and_then(|i| t.threads.get_mut(i)) {
+                            tt.last_seen = mark;
+                            states += States::from_letter(char::from(tt.state));
+                            if let Some(w) = &tt.wchan {
+                                *wchans.entry(w.to_string()).or_insert(0) += 1;
+                            }
+                            thread_updates.push(ThreadUpdate {
+                                thread_name: tt.name.to_string(),
+                                latest: Delta::default(),
+                            });
+                        }
+                        continue;
+                    }
+                };
+                let state = state_letter(&th.states);
+                let found = match t.threads[..known].binary_search_by_key(&th.id, |(id, _)| *id) {
+                    Ok(i) => Some(i),
+                    Err(_) => t.threads[known..]
+                        .iter()
+                        .position(|(id, _)| *id == th.id)
+                        .map(|i| known + i),
+                };
+                let d = match found.and_then(|i| t.threads.get_mut(i)) {
+                    Some((_, tt)) => {
                         let d = tt.reading.advance(&th.counts, th.io_known);
-                        tt.name.clone_from(&th.name);
-                        next.insert(th.id, tt);
+                        ctx.names.update(&mut tt.name, &th.name);
+                        tt.last_seen = mark;
+                        tt.state = state;
+                        match (&mut tt.wchan, th.wchan.is_empty()) {
+                            (w, true) => *w = None,
+                            (Some(w), false) => ctx.names.update(w, &th.wchan),
+                            (w, false) => *w = Some(ctx.names.get(&th.wchan)),
+                        }
                         d
                     }
                     None => {
-                        next.insert(
+                        t.threads.push((
                             th.id,
                             TrackedThread {
-                                name: th.name.clone(),
+                                name: ctx.names.get(&th.name),
                                 reading: Reading::first(&th.counts, th.io_known),
+                                last_seen: mark,
+                                state,
+                                wchan: (!th.wchan.is_empty()).then(|| ctx.names.get(&th.wchan)),
                             },
-                        );
+                        ));
                         // A thread new in a known process counts from its first
                         // sighting: its start cannot be placed against the last
                         // cycle. The threads of a process born since the start
@@ -659,8 +888,8 @@ fn observe_metrics<P: Proc>(
                         }
                     }
                 };
-                ctx.0 = ctx.0.saturating_add(d.ctx_switch_voluntary);
-                ctx.1 = ctx.1.saturating_add(d.ctx_switch_nonvoluntary);
+                switches.0 = switches.0.saturating_add(d.ctx_switch_voluntary);
+                switches.1 = switches.1.saturating_add(d.ctx_switch_nonvoluntary);
                 states += th.states;
                 if !th.wchan.is_empty() {
                     *wchans.entry(th.wchan).or_insert(0) += 1;
@@ -670,9 +899,12 @@ fn observe_metrics<P: Proc>(
                     latest: d,
                 });
             }
-            t.threads = next;
-            latest.ctx_switch_voluntary = ctx.0;
-            latest.ctx_switch_nonvoluntary = ctx.1;
+            t.threads.retain(|(_, tt)| tt.last_seen == mark);
+            if !t.threads.is_sorted_by_key(|(id, _)| *id) {
+                t.threads.sort_unstable_by_key(|(id, _)| *id);
+            }
+            latest.ctx_switch_voluntary = switches.0;
+            latest.ctx_switch_nonvoluntary = switches.1;
         }
         ThreadRead::Failed => {
             if !t.threads.is_empty() {
@@ -683,9 +915,9 @@ fn observe_metrics<P: Proc>(
                 latest.ctx_switch_nonvoluntary = 0;
                 thread_updates = t
                     .threads
-                    .values()
-                    .map(|tt| ThreadUpdate {
-                        thread_name: tt.name.clone(),
+                    .iter()
+                    .map(|(_, tt)| ThreadUpdate {
+                        thread_name: tt.name.to_string(),
                         latest: Delta::default(),
                     })
                     .collect();
@@ -701,7 +933,7 @@ fn observe_metrics<P: Proc>(
     }
 
     let update = Update {
-        group_name: t.group.clone(),
+        group_name: t.group.to_string(),
         latest,
         memory: metrics.memory,
         filedesc: metrics.filedesc,
@@ -711,7 +943,9 @@ fn observe_metrics<P: Proc>(
         wchans,
         threads: thread_updates,
     };
-    t.last = Some(update.clone());
+    t.last
+        .get_or_insert_with(LastGauges::default)
+        .record(&update, ctx.names);
     update
 }
 

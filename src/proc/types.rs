@@ -322,6 +322,18 @@ impl Thread {
     }
 }
 
+/// One task as [`Proc::tasks`] gives it.
+///
+/// [`Proc::tasks`]: super::Proc::tasks
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskRead {
+    /// Read this cycle.
+    Read(Thread),
+    /// Known not to have run since the caller was last given this task:
+    /// every value of it is as then, so it was not read again.
+    Unchanged(ThreadID),
+}
+
 /// What changed for a thread since the last cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadUpdate {

@@ -14,6 +14,9 @@
 //!   collection interval;
 //! - temporality: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
 //!   cumulative (the SDK's resolution);
+//! - `OTEL_METRICS_EXPORTER=none`: no exporter at all (collection only, for
+//!   measurements and dry runs); `otlp` or unset exports, anything else is
+//!   warned about and exports over OTLP;
 //! - TLS for `https://` endpoints with the system roots and the webpki
 //!   roots, plus `OTEL_EXPORTER_OTLP[_METRICS]_CERTIFICATE` (CA file) and
 //!   `..._CLIENT_CERTIFICATE`/`..._CLIENT_KEY` (mutual TLS) when set.
@@ -128,6 +131,8 @@ impl CardinalityLimits {
 /// variables (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSettings {
+    /// False when `OTEL_METRICS_EXPORTER=none`: nothing is exported.
+    pub enabled: bool,
     /// Where exports go, as the SDK will resolve it (for logs and status).
     pub endpoint: String,
     /// PeriodicReader interval.
@@ -257,7 +262,21 @@ impl ExportSettings {
             (None, None) => None,
         };
 
+        let enabled = match env("OTEL_METRICS_EXPORTER").as_deref().map(str::trim) {
+            Some("none") => false,
+            None | Some("" | "otlp") => true,
+            Some(other) => {
+                tracing::warn!(
+                    value = %other,
+                    "OTEL_METRICS_EXPORTER: procgroups exports over OTLP or not at all (none); \
+                     exporting over OTLP"
+                );
+                true
+            }
+        };
+
         Ok(ExportSettings {
+            enabled,
             endpoint,
             export_interval,
             timeout: (!timeout_set).then_some(DEFAULT_EXPORT_TIMEOUT),
@@ -317,6 +336,13 @@ impl Telemetry {
         cell: &SnapshotCell,
     ) -> Result<Self, TelemetryError> {
         let settings = &options.export;
+        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
+        if !settings.enabled {
+            // No reader: the instruments are never collected.
+            let provider = SdkMeterProvider::builder().with_resource(resource).build();
+            tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
+            return Ok(Telemetry { provider, health });
+        }
         let mut builder = MetricExporter::builder()
             .with_tonic()
             .with_tls_config(settings.tls_config()?);
@@ -328,7 +354,6 @@ impl Telemetry {
         }
         let exporter = builder.build()?;
 
-        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         let reader = PeriodicReader::builder(ObservedExporter::new(exporter, health.clone()))
             .with_interval(settings.export_interval)
             .build();
@@ -387,8 +412,38 @@ mod tests {
     }
 
     #[test]
+    fn exporter_none_means_no_export() {
+        let none = ExportSettings::from_env(
+            &env_of(&[("OTEL_METRICS_EXPORTER", "none")]),
+            Duration::from_secs(15),
+        )
+        .unwrap();
+        assert!(!none.enabled);
+        for v in ["otlp", "", "prometheus"] {
+            let s = ExportSettings::from_env(
+                &env_of(&[("OTEL_METRICS_EXPORTER", v)]),
+                Duration::from_secs(15),
+            )
+            .unwrap();
+            assert!(s.enabled, "{v:?}");
+        }
+        // No exporter, no reader: no runtime is needed, and stopping has
+        // nothing to flush.
+        let options = PipelineOptions {
+            export: none,
+            instruments: InstrumentOptions::default(),
+            limits: CardinalityLimits::default(),
+        };
+        let t =
+            Telemetry::start(&options, Resource::builder().build(), &SnapshotCell::new()).unwrap();
+        assert_eq!(t.health().status().last_success, None);
+        t.shutdown().unwrap();
+    }
+
+    #[test]
     fn unset_variables_get_the_agent_defaults() {
         let s = ExportSettings::from_env(&env_of(&[]), Duration::from_secs(15)).unwrap();
+        assert!(s.enabled);
         assert_eq!(s.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(s.export_interval, Duration::from_secs(15));
         assert_eq!(s.timeout, Some(DEFAULT_EXPORT_TIMEOUT));

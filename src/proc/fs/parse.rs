@@ -302,6 +302,64 @@ pub(crate) fn parse_wchan(buf: &[u8]) -> String {
     }
 }
 
+/// The three numbers of `schedstat`: time on the CPU (ns), time waiting on
+/// a run queue (ns), and the number of times the task was scheduled in.
+/// All three only change when the task runs, which makes the triple a cheap
+/// "has this task run since" check. A kernel without scheduler statistics
+/// prints zeros.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Schedstat {
+    /// `se.sum_exec_runtime`, ns.
+    pub run_ns: u64,
+    /// `sched_info.run_delay`, ns.
+    pub wait_ns: u64,
+    /// `sched_info.pcount`.
+    pub slices: u64,
+}
+
+impl Schedstat {
+    /// Whether the kernel keeps these statistics for the task: a task that
+    /// has never been scheduled in (or a kernel without them) shows zero
+    /// slices, and proves nothing by not changing.
+    pub(crate) fn is_counting(&self) -> bool {
+        self.slices > 0
+    }
+}
+
+/// Parses `schedstat`.
+pub(crate) fn parse_schedstat(buf: &[u8]) -> Result<Schedstat, ParseError> {
+    let mut w = words(buf);
+    let mut next = |what: &'static str| w.next().and_then(parse_u64).ok_or(ParseError(what));
+    Ok(Schedstat {
+        run_ns: next("schedstat: no run time")?,
+        wait_ns: next("schedstat: no wait time")?,
+        slices: next("schedstat: no slice count")?,
+    })
+}
+
+/// `size` and `resident` of `statm`, in pages: the same values as `stat`'s
+/// vsize (in pages here) and rss, from a file the kernel writes faster.
+pub(crate) fn parse_statm(buf: &[u8]) -> Result<(u64, u64), ParseError> {
+    let mut w = words(buf);
+    let size = w
+        .next()
+        .and_then(parse_u64)
+        .ok_or(ParseError("statm: no size"))?;
+    let resident = w
+        .next()
+        .and_then(parse_u64)
+        .ok_or(ParseError("statm: no resident size"))?;
+    Ok((size, resident))
+}
+
+/// Whether `swaps` lists any swap area (a header line, then one line per
+/// area). With none, no process has swapped memory.
+pub(crate) fn swaps_in_use(buf: &[u8]) -> bool {
+    buf.split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| !line.trim_ascii().is_empty())
+}
+
 /// Sums of `Pss:` and `SwapPss:` over the lines of `smaps_rollup` (one of
 /// each) or `smaps` (one per mapping), in kB.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -573,6 +631,38 @@ Max open files            unlimited            unlimited            files     \n
     }
 
     #[test]
+    fn schedstat_triple() {
+        assert_eq!(
+            parse_schedstat(b"3493157 125520 11\n").unwrap(),
+            Schedstat {
+                run_ns: 3493157,
+                wait_ns: 125520,
+                slices: 11
+            }
+        );
+        assert!(!parse_schedstat(b"0 0 0\n").unwrap().is_counting());
+        assert!(parse_schedstat(b"1 2\n").is_err());
+        assert!(parse_schedstat(b"1 x 3\n").is_err());
+    }
+
+    #[test]
+    fn statm_size_and_resident() {
+        assert_eq!(parse_statm(b"765 430 382 5 0 90 0\n").unwrap(), (765, 430));
+        assert_eq!(parse_statm(b"0 0 0 0 0 0 0\n").unwrap(), (0, 0));
+        assert!(parse_statm(b"765\n").is_err());
+    }
+
+    #[test]
+    fn swaps_header_alone_means_no_swap() {
+        let header = b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(!swaps_in_use(header));
+        assert!(!swaps_in_use(b""));
+        let mut one = header.to_vec();
+        one.extend_from_slice(b"/swapfile   file\t\t1048572\t\t0\t\t-2\n");
+        assert!(swaps_in_use(&one));
+    }
+
+    #[test]
     fn pids_are_positive_decimal_names() {
         assert_eq!(parse_pid(b"14804"), Some(14804));
         for bad in [&b"self"[..], b"0", b"-1", b"", b"1a", b"99999999999", b"."] {
@@ -593,6 +683,9 @@ Max open files            unlimited            unlimited            files     \n
             let _ = parse_cgroup(&bytes);
             let _ = parse_wchan(&bytes);
             let _ = parse_pid(&bytes);
+            let _ = parse_schedstat(&bytes);
+            let _ = parse_statm(&bytes);
+            let _ = swaps_in_use(&bytes);
         }
 
         #[test]

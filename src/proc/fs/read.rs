@@ -1,10 +1,11 @@
 //! The system calls under [`FsSource`](super::FsSource). Every file is opened
-//! relative to one descriptor of the procfs root, with a short relative path
-//! (`1234/stat`, `1234/task/1240/io`) built on the stack, and read into a
-//! buffer the caller reuses: reading a file costs open, read, close and no
+//! relative to a directory descriptor (the procfs root, or a process's own
+//! directory kept open across cycles), with a short relative path (`stat`,
+//! `task/1240/io`, `1234/status`) built on the stack, and read into a buffer
+//! the caller reuses: reading a file costs open, read, close and no
 //! allocation once the buffer has grown to fit.
 
-use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -22,21 +23,38 @@ pub(super) struct RelPath {
 }
 
 impl RelPath {
+    const EMPTY: RelPath = RelPath {
+        buf: [0; REL_MAX],
+        len: 0,
+    };
+
     /// `<pid>`.
     pub(super) fn pid(pid: i32) -> RelPath {
-        let mut p = RelPath {
-            buf: [0; REL_MAX],
-            len: 0,
-        };
+        let mut p = RelPath::EMPTY;
         p.push_num(pid);
         p
     }
 
-    /// `<pid>/task/<tid>`.
-    pub(super) fn task(pid: i32, tid: i32) -> RelPath {
-        let mut p = RelPath::pid(pid);
-        p.push(b"/task/");
+    /// `name`, a file of a process directory.
+    pub(super) fn file(name: &str) -> RelPath {
+        let mut p = RelPath::EMPTY;
+        p.push(name.as_bytes());
+        p
+    }
+
+    /// `task/<tid>`, a task directory inside a process directory.
+    pub(super) fn in_task(tid: i32) -> RelPath {
+        let mut p = RelPath::file("task/");
         p.push_num(tid);
+        p
+    }
+
+    /// `<pid>/self`: `self`, relative to a process directory, made relative
+    /// to the procfs root.
+    pub(super) fn under_pid(pid: i32, rel: &RelPath) -> RelPath {
+        let mut p = RelPath::pid(pid);
+        p.push(b"/");
+        p.push(rel.as_bytes());
         p
     }
 
@@ -86,18 +104,31 @@ impl std::fmt::Debug for RelPath {
     }
 }
 
-/// Reads at most `limit` bytes of `root/rel` into `buf` (replacing its
-/// content). procfs files report a size of 0, so the file is read until end
-/// of file rather than sized first.
+/// How a file ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// At a read that returns nothing (any file).
+    Zero,
+    /// At a read that returns less than asked. True of the procfs files
+    /// read here, which the kernel writes whole on the first read (or,
+    /// for `cmdline`, copies until the buffer is full); this saves the
+    /// final empty read, a system call per file.
+    Short,
+}
+
+/// Reads at most `limit` bytes of `dir/rel` into `buf` (replacing its
+/// content). procfs files report a size of 0, so the file is read until its
+/// end rather than sized first.
 pub(super) fn read_file(
-    root: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
     rel: &RelPath,
     buf: &mut Vec<u8>,
     limit: usize,
+    end: End,
 ) -> Result<(), Errno> {
     buf.clear();
     let fd = rustix::fs::openat(
-        root,
+        dir,
         rel.as_bytes(),
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
@@ -106,18 +137,44 @@ pub(super) fn read_file(
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(buf.capacity().max(4096));
         }
-        match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
+        let asked = buf.capacity() - buf.len();
+        let n = match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => n,
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
-        }
+        };
         if buf.len() >= limit {
             buf.truncate(limit);
             break;
         }
+        if end == End::Short && n < asked {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Opens the directory `root/rel` as a path-only descriptor: it reads
+/// nothing and holds no buffer, but lookups relative to it reach the same
+/// directory even after another one takes its name. On procfs, a process
+/// directory opened this way stays bound to that process: once the process
+/// is gone, every lookup under it fails with ENOENT, even if its PID has
+/// been reused.
+pub(super) fn open_path_dir(root: BorrowedFd<'_>, rel: &RelPath) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        root,
+        rel.as_bytes(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The soft limit on open descriptors (`u64::MAX` when unlimited).
+pub(super) fn open_files_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
 }
 
 /// Opens the directory `root/rel` for listing.
@@ -185,10 +242,34 @@ mod tests {
     fn relative_paths() {
         assert_eq!(RelPath::pid(14804).join("stat").as_bytes(), b"14804/stat");
         assert_eq!(
-            RelPath::task(i32::MAX, 1).join("smaps_rollup").as_bytes(),
+            RelPath::under_pid(i32::MAX, &RelPath::in_task(1).join("smaps_rollup")).as_bytes(),
             b"2147483647/task/1/smaps_rollup"
         );
         assert_eq!(RelPath::pid(0).as_bytes(), b"0");
+        assert_eq!(RelPath::in_task(7).join("io").as_bytes(), b"task/7/io");
+        assert_eq!(
+            RelPath::under_pid(12, &RelPath::in_task(13).join("stat")).as_bytes(),
+            b"12/task/13/stat"
+        );
+        assert_eq!(RelPath::file("stat").as_bytes(), b"stat");
+    }
+
+    #[test]
+    fn short_reads_end_procfs_files() {
+        let root =
+            rustix::fs::open("/proc", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let rel = RelPath::file("self/status");
+        let (mut whole, mut short) = (Vec::new(), Vec::new());
+        read_file(root.as_fd(), &rel, &mut whole, 1 << 20, End::Zero).unwrap();
+        read_file(root.as_fd(), &rel, &mut short, 1 << 20, End::Short).unwrap();
+        // Same lines (values such as VmRSS may move in between).
+        let keys = |b: &[u8]| -> Vec<Vec<u8>> {
+            b.split(|&c| c == b'\n')
+                .map(|l| l.split(|&c| c == b':').next().unwrap_or_default().to_vec())
+                .collect()
+        };
+        assert_eq!(keys(&whole), keys(&short));
+        assert!(short.ends_with(b"\n"));
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! What an [`FsSource`](super::FsSource) on a real procfs remembers about a
+//! process from one cycle to the next, and the rules that let a cycle skip
+//! reading what cannot have changed.
+//!
+//! The premise is the kernel's: a task's own counters (CPU time, page
+//! faults, context switches, I/O bytes), its open descriptors, its threads,
+//! its wait channel and its name can only change while the task runs, and
+//! every time a task runs its `schedstat` changes (nanoseconds on the CPU,
+//! and the count of times it was scheduled in). So a task whose `schedstat`
+//! reads the same as at its last full reading has not run since, and that
+//! reading still holds; a process all of whose tasks are in that case is
+//! *quiet*. What can change without the process running is read every
+//! cycle anyway: resident and virtual size (memory reclaim), swapped memory
+//! (when the system has swap), and proportional memory (other processes
+//! mapping the same pages).
+//!
+//! A few things can change without the task running and are not caught by
+//! that check: a thread renamed by another thread, limits changed with
+//! `prlimit`, and a task that has been woken but not yet scheduled (still
+//! shown sleeping). Every process is therefore read in full once every
+//! [`REFRESH_CYCLES`] cycles regardless, at a phase set by its PID so the
+//! cost is spread evenly; a task last seen running, or whose statistics are
+//! not kept (zero slices), is never taken as quiet.
+//!
+//! Each remembered process holds a path-only descriptor of its directory
+//! (no buffer, a few hundred bytes of kernel memory): reads go through it,
+//! and it makes identity cheap, since lookups under it fail once that
+//! process is gone, even when a new process has taken its PID.
+
+use std::sync::Arc;
+
+use rustix::fd::OwnedFd;
+
+use super::parse::{Schedstat, StatFields, StatusFields};
+
+/// Every process is read in full at least once in this many cycles.
+pub(super) const REFRESH_CYCLES: u64 = 16;
+
+/// Descriptors left for everything else the agent opens (sockets, logs,
+/// the files of one cycle) when sizing how many process directories stay
+/// open.
+pub(super) const RESERVED_FDS: u64 = 256;
+
+/// Whether cycle `cycle` is the one in [`REFRESH_CYCLES`] where the process
+/// `pid` is read in full whatever its `schedstat` says.
+pub(super) fn refresh_due(cycle: u64, pid: i32) -> bool {
+    cycle.wrapping_add(u64::from(pid.unsigned_abs())) % REFRESH_CYCLES == 0
+}
+
+/// One remembered process.
+#[derive(Debug)]
+pub(super) struct Known {
+    /// The process's directory, opened path-only.
+    pub dir: OwnedFd,
+    /// Start time, once `stat` has been read through `dir`.
+    pub start_ticks: Option<u64>,
+    /// The last full reading, replayed while the process is quiet.
+    pub full: Option<Full>,
+    /// The last reading of the soft open-files limit (`None` inside: the
+    /// file could not be read), with the cycle it was read in.
+    pub limit: Option<(Option<u64>, u64)>,
+    /// The tasks as of the last `task/` listing, sorted by TID; empty until
+    /// threads have been read.
+    pub tasks: Vec<KnownTask>,
+    /// The cycle in which [`KnownTask::still`] was last set.
+    pub checked_at: u64,
+}
+
+impl Known {
+    pub(super) fn new(dir: OwnedFd) -> Self {
+        Known {
+            dir,
+            start_ticks: None,
+            full: None,
+            limit: None,
+            tasks: Vec::new(),
+            checked_at: 0,
+        }
+    }
+
+    /// The remembered task `tid`.
+    pub(super) fn task(&self, tid: i32) -> Option<&KnownTask> {
+        self.tasks
+            .binary_search_by_key(&tid, |t| t.tid)
+            .ok()
+            .and_then(|i| self.tasks.get(i))
+    }
+}
+
+/// The process-level values of a full reading.
+#[derive(Debug, Clone)]
+pub(super) struct Full {
+    /// What is used of `stat`.
+    pub stat: KeptStat,
+    /// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of `status`.
+    pub ctx: (u64, u64),
+    /// `None`: unreadable (as for the next two).
+    pub io: Option<(u64, u64)>,
+    pub open_fds: Option<u64>,
+    pub wchan: Option<Arc<str>>,
+    /// The main thread's `schedstat`, read before everything else.
+    pub leader: Schedstat,
+}
+
+impl Full {
+    /// Optional files among io, fd/ and wchan that could not be read.
+    pub(super) fn soft_errors(&self) -> u32 {
+        u32::from(self.io.is_none())
+            + u32::from(self.open_fds.is_none())
+            + u32::from(self.wchan.is_none())
+    }
+
+    /// Whether the process can be quiet: its main thread was not running
+    /// and is counted by the scheduler statistics.
+    pub(super) fn may_rest(&self) -> bool {
+        self.stat.state != b'R' && self.leader.is_counting()
+    }
+
+    /// `status` as far as it is kept (the rest is zero).
+    pub(super) fn status(&self) -> StatusFields {
+        StatusFields {
+            ctx_voluntary: self.ctx.0,
+            ctx_nonvoluntary: self.ctx.1,
+            ..StatusFields::default()
+        }
+    }
+
+    /// Whether the main thread is the only task (a process whose main
+    /// thread has exited while others run shows as a zombie).
+    pub(super) fn single_task(&self) -> bool {
+        self.stat.num_threads == 1 && self.stat.state != b'Z'
+    }
+}
+
+/// The fields of `stat` a quiet process is answered with (the sizes come
+/// from `statm` and the identity from [`Known`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeptStat {
+    pub state: u8,
+    pub has_memory_map: bool,
+    pub num_threads: u32,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub utime: u64,
+    pub stime: u64,
+}
+
+impl KeptStat {
+    pub(super) fn of(s: &StatFields) -> Self {
+        KeptStat {
+            state: s.state,
+            has_memory_map: s.has_memory_map(),
+            num_threads: u32::try_from(s.num_threads).unwrap_or(u32::MAX),
+            minflt: s.minflt,
+            majflt: s.majflt,
+            utime: s.utime,
+            stime: s.stime,
+        }
+    }
+
+    /// Back as `stat` fields (the ones not kept are zero, the memory map
+    /// shown through the state and flags).
+    pub(super) fn fields(&self) -> StatFields {
+        StatFields {
+            state: self.state,
+            flags: if self.has_memory_map {
+                0
+            } else {
+                super::parse::PF_KTHREAD
+            },
+            minflt: self.minflt,
+            majflt: self.majflt,
+            utime: self.utime,
+            stime: self.stime,
+            num_threads: u64::from(self.num_threads),
+            ..StatFields::default()
+        }
+    }
+}
+
+/// One remembered task: what tells whether it has run since it was last
+/// read (a host can have tens of thousands, so nothing else is kept: the
+/// caller of [`Proc::tasks`](crate::proc::Proc::tasks) keeps the values).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KnownTask {
+    pub tid: i32,
+    /// The `stat` state letter at that reading.
+    pub state: u8,
+    /// Set when checked this cycle (see [`Known::checked_at`]) and found
+    /// not to have run.
+    pub still: bool,
+    pub start_ticks: u64,
+    /// Its `schedstat` when it was read (or last confirmed).
+    pub sched: Schedstat,
+}
+
+impl KnownTask {
+    /// Whether `now` shows that the task has not run since its reading.
+    pub(super) fn unchanged(&self, now: &Schedstat) -> bool {
+        now.is_counting() && *now == self.sched && self.state != b'R'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_that_ran_or_runs_is_not_unchanged() {
+        let sched = Schedstat {
+            run_ns: 5,
+            wait_ns: 1,
+            slices: 2,
+        };
+        let t = KnownTask {
+            tid: 1,
+            state: b'S',
+            still: false,
+            start_ticks: 1,
+            sched,
+        };
+        assert!(t.unchanged(&sched));
+        assert!(!t.unchanged(&Schedstat { slices: 3, ..sched }));
+        assert!(!KnownTask { state: b'R', ..t }.unchanged(&sched));
+        // Without scheduler statistics nothing can be told.
+        let zero = Schedstat::default();
+        assert!(!KnownTask { sched: zero, ..t }.unchanged(&zero));
+    }
+
+    #[test]
+    fn every_pid_is_refreshed_once_per_period() {
+        for pid in [1, 2, 15, 16, 4_000_000, i32::MAX] {
+            let due = (1..=REFRESH_CYCLES * 3)
+                .filter(|&c| refresh_due(c, pid))
+                .count();
+            assert_eq!(due, 3, "pid {pid}");
+        }
+        // Consecutive PIDs are spread over different cycles.
+        let at_one: usize = (1..=64).filter(|&pid| refresh_due(7, pid)).count();
+        assert_eq!(at_one as u64, 64 / REFRESH_CYCLES);
+    }
+}
