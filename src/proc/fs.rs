@@ -324,7 +324,6 @@ impl Source for FsSource {
                 known: if procfs { known.remove(&pid) } else { None },
                 tried_dir: false,
                 leader_sched: None,
-                ran: None,
                 quiet: false,
             });
         })
@@ -446,9 +445,6 @@ pub struct FsProc {
     known: Option<Box<Known>>,
     /// The main thread's `schedstat`, read before anything else this cycle.
     leader_sched: Option<Schedstat>,
-    /// The first task found to have run, with its `schedstat`, when
-    /// [`Proc::metrics`] looked at the tasks.
-    ran: Option<(i32, Schedstat)>,
     /// The files read this cycle; `None` while nothing but `schedstat` has
     /// been (a quiet process).
     now: Option<Box<ReadNow>>,
@@ -463,6 +459,9 @@ struct ReadNow {
     status: Option<StatusFields>,
     /// The process's own wchan.
     wchan: Option<String>,
+    /// The first task found to have run, with its `schedstat`, when
+    /// [`Proc::metrics`] looked at the tasks.
+    ran: Option<(i32, Schedstat)>,
 }
 
 /// How much of a remembered reading holds this cycle.
@@ -781,7 +780,7 @@ impl FsProc {
             };
             t.still = t.unchanged(&now);
             if !t.still {
-                self.ran = Some((tid, now));
+                self.now.get_or_insert_with(Box::default).ran = Some((tid, now));
                 return Stillness::MainThread;
             }
         }
@@ -980,7 +979,12 @@ impl FsProc {
         {
             return Some(t.sched);
         }
-        if let Some((_, now)) = self.ran.filter(|(t, _)| *t == tid) {
+        if let Some((_, now)) = self
+            .now
+            .as_ref()
+            .and_then(|n| n.ran)
+            .filter(|(t, _)| *t == tid)
+        {
             return Some(now);
         }
         self.schedstat(&RelPath::in_task(tid).join("schedstat"))
@@ -1054,7 +1058,19 @@ impl FsProc {
             tasks.sort_unstable_by_key(|t| t.tid);
             k.tasks = tasks;
         }
+        // The last read the tracker makes of this process this cycle.
+        self.now = None;
         Ok(list)
+    }
+
+    /// Drops what was read this cycle once the tracker is done with the
+    /// process (after [`Proc::metrics`] when no threads are wanted), so a
+    /// cycle over thousands of new processes does not hold all of it until
+    /// the handles are given back. A later call reads again.
+    fn done_unless_threads(&mut self) {
+        if !self.cycle.threads_wanted {
+            self.now = None;
+        }
     }
 }
 
@@ -1190,6 +1206,7 @@ impl Proc for FsProc {
                 Ok(m) => {
                     self.quiet = true;
                     Counters::add(&self.cycle.counters.quiet, 1);
+                    self.done_unless_threads();
                     return Ok(m);
                 }
                 Err(e) if e.is_gone() => return Err(e),
@@ -1198,7 +1215,9 @@ impl Proc for FsProc {
             }
         }
         Counters::add(&self.cycle.counters.read, 1);
-        self.full_metrics(full.as_ref())
+        let m = self.full_metrics(full.as_ref());
+        self.done_unless_threads();
+        m
     }
 
     /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in

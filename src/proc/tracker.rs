@@ -179,7 +179,8 @@ struct LastGauges {
     memory: Memory,
     filedesc: Filedesc,
     num_threads: u64,
-    states: States,
+    /// running, sleeping, waiting, zombie, other (see [`States`]).
+    states: [u32; 5],
     /// Threads per wait channel, in name order (as in the update's map);
     /// an exact-size slice, replaced only when the update's differs.
     wchans: Box<[(Arc<str>, u64)]>,
@@ -190,7 +191,9 @@ impl LastGauges {
         self.memory = u.memory;
         self.filedesc = u.filedesc;
         self.num_threads = u.num_threads;
-        self.states = u.states;
+        let s = &u.states;
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.states = [s.running, s.sleeping, s.waiting, s.zombie, s.other].map(narrow);
         let same = self.wchans.len() == u.wchans.len()
             && self
                 .wchans
@@ -734,7 +737,16 @@ fn without_deltas(t: &TrackedProc) -> Option<Update> {
         filedesc: last.filedesc,
         start: t.start,
         num_threads: last.num_threads,
-        states: last.states,
+        states: {
+            let [running, sleeping, waiting, zombie, other] = last.states.map(u64::from);
+            States {
+                running,
+                sleeping,
+                waiting,
+                zombie,
+                other,
+            }
+        },
         wchans: last
             .wchans
             .iter()

@@ -209,7 +209,6 @@ mod tests {
     fn a_task_that_ran_or_runs_is_not_unchanged() {
         let sched = Schedstat {
             run_ns: 5,
-            wait_ns: 1,
             slices: 2,
         };
         let t = KnownTask {

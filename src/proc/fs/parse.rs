@@ -302,17 +302,16 @@ pub(crate) fn parse_wchan(buf: &[u8]) -> String {
     }
 }
 
-/// The three numbers of `schedstat`: time on the CPU (ns), time waiting on
-/// a run queue (ns), and the number of times the task was scheduled in.
-/// All three only change when the task runs, which makes the triple a cheap
-/// "has this task run since" check. A kernel without scheduler statistics
-/// prints zeros.
+/// Two of the three numbers of `schedstat`: time on the CPU (ns) and the
+/// number of times the task was scheduled in. Both only change when the
+/// task runs, which makes the pair a cheap "has this task run since" check.
+/// (The third, time spent waiting on a run queue, only changes when the
+/// task is scheduled in, with the count.) A kernel without scheduler
+/// statistics prints zeros.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Schedstat {
     /// `se.sum_exec_runtime`, ns.
     pub run_ns: u64,
-    /// `sched_info.run_delay`, ns.
-    pub wait_ns: u64,
     /// `sched_info.pcount`.
     pub slices: u64,
 }
@@ -330,9 +329,10 @@ impl Schedstat {
 pub(crate) fn parse_schedstat(buf: &[u8]) -> Result<Schedstat, ParseError> {
     let mut w = words(buf);
     let mut next = |what: &'static str| w.next().and_then(parse_u64).ok_or(ParseError(what));
+    let run_ns = next("schedstat: no run time")?;
+    next("schedstat: no wait time")?;
     Ok(Schedstat {
-        run_ns: next("schedstat: no run time")?,
-        wait_ns: next("schedstat: no wait time")?,
+        run_ns,
         slices: next("schedstat: no slice count")?,
     })
 }
@@ -636,7 +636,6 @@ Max open files            unlimited            unlimited            files     \n
             parse_schedstat(b"3493157 125520 11\n").unwrap(),
             Schedstat {
                 run_ns: 3493157,
-                wait_ns: 125520,
                 slices: 11
             }
         );
