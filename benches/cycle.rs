@@ -36,6 +36,8 @@ fn grouper(procfs: &Path, threads: bool) -> Grouper {
                 ..TrackerOptions::default()
             },
             remove_empty_groups: false,
+            max_groups: procgroups::proc::DEFAULT_MAX_GROUPS,
+            max_thread_names: procgroups::proc::DEFAULT_MAX_THREAD_NAMES,
         },
     )
 }

@@ -91,11 +91,12 @@ pub struct Cli {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Keep at most this many groups; processes that would open more are
-    /// counted, not grouped.
+    /// Keep at most this many groups (default 1000); the processes of
+    /// further groups are added up in the group `procgroups.overflow`.
     #[arg(long, value_name = "N")]
     pub max_groups: Option<u64>,
-    /// Keep at most this many thread names per group.
+    /// Keep at most this many thread names per group (default 100); further
+    /// threads are added up under the thread name `procgroups.overflow`.
     #[arg(long, value_name = "N")]
     pub max_thread_names: Option<u64>,
     /// Unix socket of the status and health service (`none` disables it);

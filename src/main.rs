@@ -35,12 +35,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");
-            // Unusable OTEL_* settings are bad configuration too, and so is
-            // a status socket that another agent holds.
+            // Unusable OTEL_* settings are bad configuration too, and so are
+            // a status socket that another agent holds and a --procfs that
+            // is not a procfs.
             let usage = e.chain().any(|c| {
                 c.is::<procgroups::telemetry::TelemetryError>()
                     || c.downcast_ref::<procgroups::status::SocketError>()
                         .is_some_and(procgroups::status::SocketError::is_usage)
+                    || matches!(
+                        c.downcast_ref::<procgroups::proc::SourceError>(),
+                        Some(procgroups::proc::SourceError::NotProcfs { .. })
+                    )
             });
             ExitCode::from(if usage { 2 } else { 1 })
         }

@@ -310,6 +310,7 @@ fn group_counters_never_decrease_through_churn() {
                 GrouperOptions {
                     tracker: options,
                     remove_empty_groups,
+                    ..GrouperOptions::default()
                 },
             );
             let mut src = ScriptedSource::default();

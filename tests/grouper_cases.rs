@@ -108,6 +108,7 @@ fn grouper(names: &[&str], tracker: TrackerOptions, remove_empty_groups: bool) -
         GrouperOptions {
             tracker,
             remove_empty_groups,
+            ..GrouperOptions::default()
         },
     )
 }

@@ -2,6 +2,10 @@
 //! grouper (and through it the tracker's per-process state), runs
 //! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
 //! blocking code; the timer task runs it off the async threads.
+//!
+//! It also says once, the first time some process could be read only in
+//! part, when the agent lacks the capabilities that would let it read every
+//! process in full (see [`capability_hint`]).
 
 use std::time::{Instant, SystemTime};
 
@@ -13,12 +17,20 @@ use crate::proc::{
 
 use super::Snapshot;
 
+/// The capabilities that let an agent that is not root read every process
+/// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
+/// check of `fd/`), `CAP_DAC_READ_SEARCH` for the directories and files
+/// only their owner may read.
+pub const READ_CAPABILITIES: [&str; 2] = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"];
+
 /// Runs cycles over one source, keeping the state that spans cycles.
 pub struct Collector<S: Source> {
     source: S,
     grouper: Grouper,
     errors: CollectErrors,
     cycles: u64,
+    /// The capability hint was considered (it is logged at most once).
+    capabilities_checked: bool,
 }
 
 impl Collector<FsSource> {
@@ -47,6 +59,8 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             recheck_time_limit: config.recheck_time_limit,
         },
         remove_empty_groups: config.remove_empty_groups,
+        max_groups: config.max_groups,
+        max_thread_names: config.max_thread_names,
     }
 }
 
@@ -58,6 +72,7 @@ impl<S: Source> Collector<S> {
             grouper,
             errors: CollectErrors::default(),
             cycles: 0,
+            capabilities_checked: false,
         }
     }
 
@@ -69,6 +84,22 @@ impl<S: Source> Collector<S> {
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
         self.errors += errors;
         self.cycles += 1;
+        if errors.partial > 0 && !std::mem::replace(&mut self.capabilities_checked, true) {
+            let euid = rustix::process::geteuid().as_raw();
+            if let Some(hint) = capability_hint(errors.partial, euid, &missing_capabilities()) {
+                tracing::warn!(uid = euid, "{hint}");
+            }
+        }
+        let stats = self.grouper.tracker().stats();
+        tracing::debug!(
+            cycle = self.cycles,
+            tracked = stats.tracked,
+            ignored = stats.ignored,
+            pids = stats.pids,
+            threads = stats.threads,
+            groups = self.grouper.groups_remembered(),
+            "tracker state"
+        );
         Ok(Snapshot {
             groups,
             errors: self.errors,
@@ -77,6 +108,11 @@ impl<S: Source> Collector<S> {
             taken_at: Some(now),
             cycles: self.cycles,
         })
+    }
+
+    /// The grouper (for tests that look at its state between cycles).
+    pub fn grouper(&self) -> &Grouper {
+        &self.grouper
     }
 
     /// The source (for tests that script it between cycles).
@@ -91,6 +127,44 @@ impl<S: Source> Collector<S> {
     }
 }
 
+/// Which of [`READ_CAPABILITIES`] this thread lacks in its effective set
+/// (all of them when the set cannot be read).
+pub fn missing_capabilities() -> Vec<&'static str> {
+    use rustix::thread::CapabilitySet;
+    let wanted = [CapabilitySet::SYS_PTRACE, CapabilitySet::DAC_READ_SEARCH];
+    match rustix::thread::capabilities(None) {
+        Ok(sets) => READ_CAPABILITIES
+            .iter()
+            .zip(wanted)
+            .filter(|(_, cap)| !sets.effective.contains(*cap))
+            .map(|(name, _)| *name)
+            .collect(),
+        Err(_) => READ_CAPABILITIES.to_vec(),
+    }
+}
+
+/// The line to log when `partial` processes could be read only in part and
+/// the agent (effective uid `euid`) lacks the capabilities in `missing`;
+/// `None` when it lacks none, since then capabilities would not help.
+pub fn capability_hint(partial: u64, euid: u32, missing: &[&str]) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    let who = if euid == 0 {
+        "root without the capabilities".to_string()
+    } else {
+        format!("uid {euid} (not root)")
+    };
+    Some(format!(
+        "{partial} processes could be read only in part (their io, fd or limits are \
+         readable only by their owner): the agent runs as {who} and lacks {}; \
+         grant {} and {} (or run as root) for the full picture (logged once)",
+        missing.join(" and "),
+        READ_CAPABILITIES[0],
+        READ_CAPABILITIES[1],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +177,49 @@ mod tests {
             cpu_user_time: user,
             ..Counts::default()
         }
+    }
+
+    #[test]
+    fn capability_hint_names_what_is_missing_and_what_gives_the_full_picture() {
+        assert_eq!(capability_hint(3, 65534, &[]), None);
+        let hint = capability_hint(12, 65534, &READ_CAPABILITIES).unwrap();
+        assert!(
+            hint.starts_with("12 processes could be read only in part"),
+            "{hint}"
+        );
+        assert!(hint.contains("uid 65534 (not root)"), "{hint}");
+        assert!(
+            hint.contains("lacks CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            "{hint}"
+        );
+        let hint = capability_hint(1, 0, &["CAP_DAC_READ_SEARCH"]).unwrap();
+        assert!(hint.contains("root without the capabilities"), "{hint}");
+        assert!(hint.contains("lacks CAP_DAC_READ_SEARCH;"), "{hint}");
+    }
+
+    #[test]
+    fn the_test_process_has_the_read_capabilities_as_root() {
+        if rustix::process::geteuid().is_root() {
+            // Tests run as root with full capabilities, as in CI.
+            assert_eq!(missing_capabilities(), Vec::<&str>::new());
+        }
+    }
+
+    #[test]
+    fn grouper_options_carry_the_configured_caps() {
+        let config = Config {
+            max_groups: 7,
+            max_thread_names: 3,
+            remove_empty_groups: true,
+            ..Config::with_namer(Arc::new(CommSetNamer::new(["web"])))
+        };
+        let o = grouper_options(&config);
+        assert_eq!((o.max_groups, o.max_thread_names), (7, 3));
+        assert!(o.remove_empty_groups);
     }
 
     fn collector(cycles: Vec<Vec<IDInfo>>) -> Collector<ScriptedSource> {

@@ -261,6 +261,11 @@ impl Agent {
                     tracing::info!("process listing recovered");
                 }
                 tracing::debug!(
+                    cycle = snapshot.cycles,
+                    started = %snapshot
+                        .taken_at
+                        .map(|t| humantime::format_rfc3339_micros(t).to_string())
+                        .unwrap_or_default(),
                     groups = snapshot.group_count(),
                     tracked = snapshot.tracked_processes,
                     duration_ms = snapshot.cycle_duration.as_secs_f64() * 1e3,

@@ -502,3 +502,52 @@ fn kubernetes_service_links_are_not_settings() {
     let e = load_from(&cli, &env).unwrap_err().to_string();
     assert!(e.contains("PROCGROUPS_INTERVALL"), "{e}");
 }
+
+#[test]
+fn otlp_endpoints_must_be_http_urls_with_a_host() {
+    let env = |var: &str, v: &str| vec![(var.to_string(), v.to_string())];
+    for good in [
+        "http://localhost:4317",
+        "https://collector.example:4317",
+        "http://127.0.0.1:4317/",
+        "http://[::1]:4317",
+        "HTTP://LOCALHOST:4317",
+        " http://localhost:4317 ",
+        "",
+        // Completed by the exporter with https:// (or http:// when
+        // OTEL_EXPORTER_OTLP_INSECURE is true).
+        "localhost:4317",
+        "collector.example",
+    ] {
+        for var in super::OTLP_ENDPOINT_VARS {
+            super::check_otlp_endpoints(&env(var, good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+    for (bad, why) in [
+        ("localhost:99999", "port `99999`"),
+        ("exa mple:4317", "not a URL"),
+        ("ftp://localhost:4317", "scheme `ftp`"),
+        ("grpc://localhost:4317", "scheme `grpc`"),
+        ("http://", "not a URL"),
+        ("http://exa mple:4317", "not a URL"),
+        ("http://localhost:99999", "port `99999`"),
+        ("http://localhost:", "port ``"),
+        ("http://[::1]:70000", "port `70000`"),
+        ("http://localhost:0", "port 0"),
+        ("/v1/metrics", "not a URL"),
+        (":4317", "no host"),
+    ] {
+        for var in super::OTLP_ENDPOINT_VARS {
+            let e = super::check_otlp_endpoints(&env(var, bad))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"))
+                .to_string();
+            assert!(
+                e.starts_with(&format!("environment variable {var}: ")),
+                "{e}"
+            );
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.contains(bad.trim()), "{e}");
+        }
+    }
+}

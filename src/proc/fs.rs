@@ -43,7 +43,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use procfs_core::FromReadSI;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
@@ -92,29 +91,29 @@ impl SystemFacts {
 
     /// `btime` of `<root>/stat`. A directory without a readable, parsable
     /// `stat` is not a procfs ([`SourceError::NotProcfs`]).
+    ///
+    /// Only the `btime` line is read: procfs-core's parser of the whole file
+    /// reports a file without its `cpu` line as an internal bug of its own
+    /// (a multi-line message asking to report it), which is no way to tell
+    /// someone that a directory is not a procfs.
     pub fn read_boot_time(root: impl AsRef<Path>) -> Result<u64, SourceError> {
+        use std::io::Read as _;
         let root = root.as_ref();
         let stat = root.join("stat");
         let not_procfs = |reason: String| SourceError::NotProcfs {
             path: root.to_path_buf(),
             reason,
         };
-        let file = std::fs::File::open(&stat)
+        let mut text = Vec::new();
+        std::fs::File::open(&stat)
+            .and_then(|f| f.take(READ_LIMIT as u64).read_to_end(&mut text))
             .map_err(|e| not_procfs(format!("cannot read {}: {e}", stat.display())))?;
-        // Only btime is used; the tick rate given here matters to nothing.
-        let info = procfs_core::ExplicitSystemInfo {
-            boot_time_secs: 0,
-            ticks_per_second: 100,
-            page_size: 4096,
-            is_little_endian: cfg!(target_endian = "little"),
-        };
-        let stats = procfs_core::KernelStats::from_read(file, &info).map_err(|e| {
+        parse::parse_btime(&text).map_err(|e| {
             not_procfs(format!(
-                "{} is not a kernel statistics file with a btime line: {e}",
+                "{} is not a kernel statistics file: {e}",
                 stat.display()
             ))
-        })?;
-        Ok(stats.btime)
+        })
     }
 
     /// Clock ticks as seconds.

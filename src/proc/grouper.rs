@@ -8,24 +8,141 @@
 //! history as long as its group exists, even in cycles where no live thread
 //! carries it (it is then reported with zero threads), so a name that comes
 //! and goes never restarts from zero.
+//!
+//! It also guards cardinality. A rule whose template makes one group per
+//! process (`{{.PID}}`, `{{.StartTime}}`) would otherwise grow the history,
+//! and every exported metric, without bound. At most
+//! [`GrouperOptions::max_groups`] named groups are kept: a group is admitted
+//! when it first appears while there is room (in name order within a cycle)
+//! and keeps its place as long as it is remembered; the members of any
+//! further group are added up in the one group [`OVERFLOW_NAME`]. Likewise a
+//! group keeps at most [`GrouperOptions::max_thread_names`] thread names and
+//! adds further threads up under the thread name [`OVERFLOW_NAME`]. A place
+//! is freed only when a group is forgotten (`remove_empty_groups`), so an
+//! admitted group's counters never move to the overflow group; a group that
+//! was folded may get a place later and then counts from there on.
+//! The first time a cap is hit the grouper logs one warning naming the group
+//! and, when the namer can say (see [`MatchNamer::explain`]), the rule that
+//! made it; [`Grouper::overflow`] reports the folding of the last cycle.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use super::{
-    CollectErrors, Counts, Delta, Group, GroupByName, MatchNamer, Source, SourceError, Threads,
-    Tracker, TrackerOptions, Update,
+    CollectErrors, Counts, Delta, Explanation, Group, GroupByName, MatchNamer, ProcAttributes,
+    Source, SourceError, Threads, Tracker, TrackerOptions, Update,
 };
 
+/// The group that takes the processes of every group beyond
+/// [`GrouperOptions::max_groups`], and the thread name that takes the
+/// threads of every name beyond [`GrouperOptions::max_thread_names`].
+pub const OVERFLOW_NAME: &str = "procgroups.overflow";
+
+/// Default of [`GrouperOptions::max_groups`].
+pub const DEFAULT_MAX_GROUPS: usize = 1000;
+
+/// Default of [`GrouperOptions::max_thread_names`].
+pub const DEFAULT_MAX_THREAD_NAMES: usize = 100;
+
 /// How the grouper aggregates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrouperOptions {
     /// Options of the inner tracker.
     pub tracker: TrackerOptions,
     /// Forget a group when its last process exits (its counters restart at 0
     /// if it comes back).
     pub remove_empty_groups: bool,
+    /// At most this many named groups are reported (the overflow group comes
+    /// on top); the members of further groups are added up in
+    /// [`OVERFLOW_NAME`].
+    pub max_groups: usize,
+    /// At most this many thread names are reported per group (the overflow
+    /// name comes on top); further threads are added up under
+    /// [`OVERFLOW_NAME`].
+    pub max_thread_names: usize,
+}
+
+impl Default for GrouperOptions {
+    fn default() -> Self {
+        GrouperOptions {
+            tracker: TrackerOptions::default(),
+            remove_empty_groups: false,
+            max_groups: DEFAULT_MAX_GROUPS,
+            max_thread_names: DEFAULT_MAX_THREAD_NAMES,
+        }
+    }
+}
+
+/// What the caps folded into [`OVERFLOW_NAME`] in the last cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overflow {
+    /// Group names whose processes were added up in the overflow group.
+    pub groups: usize,
+    /// The first of them, in name order.
+    pub example_group: Option<String>,
+    /// Why the namer made a group that did not fit: its rule and template,
+    /// when the namer can say. Kept from the first time it was known.
+    pub cause: Option<Explanation>,
+    /// Thread names (summed over groups) whose threads were added up under
+    /// the overflow thread name.
+    pub thread_names: usize,
+    /// The first group, in name order, that had thread names folded.
+    pub example_thread_group: Option<String>,
+}
+
+impl Overflow {
+    /// True when nothing was folded.
+    pub fn is_empty(&self) -> bool {
+        self.groups == 0 && self.thread_names == 0
+    }
+}
+
+/// Wraps the namer to learn why it named what it named, while that may be
+/// needed: when the group cap may be reached in this cycle and it has not
+/// been reported yet. Disarmed, it costs one atomic load per new process.
+struct Witness {
+    inner: Arc<dyn MatchNamer>,
+    armed: AtomicBool,
+    /// The first explanation of each group named since the last `take`.
+    seen: Mutex<HashMap<String, Explanation>>,
+}
+
+impl Witness {
+    fn arm(&self, on: bool) {
+        self.armed.store(on, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> HashMap<String, Explanation> {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl MatchNamer for Witness {
+    fn match_and_name(&self, attrs: &ProcAttributes<'_>) -> Option<String> {
+        if !self.armed.load(Ordering::Relaxed) {
+            return self.inner.match_and_name(attrs);
+        }
+        let e = self.inner.explain(attrs);
+        let group = e.group.clone();
+        if let Some(g) = &group {
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(g.clone())
+                .or_insert(e);
+        }
+        group
+    }
+
+    fn explain(&self, attrs: &ProcAttributes<'_>) -> Explanation {
+        self.inner.explain(attrs)
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.inner.describe()
+    }
 }
 
 /// What is remembered about a group between cycles.
@@ -75,23 +192,78 @@ impl Sum {
             *d += th.latest;
         }
     }
+
+    /// Adds another group's sum into this one (a group folded into the
+    /// overflow group).
+    fn merge(&mut self, other: Sum) {
+        let g = &mut self.group;
+        let o = other.group;
+        g.procs += o.procs;
+        g.memory += o.memory;
+        g.open_fds = g.open_fds.saturating_add(o.open_fds);
+        g.worst_fd_ratio = g.worst_fd_ratio.max(o.worst_fd_ratio);
+        g.num_threads = g.num_threads.saturating_add(o.num_threads);
+        g.states += o.states;
+        g.oldest_start_time = match (g.oldest_start_time, o.oldest_start_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (wchan, n) in o.wchans {
+            *g.wchans.entry(wchan).or_insert(0) += n;
+        }
+        self.latest += other.latest;
+        for (name, (n, d)) in other.threads {
+            let (tn, td) = self.threads.entry(name).or_default();
+            *tn += n;
+            *td += d;
+        }
+    }
 }
 
 /// Aggregates tracked processes by group name.
-#[derive(Debug)]
 pub struct Grouper {
     tracker: Tracker,
     options: GrouperOptions,
     history: HashMap<String, History>,
+    witness: Arc<Witness>,
+    overflow: Overflow,
+    /// The group cap was hit once without knowing why; the next cycle
+    /// reports it whatever it learns.
+    cause_pending: bool,
+    warned_groups: bool,
+    warned_threads: bool,
+    cycles: u64,
+}
+
+impl std::fmt::Debug for Grouper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grouper")
+            .field("tracker", &self.tracker)
+            .field("options", &self.options)
+            .field("groups", &self.history.len())
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Grouper {
     /// A grouper naming new processes with `namer`.
     pub fn new(namer: Arc<dyn MatchNamer>, options: GrouperOptions) -> Self {
+        let witness = Arc::new(Witness {
+            inner: namer,
+            armed: AtomicBool::new(false),
+            seen: Mutex::new(HashMap::new()),
+        });
         Grouper {
-            tracker: Tracker::new(namer, options.tracker),
+            tracker: Tracker::new(witness.clone(), options.tracker),
             options,
             history: HashMap::new(),
+            witness,
+            overflow: Overflow::default(),
+            cause_pending: false,
+            warned_groups: false,
+            warned_threads: false,
+            cycles: 0,
         }
     }
 
@@ -106,9 +278,19 @@ impl Grouper {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, GroupByName), SourceError> {
+        // Learning why groups are named costs an explanation per new
+        // process: only while the cap may be reached and was not yet
+        // reported (the first cycle sees every process at once).
+        let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
+        self.witness.arm(
+            !self.warned_groups
+                && (self.cycles == 0
+                    || self.cause_pending
+                    || named >= self.options.max_groups - self.options.max_groups / 10),
+        );
         // Each update is folded into its group's sum as soon as it is made.
         let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
-        let errors =
+        let result =
             self.tracker
                 .update_with(source, now, |mut u| match sums.get_mut(&u.group_name) {
                     Some(sum) => sum.add(u),
@@ -116,28 +298,81 @@ impl Grouper {
                         .entry(std::mem::take(&mut u.group_name))
                         .or_default()
                         .add(u),
-                })?;
+                });
+        let seen = self.witness.take();
+        let errors = result?;
+        self.cycles += 1;
+
+        // Admission, in name order: groups already kept, then new ones while
+        // there is room; the rest are folded into the overflow group. Groups
+        // that are to be forgotten because they emptied give their places to
+        // this cycle's newcomers.
+        if self.options.remove_empty_groups {
+            self.history
+                .retain(|name, _| name == OVERFLOW_NAME || sums.contains_key(name.as_str()));
+        }
+        let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
+        let mut room = self.options.max_groups.saturating_sub(named);
+        let mut folded: Vec<String> = Vec::new();
+        for name in sums.keys() {
+            if name == OVERFLOW_NAME || self.history.contains_key(name) {
+                continue;
+            }
+            if room > 0 {
+                room -= 1;
+            } else {
+                folded.push(name.clone());
+            }
+        }
+        for name in &folded {
+            if let Some(sum) = sums.remove(name) {
+                sums.entry(OVERFLOW_NAME.to_string())
+                    .or_default()
+                    .merge(sum);
+            }
+        }
 
         let mut groups = GroupByName::new();
+        let mut folded_threads = 0usize;
+        let mut example_thread_group = None;
         for (name, sum) in sums {
             let history = self.history.entry(name.clone()).or_default();
             let mut group = sum.group;
             history.counts += sum.latest;
             group.counts = history.counts;
-            for (thread_name, (_, d)) in &sum.threads {
-                *history.threads.entry(thread_name.clone()).or_default() += *d;
+            // Live threads per reported thread name, after folding.
+            let mut live: BTreeMap<String, u64> = BTreeMap::new();
+            let mut room = self.options.max_thread_names.saturating_sub(named_len(
+                history.threads.len(),
+                history.threads.contains_key(OVERFLOW_NAME),
+            ));
+            for (thread_name, (n, d)) in sum.threads {
+                let key =
+                    if thread_name == OVERFLOW_NAME || history.threads.contains_key(&thread_name) {
+                        thread_name
+                    } else if room > 0 {
+                        room -= 1;
+                        thread_name
+                    } else {
+                        folded_threads += 1;
+                        example_thread_group.get_or_insert_with(|| name.clone());
+                        OVERFLOW_NAME.to_string()
+                    };
+                *history.threads.entry(key.clone()).or_default() += d;
+                *live.entry(key).or_default() += n;
             }
             group.threads = history
                 .threads
                 .iter()
                 .map(|(thread_name, counts)| Threads {
                     name: thread_name.clone(),
-                    num_threads: sum.threads.get(thread_name).map_or(0, |(n, _)| *n),
+                    num_threads: live.get(thread_name).copied().unwrap_or(0),
                     counts: *counts,
                 })
                 .collect();
             groups.insert(name, group);
         }
+        self.note_overflow(folded, &seen, folded_threads, example_thread_group);
 
         if self.options.remove_empty_groups {
             self.history.retain(|name, _| groups.contains_key(name));
@@ -157,6 +392,85 @@ impl Grouper {
         Ok((errors, groups))
     }
 
+    /// Groups remembered between cycles (the overflow group included): the
+    /// size of the grouper's own state.
+    pub fn groups_remembered(&self) -> usize {
+        self.history.len()
+    }
+
+    /// What the caps folded into [`OVERFLOW_NAME`] in the last cycle.
+    pub fn overflow(&self) -> &Overflow {
+        &self.overflow
+    }
+
+    /// Records the last cycle's folding and warns the first time each cap
+    /// is hit. The group warning waits one cycle for an explanation when
+    /// the folded groups were named before the witness was armed.
+    fn note_overflow(
+        &mut self,
+        folded: Vec<String>,
+        seen: &HashMap<String, Explanation>,
+        folded_threads: usize,
+        example_thread_group: Option<String>,
+    ) {
+        if self.overflow.cause.is_none() {
+            self.overflow.cause = folded.iter().find_map(|g| seen.get(g)).cloned();
+        }
+        self.overflow.groups = folded.len();
+        self.overflow.example_group = folded.into_iter().next();
+        self.overflow.thread_names = folded_threads;
+        self.overflow.example_thread_group = example_thread_group;
+
+        if let Some(group) = &self.overflow.example_group
+            && !self.warned_groups
+        {
+            match &self.overflow.cause {
+                Some(cause) => {
+                    tracing::warn!(
+                        max_groups = self.options.max_groups,
+                        overflow_group = OVERFLOW_NAME,
+                        group = %group,
+                        rule = %cause.rule.map_or_else(|| "-".to_string(), |r| r.to_string()),
+                        template = %cause.template.as_deref().unwrap_or("-"),
+                        reason = %cause.detail,
+                        "too many groups: processes of further groups are added up in the \
+                         overflow group; the rule's name template makes too many groups \
+                         (raise max_groups or change the rule; logged once)"
+                    );
+                    self.warned_groups = true;
+                }
+                None if self.cause_pending => {
+                    tracing::warn!(
+                        max_groups = self.options.max_groups,
+                        overflow_group = OVERFLOW_NAME,
+                        group = %group,
+                        rules = ?self.witness.describe(),
+                        "too many groups: processes of further groups are added up in the \
+                         overflow group; one of the rules makes too many groups \
+                         (raise max_groups or change the rule; logged once)"
+                    );
+                    self.warned_groups = true;
+                }
+                None => self.cause_pending = true,
+            }
+        }
+        if self.warned_groups {
+            self.cause_pending = false;
+        }
+        if let Some(group) = &self.overflow.example_thread_group
+            && !self.warned_threads
+        {
+            tracing::warn!(
+                max_thread_names = self.options.max_thread_names,
+                overflow_thread_name = OVERFLOW_NAME,
+                group = %group,
+                "too many thread names in a group: further threads are added up under the \
+                 overflow thread name (raise max_thread_names; logged once)"
+            );
+            self.warned_threads = true;
+        }
+    }
+
     /// The inner tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
@@ -166,4 +480,9 @@ impl Grouper {
     pub fn options(&self) -> GrouperOptions {
         self.options
     }
+}
+
+/// Entries of a map keyed by name, the overflow entry not counted.
+fn named_len(len: usize, has_overflow: bool) -> usize {
+    len - usize::from(has_overflow)
 }

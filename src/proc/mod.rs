@@ -18,7 +18,9 @@ mod types;
 
 pub use error::{ProcError, SourceError};
 pub use fs::{FsProc, FsSource, FsSourceOptions, ReadStats, SystemFacts, raise_open_files_limit};
-pub use grouper::{Grouper, GrouperOptions};
+pub use grouper::{
+    DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES, Grouper, GrouperOptions, OVERFLOW_NAME, Overflow,
+};
 pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
 pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;

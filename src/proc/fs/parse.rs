@@ -252,6 +252,15 @@ fn first_number(rest: &[u8], what: &'static str) -> Result<u64, ParseError> {
         .ok_or(ParseError(what))
 }
 
+/// `btime` (boot time, Unix seconds) of the system-wide `stat`.
+pub(crate) fn parse_btime(buf: &[u8]) -> Result<u64, ParseError> {
+    let rest = buf
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"btime "))
+        .ok_or(ParseError("no btime line"))?;
+    first_number(rest, "btime is not a number")
+}
+
 /// `read_bytes` and `write_bytes` of `io`; both are required.
 pub(crate) fn parse_io(buf: &[u8]) -> Result<(u64, u64), ParseError> {
     let mut read = None;
@@ -398,6 +407,26 @@ mod tests {
             b") R 1 77 77 0 -1 4194560 11 0 2 0 3 5 0 0 20 0 1 0 900 4096 7 18446744073709551615 0 0\n",
         );
         v
+    }
+
+    #[test]
+    fn btime_of_the_system_stat() {
+        let stat = b"cpu  1 2 3 4\nctxt 30119844\nbtime 1508450329\nprocesses 28048\n";
+        assert_eq!(parse_btime(stat), Ok(1508450329));
+        assert_eq!(parse_btime(b"btime 7"), Ok(7));
+        for bad in [
+            &b""[..],
+            b"cpu 1 2 3\n",
+            b"btime soon\n",
+            b"btime \n",
+            b"xbtime 5\n",
+        ] {
+            assert!(
+                parse_btime(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
