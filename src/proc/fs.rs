@@ -5,9 +5,10 @@
 //!
 //! Each cycle opens the mount point once; every process file is then opened
 //! relative to a directory descriptor ([`read`]) and parsed by small byte
-//! parsers ([`parse`]). A [`FsProc`] caches what it has read (`stat`,
-//! `status`), so that [`Proc::id`], [`Proc::static_info`] and
-//! [`Proc::metrics`] read each file at most once per cycle.
+//! parsers ([`parse`]) out of one reused buffer. A [`FsProc`] keeps what it
+//! has read (`stat`, `status`, `wchan`) until the tracker's last call on it
+//! in the cycle, so that [`Proc::id`], [`Proc::static_info`],
+//! [`Proc::metrics`] and [`Proc::tasks`] read each file at most once.
 //!
 //! On a real procfs the source also remembers processes between cycles
 //! ([`known`]): each keeps a path-only descriptor of its directory (identity
