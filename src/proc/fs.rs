@@ -1189,9 +1189,9 @@ impl Proc for FsProc {
     }
 
     /// Reads `io`, `fd/`, `limits`, `wchan` and, when enabled, smaps (and
-    /// `stat`/`status` if not yet read). For a quiet process (see
-    /// [`known`]), only `statm`, `status` when the system has swap, and
-    /// smaps when enabled.
+    /// `stat`/`status` if not yet read). For a quiet process (none of its
+    /// tasks has run since it was last read, see [`FsSource`]), only
+    /// `statm`, `status` when the system has swap, and smaps when enabled.
     fn metrics(&mut self) -> Result<Metrics, ProcError> {
         let stillness = if self.now.as_ref().is_none_or(|n| n.stat.is_none()) {
             self.stillness()
@@ -1236,8 +1236,8 @@ impl Proc for FsProc {
     }
 
     /// Like [`Proc::threads`]; on a real procfs, a task that has not run
-    /// since it was last read (see [`known`]) is not read again, and all of
-    /// them are unread when the whole process is quiet.
+    /// since it was last read (its `schedstat` is unchanged) is not read
+    /// again, and none is when the whole process is quiet.
     fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
         self.task_list(true)
     }
