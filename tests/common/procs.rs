@@ -46,6 +46,8 @@ pub fn inherited_fds() -> usize {
 pub struct Workload {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// Holds the link the workload was started through (see `spawn`).
+    _exe_dir: Option<tempfile::TempDir>,
     /// Its PID.
     pub pid: u32,
     /// Descriptors it inherited from the test process besides 0-2: its
@@ -55,9 +57,27 @@ pub struct Workload {
 
 impl Workload {
     /// Starts the workload with `args` and waits for its `ready` line.
+    ///
+    /// With `--name N` the binary is started through a symlink called `N`,
+    /// so that the kernel gives the process that comm at exec. The workload
+    /// also sets it itself, but only once running: an agent already
+    /// running could otherwise catch it under the binary's own name in that
+    /// gap, find no rule for it and, as process-exporter does, never look at
+    /// it again.
     pub fn spawn(args: &[&str]) -> Workload {
         let inherited_fds = inherited_fds();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_procgroups-workload"))
+        let binary = Path::new(env!("CARGO_BIN_EXE_procgroups-workload"));
+        let name = args.windows(2).find(|w| w[0] == "--name").map(|w| w[1]);
+        let (exe, exe_dir) = match name {
+            Some(name) => {
+                let dir = tempfile::tempdir().expect("a directory for the workload's link");
+                let link = dir.path().join(name);
+                std::os::unix::fs::symlink(binary, &link).expect("linking the workload");
+                (link, Some(dir))
+            }
+            None => (binary.to_path_buf(), None),
+        };
+        let mut child = Command::new(&exe)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -74,6 +94,7 @@ impl Workload {
         Workload {
             child,
             stdin,
+            _exe_dir: exe_dir,
             pid,
             inherited_fds,
         }
