@@ -1,6 +1,7 @@
 //! Rendering of a snapshot for `--once`: the JSON object of the design
 //! (stable keys, numbers, counters as totals since the agent started) for
-//! scripts, and an aligned table with human units for people.
+//! scripts, and an aligned table with human units for people. The status
+//! client renders its groups with the same functions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::agent::Snapshot;
-use crate::proc::{Counts, Group};
+use crate::proc::{Counts, Group, GroupByName};
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
@@ -138,6 +139,13 @@ fn json_group(g: &Group) -> JsonGroup<'_> {
     }
 }
 
+/// One group as the JSON value of the design: the same keys and units in
+/// `--once` and in `procgroups status --output json`.
+pub fn group_value(g: &Group) -> serde_json::Value {
+    // Plain structs of numbers and string-keyed maps always serialize.
+    serde_json::to_value(json_group(g)).unwrap_or_default()
+}
+
 /// The snapshot as the JSON object of the design, pretty-printed.
 pub fn json(snapshot: &Snapshot) -> String {
     let doc = JsonSnapshot {
@@ -218,8 +226,26 @@ fn age(now: Option<SystemTime>, start: Option<SystemTime>) -> String {
 /// The snapshot as an aligned table, one row per group sorted by name, with
 /// human units, followed by a summary line.
 pub fn table(snapshot: &Snapshot) -> String {
-    let smaps = snapshot
-        .groups
+    let mut out = group_table(&snapshot.groups, snapshot.taken_at);
+    let _ = writeln!(
+        out,
+        "\n{} groups, {} processes tracked; errors: {} read, {} partial; cycle took {}",
+        snapshot.group_count(),
+        snapshot.tracked_processes,
+        snapshot.errors.read,
+        snapshot.errors.partial,
+        humantime::format_duration(Duration::from_millis(
+            u64::try_from(snapshot.cycle_duration.as_millis()).unwrap_or(u64::MAX)
+        )),
+    );
+    out
+}
+
+/// The groups as an aligned table, one row per group sorted by name, with
+/// human units; the age of the oldest member is taken at `now`. Shared by
+/// `--once` and `procgroups status`, so both show the same columns.
+pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
+    let smaps = groups
         .values()
         .any(|g| g.memory.proportional_bytes > 0 || g.memory.proportional_swap_bytes > 0);
     let mut header = vec![
@@ -239,7 +265,7 @@ pub fn table(snapshot: &Snapshot) -> String {
     ]);
 
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
-    for (name, g) in &snapshot.groups {
+    for (name, g) in groups {
         let c = &g.counts;
         let mut row = vec![
             name.clone(),
@@ -272,7 +298,7 @@ pub fn table(snapshot: &Snapshot) -> String {
             if g.procs == 0 {
                 "-".to_owned()
             } else {
-                age(snapshot.taken_at, g.oldest_start_time)
+                age(now, g.oldest_start_time)
             },
         ]);
         rows.push(row);
@@ -295,17 +321,6 @@ pub fn table(snapshot: &Snapshot) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let _ = writeln!(
-        out,
-        "\n{} groups, {} processes tracked; errors: {} read, {} partial; cycle took {}",
-        snapshot.group_count(),
-        snapshot.tracked_processes,
-        snapshot.errors.read,
-        snapshot.errors.partial,
-        humantime::format_duration(Duration::from_millis(
-            u64::try_from(snapshot.cycle_duration.as_millis()).unwrap_or(u64::MAX)
-        )),
-    );
     out
 }
 

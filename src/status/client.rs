@@ -20,7 +20,10 @@ use tonic_health::pb::health_client::HealthClient;
 use super::health::{fmt as fmt_duration, fmt_age};
 use super::pb;
 use super::pb::status_client::StatusClient;
+use super::server::group_from_pb;
 use crate::cli::{Command, OutputFormat, SocketArg};
+use crate::output;
+use crate::proc::GroupByName;
 
 /// How long a client command waits for the agent, connecting and answering.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -235,7 +238,10 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
     let groups: Map<String, Value> = s
         .groups
         .iter()
-        .map(|g| (g.name.clone(), group_json(g)))
+        .map(|g| {
+            let (name, group) = group_from_pb(g);
+            (name, output::group_value(&group))
+        })
         .collect();
     let cycle = s.last_cycle.as_ref().map_or(Value::Null, |c| {
         json!({
@@ -268,66 +274,6 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
         },
         "groups": groups,
         "errors": errors_json(s.last_cycle.as_ref().and_then(|c| c.errors.as_ref())),
-    })
-}
-
-/// One group, with exactly the keys of the `--once` JSON.
-pub fn group_json(g: &pb::Group) -> Value {
-    let st = g.states.unwrap_or_default();
-    let thread_names: Map<String, Value> = g
-        .thread_names
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                json!({
-                    "threads": t.threads,
-                    "cpu_user_seconds": t.cpu_user_seconds,
-                    "cpu_system_seconds": t.cpu_system_seconds,
-                    "read_bytes": t.read_bytes,
-                    "write_bytes": t.write_bytes,
-                    "major_page_faults": t.major_page_faults,
-                    "minor_page_faults": t.minor_page_faults,
-                    "voluntary_context_switches": t.voluntary_context_switches,
-                    "nonvoluntary_context_switches": t.nonvoluntary_context_switches,
-                }),
-            )
-        })
-        .collect();
-    let mut wchans: Vec<(&String, &u64)> = g.wchans.iter().collect();
-    wchans.sort();
-    let wchans: Map<String, Value> = wchans
-        .into_iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    json!({
-        "procs": g.procs,
-        "threads": g.threads,
-        "cpu_user_seconds": g.cpu_user_seconds,
-        "cpu_system_seconds": g.cpu_system_seconds,
-        "read_bytes": g.read_bytes,
-        "write_bytes": g.write_bytes,
-        "major_page_faults": g.major_page_faults,
-        "minor_page_faults": g.minor_page_faults,
-        "voluntary_context_switches": g.voluntary_context_switches,
-        "nonvoluntary_context_switches": g.nonvoluntary_context_switches,
-        "resident_bytes": g.resident_bytes,
-        "virtual_bytes": g.virtual_bytes,
-        "swap_bytes": g.swap_bytes,
-        "proportional_resident_bytes": g.proportional_resident_bytes,
-        "proportional_swap_bytes": g.proportional_swap_bytes,
-        "open_fds": g.open_fds,
-        "worst_fd_ratio": g.worst_fd_ratio,
-        "oldest_start_time_seconds": secs(g.oldest_start_time_unix_nano),
-        "states": {
-            "running": st.running,
-            "sleeping": st.sleeping,
-            "waiting": st.waiting,
-            "zombie": st.zombie,
-            "other": st.other,
-        },
-        "wchans": wchans,
-        "thread_names": thread_names,
     })
 }
 
@@ -396,82 +342,9 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
     }
     out.push('\n');
 
-    let header = [
-        "GROUP", "PROCS", "THREADS", "CPU_USER", "CPU_SYS", "RESIDENT", "VIRTUAL", "OPEN_FDS",
-        "READ", "WRITE", "OLDEST",
-    ];
-    let rows: Vec<Vec<String>> = s
-        .groups
-        .iter()
-        .map(|g| {
-            vec![
-                g.name.clone(),
-                g.procs.to_string(),
-                g.threads.to_string(),
-                format!("{:.2}s", g.cpu_user_seconds),
-                format!("{:.2}s", g.cpu_system_seconds),
-                bytes(g.resident_bytes),
-                bytes(g.virtual_bytes),
-                g.open_fds.to_string(),
-                bytes(g.read_bytes),
-                bytes(g.write_bytes),
-                match time(g.oldest_start_time_unix_nano) {
-                    Some(_) => ago(now, g.oldest_start_time_unix_nano),
-                    None => "-".to_string(),
-                },
-            ]
-        })
-        .collect();
-    out.push_str(&table(&header, &rows));
+    let groups: GroupByName = s.groups.iter().map(group_from_pb).collect();
+    out.push_str(&output::group_table(&groups, Some(now)));
     out
-}
-
-/// Left-aligned first column, right-aligned numbers.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
-            if i == 0 {
-                let _ = write!(s, "{cell:<w$}");
-            } else {
-                let _ = write!(s, "  {cell:>w$}");
-            }
-        }
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = line(&mut header.iter().copied());
-    for row in rows {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-    }
-    out
-}
-
-/// Bytes in binary units, three significant figures.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n}B")
-    } else if v < 10.0 {
-        format!("{v:.2}{}", UNITS[unit])
-    } else if v < 100.0 {
-        format!("{v:.1}{}", UNITS[unit])
-    } else {
-        format!("{v:.0}{}", UNITS[unit])
-    }
 }
 
 fn decision_word(d: pb::explain_response::Decision) -> &'static str {
@@ -534,63 +407,51 @@ pub fn explain_table(e: &pb::ExplainResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::Snapshot;
+    use crate::proc::{Counts, Group, Threads};
+    use crate::status::server::group_to_pb;
 
     #[test]
-    fn bytes_use_binary_units() {
-        assert_eq!(bytes(512), "512B");
-        assert_eq!(bytes(1536), "1.50KiB");
-        assert_eq!(bytes(50 * 1024 * 1024), "50.0MiB");
-        assert_eq!(bytes(300 * 1024 * 1024 * 1024), "300GiB");
-    }
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(
-            &["GROUP", "PROCS"],
-            &[
-                vec!["a".into(), "1".into()],
-                vec!["longname".into(), "12345".into()],
+    fn status_shows_a_group_exactly_as_once_does() {
+        let busy = Group {
+            procs: 2,
+            num_threads: 3,
+            oldest_start_time: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            counts: Counts {
+                cpu_user_time: 1.25,
+                read_bytes: 4096,
+                ..Counts::default()
+            },
+            threads: vec![Threads {
+                name: "worker".into(),
+                num_threads: 2,
+                counts: Counts::default(),
+            }],
+            ..Group::default()
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.groups.insert("busy".into(), busy.clone());
+        snapshot.groups.insert("idle".into(), Group::default());
+        let response = pb::GetSnapshotResponse {
+            groups: vec![
+                group_to_pb("busy", &busy),
+                group_to_pb("idle", &Group::default()),
             ],
-        );
-        assert_eq!(t, "GROUP     PROCS\na             1\nlongname  12345\n");
-    }
-
-    #[test]
-    fn group_json_has_the_once_keys_and_null_for_an_empty_group() {
-        let g = pb::Group {
-            name: "g".into(),
             ..Default::default()
         };
-        let v = group_json(&g);
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut expected = vec![
-            "procs",
-            "threads",
-            "cpu_user_seconds",
-            "cpu_system_seconds",
-            "read_bytes",
-            "write_bytes",
-            "major_page_faults",
-            "minor_page_faults",
-            "voluntary_context_switches",
-            "nonvoluntary_context_switches",
-            "resident_bytes",
-            "virtual_bytes",
-            "swap_bytes",
-            "proportional_resident_bytes",
-            "proportional_swap_bytes",
-            "open_fds",
-            "worst_fd_ratio",
-            "oldest_start_time_seconds",
-            "states",
-            "wchans",
-            "thread_names",
-        ];
-        expected.sort_unstable();
-        let mut keys = keys;
-        keys.sort_unstable();
-        assert_eq!(keys, expected);
-        assert!(v["oldest_start_time_seconds"].is_null());
+
+        let once: Value = serde_json::from_str(&output::json(&snapshot)).unwrap();
+        assert_eq!(snapshot_json(&response)["groups"], once["groups"]);
+        assert!(once["groups"]["idle"]["oldest_start_time_seconds"].is_null());
+
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_060);
+        let status = snapshot_table(&response, now);
+        let groups = output::group_table(&snapshot.groups, Some(now));
+        assert!(status.ends_with(&groups), "{status}\n---\n{groups}");
+        assert!(
+            groups.lines().nth(1).unwrap().ends_with("1m00s"),
+            "{groups}"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::health::{HealthPolicy, Verdict};
 use super::pb;
 use super::pb::status_server::StatusServer;
 use super::{Decision, PidExplanation, StatusProvider, StatusSocket};
-use crate::proc::{CollectErrors, Group};
+use crate::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
 
 /// The name of our service in `grpc.health.v1` requests (besides "", the
 /// whole server).
@@ -357,6 +357,75 @@ pub fn group_to_pb(name: &str, g: &Group) -> pb::Group {
     }
 }
 
+/// The group back from the wire: the inverse of [`group_to_pb`], so that
+/// the client renders it with the `--once` functions.
+pub fn group_from_pb(g: &pb::Group) -> (String, Group) {
+    let counts =
+        |cpu_user_time, cpu_system_time, read_bytes, write_bytes, major, minor, vol, inv| Counts {
+            cpu_user_time,
+            cpu_system_time,
+            read_bytes,
+            write_bytes,
+            major_page_faults: major,
+            minor_page_faults: minor,
+            ctx_switch_voluntary: vol,
+            ctx_switch_nonvoluntary: inv,
+        };
+    let states = g.states.unwrap_or_default();
+    let group = Group {
+        counts: counts(
+            g.cpu_user_seconds,
+            g.cpu_system_seconds,
+            g.read_bytes,
+            g.write_bytes,
+            g.major_page_faults,
+            g.minor_page_faults,
+            g.voluntary_context_switches,
+            g.nonvoluntary_context_switches,
+        ),
+        states: States {
+            running: states.running,
+            sleeping: states.sleeping,
+            waiting: states.waiting,
+            zombie: states.zombie,
+            other: states.other,
+        },
+        wchans: g.wchans.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        procs: g.procs,
+        memory: Memory {
+            resident_bytes: g.resident_bytes,
+            virtual_bytes: g.virtual_bytes,
+            swap_bytes: g.swap_bytes,
+            proportional_bytes: g.proportional_resident_bytes,
+            proportional_swap_bytes: g.proportional_swap_bytes,
+        },
+        oldest_start_time: (g.oldest_start_time_unix_nano != 0)
+            .then(|| UNIX_EPOCH + Duration::from_nanos(g.oldest_start_time_unix_nano)),
+        open_fds: g.open_fds,
+        worst_fd_ratio: g.worst_fd_ratio,
+        num_threads: g.threads,
+        threads: g
+            .thread_names
+            .iter()
+            .map(|t| Threads {
+                name: t.name.clone(),
+                num_threads: t.threads,
+                counts: counts(
+                    t.cpu_user_seconds,
+                    t.cpu_system_seconds,
+                    t.read_bytes,
+                    t.write_bytes,
+                    t.major_page_faults,
+                    t.minor_page_faults,
+                    t.voluntary_context_switches,
+                    t.nonvoluntary_context_switches,
+                ),
+            })
+            .collect(),
+    };
+    (g.name.clone(), group)
+}
+
 /// An explanation on the wire.
 pub fn explanation_to_pb(e: PidExplanation) -> pb::ExplainResponse {
     use pb::explain_response::Decision as D;
@@ -392,4 +461,76 @@ fn unix_nanos(t: Option<SystemTime>) -> u64 {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_survives_the_wire_unchanged() {
+        let mut g = Group {
+            counts: Counts {
+                cpu_user_time: 1.5,
+                cpu_system_time: 0.25,
+                read_bytes: 1,
+                write_bytes: 2,
+                major_page_faults: 3,
+                minor_page_faults: 4,
+                ctx_switch_voluntary: 5,
+                ctx_switch_nonvoluntary: 6,
+            },
+            states: States {
+                running: 1,
+                sleeping: 2,
+                waiting: 3,
+                zombie: 4,
+                other: 5,
+            },
+            procs: 2,
+            memory: Memory {
+                resident_bytes: 7,
+                virtual_bytes: 8,
+                swap_bytes: 9,
+                proportional_bytes: 10,
+                proportional_swap_bytes: 11,
+            },
+            oldest_start_time: Some(UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789)),
+            open_fds: 12,
+            worst_fd_ratio: 0.5,
+            num_threads: 13,
+            threads: vec![
+                Threads {
+                    name: "a".into(),
+                    num_threads: 1,
+                    counts: Counts {
+                        cpu_user_time: 0.5,
+                        read_bytes: 14,
+                        ..Counts::default()
+                    },
+                },
+                Threads {
+                    name: "b".into(),
+                    num_threads: 12,
+                    counts: Counts {
+                        ctx_switch_nonvoluntary: 15,
+                        ..Counts::default()
+                    },
+                },
+            ],
+            ..Group::default()
+        };
+        g.wchans.insert("futex_wait".into(), 2);
+        g.wchans.insert("do_epoll_wait".into(), 11);
+        assert_eq!(
+            group_from_pb(&group_to_pb("web", &g)),
+            ("web".to_owned(), g)
+        );
+
+        let empty = Group::default();
+        assert_eq!(
+            group_from_pb(&group_to_pb("idle", &empty)),
+            ("idle".to_owned(), empty)
+        );
+    }
 }
