@@ -93,7 +93,11 @@ OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug \
     --status-socket "$WORK/status.sock" 2>"$WORK/pg.log" &
 PG_PID=$!
 
-cycles() { grep -c 'cycle done' "$WORK/pg.log" || true; }
+# Cycles logged so far; 0 until the agent's shell has created the log.
+cycles() {
+    [[ -f $WORK/pg.log ]] || { echo 0; return; }
+    grep -c 'cycle done' "$WORK/pg.log" || true
+}
 field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$PG_PID/status"; }
 echo
 echo "procgroups --threads=$THREADS --interval $INTERVAL, $PROCS workloads living $LIFE s, $CYCLES cycles"

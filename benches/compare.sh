@@ -194,7 +194,12 @@ run_pe() {
     wait "$pid" 2>/dev/null || true
 }
 
-pg_cycles() { grep -c 'cycle done' "$WORK/pg.log" || true; }
+# Cycles logged so far; 0 until the agent's shell has created the log (it
+# is redirected in the background child, which may not have run yet).
+pg_cycles() {
+    [[ -f $WORK/pg.log ]] || { echo 0; return; }
+    grep -c 'cycle done' "$WORK/pg.log" || true
+}
 
 # procgroups: its own timer, no exporter; cycles counted exactly from its
 # log. Sets PG_TICKS, PG_KIB and PG_CYCLES.
