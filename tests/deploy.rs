@@ -684,6 +684,17 @@ fn systemd_unit_is_hardened_and_loads() {
     assert!(get("ProtectProc").iter().all(|v| *v == "default"));
     assert!(get("PrivateUsers").iter().all(|v| *v == "no"));
 
+    // The DaemonSet's limits: systemd's M is a MiB, and 100% is one CPU.
+    let limits = &benchmarked_resources()["limits"];
+    let memory = str_of(&limits["memory"]).strip_suffix("Mi").unwrap();
+    let millicores: u32 = str_of(&limits["cpu"])
+        .strip_suffix('m')
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(get("MemoryMax"), [format!("{memory}M")]);
+    assert_eq!(get("CPUQuota"), [format!("{}%", millicores / 10)]);
+
     let exec = get("ExecStart");
     assert_eq!(exec.len(), 1);
     let exec_path = exec[0].split_whitespace().next().unwrap();
