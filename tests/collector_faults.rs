@@ -223,26 +223,21 @@ impl Subject {
         let rss_end = rss_kib(self.pid);
         let log = self.agent.log();
 
-        // The timer keeps its interval through the outages. Its slots are
-        // `first start + k x interval`; each cycle is due at the first slot
-        // after the previous cycle ended (a cycle that overran the interval,
-        // as on a slow, loaded host, skips the slots it covered: the timer's
-        // policy, not a fault) and must start less than one interval off
-        // it. An export that held up the loop (a stall waits up to the
-        // export timeout) would push the next cycle further than that.
+        // The timer keeps its interval through the outages: each cycle is
+        // due one interval after the previous one started or, if that one
+        // overran the interval (a slow, loaded host; the timer then skips
+        // the slots it covered), as soon as it ended; it must start less
+        // than one interval off that. An export that held up the loop (a
+        // stall waits up to the export timeout) pushes the next cycle
+        // further than that. (Slots reckoned from the first cycle alone
+        // would misplace a cycle that ended within the few milliseconds
+        // the first one started after its slot.)
         let cycles = cycles(&log);
         assert!(cycles.len() >= 10, "{} cycles: {log}", cycles.len());
-        let first = cycles[0].start;
         for pair in cycles.windows(2).filter(|w| w[0].start >= self.warm) {
             let (a, b) = (&pair[0], &pair[1]);
             assert_eq!(b.n, a.n + 1, "cycles missing from the log\n{log}");
-            let end = a.start + a.took;
-            let slots = end
-                .duration_since(first)
-                .unwrap_or_default()
-                .as_nanos()
-                .div_ceil(INTERVAL.as_nanos());
-            let due = first + INTERVAL * u32::try_from(slots).unwrap();
+            let due = (a.start + INTERVAL).max(a.start + a.took);
             let drift = match b.start.duration_since(due) {
                 Ok(late) => late,
                 Err(early) => early.duration(),
