@@ -707,6 +707,58 @@ fn thread_name_missing_for_a_cycle_keeps_its_history() {
     );
 }
 
+/// A group whose members have all exited goes on reporting its thread
+/// names, with no live threads and their totals, so that every counter of
+/// the group stays observed (a delta exporter would otherwise forget the
+/// series and send the whole total again when the group comes back).
+#[test]
+fn an_emptied_group_keeps_reporting_its_thread_names() {
+    let opts = TrackerOptions {
+        threads: true,
+        ..TrackerOptions::default()
+    };
+    let mut gr = grouper(&["g1"], opts, false);
+    let mut src = ScriptedSource::default();
+    let p = |pid, threads: Vec<Thread>| IDInfo::named(pid, "g1", 0).with_threads(threads);
+
+    run(
+        &mut gr,
+        &mut src,
+        0,
+        vec![p(
+            1,
+            vec![
+                thread(1, "main", [0; 8]),
+                thread(2, "io", [2, 0, 0, 0, 0, 0, 0, 0]),
+            ],
+        )],
+    );
+    let got = run(
+        &mut gr,
+        &mut src,
+        1,
+        vec![p(
+            1,
+            vec![
+                thread(1, "main", [0; 8]),
+                thread(2, "io", [6, 0, 0, 0, 0, 0, 0, 0]),
+            ],
+        )],
+    );
+    let io = c([4, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        got["g1"].threads,
+        vec![th("io", 1, io), th("main", 1, c([0; 8]))]
+    );
+
+    let got = run(&mut gr, &mut src, 2, vec![]);
+    assert_eq!(got["g1"].procs, 0);
+    assert_eq!(
+        got["g1"].threads,
+        vec![th("io", 0, io), th("main", 0, c([0; 8]))]
+    );
+}
+
 /// Bug 1 at group level: the group's context-switch counter never goes
 /// down when a busy thread exits.
 #[test]

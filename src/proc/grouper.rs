@@ -154,6 +154,21 @@ struct History {
     threads: BTreeMap<String, Counts>,
 }
 
+impl History {
+    /// Every thread name the group has had, with its totals and the number
+    /// of its threads alive now (`live`; absent names have none).
+    fn thread_rows(&self, live: &BTreeMap<String, u64>) -> Vec<Threads> {
+        self.threads
+            .iter()
+            .map(|(name, counts)| Threads {
+                name: name.clone(),
+                num_threads: live.get(name).copied().unwrap_or(0),
+                counts: *counts,
+            })
+            .collect()
+    }
+}
+
 /// One group being summed in the current cycle.
 #[derive(Default)]
 struct Sum {
@@ -361,15 +376,7 @@ impl Grouper {
                 *history.threads.entry(key.clone()).or_default() += d;
                 *live.entry(key).or_default() += n;
             }
-            group.threads = history
-                .threads
-                .iter()
-                .map(|(thread_name, counts)| Threads {
-                    name: thread_name.clone(),
-                    num_threads: live.get(thread_name).copied().unwrap_or(0),
-                    counts: *counts,
-                })
-                .collect();
+            group.threads = history.thread_rows(&live);
             groups.insert(name, group);
         }
         self.note_overflow(folded, &seen, folded_threads, example_thread_group);
@@ -379,10 +386,15 @@ impl Grouper {
         } else {
             for (name, history) in &self.history {
                 if !groups.contains_key(name) {
+                    // The thread-name totals go on being reported too: a
+                    // delta exporter forgets a series that is not observed,
+                    // and would send its whole total again when the group
+                    // came back.
                     groups.insert(
                         name.clone(),
                         Group {
                             counts: history.counts,
+                            threads: history.thread_rows(&BTreeMap::new()),
                             ..Group::default()
                         },
                     );
