@@ -605,6 +605,42 @@ fn transient_read_failure_never_counts_lifetime_twice() {
     assert_eq!(only(got).latest, d([2, 1, 10, 0, 0, 1, 1, 0]));
 }
 
+/// Bug 3, identity: a known process whose `stat` cannot be read for a
+/// reason other than its exit keeps its place and reports its last values
+/// with no increase; read again, it is not new, so a process born after the
+/// agent does not have its whole life counted twice.
+#[test]
+fn failed_identity_read_keeps_the_process() {
+    let mut tr = tracker(&["g1"], TrackerOptions::default());
+    let mut src = ScriptedSource::default();
+    let born = cycle_time(0) + Duration::from_secs(5);
+    let proc = |v: [u64; 8]| {
+        IDInfo::named(7, "g1", 5)
+            .started_at(born)
+            .counts(c(v))
+            .memory(mem(40, 80))
+    };
+
+    run(&mut tr, &mut src, 0, vec![]);
+    let got = only(run(&mut tr, &mut src, 1, vec![proc([10, 0, 0, 0, 0, 0, 0, 0])]).1);
+    assert_eq!(got.latest, d([10, 0, 0, 0, 0, 0, 0, 0]));
+
+    let (errs, got) = run(
+        &mut tr,
+        &mut src,
+        2,
+        vec![proc([11, 0, 0, 0, 0, 0, 0, 0]).id_fail(ScriptedFailure::Read)],
+    );
+    assert_eq!(errs.read, 1);
+    let stale = only(got);
+    assert_eq!(stale.latest, Delta::default());
+    assert_eq!(stale.memory, mem(40, 80));
+    assert_eq!(tr.stats().tracked, 1);
+
+    let got = only(run(&mut tr, &mut src, 3, vec![proc([12, 0, 0, 0, 0, 0, 0, 0])]).1);
+    assert_eq!(got.latest, d([2, 0, 0, 0, 0, 0, 0, 0]));
+}
+
 /// Bug 3, first sighting: a new process whose first metrics read fails is
 /// remembered as tracked without a baseline; its first good read then counts
 /// its lifetime, once.

@@ -373,6 +373,24 @@ impl Tracker {
                 Ok(id) => id,
                 Err(e) => {
                     count_basic_error(&e, proc.pid(), &mut errors);
+                    // Still there but unreadable this time: a known process
+                    // keeps its place and reports its last values with no
+                    // increase, as when its metrics fail. Swept, it would
+                    // be new next cycle and, born after the agent, have its
+                    // whole life counted a second time.
+                    if !e.is_gone()
+                        && let Some(slot) = self
+                            .pids
+                            .get(&proc.pid())
+                            .and_then(|id| self.entries.get_mut(id))
+                    {
+                        slot.last_seen = cycle;
+                        if let Entry::Tracked(t) = &slot.entry
+                            && let Some(u) = without_deltas(t)
+                        {
+                            sink(u);
+                        }
+                    }
                     continue;
                 }
             };
