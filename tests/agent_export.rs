@@ -363,7 +363,10 @@ fn without_threads_or_smaps_their_metrics_are_not_exported() {
         "false",
     ])
     .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-    .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=ci")
+    .env(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "deployment.environment.name=ci,service.name=from-attributes",
+    )
     .env("OTEL_SERVICE_NAME", "pg-test")
     .env("K8S_NODE_NAME", "node-a");
     let agent = Agent::spawn(cmd);
@@ -384,6 +387,7 @@ fn without_threads_or_smaps_their_metrics_are_not_exported() {
     // Without thread detail the thread count still comes from stat.
     assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(3.0));
     let resource = &points[0].resource;
+    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES.
     assert_eq!(resource["service.name"], "pg-test");
     assert_eq!(resource["k8s.node.name"], "node-a");
     assert_eq!(resource["deployment.environment.name"], "ci");

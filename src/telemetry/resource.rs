@@ -38,8 +38,10 @@ pub const OTEL_SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 /// they can be checked without an SDK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
-    /// `service.name`: `OTEL_SERVICE_NAME`, else `procgroups`.
-    pub service_name: String,
+    /// `OTEL_SERVICE_NAME`, when set: the `service.name`, even over one in
+    /// `OTEL_RESOURCE_ATTRIBUTES` (as the OpenTelemetry specification
+    /// says); `procgroups` otherwise.
+    pub service_name: Option<String>,
     /// `host.name`.
     pub host_name: Option<String>,
     /// `host.id`.
@@ -55,8 +57,7 @@ impl HostFacts {
         let non_empty =
             |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         HostFacts {
-            service_name: non_empty(env(OTEL_SERVICE_NAME_ENV))
-                .unwrap_or_else(|| key::DEFAULT_SERVICE_NAME.to_owned()),
+            service_name: non_empty(env(OTEL_SERVICE_NAME_ENV)),
             host_name: host_name(procfs, non_empty(env(K8S_NODE_NAME_ENV))),
             host_id: machine_id_paths(procfs)
                 .iter()
@@ -68,7 +69,12 @@ impl HostFacts {
     /// The attributes these facts contribute.
     pub fn attributes(&self) -> Vec<KeyValue> {
         let mut kvs = vec![
-            KeyValue::new(key::SERVICE_NAME, self.service_name.clone()),
+            KeyValue::new(
+                key::SERVICE_NAME,
+                self.service_name
+                    .clone()
+                    .unwrap_or_else(|| key::DEFAULT_SERVICE_NAME.to_owned()),
+            ),
             KeyValue::new(key::SERVICE_VERSION, env!("CARGO_PKG_VERSION")),
         ];
         let optional = [
@@ -87,15 +93,20 @@ impl HostFacts {
 
 /// The resource: SDK telemetry attributes, then the host facts, then
 /// `OTEL_RESOURCE_ATTRIBUTES` (which wins, so an operator can override any
-/// detected value).
+/// detected value), then `OTEL_SERVICE_NAME` (which the specification puts
+/// above `service.name` in `OTEL_RESOURCE_ATTRIBUTES`).
 pub fn build(facts: &HostFacts) -> Resource {
     let telemetry: Box<dyn ResourceDetector> = Box::new(TelemetryResourceDetector);
     let env: Box<dyn ResourceDetector> = Box::new(EnvResourceDetector::new());
-    Resource::builder_empty()
+    let builder = Resource::builder_empty()
         .with_detectors(&[telemetry])
         .with_attributes(facts.attributes())
-        .with_detectors(&[env])
-        .build()
+        .with_detectors(&[env]);
+    match &facts.service_name {
+        Some(name) => builder.with_service_name(name.clone()),
+        None => builder,
+    }
+    .build()
 }
 
 /// True for the agent's own procfs (`/proc`), false for a host mount.
@@ -191,7 +202,7 @@ mod tests {
         assert_eq!(facts.host_name.as_deref(), Some("node-7"));
         assert_eq!(facts.host_id.as_deref(), Some("0123abcd"));
         assert_eq!(facts.k8s_node_name.as_deref(), Some("k8s-node-7"));
-        assert_eq!(facts.service_name, "pg-east");
+        assert_eq!(facts.service_name.as_deref(), Some("pg-east"));
     }
 
     #[test]
@@ -215,7 +226,7 @@ mod tests {
         assert_eq!(facts.host_name, uname_nodename());
         assert_eq!(facts.host_id, None, "never the container's own machine-id");
         assert_eq!(facts.k8s_node_name, None);
-        assert_eq!(facts.service_name, "procgroups");
+        assert_eq!(facts.service_name, None);
     }
 
     #[test]
@@ -233,7 +244,7 @@ mod tests {
     #[test]
     fn resource_carries_the_facts() {
         let facts = HostFacts {
-            service_name: "procgroups".into(),
+            service_name: None,
             host_name: Some("h".into()),
             host_id: Some("id".into()),
             k8s_node_name: None,
