@@ -262,6 +262,22 @@ fn invalid_otlp_endpoint() {
     );
 }
 
+/// A group removed and recreated between two exports would make a delta
+/// counter go backwards: the combination is refused at start.
+#[test]
+fn delta_temporality_with_remove_empty_groups() {
+    let delta = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")];
+    let r = run(&["--remove-empty-groups"], &delta);
+    assert_refused(
+        "delta with --remove-empty-groups",
+        &r,
+        &[
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            "remove_empty_groups",
+        ],
+    );
+}
+
 #[test]
 fn procfs_that_is_not_a_procfs() {
     let dir = tempfile::tempdir().unwrap();

@@ -110,6 +110,7 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
             smaps: true,
         },
         limits: CardinalityLimits::default(),
+        remove_empty_groups: false,
     };
     let telemetry = {
         let _guard = rt.enter();

@@ -145,6 +145,7 @@ impl Agent {
                 groups: config.max_groups,
                 thread_names: config.max_thread_names,
             },
+            remove_empty_groups: config.remove_empty_groups,
         };
         let export_interval = options.export.export_interval;
         let cell = SnapshotCell::new();

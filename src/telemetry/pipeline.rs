@@ -37,7 +37,10 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::{Instrument, PeriodicReader, SdkMeterProvider, Stream};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
+use opentelemetry_sdk::metrics::{
+    Instrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
+};
 
 use crate::agent::SnapshotCell;
 
@@ -75,6 +78,14 @@ pub enum TelemetryError {
     /// Only one of the client certificate and key is set.
     #[error("{0} is set without {1}; mutual TLS needs both")]
     HalfIdentity(&'static str, &'static str),
+    /// Delta temporality together with `remove_empty_groups`.
+    #[error(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta temporality, which \
+         cannot be combined with remove_empty_groups: a group removed and recreated between \
+         two exports would make its counters go backwards; use cumulative temporality or \
+         keep empty groups"
+    )]
+    DeltaWithRemovedGroups,
 }
 
 /// How many series each metric may have, from the configured bounds on
@@ -318,6 +329,8 @@ pub struct PipelineOptions {
     pub instruments: InstrumentOptions,
     /// Series bounds.
     pub limits: CardinalityLimits,
+    /// Groups are forgotten when they empty (`remove_empty_groups`).
+    pub remove_empty_groups: bool,
 }
 
 /// The running pipeline: the meter provider and the export health record.
@@ -353,6 +366,14 @@ impl Telemetry {
             builder = builder.with_timeout(timeout);
         }
         let exporter = builder.build()?;
+        // A group that empties is forgotten, and starts again from zero if it
+        // comes back. When both happen between two collections, the SDK sees
+        // the same series with a lower total, and its delta is a
+        // subtraction that wraps (or panics the reader thread in a debug
+        // build). Cumulative export only shows a reset.
+        if options.remove_empty_groups && exporter.temporality() == Temporality::Delta {
+            return Err(TelemetryError::DeltaWithRemovedGroups);
+        }
 
         let reader = PeriodicReader::builder(ObservedExporter::new(exporter, health.clone()))
             .with_interval(settings.export_interval)
@@ -433,6 +454,7 @@ mod tests {
             export: none,
             instruments: InstrumentOptions::default(),
             limits: CardinalityLimits::default(),
+            remove_empty_groups: false,
         };
         let t =
             Telemetry::start(&options, Resource::builder().build(), &SnapshotCell::new()).unwrap();
