@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use regex::Regex;
 
-use super::template::{self, Field, Template, Values};
+use super::template::{self, Field, Template, Values, bounded_group_name};
 use super::users::UserNames;
 use crate::proc::{Explanation, MatchNamer, ProcAttributes};
 
@@ -273,7 +273,7 @@ impl LegacyNamer {
                 "comm {:?} is not in --procnames or --namemapping",
                 attrs.name
             )),
-            Some(None) => Ok(attrs.name.to_string()),
+            Some(None) => Ok(bounded_group_name(attrs.name.to_string())),
             Some(Some(re)) => {
                 let text = attrs.cmdline.join(" ");
                 let caps = re.captures(&text).ok_or_else(|| {
@@ -284,7 +284,7 @@ impl LegacyNamer {
                     .flatten()
                     .map(|m| m.as_str())
                     .find(|s| !s.is_empty())
-                    .map(|s| format!("{}:{s}", attrs.name))
+                    .map(|s| bounded_group_name(format!("{}:{s}", attrs.name)))
                     .ok_or_else(|| {
                         format!(
                             "namemapping /{}/ matched {text:?} but captured nothing",

@@ -20,6 +20,7 @@
 //!   (possibly repeated) paths for v1, the empty string when unknown.
 
 use std::fmt::{self, Write as _};
+use std::hash::Hasher as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A field of the process that a template can show.
@@ -178,8 +179,42 @@ impl Template {
                 },
             }
         }
-        out
+        bounded_group_name(out)
     }
+}
+
+/// Longest group name, in bytes. Names are made of process data that any
+/// local user controls (argv[0], command-line captures, cgroup paths); one
+/// name of 128 KiB, attached to every point of every export, would push the
+/// request past the Collector's 4 MiB limit and stop all exports.
+pub const MAX_GROUP_NAME_BYTES: usize = 255;
+
+/// Length of the `~` and hash suffix of a cut name.
+const HASH_SUFFIX_BYTES: usize = 17;
+
+/// `name` made safe to export and to print: control characters (newlines,
+/// terminal escapes) become `?`, and a name longer than
+/// [`MAX_GROUP_NAME_BYTES`] is cut at a character boundary and ends in `~`
+/// and 16 hex digits of a hash of the whole name, so that two long names
+/// that differ only past the cut stay two groups.
+pub fn bounded_group_name(name: String) -> String {
+    if name.len() <= MAX_GROUP_NAME_BYTES && !name.chars().any(char::is_control) {
+        return name;
+    }
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if clean.len() <= MAX_GROUP_NAME_BYTES {
+        return clean;
+    }
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(name.as_bytes());
+    let mut cut = MAX_GROUP_NAME_BYTES - HASH_SUFFIX_BYTES;
+    while !clean.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{:016x}", &clean[..cut], hasher.finish())
 }
 
 impl fmt::Display for Template {
@@ -354,6 +389,35 @@ mod tests {
             username: user,
             captures,
         }
+    }
+
+    #[test]
+    fn long_or_unprintable_names_are_bounded() {
+        let short = "postgres: writer".to_string();
+        assert_eq!(bounded_group_name(short.clone()), short);
+        assert_eq!(bounded_group_name("a\nb\u{1b}[31m".into()), "a?b?[31m");
+
+        // Multi-byte characters across the cut, and two names that differ
+        // only at their end.
+        let long = |last: char| format!("{}{last}", "é".repeat(100_000));
+        let (a, b) = (bounded_group_name(long('a')), bounded_group_name(long('b')));
+        assert!(a.len() <= MAX_GROUP_NAME_BYTES, "{}", a.len());
+        assert!(a.starts_with("éé"));
+        assert_ne!(a, b);
+        assert_eq!(a, bounded_group_name(long('a')), "the same name each time");
+        let (head, hash) = a.rsplit_once('~').unwrap();
+        assert!(head.chars().all(|c| c == 'é'));
+        assert_eq!(hash.len(), 16);
+    }
+
+    #[test]
+    fn a_rendered_name_is_bounded() {
+        let t = Template::parse("{{.ExeBase}}", &[]).unwrap();
+        let argv = vec!["A".repeat(131_000)];
+        let user = || "postgres".to_string();
+        let name = t.render(&values(&argv, &[], &user));
+        assert!(name.len() <= MAX_GROUP_NAME_BYTES, "{}", name.len());
+        assert!(name.starts_with("AAAA"));
     }
 
     #[test]
