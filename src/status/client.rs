@@ -375,13 +375,22 @@ pub fn explain_json(e: &pb::ExplainResponse) -> Value {
     })
 }
 
+/// `s` with every control character shown as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The `explain` text.
 pub fn explain_table(e: &pb::ExplainResponse) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "pid:       {}", e.pid);
     if e.found {
-        let _ = writeln!(out, "name:      {}", e.name);
-        let _ = writeln!(out, "cmdline:   {}", e.cmdline.join(" "));
+        // Any user chooses their process's comm and argv: no terminal
+        // escapes or newlines reach the reader's terminal.
+        let _ = writeln!(out, "name:      {}", printable(&e.name));
+        let _ = writeln!(out, "cmdline:   {}", printable(&e.cmdline.join(" ")));
         let _ = writeln!(out, "uid:       {}", e.uid);
     }
     let _ = writeln!(
@@ -452,6 +461,20 @@ mod tests {
             groups.lines().nth(1).unwrap().ends_with("1m00s"),
             "{groups}"
         );
+    }
+
+    #[test]
+    fn explain_text_shows_no_control_characters() {
+        let e = pb::ExplainResponse {
+            pid: 7,
+            found: true,
+            name: "evil\u{1b}[2J".into(),
+            cmdline: vec!["a\nb".into(), "c".into()],
+            ..Default::default()
+        };
+        let text = explain_table(&e);
+        assert!(text.contains("name:      evil?[2J\n"), "{text}");
+        assert!(text.contains("cmdline:   a?b c\n"), "{text}");
     }
 
     #[test]
