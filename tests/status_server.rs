@@ -225,6 +225,48 @@ fn status_json_shows_groups_errors_cycle_and_export() {
     assert_eq!(v["agent"]["version"], env!("CARGO_PKG_VERSION"));
 }
 
+/// At the default caps (1,000 groups, 100 thread names each) a snapshot is
+/// about 8 MB on the wire, more than gRPC's usual 4 MiB limit.
+#[test]
+fn status_answers_a_snapshot_at_the_default_caps() {
+    let provider = healthy_provider();
+    provider.set(|s| {
+        for g in 0..1000 {
+            let threads = (0..100)
+                .map(|t| Threads {
+                    // As long as a comm gets, every counter busy.
+                    name: format!("worker-pool-{t:03}"),
+                    num_threads: 1,
+                    counts: Counts {
+                        cpu_user_time: 1.25,
+                        cpu_system_time: 0.75,
+                        read_bytes: 1 << 40,
+                        write_bytes: 1 << 40,
+                        major_page_faults: 1 << 30,
+                        minor_page_faults: 1 << 30,
+                        ctx_switch_voluntary: 1 << 30,
+                        ctx_switch_nonvoluntary: 1 << 30,
+                    },
+                })
+                .collect();
+            let group = Group {
+                procs: 1,
+                threads,
+                ..web_group()
+            };
+            s.groups.insert(format!("group-{g:04}"), group);
+        }
+    });
+    let server = TestServer::start(provider);
+    let out = server.client(&["status", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["groups"].as_object().unwrap().len(), 1002);
+    let last = &v["groups"]["group-0999"]["thread_names"];
+    assert_eq!(last.as_object().unwrap().len(), 100);
+    assert_eq!(last["worker-pool-099"]["read_bytes"], 1u64 << 40);
+}
+
 #[test]
 fn status_table_lists_each_group_with_its_process_count() {
     let server = TestServer::start(healthy_provider());

@@ -133,9 +133,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Largest answer the client accepts. A snapshot at the default caps
+/// (1,000 groups of up to 100 thread names each) is about 8 MB, over
+/// tonic's default of 4 MiB.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+fn status_client(channel: Channel) -> StatusClient<Channel> {
+    StatusClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES)
+}
+
 async fn status(socket: &SocketArg, output: OutputFormat) -> Result<ExitCode, ClientError> {
     let channel = connect(&socket_path(socket)?).await?;
-    let snapshot = StatusClient::new(channel)
+    let snapshot = status_client(channel)
         .get_snapshot(pb::GetSnapshotRequest {})
         .await?
         .into_inner();
@@ -153,7 +162,7 @@ async fn explain(
     output: OutputFormat,
 ) -> Result<ExitCode, ClientError> {
     let channel = connect(&socket_path(socket)?).await?;
-    let answer = StatusClient::new(channel)
+    let answer = status_client(channel)
         .explain(pb::ExplainRequest { pid })
         .await?
         .into_inner();
@@ -189,7 +198,7 @@ async fn health(socket: &SocketArg, liveness: bool) -> Result<ExitCode, ClientEr
     }
     // The reason is for the person reading a failed probe; the verdict
     // stands even when it cannot be fetched.
-    let reason = StatusClient::new(channel)
+    let reason = status_client(channel)
         .get_snapshot(pb::GetSnapshotRequest {})
         .await
         .ok()
