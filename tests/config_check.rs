@@ -167,7 +167,7 @@ fn usage_and_flag_errors_exit_2() {
         ),
         (
             &["--interval", "0s"],
-            "flag --interval: interval: must be greater than zero",
+            "flag --interval: interval: must be at least 100ms",
         ),
         (
             &["--interval", "-1s"],

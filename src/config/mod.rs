@@ -36,6 +36,10 @@ use figment::value::Value;
 use figment::{Figment, Metadata, Profile};
 use regex::Regex;
 
+/// Shortest collection interval. Below it cycles run back to back on a busy
+/// node, the liveness probe (two intervals without a cycle) fails, and a
+/// typo such as `15ms` for `15s` would burn a CPU.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub use error::{ConfigError, Origin};
 pub use file::{ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS};
 pub use rules::{ExeEntry, LegacyNamer, Rule, RuleSet};
@@ -362,11 +366,15 @@ fn compile(
     }
 
     let interval = parse_duration(&raw.interval, "interval", &origin("interval"))?;
-    if interval.is_zero() {
+    if interval < MIN_INTERVAL {
         return Err(ConfigError::invalid(
             origin("interval"),
             "interval",
-            format!("must be greater than zero, got `{}`", raw.interval.0),
+            format!(
+                "must be at least {} (a shorter one reads /proc back to back), got `{}`",
+                humantime::format_duration(MIN_INTERVAL),
+                raw.interval.0
+            ),
         ));
     }
     let recheck_time_limit = parse_duration(
