@@ -19,7 +19,7 @@ use clap::{Parser, ValueEnum};
 pub enum OutputFormat {
     /// Aligned table, human units.
     Table,
-    /// The JSON object of DESIGN.md.
+    /// One JSON object: the groups, with stable keys, and the error counts.
     Json,
 }
 

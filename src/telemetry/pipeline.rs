@@ -59,7 +59,8 @@ pub const MAX_STREAM_CARDINALITY: usize = 20_000;
 /// The SDK's own default per-stream limit, kept as a floor.
 const SDK_DEFAULT_CARDINALITY: usize = 2_000;
 
-/// Why the pipeline could not be built (an exit-1 startup failure).
+/// Why the pipeline could not be built: bad `OTEL_*` settings, so the
+/// agent exits 2 like for any other bad configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The OTLP exporter rejected its configuration (bad endpoint, ...).
