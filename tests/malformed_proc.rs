@@ -436,15 +436,11 @@ fn check_contained(file: &str, role: Role, when: When, out: &Outcome) -> Result<
                 // Either read (perhaps with other values) or a read error.
                 prop_assert!((procs == 1) != (errors.read == 1), "{}", ctx);
             }
-            (Role::Required, When::Later) if file == "stat" => {
-                // A tracked process whose stat cannot be parsed cannot be
-                // identified: it drops out of the cycle, its group stays.
-                prop_assert!(groups.contains_key(&victim), "{}", ctx);
-                prop_assert!((procs == 1) != (errors.read == 1), "{}", ctx);
-            }
             (Role::Required, When::Later) => {
-                // Identified, but its values cannot be read: it keeps its
-                // place in the group with its last values.
+                // A known process whose stat or status cannot be read keeps
+                // its place in the group with its last values (an
+                // unreadable stat is matched to it by pid); it is never
+                // dropped and then counted again as new.
                 prop_assert_eq!(procs, 1, "{}", ctx);
             }
             (Role::Optional, _) => {
