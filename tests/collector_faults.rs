@@ -195,8 +195,12 @@ impl Subject {
 
     /// The lower bound of the group's CPU seconds in any export made after
     /// [`Subject::sit_out_outage`] returned `cpu_before_recovery`.
+    ///
+    /// Less a nanosecond: the exported total is a sum of per-cycle
+    /// increments in floating point, which can fall a few ulps short of the
+    /// same ticks converted at once (0.07999999999999999 against 0.08).
     fn cpu_floor(&self, cpu_before_recovery: u64) -> f64 {
-        ticks_to_seconds(cpu_before_recovery.saturating_sub(self.cpu_after_first_cycle))
+        ticks_to_seconds(cpu_before_recovery.saturating_sub(self.cpu_after_first_cycle)) - 1e-9
     }
 
     fn outage_warnings(&self) -> Vec<String> {
