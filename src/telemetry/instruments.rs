@@ -78,10 +78,10 @@ const SWITCHES: Split<u64> = Split {
 /// the meter provider.
 pub fn register(meter: &Meter, cell: &SnapshotCell, options: InstrumentOptions) {
     updown(meter, cat::PROCESSES, cell, |g| g.procs);
-    f64_split(meter, cat::CPU_TIME, cell, CPU);
-    u64_split(meter, cat::DISK_IO, cell, DISK);
-    u64_split(meter, cat::PAGING_FAULTS, cell, FAULTS);
-    u64_split(meter, cat::CONTEXT_SWITCHES, cell, SWITCHES);
+    f64_split(meter, cat::CPU_TIME, cell, CPU, Per::Group);
+    u64_split(meter, cat::DISK_IO, cell, DISK, Per::Group);
+    u64_split(meter, cat::PAGING_FAULTS, cell, FAULTS, Per::Group);
+    u64_split(meter, cat::CONTEXT_SWITCHES, cell, SWITCHES, Per::Group);
     updown(meter, cat::MEMORY_USAGE, cell, |g| g.memory.resident_bytes);
     updown(meter, cat::MEMORY_VIRTUAL, cell, |g| g.memory.virtual_bytes);
     updown(meter, cat::MEMORY_SWAP, cell, |g| g.memory.swap_bytes);
@@ -101,10 +101,17 @@ pub fn register(meter: &Meter, cell: &SnapshotCell, options: InstrumentOptions) 
     wchans(meter, cell);
     if options.threads {
         thread_counts(meter, cell);
-        thread_f64_split(meter, cat::THREAD_NAME_CPU_TIME, cell, CPU);
-        thread_u64_split(meter, cat::THREAD_NAME_DISK_IO, cell, DISK);
-        thread_u64_split(meter, cat::THREAD_NAME_PAGING_FAULTS, cell, FAULTS);
-        thread_u64_split(meter, cat::THREAD_NAME_CONTEXT_SWITCHES, cell, SWITCHES);
+        let per = Per::ThreadName;
+        f64_split(meter, cat::THREAD_NAME_CPU_TIME, cell, CPU, per);
+        u64_split(meter, cat::THREAD_NAME_DISK_IO, cell, DISK, per);
+        u64_split(meter, cat::THREAD_NAME_PAGING_FAULTS, cell, FAULTS, per);
+        u64_split(
+            meter,
+            cat::THREAD_NAME_CONTEXT_SWITCHES,
+            cell,
+            SWITCHES,
+            per,
+        );
     }
     self_metrics(meter, cell);
 }
@@ -151,42 +158,26 @@ fn observe_split<T: Copy>(
     }
 }
 
-fn f64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<f64>) {
-    let cell = cell.clone();
-    meter
-        .f64_observable_counter(spec.name)
-        .with_unit(spec.unit)
-        .with_description(spec.description)
-        .with_callback(move |obs| {
-            each_group(&cell, |g, name| {
-                observe_split(obs, &split, &g.counts, &[name])
-            });
-        })
-        .build();
+/// Whose counts a split counter observes.
+#[derive(Clone, Copy)]
+enum Per {
+    /// Each group's.
+    Group,
+    /// Each thread name's within each group.
+    ThreadName,
 }
 
-fn u64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<u64>) {
+/// The callback of a counter split by `split`, per group or per thread name.
+fn split_callback<T: Copy + Send + Sync + 'static>(
+    cell: &SnapshotCell,
+    split: Split<T>,
+    per: Per,
+) -> impl Fn(&dyn AsyncInstrument<T>) + Send + Sync + 'static {
     let cell = cell.clone();
-    meter
-        .u64_observable_counter(spec.name)
-        .with_unit(spec.unit)
-        .with_description(spec.description)
-        .with_callback(move |obs| {
-            each_group(&cell, |g, name| {
-                observe_split(obs, &split, &g.counts, &[name])
-            });
-        })
-        .build();
-}
-
-fn thread_f64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<f64>) {
-    let cell = cell.clone();
-    meter
-        .f64_observable_counter(spec.name)
-        .with_unit(spec.unit)
-        .with_description(spec.description)
-        .with_callback(move |obs| {
-            each_group(&cell, |g, name| {
+    move |obs| {
+        each_group(&cell, |g, name| match per {
+            Per::Group => observe_split(obs, &split, &g.counts, &[name]),
+            Per::ThreadName => {
                 for t in &g.threads {
                     let base = [
                         name.clone(),
@@ -194,28 +185,26 @@ fn thread_f64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split:
                     ];
                     observe_split(obs, &split, &t.counts, &base);
                 }
-            });
-        })
+            }
+        });
+    }
+}
+
+fn f64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<f64>, per: Per) {
+    meter
+        .f64_observable_counter(spec.name)
+        .with_unit(spec.unit)
+        .with_description(spec.description)
+        .with_callback(split_callback(cell, split, per))
         .build();
 }
 
-fn thread_u64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<u64>) {
-    let cell = cell.clone();
+fn u64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<u64>, per: Per) {
     meter
         .u64_observable_counter(spec.name)
         .with_unit(spec.unit)
         .with_description(spec.description)
-        .with_callback(move |obs| {
-            each_group(&cell, |g, name| {
-                for t in &g.threads {
-                    let base = [
-                        name.clone(),
-                        KeyValue::new(attr::THREAD_NAME, t.name.clone()),
-                    ];
-                    observe_split(obs, &split, &t.counts, &base);
-                }
-            });
-        })
+        .with_callback(split_callback(cell, split, per))
         .build();
 }
 
