@@ -12,37 +12,23 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[allow(dead_code)]
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use procgroups::proc::{
     FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, TaskRead, Thread, ThreadID,
 };
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_procgroups-workload");
+use procs::WORKLOAD;
 
-/// Starts the workload with stdin and stdout piped and waits for its
-/// `ready <pid>` line (its threads are named by then).
+/// Starts the workload as itself (its command line is known exactly).
 fn spawn_workload(args: &[&str]) -> (Child, i32) {
-    let mut child = Command::new(WORKLOAD)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i32 = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .trim()
-        .parse()
-        .unwrap();
-    (child, pid)
+    procs::start_workload(std::path::Path::new(WORKLOAD), args)
 }
 
 fn stop(mut child: Child) {

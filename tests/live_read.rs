@@ -4,11 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+#[allow(dead_code)]
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
 use procgroups::proc::{FsSource, FsSourceOptions, Proc, Source, Thread};
+
+use procs::WORKLOAD;
 
 /// The per-process handle of [`FsSource`].
 type FsProc = <FsSource as Source>::Proc;
@@ -43,29 +48,9 @@ fn unique_name(tag: &str) -> String {
     format!("pg{tag}{:x}", std::process::id())
 }
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_procgroups-workload");
-
-/// Starts the workload with stdin and stdout piped and waits for its
-/// `ready <pid>` line.
+/// Starts the workload as itself (its command line is known exactly).
 fn spawn_workload(args: &[&str]) -> (Child, i32) {
-    let mut child = Command::new(WORKLOAD)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i32 = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(pid as u32, child.id());
-    (child, pid)
+    procs::start_workload(std::path::Path::new(WORKLOAD), args)
 }
 
 fn stop(mut child: Child) {

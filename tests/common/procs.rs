@@ -42,6 +42,31 @@ pub fn inherited_fds() -> usize {
         .count()
 }
 
+/// The `procgroups-workload` binary.
+pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_procgroups-workload");
+
+/// Starts `exe` (the workload binary, or a link to it) with `args`, stdin
+/// and stdout piped, and waits for its `ready <pid>` line: its threads are
+/// named and its files open by then. Closing the child's stdin ends it.
+pub fn start_workload(exe: &Path, args: &[&str]) -> (Child, i32) {
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting procgroups-workload");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("workload said {line:?}"));
+    assert_eq!(pid as u32, child.id());
+    (child, pid)
+}
+
 /// A running `procgroups-workload`; it exits when dropped (stdin closes).
 pub struct Workload {
     child: Child,
@@ -66,7 +91,7 @@ impl Workload {
     /// it again.
     pub fn spawn(args: &[&str]) -> Workload {
         let inherited_fds = inherited_fds();
-        let binary = Path::new(env!("CARGO_BIN_EXE_procgroups-workload"));
+        let binary = Path::new(WORKLOAD);
         let name = args.windows(2).find(|w| w[0] == "--name").map(|w| w[1]);
         let (exe, exe_dir) = match name {
             Some(name) => {
@@ -77,19 +102,8 @@ impl Workload {
             }
             None => (binary.to_path_buf(), None),
         };
-        let mut child = Command::new(&exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting procgroups-workload");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let pid = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("workload said {line:?}"));
+        let (mut child, pid) = start_workload(&exe, args);
+        let pid = pid as u32;
         let stdin = child.stdin.take();
         Workload {
             child,
