@@ -222,3 +222,31 @@ fn sigterm_with_a_stalled_collector_still_exits_in_time() {
     assert!(status.success(), "{status:?}: {}", agent.log());
     assert!(sent.elapsed() <= Duration::from_secs(6));
 }
+
+#[test]
+fn sigterm_with_no_collector_exits_zero_and_says_why_the_final_export_failed() {
+    let name = unique_name("pgtn");
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut agent = agent(&endpoint, &name, &[]);
+    let deadline = Instant::now() + WAIT;
+    while cycles_logged(&agent) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(cycles_logged(&agent) >= 2, "{}", agent.log());
+    agent.terminate();
+    let status = agent
+        .wait_timeout(Duration::from_secs(6))
+        .unwrap_or_else(|| panic!("still running 6 s after SIGTERM: {}", agent.log()));
+    assert!(status.success(), "{status:?}: {}", agent.log());
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("final export failed"))
+        .unwrap_or_else(|| panic!("no final export warning: {log}"));
+    // The exporter's cause, not the SDK's bare "Failed to shutdown".
+    assert!(line.contains(&endpoint), "{line}");
+    assert!(
+        ["refused", "Unavailable"].iter().any(|c| line.contains(c)),
+        "{line}"
+    );
+}

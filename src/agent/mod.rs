@@ -228,7 +228,20 @@ impl Agent {
         let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
         match tokio::time::timeout_at(deadline, flush).await {
             Ok(Ok(Ok(()))) => tracing::info!("final export done; stopped"),
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final export failed; stopped"),
+            Ok(Ok(Err(e))) => {
+                // The SDK's shutdown error only says that it failed; the
+                // exporter recorded why.
+                let status = self.telemetry.health().status();
+                let cause = match (status.last_ok, status.last_error) {
+                    (Some(false), Some(last)) => last,
+                    _ => e.to_string(),
+                };
+                tracing::warn!(
+                    endpoint = %status.endpoint,
+                    error = %cause,
+                    "final export failed; stopped"
+                );
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "final export task failed; stopped"),
             Err(_) => tracing::warn!(
                 budget = %humantime::format_duration(SHUTDOWN_BUDGET),
