@@ -1042,7 +1042,8 @@ impl FsProc {
             if remember {
                 tasks.push(KnownTask {
                     tid,
-                    state: state_letter(&thread.states),
+                    // Only whether it is running matters to what is remembered.
+                    state: thread.states.letter(),
                     still: false,
                     start_ticks: thread.id.start_time_ticks,
                     sched: sched.unwrap_or_default(),
@@ -1072,18 +1073,6 @@ impl FsProc {
         if !self.cycle.threads_wanted {
             self.now = None;
         }
-    }
-}
-
-/// The `stat` letter of a single task's state, as far as [`States`] tells
-/// (only whether it is running matters to what is remembered).
-fn state_letter(s: &States) -> u8 {
-    match () {
-        _ if s.running > 0 => b'R',
-        _ if s.sleeping > 0 => b'S',
-        _ if s.waiting > 0 => b'D',
-        _ if s.zombie > 0 => b'Z',
-        _ => b'?',
     }
 }
 

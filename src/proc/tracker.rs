@@ -160,17 +160,6 @@ struct TrackedThread {
     wchan: Option<Arc<str>>,
 }
 
-/// The `stat` letter of a single task's state, as far as [`States`] tells.
-fn state_letter(s: &States) -> u8 {
-    match () {
-        _ if s.running > 0 => b'R',
-        _ if s.sleeping > 0 => b'S',
-        _ if s.waiting > 0 => b'D',
-        _ if s.zombie > 0 => b'Z',
-        _ => b'?',
-    }
-}
-
 /// The gauges of the last update emitted for a process, replayed with zero
 /// increases when a later read fails, so the group keeps the member (and
 /// its gauges) for that cycle. Refilled in place each cycle.
@@ -875,7 +864,7 @@ fn observe_metrics<P: Proc>(
                         continue;
                     }
                 };
-                let state = state_letter(&th.states);
+                let state = th.states.letter();
                 let found = match t.threads[..known].binary_search_by_key(&th.id, |(id, _)| *id) {
                     Ok(i) => Some(i),
                     Err(_) => t.threads[known..]

@@ -250,6 +250,18 @@ impl States {
         s
     }
 
+    /// The `stat` letter of a single task's state, as far as these counts
+    /// tell: the inverse of [`States::from_letter`] up to `other` (`?`).
+    pub fn letter(&self) -> u8 {
+        match () {
+            _ if self.running > 0 => b'R',
+            _ if self.sleeping > 0 => b'S',
+            _ if self.waiting > 0 => b'D',
+            _ if self.zombie > 0 => b'Z',
+            _ => b'?',
+        }
+    }
+
     /// Total number of tasks counted.
     pub fn total(&self) -> u64 {
         self.running + self.sleeping + self.waiting + self.zombie + self.other
