@@ -286,6 +286,24 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
+    /// What observing a process needs from this cycle, for a process that
+    /// is not in `entries` yet (a known one is observed while its entry is
+    /// borrowed, and builds its `Ctx` from the fields).
+    fn ctx<'a>(
+        &'a mut self,
+        first: SystemTime,
+        cycle: u64,
+        errors: &'a mut CollectErrors,
+    ) -> Ctx<'a> {
+        Ctx {
+            options: &self.options,
+            first,
+            cycle,
+            errors,
+            names: &mut self.names,
+        }
+    }
+
     /// A tracker naming new processes with `namer`.
     pub fn new(namer: Arc<dyn MatchNamer>, options: TrackerOptions) -> Self {
         Tracker {
@@ -429,13 +447,7 @@ impl Tracker {
             match named {
                 Some(group) => {
                     let group = self.names.get(&group);
-                    let mut ctx = Ctx {
-                        options: &self.options,
-                        first,
-                        cycle,
-                        errors: &mut errors,
-                        names: &mut self.names,
-                    };
+                    let mut ctx = self.ctx(first, cycle, &mut errors);
                     if let Some(slot) = first_sight(
                         proc,
                         id,
@@ -468,13 +480,7 @@ impl Tracker {
                         continue;
                     };
                     let group = self.names.get(group);
-                    let mut ctx = Ctx {
-                        options: &self.options,
-                        first,
-                        cycle,
-                        errors: &mut errors,
-                        names: &mut self.names,
-                    };
+                    let mut ctx = self.ctx(first, cycle, &mut errors);
                     if let Some(slot) = first_sight(
                         proc,
                         np.id,
