@@ -549,6 +549,16 @@ fn unreadable_thread_io_never_produces_a_delta() {
     );
 }
 
+/// Pid 7 of group g1, born 5 s after the tracker's first cycle (so its
+/// whole life counts once), with counters `v` and 40/80 bytes of memory.
+fn born_after_start(v: [u64; 8]) -> IDInfo {
+    IDInfo::named(7, "g1", 5)
+        .started_at(cycle_time(0) + Duration::from_secs(5))
+        .counts(c(v))
+        .memory(mem(40, 80))
+        .num_threads(1)
+}
+
 /// Bug 3: a tracked process born after the tracker started counts its whole
 /// lifetime once, on first sight; a read failure in a later cycle keeps its
 /// record (an update with zero increase and its last gauges, plus one read
@@ -557,14 +567,7 @@ fn unreadable_thread_io_never_produces_a_delta() {
 fn transient_read_failure_never_counts_lifetime_twice() {
     let mut tr = tracker(&["g1"], TrackerOptions::default());
     let mut src = ScriptedSource::default();
-    let born = cycle_time(0) + Duration::from_secs(5);
-    let proc = |v: [u64; 8]| {
-        IDInfo::named(7, "g1", 5)
-            .started_at(born)
-            .counts(c(v))
-            .memory(mem(40, 80))
-            .num_threads(1)
-    };
+    let proc = born_after_start;
 
     run(&mut tr, &mut src, 0, vec![]);
     let (errs, got) = run(
@@ -613,13 +616,7 @@ fn transient_read_failure_never_counts_lifetime_twice() {
 fn failed_identity_read_keeps_the_process() {
     let mut tr = tracker(&["g1"], TrackerOptions::default());
     let mut src = ScriptedSource::default();
-    let born = cycle_time(0) + Duration::from_secs(5);
-    let proc = |v: [u64; 8]| {
-        IDInfo::named(7, "g1", 5)
-            .started_at(born)
-            .counts(c(v))
-            .memory(mem(40, 80))
-    };
+    let proc = born_after_start;
 
     run(&mut tr, &mut src, 0, vec![]);
     let got = only(run(&mut tr, &mut src, 1, vec![proc([10, 0, 0, 0, 0, 0, 0, 0])]).1);
