@@ -27,5 +27,6 @@ pub mod config;
 pub mod logging;
 pub mod output;
 pub mod proc;
+pub mod snapshot;
 pub mod status;
 pub mod telemetry;

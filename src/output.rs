@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::agent::Snapshot;
 use crate::proc::{Counts, Group, GroupByName};
+use crate::snapshot::{self, Snapshot};
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
@@ -76,10 +76,6 @@ fn finite(x: f64) -> f64 {
     if x.is_finite() && x > 0.0 { x } else { 0.0 }
 }
 
-fn unix_seconds(t: SystemTime) -> Option<f64> {
-    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
-}
-
 fn json_thread(threads: u64, c: &Counts) -> JsonThread {
     JsonThread {
         threads,
@@ -121,7 +117,7 @@ fn json_group(g: &Group) -> JsonGroup<'_> {
         oldest_start_time_seconds: if g.procs == 0 {
             None
         } else {
-            g.oldest_start_time.and_then(unix_seconds)
+            g.oldest_start_time.and_then(snapshot::unix_seconds)
         },
         states: JsonStates {
             running: g.states.running,
@@ -214,11 +210,7 @@ pub fn human_count(n: u64) -> String {
 
 fn age(now: Option<SystemTime>, start: Option<SystemTime>) -> String {
     match (now, start) {
-        (Some(now), Some(start)) => human_seconds(
-            now.duration_since(start)
-                .unwrap_or(Duration::ZERO)
-                .as_secs_f64(),
-        ),
+        (Some(now), Some(start)) => human_seconds(snapshot::age(now, start).as_secs_f64()),
         _ => "-".to_owned(),
     }
 }
@@ -328,6 +320,7 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
 mod tests {
     use super::*;
     use crate::proc::{CollectErrors, Memory, States, Threads};
+    use std::time::UNIX_EPOCH;
 
     fn sample() -> Snapshot {
         let mut busy = Group {

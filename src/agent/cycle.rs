@@ -1,4 +1,4 @@
-//! One collection cycle: the [`Collector`] owns the process source and the
+//! One collection cycle: the [`Collection`] owns the process source and the
 //! grouper (and through it the tracker's per-process state), runs
 //! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
 //! blocking code; the timer task runs it off the async threads.
@@ -24,7 +24,7 @@ use super::Snapshot;
 pub const READ_CAPABILITIES: [&str; 2] = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"];
 
 /// Runs cycles over one source, keeping the state that spans cycles.
-pub struct Collector<S: Source> {
+pub struct Collection<S: Source> {
     source: S,
     grouper: Grouper,
     errors: CollectErrors,
@@ -33,8 +33,8 @@ pub struct Collector<S: Source> {
     capabilities_checked: bool,
 }
 
-impl Collector<FsSource> {
-    /// A collector over the procfs mount and rules of `config`.
+impl Collection<FsSource> {
+    /// A collection over the procfs mount and rules of `config`.
     pub fn from_config(config: &Config) -> Result<Self, SourceError> {
         let source = FsSource::new(
             &config.procfs,
@@ -42,7 +42,7 @@ impl Collector<FsSource> {
                 gather_smaps: config.gather_smaps,
             },
         )?;
-        Ok(Collector::new(
+        Ok(Collection::new(
             source,
             Grouper::new(config.namer.clone(), grouper_options(config)),
         ))
@@ -64,10 +64,10 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
     }
 }
 
-impl<S: Source> Collector<S> {
-    /// A collector over `source` aggregating with `grouper`.
+impl<S: Source> Collection<S> {
+    /// A collection over `source` aggregating with `grouper`.
     pub fn new(source: S, grouper: Grouper) -> Self {
-        Collector {
+        Collection {
             source,
             grouper,
             errors: CollectErrors::default(),
@@ -222,9 +222,9 @@ mod tests {
         assert!(o.remove_empty_groups);
     }
 
-    fn collector(cycles: Vec<Vec<IDInfo>>) -> Collector<ScriptedSource> {
+    fn collection(cycles: Vec<Vec<IDInfo>>) -> Collection<ScriptedSource> {
         let namer = Arc::new(CommSetNamer::new(["web", "db"]));
-        Collector::new(
+        Collection::new(
             ScriptedSource::new(cycles),
             Grouper::new(namer, GrouperOptions::default()),
         )
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn snapshots_carry_totals_errors_and_counts_across_cycles() {
         let broken = || IDInfo::named(9, "web", 9).metrics_fail(ScriptedFailure::Read);
-        let mut c = collector(vec![
+        let mut c = collection(vec![
             vec![
                 IDInfo::named(1, "web", 1).counts(cpu(1.0)),
                 IDInfo::named(2, "db", 2),

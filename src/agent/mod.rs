@@ -13,10 +13,11 @@
 //! the SDK's final collection and export, all within [`SHUTDOWN_BUDGET`].
 
 mod cycle;
-mod snapshot;
+mod status;
 
-pub use cycle::{Collector, grouper_options};
-pub use snapshot::{Snapshot, SnapshotCell};
+pub use crate::snapshot::{Snapshot, SnapshotCell};
+pub use cycle::{Collection, grouper_options};
+pub use status::AgentStatus;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -79,15 +80,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// `--once`: two cycles `delay` apart, the second printed on stdout. No
-/// collector, no runtime.
+/// collection, no runtime.
 pub fn run_once(config: &Config, delay: Duration) -> anyhow::Result<()> {
-    let mut collector = Collector::from_config(config)
+    let mut collection = Collection::from_config(config)
         .with_context(|| format!("opening procfs at {}", config.procfs.display()))?;
-    collector
+    collection
         .cycle(SystemTime::now())
         .context("first collection cycle")?;
     std::thread::sleep(delay);
-    let snapshot = collector
+    let snapshot = collection
         .cycle(SystemTime::now())
         .context("second collection cycle")?;
     let text = match config.output {
@@ -121,7 +122,7 @@ pub struct Agent {
     config: Config,
     cell: SnapshotCell,
     telemetry: Telemetry,
-    collector: Arc<Mutex<Collector<FsSource>>>,
+    collection: Arc<Mutex<Collection<FsSource>>>,
     /// When the agent started, and how often it exports (for health).
     started: SystemTime,
     export_interval: Duration,
@@ -131,7 +132,7 @@ impl Agent {
     /// Opens the procfs mount and builds the OTLP pipeline. Must be called
     /// inside the tokio runtime that will run the agent.
     pub fn start(config: Config) -> anyhow::Result<Self> {
-        let collector = Collector::from_config(&config)
+        let collection = Collection::from_config(&config)
             .with_context(|| format!("opening procfs at {}", config.procfs.display()))?;
         let env = |k: &str| std::env::var(k).ok();
         let facts = HostFacts::gather(&config.procfs, env);
@@ -162,7 +163,7 @@ impl Agent {
             config,
             cell,
             telemetry,
-            collector: Arc::new(Mutex::new(collector)),
+            collection: Arc::new(Mutex::new(collection)),
             started: SystemTime::now(),
             export_interval,
         })
@@ -171,11 +172,11 @@ impl Agent {
     /// Serves the status and health service on `socket`, over this agent's
     /// snapshots, export record and tracker, until the handle is stopped.
     pub fn serve_status(&self, socket: crate::status::StatusSocket) -> crate::status::ServerHandle {
-        let provider = crate::status::AgentStatus::new(
+        let provider = AgentStatus::new(
             self.cell.clone(),
             self.telemetry.health(),
             self.export_interval,
-            self.collector.clone(),
+            self.collection.clone(),
             self.config.namer.clone(),
             self.config.procfs.clone(),
         );
@@ -255,9 +256,9 @@ impl Agent {
     /// that cannot be listed keeps the previous snapshot and is logged once
     /// until it recovers. A panic in the cycle is a bug and stops the agent.
     async fn cycle(&self, failing: &mut bool) -> anyhow::Result<()> {
-        let collector = self.collector.clone();
+        let collection = self.collection.clone();
         let result = tokio::task::spawn_blocking(move || {
-            collector
+            collection
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .cycle(SystemTime::now())

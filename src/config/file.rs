@@ -15,6 +15,10 @@ use figment::{Metadata, Profile, Provider};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::defaults::{
+    DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES,
+    default_socket_path_in,
+};
 use crate::cli::{Cli, LogFormat};
 
 /// Keys that may be set through `PROCGROUPS_*` variables and flags.
@@ -98,21 +102,19 @@ impl RawSettings {
             remove_empty_groups: false,
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
-            max_groups: 1000,
-            max_thread_names: 100,
+            max_groups: DEFAULT_MAX_GROUPS as u64,
+            max_thread_names: DEFAULT_MAX_THREAD_NAMES as u64,
             status_socket: default_status_socket(env),
-            health_export_intervals: u64::from(crate::status::DEFAULT_HEALTH_EXPORT_INTERVALS),
+            health_export_intervals: u64::from(DEFAULT_HEALTH_EXPORT_INTERVALS),
             process_names: None,
         }
     }
 }
 
-/// The default status socket ([`crate::status::default_socket_path_in`]),
+/// The default status socket ([`default_socket_path_in`]),
 /// with `XDG_RUNTIME_DIR` and `TMPDIR` taken from `env`.
 pub fn default_status_socket(env: &[(String, String)]) -> PathBuf {
-    crate::status::default_socket_path_in(|key| {
-        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    })
+    default_socket_path_in(|key| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
 }
 
 /// One `process_names` item, exactly as process-exporter reads it.

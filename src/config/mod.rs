@@ -19,6 +19,7 @@
 //! Every error names its source, the setting or rule, and the field
 //! ([`ConfigError`]); nothing invalid is silently ignored.
 
+pub mod defaults;
 mod error;
 mod file;
 mod rules;
@@ -119,11 +120,11 @@ impl Config {
             log_format: LogFormat::Text,
             namer,
             source_file: None,
-            max_groups: 1000,
-            max_thread_names: 100,
+            max_groups: defaults::DEFAULT_MAX_GROUPS,
+            max_thread_names: defaults::DEFAULT_MAX_THREAD_NAMES,
             status_socket: file::default_status_socket(&[]),
             warnings: Vec::new(),
-            health_export_intervals: crate::status::DEFAULT_HEALTH_EXPORT_INTERVALS,
+            health_export_intervals: defaults::DEFAULT_HEALTH_EXPORT_INTERVALS,
         }
     }
 }

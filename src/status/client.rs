@@ -17,10 +17,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::convert::group_from_pb;
 use super::health::{fmt as fmt_duration, fmt_age};
 use super::pb;
 use super::pb::status_client::StatusClient;
-use super::server::group_from_pb;
 use crate::cli::{Command, OutputFormat, SocketArg};
 use crate::output;
 use crate::proc::GroupByName;
@@ -425,9 +425,9 @@ pub fn explain_table(e: &pb::ExplainResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::Snapshot;
     use crate::proc::{Counts, Group, Threads};
-    use crate::status::server::group_to_pb;
+    use crate::snapshot::Snapshot;
+    use crate::status::convert::group_to_pb;
 
     #[test]
     fn status_shows_a_group_exactly_as_once_does() {

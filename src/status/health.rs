@@ -16,6 +16,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{CycleInfo, ExportState};
+use crate::snapshot::age;
 
 /// Cycles may be this many intervals late before the agent is unhealthy.
 pub const CYCLE_INTERVALS: u32 = 2;
@@ -158,11 +159,6 @@ impl HealthPolicy {
             reason: format!("{cycle_part}; {export_part}"),
         }
     }
-}
-
-/// `now - then`, zero when the clock went backwards.
-fn age(now: SystemTime, then: SystemTime) -> Duration {
-    now.duration_since(then).unwrap_or(Duration::ZERO)
 }
 
 /// A configured duration for people, to the millisecond.

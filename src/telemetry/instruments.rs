@@ -13,8 +13,8 @@
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 
-use crate::agent::{Snapshot, SnapshotCell};
 use crate::proc::{Counts, Group};
+use crate::snapshot::{Snapshot, SnapshotCell, unix_seconds};
 
 use super::catalogue::{self as cat, MetricSpec, attr};
 
@@ -249,13 +249,6 @@ fn fd_utilization(meter: &Meter, cell: &SnapshotCell) {
             });
         })
         .build();
-}
-
-/// Unix seconds of a start time; `None` before the epoch (never on Linux).
-fn unix_seconds(t: std::time::SystemTime) -> Option<f64> {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs_f64())
 }
 
 fn oldest_start_time(meter: &Meter, cell: &SnapshotCell) {

@@ -42,7 +42,7 @@ use opentelemetry_sdk::metrics::{
     Instrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
 };
 
-use crate::agent::SnapshotCell;
+use crate::snapshot::SnapshotCell;
 
 use super::catalogue as cat;
 use super::export::{ExportHealth, ObservedExporter};
@@ -102,8 +102,8 @@ pub struct CardinalityLimits {
 impl Default for CardinalityLimits {
     fn default() -> Self {
         CardinalityLimits {
-            groups: 1000,
-            thread_names: 100,
+            groups: crate::proc::DEFAULT_MAX_GROUPS,
+            thread_names: crate::proc::DEFAULT_MAX_THREAD_NAMES,
         }
     }
 }
@@ -178,15 +178,9 @@ impl ExportSettings {
         env: &dyn Fn(&str) -> Option<String>,
         collection_interval: Duration,
     ) -> Result<Self, TelemetryError> {
-        let endpoint = first_set(
-            env,
-            [
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-            ],
-        )
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let endpoint = first_set(env, crate::config::OTLP_ENDPOINT_VARS)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
 
         let export_interval = match env("OTEL_METRIC_EXPORT_INTERVAL") {
             Some(raw) => match raw.trim().parse::<u64>() {

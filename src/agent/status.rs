@@ -1,25 +1,26 @@
 //! [`AgentStatus`]: the [`StatusProvider`] of the running agent, over the
 //! pieces the agent already shares: the snapshot cell swapped each cycle,
-//! the export outcome record, and the collector whose tracker knows the
+//! the export outcome record, and the collection whose tracker knows the
 //! group of every process it has seen.
 //!
 //! Reading the snapshot and the export record never waits. `explain` reads
 //! the process from the procfs mount, asks the naming rules why they match
-//! it or not, and asks the tracker (briefly locking the collector, so at
+//! it or not, and asks the tracker (briefly locking the collection, so at
 //! worst it waits for a running cycle) which group it counts it in.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::agent::{Collector, SnapshotCell};
+use super::Collection;
 use crate::proc::{
     FsSource, FsSourceOptions, GroupByName, ID, MatchNamer, MatchReason, Membership, Proc,
     ProcAttributes, ProcError, Source, Static,
 };
+use crate::snapshot::SnapshotCell;
 use crate::telemetry::ExportHealth;
 
-use super::{
+use crate::status::{
     CycleInfo, Decision, ExportAttempt, ExportState, PidExplanation, ProcessFacts, StatusProvider,
 };
 
@@ -28,7 +29,7 @@ pub struct AgentStatus {
     cell: SnapshotCell,
     export: Arc<ExportHealth>,
     export_interval: Duration,
-    collector: Arc<Mutex<Collector<FsSource>>>,
+    collection: Arc<Mutex<Collection<FsSource>>>,
     namer: Arc<dyn MatchNamer>,
     procfs: PathBuf,
 }
@@ -39,7 +40,7 @@ impl AgentStatus {
         cell: SnapshotCell,
         export: Arc<ExportHealth>,
         export_interval: Duration,
-        collector: Arc<Mutex<Collector<FsSource>>>,
+        collection: Arc<Mutex<Collection<FsSource>>>,
         namer: Arc<dyn MatchNamer>,
         procfs: PathBuf,
     ) -> AgentStatus {
@@ -47,19 +48,19 @@ impl AgentStatus {
             cell,
             export,
             export_interval,
-            collector,
+            collection,
             namer,
             procfs,
         }
     }
 
-    /// What the tracker knows of `pid`, copied out of the collector's lock.
+    /// What the tracker knows of `pid`, copied out of the collection's lock.
     fn membership(&self, pid: i32) -> Option<Known> {
-        let collector = self
-            .collector
+        let collection = self
+            .collection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Some(match collector.tracker().membership(pid)? {
+        Some(match collection.tracker().membership(pid)? {
             Membership::Tracked { id, group, reason } => Known::Tracked {
                 id,
                 group: group.to_string(),

@@ -5,7 +5,7 @@
 //! cycle and never sees half of one.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
@@ -58,6 +58,17 @@ impl SnapshotCell {
     pub fn publish(&self, snapshot: Snapshot) {
         self.inner.store(Arc::new(snapshot));
     }
+}
+
+/// Unix seconds of a time (a process start time); `None` before the epoch
+/// (never on Linux).
+pub fn unix_seconds(t: SystemTime) -> Option<f64> {
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+}
+
+/// `now - then`, zero when the clock went backwards.
+pub fn age(now: SystemTime, then: SystemTime) -> Duration {
+    now.duration_since(then).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

@@ -1,0 +1,296 @@
+//! The protobuf conversions of the status service, both ways: the
+//! provider's state and the groups onto the wire for the server, and the
+//! groups back for the client, which renders them like `--once`. One module
+//! so that the client does not depend on the server and a field added to the
+//! wire is converted in both directions in the same place.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::health::HealthPolicy;
+use super::pb;
+use super::{Decision, PidExplanation, StatusProvider};
+use crate::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
+
+/// The whole `GetSnapshot` answer at `now`.
+pub fn snapshot_response(
+    provider: &dyn StatusProvider,
+    policy: &HealthPolicy,
+    now: SystemTime,
+) -> pb::GetSnapshotResponse {
+    let cycle = provider.last_cycle();
+    let export = provider.last_export();
+    let health = policy.evaluate(now, cycle.as_ref(), &export);
+    let groups = provider.groups();
+    pb::GetSnapshotResponse {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        agent_start_time_unix_nano: unix_nanos(Some(policy.start_time)),
+        interval_nanos: nanos(policy.interval),
+        last_cycle: cycle.map(|c| pb::Cycle {
+            end_time_unix_nano: unix_nanos(Some(c.end_time)),
+            duration_nanos: nanos(c.duration),
+            count: c.count,
+            errors: Some(errors_to_pb(c.errors)),
+            tracked_processes: c.tracked_processes,
+        }),
+        export: Some(pb::Export {
+            enabled: export.enabled,
+            interval_nanos: nanos(export.interval),
+            last_attempt_time_unix_nano: unix_nanos(
+                export.last_attempt.as_ref().map(|a| a.end_time),
+            ),
+            last_attempt_ok: export
+                .last_attempt
+                .as_ref()
+                .is_some_and(|a| a.error.is_none()),
+            last_error: export
+                .last_attempt
+                .and_then(|a| a.error)
+                .unwrap_or_default(),
+            last_success_time_unix_nano: unix_nanos(export.last_success),
+            failures_total: export.failures_total,
+            endpoint: export.endpoint,
+        }),
+        health: Some(pb::Health {
+            serving: health.serving,
+            reason: health.reason,
+        }),
+        groups: groups
+            .iter()
+            .map(|(name, g)| group_to_pb(name, g))
+            .collect(),
+    }
+}
+
+fn errors_to_pb(e: CollectErrors) -> pb::CollectErrors {
+    pb::CollectErrors {
+        read: e.read,
+        partial: e.partial,
+    }
+}
+
+/// One group, with the fields of the `--once` JSON.
+pub fn group_to_pb(name: &str, g: &Group) -> pb::Group {
+    pb::Group {
+        name: name.to_string(),
+        procs: g.procs,
+        threads: g.num_threads,
+        cpu_user_seconds: g.counts.cpu_user_time,
+        cpu_system_seconds: g.counts.cpu_system_time,
+        read_bytes: g.counts.read_bytes,
+        write_bytes: g.counts.write_bytes,
+        major_page_faults: g.counts.major_page_faults,
+        minor_page_faults: g.counts.minor_page_faults,
+        voluntary_context_switches: g.counts.ctx_switch_voluntary,
+        nonvoluntary_context_switches: g.counts.ctx_switch_nonvoluntary,
+        resident_bytes: g.memory.resident_bytes,
+        virtual_bytes: g.memory.virtual_bytes,
+        swap_bytes: g.memory.swap_bytes,
+        proportional_resident_bytes: g.memory.proportional_bytes,
+        proportional_swap_bytes: g.memory.proportional_swap_bytes,
+        open_fds: g.open_fds,
+        worst_fd_ratio: g.worst_fd_ratio,
+        oldest_start_time_unix_nano: unix_nanos(g.oldest_start_time),
+        states: Some(pb::States {
+            running: g.states.running,
+            sleeping: g.states.sleeping,
+            waiting: g.states.waiting,
+            zombie: g.states.zombie,
+            other: g.states.other,
+        }),
+        wchans: g.wchans.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        thread_names: g
+            .threads
+            .iter()
+            .map(|t| pb::ThreadName {
+                name: t.name.clone(),
+                threads: t.num_threads,
+                cpu_user_seconds: t.counts.cpu_user_time,
+                cpu_system_seconds: t.counts.cpu_system_time,
+                read_bytes: t.counts.read_bytes,
+                write_bytes: t.counts.write_bytes,
+                major_page_faults: t.counts.major_page_faults,
+                minor_page_faults: t.counts.minor_page_faults,
+                voluntary_context_switches: t.counts.ctx_switch_voluntary,
+                nonvoluntary_context_switches: t.counts.ctx_switch_nonvoluntary,
+            })
+            .collect(),
+    }
+}
+
+/// The group back from the wire: the inverse of [`group_to_pb`], so that
+/// the client renders it with the `--once` functions.
+pub fn group_from_pb(g: &pb::Group) -> (String, Group) {
+    let counts =
+        |cpu_user_time, cpu_system_time, read_bytes, write_bytes, major, minor, vol, inv| Counts {
+            cpu_user_time,
+            cpu_system_time,
+            read_bytes,
+            write_bytes,
+            major_page_faults: major,
+            minor_page_faults: minor,
+            ctx_switch_voluntary: vol,
+            ctx_switch_nonvoluntary: inv,
+        };
+    let states = g.states.unwrap_or_default();
+    let group = Group {
+        counts: counts(
+            g.cpu_user_seconds,
+            g.cpu_system_seconds,
+            g.read_bytes,
+            g.write_bytes,
+            g.major_page_faults,
+            g.minor_page_faults,
+            g.voluntary_context_switches,
+            g.nonvoluntary_context_switches,
+        ),
+        states: States {
+            running: states.running,
+            sleeping: states.sleeping,
+            waiting: states.waiting,
+            zombie: states.zombie,
+            other: states.other,
+        },
+        wchans: g.wchans.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        procs: g.procs,
+        memory: Memory {
+            resident_bytes: g.resident_bytes,
+            virtual_bytes: g.virtual_bytes,
+            swap_bytes: g.swap_bytes,
+            proportional_bytes: g.proportional_resident_bytes,
+            proportional_swap_bytes: g.proportional_swap_bytes,
+        },
+        oldest_start_time: (g.oldest_start_time_unix_nano != 0)
+            .then(|| UNIX_EPOCH + Duration::from_nanos(g.oldest_start_time_unix_nano)),
+        open_fds: g.open_fds,
+        worst_fd_ratio: g.worst_fd_ratio,
+        num_threads: g.threads,
+        threads: g
+            .thread_names
+            .iter()
+            .map(|t| Threads {
+                name: t.name.clone(),
+                num_threads: t.threads,
+                counts: counts(
+                    t.cpu_user_seconds,
+                    t.cpu_system_seconds,
+                    t.read_bytes,
+                    t.write_bytes,
+                    t.major_page_faults,
+                    t.minor_page_faults,
+                    t.voluntary_context_switches,
+                    t.nonvoluntary_context_switches,
+                ),
+            })
+            .collect(),
+    };
+    (g.name.clone(), group)
+}
+
+/// An explanation on the wire.
+pub fn explanation_to_pb(e: PidExplanation) -> pb::ExplainResponse {
+    use pb::explain_response::Decision as D;
+    let decision = match e.decision {
+        Decision::Matched => D::Matched,
+        Decision::Inherited => D::Inherited,
+        Decision::NotMatched => D::NotMatched,
+        Decision::NotFound => D::NotFound,
+    };
+    let (found, name, cmdline, uid) = match e.process {
+        Some(p) => (true, p.name, p.cmdline, p.uid),
+        None => (false, String::new(), Vec::new(), 0),
+    };
+    pb::ExplainResponse {
+        pid: e.pid,
+        found,
+        name,
+        cmdline,
+        uid,
+        group: e.group.unwrap_or_default(),
+        decision: decision as i32,
+        rule: e.rule.unwrap_or_default(),
+        reason: e.reason,
+        ancestor_pid: e.ancestor_pid.unwrap_or(0),
+    }
+}
+
+/// Unix nanoseconds, 0 for unknown (or before 1970).
+fn unix_nanos(t: Option<SystemTime>) -> u64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, nanos)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_survives_the_wire_unchanged() {
+        let mut g = Group {
+            counts: Counts {
+                cpu_user_time: 1.5,
+                cpu_system_time: 0.25,
+                read_bytes: 1,
+                write_bytes: 2,
+                major_page_faults: 3,
+                minor_page_faults: 4,
+                ctx_switch_voluntary: 5,
+                ctx_switch_nonvoluntary: 6,
+            },
+            states: States {
+                running: 1,
+                sleeping: 2,
+                waiting: 3,
+                zombie: 4,
+                other: 5,
+            },
+            procs: 2,
+            memory: Memory {
+                resident_bytes: 7,
+                virtual_bytes: 8,
+                swap_bytes: 9,
+                proportional_bytes: 10,
+                proportional_swap_bytes: 11,
+            },
+            oldest_start_time: Some(UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789)),
+            open_fds: 12,
+            worst_fd_ratio: 0.5,
+            num_threads: 13,
+            threads: vec![
+                Threads {
+                    name: "a".into(),
+                    num_threads: 1,
+                    counts: Counts {
+                        cpu_user_time: 0.5,
+                        read_bytes: 14,
+                        ..Counts::default()
+                    },
+                },
+                Threads {
+                    name: "b".into(),
+                    num_threads: 12,
+                    counts: Counts {
+                        ctx_switch_nonvoluntary: 15,
+                        ..Counts::default()
+                    },
+                },
+            ],
+            ..Group::default()
+        };
+        g.wchans.insert("futex_wait".into(), 2);
+        g.wchans.insert("do_epoll_wait".into(), 11);
+        assert_eq!(
+            group_from_pb(&group_to_pb("web", &g)),
+            ("web".to_owned(), g)
+        );
+
+        let empty = Group::default();
+        assert_eq!(
+            group_from_pb(&group_to_pb("idle", &empty)),
+            ("idle".to_owned(), empty)
+        );
+    }
+}
