@@ -2,9 +2,10 @@
 //! values read from `/proc`, the per-process updates the [`Tracker`] emits and
 //! the per-group totals the [`Grouper`] folds them into. Nothing here does I/O.
 //!
-//! `Counts` (totals since a process started) and `Delta` (the difference of
-//! two totals) are distinct types so that the compiler keeps the two apart: a
-//! counter only ever grows by a `Delta`, and a `Delta` is never negative.
+//! `Counts` holds totals since a process started; `Delta`, the difference of
+//! two totals, is the same type under a name that says which one a value is.
+//! A delta comes only from [`Counts::since`], which never goes negative, so a
+//! counter only ever grows.
 //!
 //! [`Tracker`]: super::Tracker
 //! [`Grouper`]: super::Grouper
@@ -70,27 +71,10 @@ pub struct Counts {
     pub ctx_switch_nonvoluntary: u64,
 }
 
-/// The increase of [`Counts`] between two readings. Never negative: a field
-/// that went down (a thread exited, a value became unreadable) contributes 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Delta {
-    /// utime, seconds.
-    pub cpu_user_time: f64,
-    /// stime, seconds.
-    pub cpu_system_time: f64,
-    /// `read_bytes` of `io`.
-    pub read_bytes: u64,
-    /// `write_bytes` of `io`.
-    pub write_bytes: u64,
-    /// majflt.
-    pub major_page_faults: u64,
-    /// minflt.
-    pub minor_page_faults: u64,
-    /// `voluntary_ctxt_switches`.
-    pub ctx_switch_voluntary: u64,
-    /// `nonvoluntary_ctxt_switches`.
-    pub ctx_switch_nonvoluntary: u64,
-}
+/// The increase of [`Counts`] between two readings, the same fields as the
+/// totals they are added to. Never negative: [`Counts::since`] clamps a
+/// field that went down (a thread exited, a value became unreadable) at 0.
+pub type Delta = Counts;
 
 fn pos(x: f64) -> f64 {
     if x.is_finite() && x > 0.0 { x } else { 0.0 }
@@ -127,7 +111,7 @@ impl Counts {
     }
 }
 
-impl AddAssign<Delta> for Counts {
+impl AddAssign for Counts {
     fn add_assign(&mut self, d: Delta) {
         self.cpu_user_time += d.cpu_user_time;
         self.cpu_system_time += d.cpu_system_time;
@@ -149,23 +133,6 @@ impl Add<Delta> for Counts {
     fn add(mut self, d: Delta) -> Counts {
         self += d;
         self
-    }
-}
-
-impl AddAssign for Delta {
-    fn add_assign(&mut self, d: Delta) {
-        self.cpu_user_time += d.cpu_user_time;
-        self.cpu_system_time += d.cpu_system_time;
-        self.read_bytes = self.read_bytes.saturating_add(d.read_bytes);
-        self.write_bytes = self.write_bytes.saturating_add(d.write_bytes);
-        self.major_page_faults = self.major_page_faults.saturating_add(d.major_page_faults);
-        self.minor_page_faults = self.minor_page_faults.saturating_add(d.minor_page_faults);
-        self.ctx_switch_voluntary = self
-            .ctx_switch_voluntary
-            .saturating_add(d.ctx_switch_voluntary);
-        self.ctx_switch_nonvoluntary = self
-            .ctx_switch_nonvoluntary
-            .saturating_add(d.ctx_switch_nonvoluntary);
     }
 }
 
