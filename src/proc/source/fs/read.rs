@@ -9,7 +9,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::parse::{parse_pid, parse_u64};
+use crate::proc::source::parse::{parse_pid, parse_u64};
 
 /// The longest relative path built: `<pid>/task/<tid>/smaps_rollup` is 39
 /// bytes; file names are compile-time constants.
@@ -171,7 +171,7 @@ pub(super) fn open_path_dir(root: BorrowedFd<'_>, rel: &RelPath) -> Result<Owned
 }
 
 /// The soft limit on open descriptors (`u64::MAX` when unlimited).
-pub(super) fn open_files_limit() -> u64 {
+pub(crate) fn open_files_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX)

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use rustix::fd::OwnedFd;
 
-use super::parse::{Schedstat, StatFields, StatusFields};
+use crate::proc::source::parse::{Schedstat, StatFields, StatusFields};
 
 /// Every process is read in full at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;

@@ -1,0 +1,138 @@
+//! How a [`FsProc`] opens and reads one of its files: relative to its kept
+//! directory descriptor or by path, into the cycle's shared buffer, and how
+//! a failure becomes [`ProcError::Gone`], an error, or a soft error.
+use super::*;
+
+impl FsProc {
+    /// The process directory, when kept: every path is then relative to it.
+    pub(super) fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.known.as_ref().map(|k| k.dir.as_fd())
+    }
+
+    /// Where `rel` (a path inside the process directory) is opened from.
+    pub(super) fn at(&self, rel: &RelPath) -> (BorrowedFd<'_>, RelPath) {
+        match self.dir() {
+            Some(d) => (d, *rel),
+            None => (self.cycle.dir.as_fd(), RelPath::under_pid(self.pid, rel)),
+        }
+    }
+
+    /// The full path of `rel`, for messages.
+    pub(super) fn path(&self, rel: &RelPath) -> PathBuf {
+        self.cycle.root.join(OsStr::from_bytes(
+            RelPath::under_pid(self.pid, rel).as_bytes(),
+        ))
+    }
+
+    /// Whether the process still has a `stat`.
+    pub(super) fn alive(&self) -> bool {
+        let (dir, rel) = self.at(&RelPath::file("stat"));
+        read::exists(dir, &rel)
+    }
+
+    /// Classifies a failure on `rel`: a file that is missing because the
+    /// process exited is churn; one missing in a live process is an error.
+    pub(super) fn io_error(&self, e: Errno, rel: &RelPath) -> ProcError {
+        match e {
+            Errno::NOENT | Errno::SRCH if !self.alive() => ProcError::Gone { pid: self.pid },
+            Errno::ACCESS | Errno::PERM => ProcError::PermissionDenied {
+                path: self.path(rel),
+            },
+            e => ProcError::Io {
+                path: self.path(rel),
+                source: e.into(),
+            },
+        }
+    }
+
+    pub(super) fn parse_error(&self, rel: &RelPath, e: ParseError) -> ProcError {
+        ProcError::Parse {
+            path: self.path(rel),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Reads `rel` (inside the process directory) and parses it.
+    pub(super) fn read<T>(
+        &self,
+        rel: &RelPath,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, ProcError> {
+        let (dir, at) = self.at(rel);
+        match read_with(dir, &at, self.cycle.procfs, parse) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.parse_error(rel, e)),
+            Err(e) => Err(self.io_error(e, rel)),
+        }
+    }
+
+    /// Reads a file of a task and parses it: `Ok(None)` when the task is
+    /// gone (the file or the task vanished), an error for anything else.
+    pub(super) fn read_task_file<T>(
+        &self,
+        rel: &RelPath,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, ProcError> {
+        let (dir, at) = self.at(rel);
+        match read_with(dir, &at, self.cycle.procfs, parse) {
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(e)) => Err(self.parse_error(rel, e)),
+            Err(Errno::NOENT | Errno::SRCH) => Ok(None),
+            Err(e) => Err(self.io_error(e, rel)),
+        }
+    }
+
+    /// Reads and parses `name`, for an optional file: a failure other than
+    /// the process being gone is counted in `soft` and gives `None`.
+    pub(super) fn optional<T>(
+        &mut self,
+        name: &'static str,
+        soft: &mut u32,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, ProcError> {
+        let r = self.read(&RelPath::file(name), parse);
+        self.soften(r, name, soft)
+    }
+
+    /// Turns a failure of an optional read into a counted soft error.
+    pub(super) fn soften<T>(
+        &self,
+        r: Result<T, ProcError>,
+        what: &'static str,
+        soft: &mut u32,
+    ) -> Result<Option<T>, ProcError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_gone() => Err(e),
+            Err(e) => {
+                *soft += 1;
+                tracing::debug!(pid = self.pid, file = what, error = %e, "optional process file unreadable");
+                Ok(None)
+            }
+        }
+    }
+
+    /// On a real procfs, opens the process directory to read through (once
+    /// per handle, and only while descriptors are left for it).
+    pub(super) fn open_dir(&mut self) {
+        if self.tried_dir || self.known.is_some() || !self.cycle.procfs {
+            return;
+        }
+        self.tried_dir = true;
+        if !self.cycle.take_slot() {
+            return;
+        }
+        match read::open_path_dir(self.cycle.dir.as_fd(), &RelPath::pid(self.pid)) {
+            Ok(dir) => {
+                self.known = Some(Box::new(Known::new(dir)));
+                // Before anything else is read: a later change shows as a
+                // different schedstat next cycle.
+                self.leader_sched = self.schedstat(&RelPath::file("schedstat")).ok();
+            }
+            Err(e) => {
+                self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(pid = self.pid, error = %e, "process directory not kept");
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The metrics of one process: the files read for them, and when a
+//! remembered reading stands in for a process that has not run since.
+use super::*;
+
+impl FsProc {
+    /// `schedstat` at `rel` (inside the process directory).
+    pub(super) fn schedstat(&self, rel: &RelPath) -> Result<Schedstat, ProcError> {
+        self.read(rel, parse::parse_schedstat)
+    }
+
+    pub(super) fn stat(&mut self) -> Result<StatFields, ProcError> {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.stat) {
+            return Ok(s);
+        }
+        self.open_dir();
+        let mut comm = String::new();
+        let s = self.read(&RelPath::file("stat"), |b| parse::parse_stat(b, &mut comm))?;
+        let now = self.now.get_or_insert_with(Box::default);
+        now.comm = comm;
+        now.stat = Some(s);
+        if let Some(k) = &mut self.known {
+            k.start_ticks = Some(s.starttime);
+        }
+        Ok(s)
+    }
+
+    pub(super) fn status(&mut self) -> Result<StatusFields, ProcError> {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
+            return Ok(s);
+        }
+        let s = self.read(&RelPath::file("status"), parse::parse_status)?;
+        self.now.get_or_insert_with(Box::default).status = Some(s);
+        Ok(s)
+    }
+
+    /// Open descriptors: the `st_size` of `fd/` on a procfs that reports it
+    /// (Linux 6.2+), else the number of entries.
+    pub(super) fn open_fds(&self) -> Result<u64, ProcError> {
+        let rel = RelPath::file("fd");
+        let (dir, at) = self.at(&rel);
+        if self.cycle.procfs {
+            match read::size_of(dir, &at) {
+                Ok(n) if n > 0 => return Ok(n),
+                Ok(_) => {}
+                Err(e) => return Err(self.io_error(e, &rel)),
+            }
+        }
+        read::count_fds(dir, &at).map_err(|e| self.io_error(e, &rel))
+    }
+
+    /// The soft open-files limit: read every cycle off procfs; on procfs
+    /// when first seen and then on the refresh schedule (another process
+    /// can change it, but rarely does).
+    pub(super) fn limit(&mut self, soft: &mut u32) -> Result<Option<u64>, ProcError> {
+        let number = self.cycle.number;
+        if let Some(k) = &self.known
+            && let Some((limit, _)) = k.limit
+            && !refresh_due(number, self.pid)
+        {
+            *soft += u32::from(limit.is_none());
+            return Ok(limit);
+        }
+        let limit = self.optional("limits", soft, parse::parse_max_open_files)?;
+        if let Some(k) = &mut self.known {
+            k.limit = Some((limit, number));
+        }
+        Ok(limit)
+    }
+
+    /// Pss and SwapPss from `smaps_rollup`, or summed over `smaps` on kernels
+    /// without the rollup (before 4.14).
+    pub(super) fn smaps(&mut self) -> Result<SmapsSum, ProcError> {
+        let rollup = RelPath::file("smaps_rollup");
+        let (dir, at) = self.at(&rollup);
+        match read_with(dir, &at, self.cycle.procfs, SmapsSum::parse) {
+            Ok(sum) => return sum.map_err(|e| self.parse_error(&rollup, e)),
+            Err(Errno::NOENT) if self.alive() => {}
+            // The process lost its memory map since `stat` was read (it is
+            // exiting): there is nothing to measure.
+            Err(Errno::SRCH) if self.alive() => return Ok(SmapsSum::default()),
+            Err(e) => return Err(self.io_error(e, &rollup)),
+        }
+        // The full smaps can be many MiB: stream it line by line.
+        let full = RelPath::file("smaps");
+        let (dir, at) = self.at(&full);
+        let fd = rustix::fs::openat(
+            dir,
+            at.as_bytes(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.io_error(e, &full))?;
+        let mut reader = std::io::BufReader::new(std::fs::File::from(fd));
+        let mut sum = SmapsSum::default();
+        let line = &mut Vec::new();
+        loop {
+            line.clear();
+            match std::io::BufRead::read_until(&mut reader, b'\n', line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    let errno = e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error);
+                    return Err(self.io_error(errno, &full));
+                }
+            }
+            if let Err(e) = sum.add_line(line) {
+                return Err(self.parse_error(&full, e));
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Proportional memory when enabled: read every cycle, since other
+    /// processes change it.
+    pub(super) fn proportional(
+        &mut self,
+        stat: &StatFields,
+        soft: &mut u32,
+    ) -> Result<SmapsSum, ProcError> {
+        if self.cycle.options.gather_smaps && stat.has_memory_map() {
+            let r = self.smaps();
+            Ok(self.soften(r, "smaps_rollup", soft)?.unwrap_or_default())
+        } else {
+            Ok(SmapsSum::default())
+        }
+    }
+
+    /// How much of the remembered reading still holds (see [`known`]):
+    /// nothing, when the process is new, due for a refresh, or its main
+    /// thread has run; its main thread's own values (context switches,
+    /// wait channel) when only that thread is known not to have run; all of
+    /// it when none of its tasks has. Tasks other than the main thread are
+    /// looked at only when threads are wanted; their `schedstat` is kept
+    /// for [`Proc::threads`].
+    pub(super) fn stillness(&mut self) -> Stillness {
+        let (Some(k), Some(leader)) = (&self.known, self.leader_sched) else {
+            return Stillness::None;
+        };
+        let Some(full) = &k.full else {
+            return Stillness::None;
+        };
+        if refresh_due(self.cycle.number, self.pid) || !full.may_rest() || leader != full.leader {
+            return Stillness::None;
+        }
+        if full.single_task() && k.tasks.len() <= 1 {
+            return Stillness::Process;
+        }
+        if !self.cycle.threads_wanted || k.tasks.is_empty() {
+            return Stillness::MainThread;
+        }
+        let count = k.tasks.len();
+        if let Some(k) = &mut self.known {
+            k.checked_at = self.cycle.number;
+            for t in &mut k.tasks {
+                t.still = false;
+            }
+        }
+        for i in 0..count {
+            let tid = match self.known.as_ref().and_then(|k| k.tasks.get(i)) {
+                Some(t) if t.tid != self.pid => t.tid,
+                _ => continue,
+            };
+            let Ok(now) = self.schedstat(&RelPath::in_task(tid).join("schedstat")) else {
+                return Stillness::MainThread;
+            };
+            let Some(t) = self.known.as_mut().and_then(|k| k.tasks.get_mut(i)) else {
+                return Stillness::MainThread;
+            };
+            t.still = t.unchanged(&now);
+            if !t.still {
+                self.now.get_or_insert_with(Box::default).ran = Some((tid, now));
+                return Stillness::MainThread;
+            }
+        }
+        Stillness::Process
+    }
+
+    /// Resident and virtual size in bytes. On a real procfs they come from
+    /// `statm`, whatever else was read: it is cheap, and recent kernels
+    /// give it exact counts where `stat` gives an estimate, so a process
+    /// read in full and one answered from memory report the same sizes.
+    /// Elsewhere they come from `stat`.
+    pub(super) fn sizes(&mut self, stat: &StatFields) -> Result<(u64, u64), ProcError> {
+        let page = self.cycle.facts.page_size;
+        if !self.cycle.procfs {
+            return Ok((stat.rss.saturating_mul(page), stat.vsize));
+        }
+        let (size, resident) = self.read(&RelPath::file("statm"), parse::parse_statm)?;
+        Ok((resident.saturating_mul(page), size.saturating_mul(page)))
+    }
+
+    /// Metrics from the remembered reading and the values that change
+    /// without the process running.
+    pub(super) fn quiet_metrics(&mut self, full: &Full) -> Result<Metrics, ProcError> {
+        let facts = self.cycle.facts;
+        let mut soft = full.soft_errors();
+        let stat = full.stat.fields();
+        let (resident, virtual_bytes) = self.sizes(&stat)?;
+        let swap_kb = if self.cycle.swap_in_use {
+            self.status()?.vm_swap_kb
+        } else {
+            0
+        };
+        let limit = self.limit(&mut soft)?;
+        let smaps = self.proportional(&stat, &mut soft)?;
+        let (read_bytes, write_bytes) = full.io.unwrap_or_default();
+        Ok(Metrics {
+            counts: counts(&facts, &stat, &full.status(), read_bytes, write_bytes),
+            io_known: full.io.is_some(),
+            memory: Memory {
+                resident_bytes: resident,
+                virtual_bytes,
+                swap_bytes: swap_kb.saturating_mul(1024),
+                proportional_bytes: smaps.pss_kb.saturating_mul(1024),
+                proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
+            },
+            filedesc: Filedesc {
+                open: full.open_fds,
+                limit,
+            },
+            num_threads: stat.num_threads,
+            states: States::from_letter(char::from(stat.state)),
+            wchan: full.wchan.as_deref().unwrap_or_default().to_string(),
+            soft_errors: soft,
+        })
+    }
+
+    /// Reads the process's files. With `main` (a reading whose main thread
+    /// has not run since), that thread's own values are taken from it: its
+    /// context switches (unless `status` is needed for swap anyway) and
+    /// its wait channel.
+    pub(super) fn full_metrics(&mut self, main: Option<&Full>) -> Result<Metrics, ProcError> {
+        let stat = self.stat()?;
+        let status = match main {
+            Some(m) if !self.cycle.swap_in_use => m.status(),
+            _ => self.status()?,
+        };
+        let facts = self.cycle.facts;
+        let mut soft = 0u32;
+
+        let io = self.optional("io", &mut soft, parse::parse_io)?;
+        let open = self.soften(self.open_fds(), "fd", &mut soft)?;
+        // A running task has no wait channel: the kernel prints 0.
+        let wchan = if self.cycle.procfs && stat.state == b'R' {
+            Some(String::new())
+        } else if let Some(m) = main {
+            soft += u32::from(m.wchan.is_none());
+            m.wchan.as_deref().map(str::to_string)
+        } else {
+            self.optional("wchan", &mut soft, |b| Ok(parse::parse_wchan(b)))?
+        };
+        let limit = self.limit(&mut soft)?;
+        let smaps = self.proportional(&stat, &mut soft)?;
+        let (resident, virtual_bytes) = self.sizes(&stat)?;
+
+        let leader = self.leader_sched.unwrap_or_default();
+        if let Some(k) = &mut self.known {
+            k.full = Some(Full {
+                stat: KeptStat::of(&stat),
+                ctx: (status.ctx_voluntary, status.ctx_nonvoluntary),
+                io,
+                open_fds: open,
+                wchan: wchan.as_deref().map(|w| self.cycle.names().get(w)),
+                leader,
+            });
+        }
+        let wchan = wchan.unwrap_or_default();
+        self.now.get_or_insert_with(Box::default).wchan = Some(wchan.clone());
+
+        let (read_bytes, write_bytes) = io.unwrap_or_default();
+        Ok(Metrics {
+            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
+            io_known: io.is_some(),
+            memory: Memory {
+                resident_bytes: resident,
+                virtual_bytes,
+                swap_bytes: status.vm_swap_kb.saturating_mul(1024),
+                proportional_bytes: smaps.pss_kb.saturating_mul(1024),
+                proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
+            },
+            filedesc: Filedesc { open, limit },
+            num_threads: stat.num_threads,
+            states: States::from_letter(char::from(stat.state)),
+            wchan,
+            soft_errors: soft,
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! [`FsSource`]: the only part of the process layer that touches a real
+//! procfs. It reads a mount point given at construction (`/proc`, or
+//! `/host/proc` in a container), with boot time from `<mount>/stat` and the
+//! clock tick rate and page size from the system.
+//!
+//! Each cycle opens the mount point once; every process file is then opened
+//! relative to a directory descriptor ([`read`]) and parsed by small byte
+//! parsers ([`parse`](super::parse)) out of one reused buffer. A [`FsProc`] keeps what it
+//! has read (`stat`, `status`, `wchan`) until the tracker's last call on it
+//! in the cycle, so that [`Proc::id`], [`Proc::static_info`],
+//! [`Proc::metrics`] and [`Proc::tasks`] read each file at most once.
+//!
+//! On a real procfs the source also remembers processes between cycles
+//! ([`known`]): each keeps a path-only descriptor of its directory (identity
+//! without reading `stat`, shorter lookups), and a process whose tasks have
+//! not run since its last full reading is answered from that reading plus
+//! the few values that change without it running. The handles given back
+//! by [`Source::recycle`] carry that state to the next cycle. Only file
+//! contents the kernel defines are relied on this way; any other tree (a
+//! fixture, a copy) is read in full every cycle.
+//!
+//! Error policy, which fixes process-exporter's (reference §1.10, §9):
+//! - a file that vanishes (ENOENT/ESRCH) while the process's `stat` is gone
+//!   too means the process exited: [`ProcError::Gone`], not an error;
+//! - the files that decide identity and group (`stat`, `status`, `cmdline`)
+//!   are required; the others (`io`, `fd/`, `limits`, `wchan`, smaps) are
+//!   optional: when one fails the value is unknown (`io_known = false`,
+//!   `open = None`, `limit = None`, empty wchan) and [`Metrics::soft_errors`]
+//!   counts it; `cgroup` that fails is an empty list;
+//! - `task/` is opened by [`Proc::threads`], and by [`Proc::metrics`] only
+//!   when the source was told that threads are wanted
+//!   ([`Source::expect_threads`]).
+
+mod files;
+mod known;
+mod metrics;
+mod process;
+use self::process::counts;
+mod read;
+mod tasks;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Dir, Mode, OFlags};
+use rustix::io::Errno;
+
+use self::known::{Full, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
+pub(super) use self::read::open_files_limit;
+use self::read::{End, RelPath};
+use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
+use super::system::SystemFacts;
+use crate::proc::names::Names;
+use crate::proc::{
+    Counts, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States, Static,
+    TaskRead, Thread, ThreadID,
+};
+
+/// The most bytes read from one file. procfs files are far smaller (a long
+/// `cmdline` is a few hundred KiB); the cap only keeps a broken tree from
+/// exhausting memory. A longer file is cut, which can only fail its parse.
+pub(super) const READ_LIMIT: usize = 1 << 20;
+
+/// Per-process buffers larger than this are not kept for the next cycle.
+const KEEP_LIMIT: usize = 64 << 10;
+
+/// What an [`FsSource`] reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsSourceOptions {
+    /// Read `smaps_rollup` for proportional memory (expensive; off by default).
+    pub gather_smaps: bool,
+}
+
+/// What one cycle of an [`FsSource`] read, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Processes remembered for the next cycle (one descriptor each).
+    pub remembered: usize,
+    /// Processes whose metrics came from their last reading (quiet).
+    pub quiet: u64,
+    /// Processes whose files were read for their metrics.
+    pub read: u64,
+    /// Tasks that came from their last reading.
+    pub tasks_kept: u64,
+    /// Tasks whose files were read.
+    pub tasks_read: u64,
+}
+
+/// Counters of one cycle, shared by its handles.
+#[derive(Debug, Default)]
+struct Counters {
+    quiet: AtomicU64,
+    read: AtomicU64,
+    tasks_kept: AtomicU64,
+    tasks_read: AtomicU64,
+}
+
+impl Counters {
+    fn add(n: &AtomicU64, by: u64) {
+        n.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// A [`Source`] over a procfs mount point.
+#[derive(Debug)]
+pub struct FsSource {
+    root: Arc<Path>,
+    facts: SystemFacts,
+    options: FsSourceOptions,
+    /// The vector of the handles given back, reused for the next listing.
+    spare_list: Vec<FsProc>,
+    /// How many processes the last listing had.
+    listed: usize,
+    /// Processes remembered from the last cycle, by PID (real procfs only).
+    known: HashMap<i32, Box<Known>>,
+    /// Shared thread names and wait channels of the remembered tasks.
+    names: Arc<Mutex<Names>>,
+    /// Whether [`Proc::threads`] will be called this cycle.
+    threads_wanted: bool,
+    /// Cycles started.
+    cycles: u64,
+    /// The counters of the cycle in progress, and the last cycle's totals.
+    counters: Arc<Counters>,
+    stats: ReadStats,
+}
+
+impl FsSource {
+    /// On a real procfs, every process is read in full at least once in
+    /// this many cycles, even when it has not run: the bound on how long a
+    /// change made to it from outside (a limit set with `prlimit`, a thread
+    /// renamed by another thread) can go unseen.
+    pub const REFRESH_CYCLES: u64 = known::REFRESH_CYCLES;
+
+    /// Opens `root`, reading its boot time from `root/stat` and the tick rate
+    /// and page size from the system.
+    pub fn new(root: impl AsRef<Path>, options: FsSourceOptions) -> Result<Self, SourceError> {
+        let facts = SystemFacts::read(root.as_ref())?;
+        Ok(FsSource::with_facts(root, facts, options))
+    }
+
+    /// Opens `root` with explicit system facts (for fixture trees).
+    pub fn with_facts(
+        root: impl AsRef<Path>,
+        facts: SystemFacts,
+        options: FsSourceOptions,
+    ) -> Self {
+        FsSource {
+            root: Arc::from(root.as_ref()),
+            facts,
+            options,
+            spare_list: Vec::new(),
+            listed: 0,
+            known: HashMap::new(),
+            names: Arc::default(),
+            threads_wanted: false,
+            cycles: 0,
+            counters: Arc::default(),
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// The mount point read.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The system facts in use.
+    pub fn facts(&self) -> SystemFacts {
+        self.facts
+    }
+
+    /// What this source reads.
+    pub fn options(&self) -> FsSourceOptions {
+        self.options
+    }
+
+    /// What the last cycle read, as of its [`Source::recycle`].
+    pub fn read_stats(&self) -> ReadStats {
+        self.stats
+    }
+}
+
+impl Source for FsSource {
+    type Proc = FsProc;
+
+    /// The numeric entries of the mount point, in directory order.
+    fn all_procs(&mut self) -> Result<Vec<FsProc>, SourceError> {
+        let list_error = |e: Errno| SourceError::List {
+            path: self.root.to_path_buf(),
+            source: e.into(),
+        };
+        let dir = rustix::fs::open(
+            &*self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(list_error)?;
+        let listing = Dir::read_from(&dir).map_err(list_error)?;
+        self.cycles += 1;
+        let procfs = read::is_procfs(&dir);
+        // With no swap area, no process has swapped memory: `status` need
+        // not be read for it. Unknown counts as in use.
+        let swap_in_use = !procfs || {
+            let mut buf = Vec::new();
+            read::read_file(
+                dir.as_fd(),
+                &RelPath::file("swaps"),
+                &mut buf,
+                READ_LIMIT,
+                End::Short,
+            )
+            .map_or(true, |()| parse::swaps_in_use(&buf))
+        };
+        let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
+        self.counters = Arc::default();
+        let cycle = Arc::new(Cycle {
+            procfs,
+            root: Arc::clone(&self.root),
+            dir,
+            facts: self.facts,
+            options: self.options,
+            number: self.cycles,
+            threads_wanted: self.threads_wanted,
+            swap_in_use,
+            free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
+            counters: Arc::clone(&self.counters),
+            names: Arc::clone(&self.names),
+        });
+        let mut procs = std::mem::take(&mut self.spare_list);
+        procs.clear();
+        // About as many as last time: no doubling slack on a large host.
+        procs.reserve_exact(self.listed + self.listed / 32 + 16);
+        let known = &mut self.known;
+        read::for_each_id(listing, |pid| {
+            procs.push(FsProc {
+                pid,
+                cycle: Arc::clone(&cycle),
+                now: None,
+                known: if procfs { known.remove(&pid) } else { None },
+                tried_dir: false,
+                leader_sched: None,
+                quiet: false,
+            });
+        })
+        .map_err(list_error)?;
+        self.listed = procs.len();
+        // Whatever was not listed has exited: close its directory.
+        self.known.clear();
+        if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
+            self.names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sweep();
+        }
+        Ok(procs)
+    }
+
+    fn recycle(&mut self, mut procs: Vec<FsProc>) {
+        for p in procs.drain(..) {
+            if let Some(k) = p.known
+                && k.start_ticks.is_some()
+            {
+                self.known.insert(p.pid, k);
+            }
+        }
+        // Keep room for about as many as this time, no more.
+        procs.shrink_to(self.listed + self.listed / 32 + 16);
+        self.spare_list = procs;
+        let c = &self.counters;
+        self.stats = ReadStats {
+            remembered: self.known.len(),
+            quiet: c.quiet.load(Ordering::Relaxed),
+            read: c.read.load(Ordering::Relaxed),
+            tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
+            tasks_read: c.tasks_read.load(Ordering::Relaxed),
+        };
+    }
+
+    fn expect_threads(&mut self, wanted: bool) {
+        self.threads_wanted = wanted;
+    }
+}
+
+/// What every handle of one cycle shares.
+#[derive(Debug)]
+struct Cycle {
+    root: Arc<Path>,
+    /// The mount point, opened once per cycle.
+    dir: OwnedFd,
+    /// True on a real procfs: the kernel's own rules about its files can be
+    /// relied on (see [`known`]), and the `fd/` directory reports its count.
+    procfs: bool,
+    facts: SystemFacts,
+    options: FsSourceOptions,
+    /// The source's cycle count, for the refresh schedule.
+    number: u64,
+    threads_wanted: bool,
+    /// Whether the system has a swap area (always true off procfs).
+    swap_in_use: bool,
+    /// How many more process directories may be kept open.
+    free_slots: AtomicU64,
+    counters: Arc<Counters>,
+    names: Arc<Mutex<Names>>,
+}
+
+impl Cycle {
+    /// The shared strings (one cycle runs on one thread: never contended).
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one slot for a kept directory, if any is left.
+    fn take_slot(&self) -> bool {
+        self.free_slots
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+thread_local! {
+    /// The read buffer of the cycles run on this thread. Files are read and
+    /// parsed one at a time, so one buffer serves every process.
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads `rel` under `dir` and hands its content to `f`.
+fn read_with<T>(
+    dir: BorrowedFd<'_>,
+    rel: &RelPath,
+    procfs: bool,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Errno> {
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let r = read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf));
+            if buf.capacity() > KEEP_LIMIT {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // Only if `f` itself reads, which none does.
+        Err(_) => {
+            let mut buf = Vec::new();
+            read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf))
+        }
+    })
+}
+
+/// One process under an [`FsSource`], valid for one cycle. Kept small:
+/// a cycle holds one per process.
+#[derive(Debug)]
+pub struct FsProc {
+    pid: i32,
+    /// Whether opening the process directory was tried this cycle.
+    tried_dir: bool,
+    /// Set by [`Proc::metrics`] when the process was found quiet.
+    quiet: bool,
+    cycle: Arc<Cycle>,
+    /// What is remembered across cycles (real procfs only).
+    known: Option<Box<Known>>,
+    /// The main thread's `schedstat`, read before anything else this cycle.
+    leader_sched: Option<Schedstat>,
+    /// The files read this cycle; `None` while nothing but `schedstat` has
+    /// been (a quiet process).
+    now: Option<Box<ReadNow>>,
+}
+
+/// What a handle has read in its cycle, kept for the other calls.
+#[derive(Debug, Default)]
+struct ReadNow {
+    /// The comm, from `stat`.
+    comm: String,
+    stat: Option<StatFields>,
+    status: Option<StatusFields>,
+    /// The process's own wchan.
+    wchan: Option<String>,
+    /// The first task found to have run, with its `schedstat`, when
+    /// [`Proc::metrics`] looked at the tasks.
+    ran: Option<(i32, Schedstat)>,
+}
+
+/// How much of a remembered reading holds this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stillness {
+    /// Nothing: read everything.
+    None,
+    /// The main thread has not run: its own values hold.
+    MainThread,
+    /// No task has run: everything but memory holds.
+    Process,
+}
+
+/// Reads `rel` under `dir` into `buf`.
+fn read_in(
+    dir: BorrowedFd<'_>,
+    rel: &RelPath,
+    buf: &mut Vec<u8>,
+    procfs: bool,
+) -> Result<(), Errno> {
+    let end = if procfs { End::Short } else { End::Zero };
+    read::read_file(dir, rel, buf, READ_LIMIT, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_and_handles_can_move_to_a_blocking_thread() {
+        fn send<T: Send + 'static>() {}
+        send::<FsSource>();
+        send::<FsProc>();
+    }
+}

@@ -1,0 +1,159 @@
+//! [`Proc`] for [`FsProc`]: identity, the static attributes, the metrics and
+//! the tasks of one process, each read at most once per cycle.
+use super::*;
+
+/// Counters from `stat`, `status` and `io` (0 when `io` is unknown).
+pub(super) fn counts(
+    facts: &SystemFacts,
+    stat: &StatFields,
+    status: &StatusFields,
+    read_bytes: u64,
+    write_bytes: u64,
+) -> Counts {
+    Counts {
+        cpu_user_time: facts.seconds(stat.utime),
+        cpu_system_time: facts.seconds(stat.stime),
+        read_bytes,
+        write_bytes,
+        major_page_faults: stat.majflt,
+        minor_page_faults: stat.minflt,
+        ctx_switch_voluntary: status.ctx_voluntary,
+        ctx_switch_nonvoluntary: status.ctx_nonvoluntary,
+    }
+}
+
+impl Proc for FsProc {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Reads `stat` (kept for the other calls of this cycle); for a process
+    /// remembered from the last cycle, only its main thread's `schedstat`,
+    /// through the kept directory, which fails once that process is gone.
+    fn id(&mut self) -> Result<ID, ProcError> {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.stat) {
+            return Ok(ID {
+                pid: self.pid,
+                start_time_ticks: s.starttime,
+            });
+        }
+        if let Some(start) = self.known.as_ref().and_then(|k| k.start_ticks) {
+            if self.leader_sched.is_some() {
+                return Ok(ID {
+                    pid: self.pid,
+                    start_time_ticks: start,
+                });
+            }
+            match self.schedstat(&RelPath::file("schedstat")) {
+                Ok(s) => {
+                    self.leader_sched = Some(s);
+                    return Ok(ID {
+                        pid: self.pid,
+                        start_time_ticks: start,
+                    });
+                }
+                Err(e) => {
+                    // The remembered process is gone (its PID may have been
+                    // reused) or cannot be checked: start afresh.
+                    tracing::trace!(pid = self.pid, error = %e, "remembered process not confirmed");
+                    self.known = None;
+                    self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let s = self.stat()?;
+        Ok(ID {
+            pid: self.pid,
+            start_time_ticks: s.starttime,
+        })
+    }
+
+    /// Reads `status`, `cmdline` and `cgroup` (and `stat` if not yet read).
+    fn static_info(&mut self) -> Result<Static, ProcError> {
+        let stat = self.stat()?;
+        let status = self.status()?;
+        let start_time = self.cycle.facts.after_boot(stat.starttime).ok_or_else(|| {
+            self.parse_error(
+                &RelPath::file("stat"),
+                ParseError("field 22 (starttime) is out of range"),
+            )
+        })?;
+
+        let cmdline = self.read(&RelPath::file("cmdline"), |b| Ok(parse::parse_cmdline(b)))?;
+
+        let cgroups = match self.read(&RelPath::file("cgroup"), |b| Ok(parse::parse_cgroup(b))) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(pid = self.pid, error = %e, "cgroup unreadable");
+                Vec::new()
+            }
+        };
+
+        Ok(Static {
+            name: self
+                .now
+                .as_ref()
+                .map(|n| n.comm.clone())
+                .unwrap_or_default(),
+            cmdline,
+            cgroups,
+            parent_pid: stat.ppid,
+            start_time,
+            effective_uid: status.euid,
+        })
+    }
+
+    /// Reads `io`, `fd/`, `limits`, `wchan` and, when enabled, smaps (and
+    /// `stat`/`status` if not yet read). For a quiet process (none of its
+    /// tasks has run since it was last read, see [`FsSource`]), only
+    /// `statm`, `status` when the system has swap, and smaps when enabled.
+    fn metrics(&mut self) -> Result<Metrics, ProcError> {
+        let stillness = if self.now.as_ref().is_none_or(|n| n.stat.is_none()) {
+            self.stillness()
+        } else {
+            Stillness::None
+        };
+        let full = match stillness {
+            Stillness::None => None,
+            _ => self.known.as_ref().and_then(|k| k.full.clone()),
+        };
+        if let (Stillness::Process, Some(full)) = (stillness, &full) {
+            match self.quiet_metrics(full) {
+                Ok(m) => {
+                    self.quiet = true;
+                    Counters::add(&self.cycle.counters.quiet, 1);
+                    self.done_unless_threads();
+                    return Ok(m);
+                }
+                Err(e) if e.is_gone() => return Err(e),
+                // Read everything, which reports the failure properly.
+                Err(_) => {}
+            }
+        }
+        Counters::add(&self.cycle.counters.read, 1);
+        let m = self.full_metrics(full.as_ref());
+        self.done_unless_threads();
+        m
+    }
+
+    /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in
+    /// directory order, including the main thread. Tasks that exit while
+    /// being read are left out.
+    fn threads(&mut self) -> Result<Vec<Thread>, ProcError> {
+        Ok(self
+            .task_list(false)?
+            .into_iter()
+            .filter_map(|t| match t {
+                TaskRead::Read(t) => Some(t),
+                TaskRead::Unchanged(_) => None,
+            })
+            .collect())
+    }
+
+    /// Like [`Proc::threads`]; on a real procfs, a task that has not run
+    /// since it was last read (its `schedstat` is unchanged) is not read
+    /// again, and none is when the whole process is quiet.
+    fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
+        self.task_list(true)
+    }
+}

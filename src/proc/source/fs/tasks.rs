@@ -1,0 +1,181 @@
+//! The tasks (`task/`) of one process: listing them, reading each, and
+//! answering a task that has not run since its last reading from that.
+use super::*;
+
+impl FsProc {
+    /// Reads one task; `Ok(None)` when it exited while being read. On a real
+    /// procfs the main thread's `status` and `wchan` are the process's own
+    /// (the same task), so when those were read this cycle they are reused.
+    pub(super) fn read_task(&mut self, tid: i32) -> Result<Option<Thread>, ProcError> {
+        let base = RelPath::in_task(tid);
+        let facts = self.cycle.facts;
+        let main = self.cycle.procfs && tid == self.pid;
+        let gone = |e: &ProcError| matches!(e, ProcError::Gone { .. });
+
+        // stat and status are required: a task that lacks them exited.
+        let mut name = String::new();
+        let Some(stat) =
+            self.read_task_file(&base.join("stat"), |b| parse::parse_stat(b, &mut name))?
+        else {
+            return Ok(None);
+        };
+        let status = match self.now.as_ref().and_then(|n| n.status).filter(|_| main) {
+            Some(s) => s,
+            None => match self.read_task_file(&base.join("status"), parse::parse_status)? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
+
+        // io and wchan are optional: unknown io is flagged, not zeroed.
+        let io = match self.read_task_file(&base.join("io"), parse::parse_io) {
+            Ok(io) => io,
+            Err(e) if gone(&e) => return Err(e),
+            Err(_) => None,
+        };
+        let wchan = match self
+            .now
+            .as_ref()
+            .and_then(|n| n.wchan.as_ref())
+            .filter(|_| main)
+        {
+            Some(w) => w.clone(),
+            None if self.cycle.procfs && stat.state == b'R' => String::new(),
+            None => self
+                .read_task_file(&base.join("wchan"), |b| Ok(parse::parse_wchan(b)))
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        };
+
+        let (read_bytes, write_bytes) = io.unwrap_or_default();
+        Ok(Some(Thread {
+            id: ThreadID {
+                tid,
+                start_time_ticks: stat.starttime,
+            },
+            name,
+            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
+            io_known: io.is_some(),
+            wchan,
+            states: States::from_letter(char::from(stat.state)),
+        }))
+    }
+
+    /// The TIDs in `task/`, in directory order.
+    pub(super) fn list_tasks(&self) -> Result<Vec<i32>, ProcError> {
+        let rel = RelPath::file("task");
+        let (dir, at) = self.at(&rel);
+        let listing = read::open_dir(dir, &at).map_err(|e| self.io_error(e, &rel))?;
+        let mut tids = Vec::new();
+        read::for_each_id(listing, |tid| tids.push(tid)).map_err(|e| self.io_error(e, &rel))?;
+        Ok(tids)
+    }
+
+    /// The `schedstat` of task `tid` this cycle: already read, or read now;
+    /// `None` when unreadable.
+    pub(super) fn task_sched(&self, tid: i32) -> Option<Schedstat> {
+        if tid == self.pid {
+            return self.leader_sched;
+        }
+        if let Some(k) = &self.known
+            && k.checked_at == self.cycle.number
+            && let Some(t) = k.task(tid).filter(|t| t.still)
+        {
+            return Some(t.sched);
+        }
+        if let Some((_, now)) = self
+            .now
+            .as_ref()
+            .and_then(|n| n.ran)
+            .filter(|(t, _)| *t == tid)
+        {
+            return Some(now);
+        }
+        self.schedstat(&RelPath::in_task(tid).join("schedstat"))
+            .ok()
+    }
+
+    /// The tasks, read in directory order; with `unchanged`, those known
+    /// not to have run since their last reading come back unread. Either
+    /// way, what tells that next cycle is remembered.
+    pub(super) fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
+        if unchanged
+            && self.quiet
+            && let Some(k) = &self.known
+            && !k.tasks.is_empty()
+        {
+            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
+            return Ok(k
+                .tasks
+                .iter()
+                .map(|t| {
+                    TaskRead::Unchanged(ThreadID {
+                        tid: t.tid,
+                        start_time_ticks: t.start_ticks,
+                    })
+                })
+                .collect());
+        }
+        let tids = self.list_tasks()?;
+        let remember = self.known.is_some();
+        let refresh = refresh_due(self.cycle.number, self.pid);
+        let mut list = Vec::with_capacity(tids.len());
+        let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
+        let (mut kept_n, mut read_n) = (0, 0);
+        for tid in tids {
+            // Before the task's files: a run after this shows next cycle.
+            let sched = if remember { self.task_sched(tid) } else { None };
+            let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
+                (Some(now), Some(t)) if unchanged && !refresh && t.unchanged(&now) => Some(*t),
+                _ => None,
+            };
+            if let Some(t) = kept {
+                kept_n += 1;
+                tasks.push(t);
+                list.push(TaskRead::Unchanged(ThreadID {
+                    tid,
+                    start_time_ticks: t.start_ticks,
+                }));
+                continue;
+            }
+            read_n += 1;
+            let Some(thread) = self.read_task(tid)? else {
+                continue;
+            };
+            if remember {
+                tasks.push(KnownTask {
+                    tid,
+                    // Only whether it is running matters to what is remembered.
+                    state: thread.states.letter(),
+                    still: false,
+                    start_ticks: thread.id.start_time_ticks,
+                    sched: sched.unwrap_or_default(),
+                });
+            }
+            list.push(TaskRead::Read(thread));
+        }
+        Counters::add(&self.cycle.counters.tasks_kept, kept_n);
+        Counters::add(&self.cycle.counters.tasks_read, read_n);
+        if list.is_empty() && !self.alive() {
+            return Err(ProcError::Gone { pid: self.pid });
+        }
+        if let Some(k) = &mut self.known {
+            tasks.sort_unstable_by_key(|t| t.tid);
+            k.tasks = tasks;
+        }
+        // The last read the tracker makes of this process this cycle.
+        self.now = None;
+        Ok(list)
+    }
+
+    /// Drops what was read this cycle once the tracker is done with the
+    /// process (after [`Proc::metrics`] when no threads are wanted), so a
+    /// cycle over thousands of new processes does not hold all of it until
+    /// the handles are given back. A later call reads again.
+    pub(super) fn done_unless_threads(&mut self) {
+        if !self.cycle.threads_wanted {
+            self.now = None;
+        }
+    }
+}
