@@ -28,10 +28,15 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, trace};
 
+mod reading;
+mod threads;
+
+use self::reading::Reading;
+use self::threads::Threads;
 use super::names::Names;
 use super::{
-    CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
-    ProcError, Source, SourceError, States, TaskRead, ThreadID, ThreadUpdate, Update,
+    CollectErrors, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
+    ProcError, Source, SourceError, States, TaskRead, Update,
 };
 
 /// The shared names no longer used are dropped once in this many cycles.
@@ -93,73 +98,6 @@ pub enum Membership<'a> {
     },
 }
 
-/// The last reading of one set of counters. `io` is kept apart because it can
-/// be unreadable in one cycle and readable in the next: it holds the last
-/// *good* (read_bytes, write_bytes), so that an unreadable cycle neither feeds
-/// a zero into a difference nor loses what happened meanwhile.
-#[derive(Debug, Clone, Copy)]
-struct Reading {
-    /// The counters; `read_bytes` and `write_bytes` are the last *good* io
-    /// values (kept while io is unreadable), meaningful once `io_seen`.
-    counts: Counts,
-    /// Whether io has ever been readable.
-    io_seen: bool,
-}
-
-impl Reading {
-    fn first(counts: &Counts, io_known: bool) -> Reading {
-        Reading {
-            counts: *counts,
-            io_seen: io_known,
-        }
-    }
-
-    /// The whole of `counts` as an increase (first sight of something born
-    /// while the tracker runs); io counts only when it is known.
-    fn whole(counts: &Counts, io_known: bool) -> Delta {
-        let mut d = counts.as_delta();
-        if !io_known {
-            d.read_bytes = 0;
-            d.write_bytes = 0;
-        }
-        d
-    }
-
-    /// The increase since the stored reading, which `counts` then replaces.
-    /// io is differenced from the last good value, or not at all this cycle
-    /// when it is unknown now (or has never been known: the first known value
-    /// becomes the baseline).
-    fn advance(&mut self, counts: &Counts, io_known: bool) -> Delta {
-        let mut d = counts.since(&self.counts);
-        if !(io_known && self.io_seen) {
-            (d.read_bytes, d.write_bytes) = (0, 0);
-        }
-        let (read, write) = (self.counts.read_bytes, self.counts.write_bytes);
-        self.counts = *counts;
-        if io_known {
-            self.io_seen = true;
-        } else {
-            (self.counts.read_bytes, self.counts.write_bytes) = (read, write);
-        }
-        d
-    }
-}
-
-/// One task of a tracked process.
-#[derive(Debug)]
-struct TrackedThread {
-    /// Shared with the other threads of that name.
-    name: Arc<str>,
-    reading: Reading,
-    /// The number of the last cycle that listed the task (truncated: only
-    /// compared with the current one).
-    last_seen: u32,
-    /// Its state letter and wait channel at the last reading, counted
-    /// again while the source reports it unchanged.
-    state: u8,
-    wchan: Option<Arc<str>>,
-}
-
 /// The gauges of the last update emitted for a process, replayed with zero
 /// increases when a later read fails, so the group keeps the member (and
 /// its gauges) for that cycle. Refilled in place each cycle.
@@ -206,17 +144,10 @@ struct TrackedProc {
     /// process whose first metrics read failed is tracked, but has no
     /// baseline yet).
     reading: Option<Reading>,
-    /// Its tasks, sorted by identity (a vector: a handful per process).
-    threads: Vec<(ThreadID, TrackedThread)>,
+    /// Its tasks.
+    threads: Threads,
     /// The gauges of the last update emitted; `None` before the first.
     last: Option<LastGauges>,
-}
-
-impl TrackedProc {
-    /// The position of the kept task `id`.
-    fn thread_at(&self, id: &ThreadID) -> Option<usize> {
-        self.threads.binary_search_by_key(id, |(i, _)| *i).ok()
-    }
 }
 
 #[derive(Debug)]
@@ -703,7 +634,7 @@ fn first_sight<P: Proc>(
         reason,
         start,
         reading: None,
-        threads: Vec::new(),
+        threads: Threads::default(),
         last: None,
     });
     match proc.metrics() {
@@ -765,14 +696,7 @@ fn without_deltas(t: &TrackedProc) -> Option<Update> {
             .iter()
             .map(|(w, n)| (w.to_string(), *n))
             .collect(),
-        threads: t
-            .threads
-            .iter()
-            .map(|(_, tt)| ThreadUpdate {
-                thread_name: tt.name.to_string(),
-                latest: Delta::default(),
-            })
-            .collect(),
+        threads: t.threads.unchanged(),
     })
 }
 
@@ -794,7 +718,7 @@ fn observe_metrics<P: Proc>(
         // (another caller was given it), every task is read instead.
         if let Ok(list) = &read
             && list.iter().any(|r| match r {
-                TaskRead::Unchanged(id) => t.thread_at(id).is_none(),
+                TaskRead::Unchanged(id) => !t.threads.contains(id),
                 TaskRead::Read(_) => false,
             })
         {
@@ -834,128 +758,37 @@ fn observe_metrics<P: Proc>(
         }
     };
 
-    let mut states = States::default();
-    let mut wchans = BTreeMap::new();
-    let mut thread_updates = Vec::new();
-    match thread_read {
+    let own = || {
+        let mut wchans = BTreeMap::new();
+        own_wchan(&metrics.wchan, &mut wchans);
+        (metrics.states, wchans)
+    };
+    let (states, wchans, thread_updates) = match thread_read {
         ThreadRead::Listed(list) if !list.is_empty() => {
-            // Context switches are summed from per-thread increases, so a
-            // thread that exits takes nothing away; each thread counts once
-            // in states and wchans. The thread map is updated in place and
-            // swept of the threads this listing did not show.
-            let mut switches = (0u64, 0u64);
-            thread_updates.reserve_exact(list.len());
-            let known = t.threads.len();
-            if known == 0 {
-                t.threads.reserve_exact(list.len());
-            }
-            for item in list {
-                let th = match item {
-                    TaskRead::Read(th) => th,
-                    TaskRead::Unchanged(id) => {
-                        // As last cycle: no increase, the same state and
-                        // wait channel.
-                        let at = t.threads[..known].binary_search_by_key(&id, |(i, _)| *i);
-                        if let Some((_, tt)) = at.ok().and_then(|i| t.threads.get_mut(i)) {
-                            tt.last_seen = mark;
-                            states += States::from_letter(char::from(tt.state));
-                            if let Some(w) = &tt.wchan {
-                                *wchans.entry(w.to_string()).or_insert(0) += 1;
-                            }
-                            thread_updates.push(ThreadUpdate {
-                                thread_name: tt.name.to_string(),
-                                latest: Delta::default(),
-                            });
-                        }
-                        continue;
-                    }
-                };
-                let state = th.states.letter();
-                let found = match t.threads[..known].binary_search_by_key(&th.id, |(id, _)| *id) {
-                    Ok(i) => Some(i),
-                    Err(_) => t.threads[known..]
-                        .iter()
-                        .position(|(id, _)| *id == th.id)
-                        .map(|i| known + i),
-                };
-                let d = match found.and_then(|i| t.threads.get_mut(i)) {
-                    Some((_, tt)) => {
-                        let d = tt.reading.advance(&th.counts, th.io_known);
-                        ctx.names.update(&mut tt.name, &th.name);
-                        tt.last_seen = mark;
-                        tt.state = state;
-                        match (&mut tt.wchan, th.wchan.is_empty()) {
-                            (w, true) => *w = None,
-                            (Some(w), false) => ctx.names.update(w, &th.wchan),
-                            (w, false) => *w = Some(ctx.names.get(&th.wchan)),
-                        }
-                        d
-                    }
-                    None => {
-                        t.threads.push((
-                            th.id,
-                            TrackedThread {
-                                name: ctx.names.get(&th.name),
-                                reading: Reading::first(&th.counts, th.io_known),
-                                last_seen: mark,
-                                state,
-                                wchan: (!th.wchan.is_empty()).then(|| ctx.names.get(&th.wchan)),
-                            },
-                        ));
-                        // A thread new in a known process counts from its first
-                        // sighting: its start cannot be placed against the last
-                        // cycle. The threads of a process born since the start
-                        // are counted whole, like the process itself.
-                        if born_since_start {
-                            Reading::whole(&th.counts, th.io_known)
-                        } else {
-                            Delta::default()
-                        }
-                    }
-                };
-                switches.0 = switches.0.saturating_add(d.ctx_switch_voluntary);
-                switches.1 = switches.1.saturating_add(d.ctx_switch_nonvoluntary);
-                states += th.states;
-                if !th.wchan.is_empty() {
-                    *wchans.entry(th.wchan).or_insert(0) += 1;
-                }
-                thread_updates.push(ThreadUpdate {
-                    thread_name: th.name,
-                    latest: d,
-                });
-            }
-            t.threads.retain(|(_, tt)| tt.last_seen == mark);
-            if !t.threads.is_sorted_by_key(|(id, _)| *id) {
-                t.threads.sort_unstable_by_key(|(id, _)| *id);
-            }
-            latest.ctx_switch_voluntary = switches.0;
-            latest.ctx_switch_nonvoluntary = switches.1;
+            let r = t.threads.reconcile(list, mark, born_since_start, ctx.names);
+            latest.ctx_switch_voluntary = r.switches.0;
+            latest.ctx_switch_nonvoluntary = r.switches.1;
+            (r.states, r.wchans, r.updates)
         }
         ThreadRead::Failed => {
+            let mut thread_updates = Vec::new();
             if !t.threads.is_empty() {
                 // The per-thread baselines are kept, so the next good listing
                 // covers this cycle; the process-level values would count the
                 // main thread twice.
                 latest.ctx_switch_voluntary = 0;
                 latest.ctx_switch_nonvoluntary = 0;
-                thread_updates = t
-                    .threads
-                    .iter()
-                    .map(|(_, tt)| ThreadUpdate {
-                        thread_name: tt.name.to_string(),
-                        latest: Delta::default(),
-                    })
-                    .collect();
+                thread_updates = t.threads.unchanged();
             }
-            states = metrics.states;
-            own_wchan(&metrics.wchan, &mut wchans);
+            let (states, wchans) = own();
+            (states, wchans, thread_updates)
         }
         ThreadRead::Off | ThreadRead::Listed(_) => {
             t.threads.clear();
-            states = metrics.states;
-            own_wchan(&metrics.wchan, &mut wchans);
+            let (states, wchans) = own();
+            (states, wchans, Vec::new())
         }
-    }
+    };
 
     let update = Update {
         group_name: t.group.to_string(),
