@@ -1,0 +1,239 @@
+//! Observing one tracked process in a cycle: its first sighting, each later
+//! reading folded into its state (with its tasks, through [`Threads`]), and
+//! the replay of its last gauges when a read fails.
+//!
+//! [`Threads`]: super::threads::Threads
+
+use super::*;
+
+/// `id()` or `static_info()` failed: an exited process is churn; a denied
+/// read of an untracked process is expected when not root; anything else
+/// is a read error.
+pub(super) fn count_basic_error(e: &ProcError, pid: i32, errors: &mut CollectErrors) {
+    match e {
+        ProcError::Gone { .. } | ProcError::PermissionDenied { .. } => {
+            trace!(pid, error = %e, "skipping process");
+        }
+        ProcError::Io { .. } | ProcError::Parse { .. } => {
+            debug!(pid, error = %e, "cannot read process");
+            errors.read += 1;
+        }
+    }
+}
+
+/// `metrics()` of a tracked process failed for a reason other than its exit.
+pub(super) fn count_metrics_error(e: &ProcError, pid: i32, errors: &mut CollectErrors) {
+    debug!(pid, error = %e, "cannot read process metrics");
+    if matches!(e, ProcError::PermissionDenied { .. }) {
+        errors.partial += 1;
+    } else {
+        errors.read += 1;
+    }
+}
+
+/// Starts tracking a new process: its first metrics (and threads) are read
+/// and its update emitted. `None` when it exited meanwhile (nothing to
+/// remember); a process whose first read fails otherwise is tracked
+/// without a baseline, so the next good read is its first sighting and
+/// nothing is counted twice.
+pub(super) fn first_sight<P: Proc>(
+    proc: &mut P,
+    id: ID,
+    start: SystemTime,
+    group: Arc<str>,
+    reason: MatchReason,
+    ctx: &mut Ctx<'_>,
+    sink: &mut impl FnMut(Update),
+) -> Option<Slot> {
+    debug!(pid = id.pid, group = %group, ?reason, "tracking new process");
+    let mut t = Box::new(TrackedProc {
+        group,
+        reason,
+        start,
+        reading: None,
+        threads: Threads::default(),
+        last: None,
+    });
+    match proc.metrics() {
+        Err(e) if e.is_gone() => return None,
+        Err(e) => count_metrics_error(&e, id.pid, ctx.errors),
+        Ok(metrics) => sink(observe_metrics(&mut t, metrics, proc, ctx)),
+    }
+    Some(Slot {
+        last_seen: ctx.cycle,
+        entry: Entry::Tracked(t),
+    })
+}
+
+/// What observing one process needs from the cycle.
+pub(super) struct Ctx<'a> {
+    pub(super) options: &'a TrackerOptions,
+    /// The tracker's first cycle.
+    pub(super) first: SystemTime,
+    /// This cycle's number.
+    pub(super) cycle: u64,
+    pub(super) errors: &'a mut CollectErrors,
+    pub(super) names: &'a mut Names,
+}
+
+/// Reads a known tracked process and returns its update for this cycle:
+/// `None` when it exited while being read (or has never been read
+/// successfully and fails again), the last update with zero deltas when the
+/// read failed for another reason.
+pub(super) fn observe<P: Proc>(
+    t: &mut TrackedProc,
+    proc: &mut P,
+    ctx: &mut Ctx<'_>,
+) -> Option<Update> {
+    match proc.metrics() {
+        Ok(metrics) => Some(observe_metrics(t, metrics, proc, ctx)),
+        Err(e) if e.is_gone() => None,
+        Err(e) => {
+            count_metrics_error(&e, proc.pid(), ctx.errors);
+            without_deltas(t)
+        }
+    }
+}
+
+/// The last update again, with the same gauges and zero increases; `None`
+/// when no update was ever emitted.
+pub(super) fn without_deltas(t: &TrackedProc) -> Option<Update> {
+    let last = t.last.as_ref()?;
+    Some(Update {
+        group_name: t.group.to_string(),
+        latest: Delta::default(),
+        memory: last.memory,
+        filedesc: last.filedesc,
+        start: t.start,
+        num_threads: last.num_threads,
+        states: {
+            let [running, sleeping, waiting, zombie, other] = last.states.map(u64::from);
+            States {
+                running,
+                sleeping,
+                waiting,
+                zombie,
+                other,
+            }
+        },
+        wchans: last
+            .wchans
+            .iter()
+            .map(|(w, n)| (w.to_string(), *n))
+            .collect(),
+        threads: t.threads.unchanged(),
+    })
+}
+
+/// Folds a successful metrics reading (and the tasks, when wanted) into the
+/// process's state and builds its update.
+fn observe_metrics<P: Proc>(
+    t: &mut TrackedProc,
+    metrics: Metrics,
+    proc: &mut P,
+    ctx: &mut Ctx<'_>,
+) -> Update {
+    let first = ctx.first;
+    // Thread marks hold the cycle number truncated: only equality matters.
+    let mark = ctx.cycle as u32;
+    let mut soft_error = metrics.soft_errors > 0;
+    let thread_read = if ctx.options.threads {
+        let mut read = proc.tasks();
+        // A task said to be unchanged must be one kept here; if one is not
+        // (another caller was given it), every task is read instead.
+        if let Ok(list) = &read
+            && list.iter().any(|r| match r {
+                TaskRead::Unchanged(id) => !t.threads.contains(id),
+                TaskRead::Read(_) => false,
+            })
+        {
+            read = proc
+                .threads()
+                .map(|l| l.into_iter().map(TaskRead::Read).collect());
+        }
+        match read {
+            Ok(list) => ThreadRead::Listed(list),
+            Err(e) if e.is_gone() => ThreadRead::Failed,
+            Err(e) => {
+                debug!(pid = proc.pid(), error = %e, "cannot read process threads");
+                soft_error = true;
+                ThreadRead::Failed
+            }
+        }
+    } else {
+        ThreadRead::Off
+    };
+    if soft_error {
+        ctx.errors.partial += 1;
+    }
+
+    // A process seen for the first time that was born while the tracker runs
+    // has all its consumption (and its threads') counted now; an older one
+    // counts from here on.
+    let born_since_start = t.reading.is_none() && t.start > first;
+    let mut latest = match &mut t.reading {
+        Some(r) => r.advance(&metrics.counts, metrics.io_known),
+        None => {
+            t.reading = Some(Reading::first(&metrics.counts, metrics.io_known));
+            if born_since_start {
+                Reading::whole(&metrics.counts, metrics.io_known)
+            } else {
+                Delta::default()
+            }
+        }
+    };
+
+    let own = || {
+        let mut wchans = BTreeMap::new();
+        own_wchan(&metrics.wchan, &mut wchans);
+        (metrics.states, wchans)
+    };
+    let (states, wchans, thread_updates) = match thread_read {
+        ThreadRead::Listed(list) if !list.is_empty() => {
+            let r = t.threads.reconcile(list, mark, born_since_start, ctx.names);
+            latest.ctx_switch_voluntary = r.switches.0;
+            latest.ctx_switch_nonvoluntary = r.switches.1;
+            (r.states, r.wchans, r.updates)
+        }
+        ThreadRead::Failed => {
+            let mut thread_updates = Vec::new();
+            if !t.threads.is_empty() {
+                // The per-thread baselines are kept, so the next good listing
+                // covers this cycle; the process-level values would count the
+                // main thread twice.
+                latest.ctx_switch_voluntary = 0;
+                latest.ctx_switch_nonvoluntary = 0;
+                thread_updates = t.threads.unchanged();
+            }
+            let (states, wchans) = own();
+            (states, wchans, thread_updates)
+        }
+        ThreadRead::Off | ThreadRead::Listed(_) => {
+            t.threads.clear();
+            let (states, wchans) = own();
+            (states, wchans, Vec::new())
+        }
+    };
+
+    let update = Update {
+        group_name: t.group.to_string(),
+        latest,
+        memory: metrics.memory,
+        filedesc: metrics.filedesc,
+        start: t.start,
+        num_threads: metrics.num_threads,
+        states,
+        wchans,
+        threads: thread_updates,
+    };
+    t.last
+        .get_or_insert_with(LastGauges::default)
+        .record(&update, ctx.names);
+    update
+}
+
+fn own_wchan(wchan: &str, wchans: &mut BTreeMap<String, u64>) {
+    if !wchan.is_empty() {
+        wchans.insert(wchan.to_string(), 1);
+    }
+}
