@@ -20,6 +20,8 @@
 //! - [`status`] serves what the running agent sees, and its health, on a
 //!   Unix socket, and implements the `status`, `explain` and `health`
 //!   client commands.
+//! - [`testkit`] writes fake procfs trees for the integration tests and the
+//!   benchmarks; the agent never calls it.
 
 pub mod agent;
 pub mod cli;
@@ -29,3 +31,4 @@ pub mod output;
 pub mod proc;
 pub mod status;
 pub mod telemetry;
+pub mod testkit;
