@@ -70,7 +70,7 @@ fn synthetic(c: &mut Criterion) {
     };
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
-        support::tree::write(dir.path(), n).unwrap();
+        procgroups::testkit::synthetic_tree(dir.path(), n).unwrap();
         let facts = SystemFacts {
             boot_time_secs: SystemFacts::read_boot_time(dir.path()).unwrap(),
             ticks_per_second: 100,

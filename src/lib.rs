@@ -20,6 +20,8 @@
 //! - [`status`] serves what the running agent sees, and its health, on a
 //!   Unix socket, and implements the `status`, `explain` and `health`
 //!   client commands.
+//! - [`testkit`] writes fake procfs trees for the integration tests and the
+//!   benchmarks; the agent never calls it.
 
 pub mod agent;
 pub mod cli;
@@ -30,3 +32,4 @@ pub mod proc;
 pub mod snapshot;
 pub mod status;
 pub mod telemetry;
+pub mod testkit;

@@ -1,11 +1,9 @@
 //! Shared by the benchmarks: how big to make things (criterion's test mode,
 //! which `cargo test --all-targets` uses, runs every benchmark once, so the
-//! inputs shrink to keep that run to a few seconds) and the synthetic procfs
-//! tree.
+//! inputs shrink to keep that run to a few seconds). The synthetic procfs
+//! tree is `procgroups::testkit::synthetic_tree`, shared with the tests.
 
 #![allow(dead_code)] // each bench target uses a different part
-
-pub mod tree;
 
 /// True unless the binary was started by `cargo bench` (which passes
 /// `--bench`) without `--test`: in test mode every benchmark runs once,

@@ -1,0 +1,459 @@
+//! The agent binary against the in-process OTLP receiver, with a live
+//! workload of known shape: every metric of the table arrives with its
+//! name, unit, kind, temporality, attributes and value (exact process,
+//! thread and fd counts; CPU and page faults > 0 for a busy process), and
+//! the resource describes the agent and the host.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::support::otlp::{Kind, Point, select, value};
+use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::receiver::Receiver;
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
+use procgroups::telemetry::catalogue as cat;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn sum_of(points: &[Point], metric: &str, want: &[(&str, &str)]) -> f64 {
+    select(points, metric, want).iter().map(|p| p.value).sum()
+}
+
+/// Soft "Max open files" of a process.
+fn soft_fd_limit(pid: u32) -> f64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// utime and stime of a process so far, in seconds.
+fn cpu_seconds_now(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let tick = rustix::param::clock_ticks_per_second() as f64;
+    let secs = |i: usize| fields[i].parse::<f64>().unwrap() / tick;
+    // Fields 14 and 15 of stat; after the comm, field 3 is index 0.
+    (secs(14 - 3), secs(15 - 3))
+}
+
+fn start_agent(receiver: &Receiver, name: &str, extra: &[&str]) -> Agent {
+    let mut cmd = agent_command();
+    cmd.args(["--procnames", name, "--interval", "500ms"])
+        .args(extra)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    Agent::spawn(cmd)
+}
+
+#[test]
+fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
+    let receiver = Receiver::start();
+    let name = unique_name("pgex");
+    let thread_name = "pgexworker";
+    let agent = start_agent(&receiver, &name, &["--threads", "--gather-smaps"]);
+    let test_start = SystemTime::now();
+
+    // The first export proves the first cycle ran; a process born clearly
+    // after it (boot time has a resolution of one second) has all of its
+    // consumption counted, so its CPU and page faults are above zero.
+    assert!(
+        receiver.wait_for_exports(1, WAIT),
+        "no export: {}",
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let workload = Workload::spawn(&[
+        "--name",
+        &name,
+        "--threads",
+        "3",
+        "--thread-name",
+        thread_name,
+        "--files",
+        "5",
+        "--busy-ms",
+        "300",
+        "--touch-kib",
+        "8192",
+    ]);
+    assert_eq!(workload.threads(), 4);
+    // stdin, stdout, stderr, 5 files, and what the test process passes on.
+    let fds = (3 + 5 + workload.inherited_fds) as f64;
+    assert_eq!(workload.open_fds() as f64, fds);
+
+    let group = [("procgroup.name", name.as_str())];
+    let points = receiver
+        .wait_for_points(WAIT, |p| {
+            value(p, cat::PROCESSES.name, &group) == Some(1.0)
+                && value(p, cat::THREAD_COUNT.name, &group) == Some(4.0)
+                && value(p, cat::FD_COUNT.name, &group) == Some(fds)
+                && sum_of(p, cat::CPU_TIME.name, &group) > 0.0
+        })
+        .unwrap_or_else(|| panic!("no export with the workload: {}", agent.log()));
+
+    // Every metric of the table, with its unit and kind; sums cumulative.
+    let names: BTreeSet<&str> = points.iter().map(|p| p.metric.as_str()).collect();
+    for spec in cat::GROUP_METRICS.iter().chain(cat::SELF_METRICS.iter()) {
+        assert!(
+            names.contains(spec.name),
+            "{} missing; got {names:?}",
+            spec.name
+        );
+        for p in points.iter().filter(|p| p.metric == spec.name) {
+            assert_eq!(p.unit, spec.unit, "{}", spec.name);
+            if let Kind::Sum { temporality, .. } = p.kind {
+                assert_eq!(
+                    temporality,
+                    AggregationTemporality::Cumulative,
+                    "{}",
+                    spec.name
+                );
+            }
+        }
+    }
+    let kind = |metric: &str| select(&points, metric, &[])[0].kind;
+    let counter = Kind::Sum {
+        monotonic: true,
+        temporality: AggregationTemporality::Cumulative,
+    };
+    let updown = Kind::Sum {
+        monotonic: false,
+        temporality: AggregationTemporality::Cumulative,
+    };
+    for metric in [
+        cat::CPU_TIME,
+        cat::DISK_IO,
+        cat::PAGING_FAULTS,
+        cat::CONTEXT_SWITCHES,
+        cat::THREAD_NAME_CPU_TIME,
+        cat::THREAD_NAME_DISK_IO,
+        cat::THREAD_NAME_PAGING_FAULTS,
+        cat::THREAD_NAME_CONTEXT_SWITCHES,
+        cat::COLLECT_ERRORS,
+    ] {
+        assert_eq!(kind(metric.name), counter, "{}", metric.name);
+    }
+    for metric in [
+        cat::PROCESSES,
+        cat::MEMORY_USAGE,
+        cat::MEMORY_VIRTUAL,
+        cat::MEMORY_SWAP,
+        cat::MEMORY_PROPORTIONAL,
+        cat::MEMORY_PROPORTIONAL_SWAP,
+        cat::FD_COUNT,
+        cat::THREAD_COUNT,
+        cat::STATE_COUNT,
+        cat::WCHAN_COUNT,
+        cat::THREAD_NAME_COUNT,
+        cat::TRACKED_PROCESSES,
+        cat::GROUPS,
+    ] {
+        assert_eq!(kind(metric.name), updown, "{}", metric.name);
+    }
+    for metric in [
+        cat::FD_LIMIT_UTILIZATION,
+        cat::OLDEST_START_TIME,
+        cat::COLLECT_DURATION,
+    ] {
+        assert_eq!(kind(metric.name), Kind::Gauge, "{}", metric.name);
+    }
+
+    // Every group point names the group; only ours is tracked.
+    for p in points.iter().filter(|p| p.metric.starts_with("procgroup.")) {
+        assert_eq!(p.attrs["procgroup.name"], name, "{p:?}");
+    }
+
+    // Exact shape of the workload.
+    assert_eq!(value(&points, cat::PROCESSES.name, &group), Some(1.0));
+    assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(4.0));
+    assert_eq!(value(&points, cat::FD_COUNT.name, &group), Some(fds));
+    let utilization = value(&points, cat::FD_LIMIT_UTILIZATION.name, &group).unwrap();
+    let expected = fds / soft_fd_limit(workload.pid);
+    assert!(
+        (utilization - expected).abs() < 1e-9,
+        "{utilization} vs {expected}"
+    );
+
+    // Split counters: both attribute values, consumption above zero.
+    let with = |k: &'static str, v: &'static str| [("procgroup.name", name.as_str()), (k, v)];
+    let user = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "user")).unwrap();
+    let system = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "system")).unwrap();
+    // Born after the first cycle, the whole consumption counts: above zero,
+    // and at most what the kernel reports for the process by now.
+    let (utime, stime) = cpu_seconds_now(workload.pid);
+    assert!(
+        user > 0.0 && user <= utime + 1e-9,
+        "user {user}, kernel {utime}"
+    );
+    assert!(system <= stime + 1e-9, "system {system}, kernel {stime}");
+    for dir in ["read", "write"] {
+        let v = value(&points, cat::DISK_IO.name, &with("disk.io.direction", dir));
+        assert!(v.is_some_and(|v| v >= 0.0), "disk.io {dir}");
+    }
+    let minor = value(
+        &points,
+        cat::PAGING_FAULTS.name,
+        &with("system.paging.fault.type", "minor"),
+    )
+    .unwrap();
+    assert!(
+        minor >= 2048.0,
+        "8 MiB touched page by page: {minor} minor faults"
+    );
+    assert!(
+        value(
+            &points,
+            cat::PAGING_FAULTS.name,
+            &with("system.paging.fault.type", "major")
+        )
+        .is_some()
+    );
+    let switches = sum_of(&points, cat::CONTEXT_SWITCHES.name, &group);
+    assert!(switches > 0.0, "context switches {switches}");
+    assert_eq!(select(&points, cat::CONTEXT_SWITCHES.name, &group).len(), 2);
+
+    // Memory: the 8 MiB are resident; PSS with smaps on.
+    let rss = value(&points, cat::MEMORY_USAGE.name, &group).unwrap();
+    let vsz = value(&points, cat::MEMORY_VIRTUAL.name, &group).unwrap();
+    assert!(rss >= 8.0 * 1024.0 * 1024.0, "rss {rss}");
+    assert!(vsz > rss, "virtual {vsz} rss {rss}");
+    assert!(value(&points, cat::MEMORY_SWAP.name, &group).is_some_and(|v| v >= 0.0));
+    let pss = value(&points, cat::MEMORY_PROPORTIONAL.name, &group).unwrap();
+    assert!(
+        pss >= 8.0 * 1024.0 * 1024.0 && pss <= rss,
+        "pss {pss} rss {rss}"
+    );
+    assert!(value(&points, cat::MEMORY_PROPORTIONAL_SWAP.name, &group).is_some());
+
+    // Start time: the workload started during this test.
+    let start = value(&points, cat::OLDEST_START_TIME.name, &group).unwrap();
+    let t0 = test_start.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        start >= t0 - 2.0 && start <= now + 1.0,
+        "start {start}, test {t0}..{now}"
+    );
+
+    // States and wait channels count each of the 4 threads once.
+    let states = select(&points, cat::STATE_COUNT.name, &group);
+    let state_names: BTreeSet<&str> = states
+        .iter()
+        .map(|p| p.attrs["process.state"].as_str())
+        .collect();
+    assert_eq!(
+        state_names,
+        BTreeSet::from(["other", "running", "sleeping", "waiting", "zombie"])
+    );
+    assert_eq!(states.iter().map(|p| p.value).sum::<f64>(), 4.0);
+    let wchans = select(&points, cat::WCHAN_COUNT.name, &group);
+    assert!(!wchans.is_empty(), "sleeping threads have a wait channel");
+    assert!(
+        wchans
+            .iter()
+            .all(|p| !p.attrs["procgroup.wchan"].is_empty())
+    );
+    let waiting: f64 = wchans.iter().map(|p| p.value).sum();
+    assert!((1.0..=4.0).contains(&waiting), "wchan threads {waiting}");
+
+    // Thread names: 3 workers and the main thread (named like the process).
+    let main_thread = name.as_str();
+    let thread = |t| [("procgroup.name", main_thread), ("thread.name", t)];
+    assert_eq!(
+        value(&points, cat::THREAD_NAME_COUNT.name, &thread(thread_name)),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&points, cat::THREAD_NAME_COUNT.name, &thread(main_thread)),
+        Some(1.0)
+    );
+    let main_cpu = sum_of(
+        &points,
+        cat::THREAD_NAME_CPU_TIME.name,
+        &thread(main_thread),
+    );
+    assert!(main_cpu > 0.0, "the main thread burnt 300 ms: {main_cpu}");
+    for metric in [
+        cat::THREAD_NAME_CPU_TIME,
+        cat::THREAD_NAME_DISK_IO,
+        cat::THREAD_NAME_PAGING_FAULTS,
+        cat::THREAD_NAME_CONTEXT_SWITCHES,
+    ] {
+        assert_eq!(
+            select(&points, metric.name, &thread(thread_name)).len(),
+            2,
+            "{}",
+            metric.name
+        );
+        assert_eq!(
+            select(&points, metric.name, &thread(main_thread)).len(),
+            2,
+            "{}",
+            metric.name
+        );
+    }
+    let main_minor = value(
+        &points,
+        cat::THREAD_NAME_PAGING_FAULTS.name,
+        &[
+            ("procgroup.name", name.as_str()),
+            ("thread.name", main_thread),
+            ("system.paging.fault.type", "minor"),
+        ],
+    )
+    .unwrap();
+    assert!(
+        main_minor >= 2048.0,
+        "the main thread touched 8 MiB: {main_minor}"
+    );
+
+    // The agent's own metrics.
+    assert_eq!(value(&points, cat::GROUPS.name, &[]), Some(1.0));
+    assert_eq!(value(&points, cat::TRACKED_PROCESSES.name, &[]), Some(1.0));
+    assert!(value(&points, cat::COLLECT_DURATION.name, &[]).is_some_and(|d| d > 0.0));
+    for t in ["read", "partial"] {
+        assert!(
+            value(&points, cat::COLLECT_ERRORS.name, &[("error.type", t)]).is_some(),
+            "{t}"
+        );
+    }
+
+    // The resource.
+    let resource = &points[0].resource;
+    assert_eq!(resource["service.name"], "procgroups");
+    assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(resource["host.name"], hostname.trim());
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        assert_eq!(resource["host.id"], id.trim());
+    }
+    assert!(!resource.contains_key("k8s.node.name"));
+
+    // gzip by default.
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.encoding.as_deref() == Some("gzip"))
+    );
+    workload.stop();
+}
+
+#[test]
+fn without_threads_or_smaps_their_metrics_are_not_exported() {
+    let receiver = Receiver::start();
+    let name = unique_name("pgnt");
+    let workload = Workload::spawn(&["--name", &name, "--threads", "2"]);
+    let mut cmd = agent_command();
+    cmd.args([
+        "--procnames",
+        &name,
+        "--interval",
+        "500ms",
+        "--threads",
+        "false",
+    ])
+    .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+    .env(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "deployment.environment.name=ci,service.name=from-attributes",
+    )
+    .env("OTEL_SERVICE_NAME", "pg-test")
+    .env("K8S_NODE_NAME", "node-a");
+    let agent = Agent::spawn(cmd);
+    let group = [("procgroup.name", name.as_str())];
+    let points = receiver
+        .wait_for_points(WAIT, |p| value(p, cat::PROCESSES.name, &group) == Some(1.0))
+        .unwrap_or_else(|| panic!("no export: {}", agent.log()));
+    assert!(
+        points
+            .iter()
+            .all(|p| !p.metric.starts_with("procgroup.thread_name."))
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| !p.metric.starts_with("procgroup.memory.proportional"))
+    );
+    // Without thread detail the thread count still comes from stat.
+    assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(3.0));
+    let resource = &points[0].resource;
+    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES.
+    assert_eq!(resource["service.name"], "pg-test");
+    assert_eq!(resource["k8s.node.name"], "node-a");
+    assert_eq!(resource["deployment.environment.name"], "ci");
+    workload.stop();
+}
+
+/// Runs a busy workload under an agent, lets it exit, and returns the
+/// points of an export taken while it ran and of one taken after the exit.
+fn export_after_exit(
+    name: &str,
+    extra: &[&str],
+    after_exit: impl Fn(&[Point]) -> bool,
+) -> (Vec<Point>, Vec<Point>) {
+    let receiver = Receiver::start();
+    let agent = start_agent(&receiver, name, extra);
+    assert!(
+        receiver.wait_for_exports(1, WAIT),
+        "no export: {}",
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let workload = Workload::spawn(&["--name", name, "--busy-ms", "200"]);
+    let group = [("procgroup.name", name)];
+    let running = receiver
+        .wait_for_points(WAIT, |p| {
+            value(p, cat::PROCESSES.name, &group) == Some(1.0)
+                && sum_of(p, cat::CPU_TIME.name, &group) > 0.0
+        })
+        .unwrap_or_else(|| panic!("no export with the workload: {}", agent.log()));
+    workload.stop();
+    let exited = receiver
+        .wait_for_points(WAIT, after_exit)
+        .unwrap_or_else(|| panic!("no export after the exit: {}", agent.log()));
+    (running, exited)
+}
+
+#[test]
+fn an_emptied_group_keeps_its_counters_and_loses_its_start_time() {
+    let name = unique_name("pgem");
+    let group = [("procgroup.name", name.as_str())];
+    let (running, points) = export_after_exit(&name, &[], |p| {
+        value(p, cat::PROCESSES.name, &group) == Some(0.0)
+    });
+    let before = sum_of(&running, cat::CPU_TIME.name, &group);
+    let after = sum_of(&points, cat::CPU_TIME.name, &group);
+    assert!(
+        before > 0.0 && after >= before,
+        "CPU {before} while running, {after} after"
+    );
+    assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(0.0));
+    assert_eq!(value(&points, cat::MEMORY_USAGE.name, &group), Some(0.0));
+    assert_eq!(value(&points, cat::FD_COUNT.name, &group), Some(0.0));
+    assert_eq!(
+        value(&points, cat::FD_LIMIT_UTILIZATION.name, &group),
+        Some(0.0)
+    );
+    assert_eq!(value(&points, cat::OLDEST_START_TIME.name, &group), None);
+    assert_eq!(value(&points, cat::GROUPS.name, &[]), Some(1.0));
+}
+
+#[test]
+fn with_remove_empty_groups_an_emptied_group_disappears() {
+    let name = unique_name("pgrm");
+    let (_, points) = export_after_exit(&name, &["--remove-empty-groups"], |p| {
+        value(p, cat::GROUPS.name, &[]) == Some(0.0)
+    });
+    assert!(
+        points
+            .iter()
+            .all(|p| p.attrs.get("procgroup.name") != Some(&name)),
+        "{points:?}"
+    );
+}

@@ -1,0 +1,152 @@
+//! `procgroups --once`: two cycles, the second printed as the JSON object of
+//! the design (exactly its keys) or as an aligned table; no collector.
+
+use std::collections::BTreeSet;
+
+use crate::support::procs::{Workload, run_once, unique_name};
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
+    let name = unique_name("pgoj");
+    let workload = Workload::spawn(&[
+        "--name",
+        &name,
+        "--threads",
+        "3",
+        "--thread-name",
+        "pgojworker",
+        "--files",
+        "4",
+    ]);
+    let out = run_once(&[
+        "--procnames",
+        &name,
+        "--threads",
+        "true",
+        "--output",
+        "json",
+        "--once-delay",
+        "200ms",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+
+    assert_eq!(keys(&v), set(&["groups", "errors"]));
+    assert_eq!(keys(&v["errors"]), set(&["read", "partial"]));
+    assert_eq!(keys(&v["groups"]), set(&[&name]));
+    let g = &v["groups"][&name];
+    assert_eq!(
+        keys(g),
+        set(&[
+            "procs",
+            "threads",
+            "cpu_user_seconds",
+            "cpu_system_seconds",
+            "read_bytes",
+            "write_bytes",
+            "major_page_faults",
+            "minor_page_faults",
+            "voluntary_context_switches",
+            "nonvoluntary_context_switches",
+            "resident_bytes",
+            "virtual_bytes",
+            "swap_bytes",
+            "proportional_resident_bytes",
+            "proportional_swap_bytes",
+            "open_fds",
+            "worst_fd_ratio",
+            "oldest_start_time_seconds",
+            "states",
+            "wchans",
+            "thread_names",
+        ])
+    );
+    assert_eq!(
+        keys(&g["states"]),
+        set(&["running", "sleeping", "waiting", "zombie", "other"])
+    );
+    let thread_keys = set(&[
+        "threads",
+        "cpu_user_seconds",
+        "cpu_system_seconds",
+        "read_bytes",
+        "write_bytes",
+        "major_page_faults",
+        "minor_page_faults",
+        "voluntary_context_switches",
+        "nonvoluntary_context_switches",
+    ]);
+    assert_eq!(keys(&g["thread_names"]), set(&["pgojworker", &name]));
+    for t in g["thread_names"].as_object().unwrap().values() {
+        assert_eq!(keys(t), thread_keys);
+    }
+
+    assert_eq!(g["procs"], 1);
+    assert_eq!(g["threads"], 4);
+    let fds = 3 + 4 + workload.inherited_fds;
+    assert_eq!(workload.open_fds(), fds);
+    assert_eq!(g["open_fds"], fds);
+    assert_eq!(g["thread_names"]["pgojworker"]["threads"], 3);
+    assert_eq!(g["thread_names"][&name]["threads"], 1);
+    let states: u64 = g["states"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(states, 4);
+    assert!(g["resident_bytes"].as_u64().unwrap() > 0);
+    assert!(g["oldest_start_time_seconds"].as_f64().unwrap() > 1.6e9);
+    assert!(g["worst_fd_ratio"].as_f64().unwrap() > 0.0);
+    workload.stop();
+}
+
+#[test]
+fn once_prints_an_aligned_table() {
+    let a = unique_name("pgta");
+    let b = unique_name("pgtb");
+    let wa = Workload::spawn(&["--name", &a, "--threads", "2"]);
+    let wb = Workload::spawn(&["--name", &b]);
+    let out = run_once(&["--procnames", &format!("{b},{a}"), "--once-delay", "100ms"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("GROUP"), "{text}");
+    // Sorted by name.
+    assert!(lines[1].starts_with(&a), "{text}");
+    assert!(lines[2].starts_with(&b), "{text}");
+    // Right-aligned columns: PROCS and THREADS end where their headers end.
+    let end = |line: &str, col: usize| {
+        let mut ends = Vec::new();
+        let mut prev = ' ';
+        for (i, c) in line.char_indices() {
+            if c == ' ' && prev != ' ' {
+                ends.push(i);
+            }
+            prev = c;
+        }
+        ends.push(line.len());
+        ends[col]
+    };
+    let header_threads_end = lines[0].find("THREADS").unwrap() + "THREADS".len();
+    assert_eq!(end(lines[1], 2), header_threads_end, "{text}");
+    assert_eq!(end(lines[2], 2), header_threads_end, "{text}");
+    let cols_a: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        &cols_a[1..3],
+        ["1", "3"],
+        "procs and threads of {a}: {text}"
+    );
+    assert!(text.contains("2 groups"), "{text}");
+    wa.stop();
+    wb.stop();
+}

@@ -1,0 +1,323 @@
+//! Soak under process churn: the agent runs for more than a minute at a
+//! 100 ms interval, exporting to the in-process receiver, while the test
+//! starts and reaps thousands of short-lived processes (trees of
+//! `procgroups-workload`, bounded in count and in time), then hands a freed
+//! PID from one tracked process to another, then lets the machine go quiet.
+//!
+//! Checked: the agent never fails; the tracker's and grouper's state (the
+//! identities, PIDs and threads it remembers, and its groups) comes back to
+//! what is alive once the churn stops; its RSS at the end is within 10% of
+//! its RSS after warm-up; no counter of any group ever decreases from one
+//! export to the next; and a process that takes a just-freed PID is counted
+//! in its own group, not in the group of the PID's previous holder.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::otlp::{Kind, points_of, value};
+use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::receiver::Receiver;
+use procgroups::telemetry::catalogue as cat;
+
+/// How long the agent runs at least.
+const SOAK: Duration = Duration::from_secs(62);
+/// How long the churn lasts at most.
+const CHURN_TIME: Duration = Duration::from_secs(40);
+/// How many short-lived processes the churn starts at most.
+const CHURN_COUNT: usize = 5000;
+/// Processes per churn tree: a workload and its children.
+const TREE: usize = 10;
+/// Warm-up before the RSS reference is taken: ten seconds into the churn.
+const WARM_UP: Duration = Duration::from_secs(13);
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One `tracker state` line of the agent's debug log.
+#[derive(Debug, Clone, Copy, Default)]
+struct State {
+    cycle: u64,
+    tracked: u64,
+    ignored: u64,
+    pids: u64,
+    threads: u64,
+    groups: u64,
+}
+
+fn states(log: &str) -> Vec<State> {
+    log.lines()
+        .filter(|l| l.contains("tracker state"))
+        .filter_map(|l| {
+            let field = |name: &str| -> Option<u64> {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))?
+                    .parse()
+                    .ok()
+            };
+            Some(State {
+                cycle: field("cycle=")?,
+                tracked: field("tracked=")?,
+                ignored: field("ignored=")?,
+                pids: field("pids=")?,
+                threads: field("threads=")?,
+                groups: field("groups=")?,
+            })
+        })
+        .collect()
+}
+
+/// Processes in /proc now.
+fn live_processes() -> u64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count() as u64
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Starts short-lived process trees from `threads` threads until `stop`,
+/// [`CHURN_TIME`] or [`CHURN_COUNT`]; returns the number of processes.
+fn churn(name: &str, threads: usize, stop: &AtomicBool) -> usize {
+    let started = AtomicUsize::new(0);
+    let deadline = Instant::now() + CHURN_TIME;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed)
+                    && Instant::now() < deadline
+                    && started.fetch_add(TREE, Ordering::SeqCst) + TREE <= CHURN_COUNT
+                {
+                    let children = (TREE - 1).to_string();
+                    let w = Workload::spawn(&[
+                        "--name",
+                        name,
+                        "--children",
+                        &children,
+                        "--child-name",
+                        name,
+                    ]);
+                    // Closing its stdin ends the tree; stop() reaps it.
+                    w.stop();
+                    // At most ~125 processes a second in all.
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            });
+        }
+    });
+    started.load(Ordering::SeqCst).min(CHURN_COUNT)
+}
+
+/// Starts a workload named `name` with PID `pid`, by setting the kernel's
+/// last allocated PID just below it. `None` when the kernel does not let
+/// this process do that, or another process keeps taking the PID first.
+fn spawn_with_pid(name: &str, pid: u32) -> Option<Workload> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let w = Workload::spawn(&["--name", name]);
+        if w.pid == pid {
+            return Some(w);
+        }
+        w.stop();
+    }
+    None
+}
+
+/// The counters (monotonic sums) of one export, by metric and attributes.
+fn counters(request: &crate::support::receiver::Received) -> BTreeMap<String, f64> {
+    points_of(&request.request)
+        .into_iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                Kind::Sum {
+                    monotonic: true,
+                    ..
+                }
+            )
+        })
+        .map(|p| (format!("{} {:?}", p.metric, p.attrs), p.value))
+        .collect()
+}
+
+#[test]
+fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
+    let churn_name = unique_name("pgsc");
+    let long_name = unique_name("pgsl");
+    let a_name = unique_name("pgra");
+    let b_name = unique_name("pgrb");
+
+    let long = Workload::spawn(&["--name", &long_name, "--threads", "2"]);
+    let receiver = Receiver::start();
+    let mut cmd = agent_command();
+    cmd.args([
+        "--procnames",
+        &format!("{churn_name},{long_name},{a_name},{b_name}"),
+        "--interval",
+        "100ms",
+    ])
+    .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+    .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+    .env("RUST_LOG", "procgroups=debug");
+    let started = Instant::now();
+    let mut agent = Agent::spawn(cmd);
+    let pid = agent.pid();
+    assert!(agent.wait_for_log("tracker state", WAIT), "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(3));
+    let baseline = *states(&agent.log()).last().unwrap();
+    let baseline_live = live_processes();
+
+    // Churn, with the RSS reference taken ten seconds into it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rss_warm = std::thread::scope(|s| {
+        let churner = s.spawn(|| churn(&churn_name, 2, &stop));
+        while started.elapsed() < WARM_UP {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let rss = rss_kib(pid);
+        let spawned = churner.join().unwrap();
+        assert!(spawned >= 2000, "only {spawned} processes were started");
+        eprintln!("churn: {spawned} processes");
+        rss
+    });
+    let peak = states(&agent.log())
+        .iter()
+        .map(|s| s.tracked)
+        .max()
+        .unwrap();
+    assert!(peak > 1, "the churn was never seen: {peak}");
+
+    // PID reuse: A's PID goes to B, then back to a new A, each time within
+    // about one cycle; each holder must be counted in its own group.
+    let group = |n: &str| [("procgroup.name", n.to_string())];
+    let expect = |holder: &str, other: &str, pid: u32| {
+        let (h, o) = (group(holder), group(other));
+        let h = [(h[0].0, h[0].1.as_str())];
+        let o = [(o[0].0, o[0].1.as_str())];
+        let since = receiver.received().len();
+        receiver
+            .wait_for(WAIT, |r| {
+                r.iter().skip(since).find(|x| {
+                    let p = points_of(&x.request);
+                    value(&p, cat::PROCESSES.name, &h) == Some(1.0)
+                        && value(&p, cat::PROCESSES.name, &o).unwrap_or(0.0) == 0.0
+                })?;
+                Some(())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "pid {pid} held by {holder} is not counted as {holder} alone\n{}",
+                    agent.log()
+                )
+            });
+    };
+    let a = Workload::spawn(&["--name", &a_name]);
+    let reused = a.pid;
+    expect(&a_name, &b_name, reused);
+    a.stop();
+    match spawn_with_pid(&b_name, reused) {
+        Some(b) => {
+            expect(&b_name, &a_name, reused);
+            b.stop();
+            let a2 = spawn_with_pid(&a_name, reused).expect("pid reused a second time");
+            expect(&a_name, &b_name, reused);
+            a2.stop();
+            let log = agent.log();
+            for n in [&a_name, &b_name] {
+                assert!(
+                    log.contains(&format!("pid={reused} group={n}")),
+                    "{n} never tracked at pid {reused}"
+                );
+            }
+        }
+        None if std::env::var_os("CI").is_some() => {
+            panic!("cannot set /proc/sys/kernel/ns_last_pid to reuse a PID (needs root)")
+        }
+        None => crate::support::tools::skip(
+            "PID reuse not checked (cannot set /proc/sys/kernel/ns_last_pid)",
+        ),
+    }
+
+    // Quiet: the state comes back to what is alive.
+    while started.elapsed() < SOAK {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let live_before = live_processes();
+    std::thread::sleep(Duration::from_millis(500));
+    let end = *states(&agent.log()).last().unwrap();
+    let live_after = live_processes();
+    let rss_end = rss_kib(pid);
+    assert!(agent.is_running(), "{}", agent.log());
+    let log = agent.log();
+
+    // Only the long-lived workload is tracked, with its three threads, and
+    // the groups are the four named ones.
+    assert_eq!(end.tracked, 1, "{end:?}");
+    assert_eq!(end.threads, 3, "{end:?}");
+    assert_eq!(end.groups, 4, "{end:?}");
+    // Every remembered identity is a process alive now (give or take the
+    // few that came or went in between), as before the churn.
+    let remembered = end.tracked + end.ignored;
+    let (low, high) = (live_before.min(live_after), live_before.max(live_after));
+    assert!(
+        remembered + 10 >= low && remembered <= high + 10,
+        "{remembered} identities remembered, {low}..{high} processes alive: {end:?}"
+    );
+    assert!(end.pids <= remembered, "{end:?}");
+    assert!(
+        remembered <= (baseline.tracked + baseline.ignored) + baseline_live / 10 + 20,
+        "baseline {baseline:?} ({baseline_live} alive), end {end:?}"
+    );
+    assert!(end.cycle >= 500, "{} cycles in a minute", end.cycle);
+
+    assert!(
+        rss_end * 10 <= rss_warm * 11,
+        "RSS {rss_end} KiB at the end, {rss_warm} KiB after warm-up"
+    );
+
+    // No counter of any group ever went down between two exports.
+    let exports = receiver.received();
+    assert!(exports.len() >= 60, "{} exports", exports.len());
+    let mut last: BTreeMap<String, f64> = BTreeMap::new();
+    for (i, e) in exports.iter().enumerate() {
+        for (series, v) in counters(e) {
+            if let Some(before) = last.get(&series) {
+                assert!(
+                    v >= *before,
+                    "{series} went from {before} to {v} at export {i}"
+                );
+            }
+            last.insert(series, v);
+        }
+    }
+    // The churn's processes live for milliseconds (too short for a clock
+    // tick of CPU) but each faults in its pages: all of that was counted.
+    let churn_faults = last
+        .iter()
+        .find(|(k, _)| {
+            k.starts_with(cat::PAGING_FAULTS.name) && k.contains(&churn_name) && k.contains("minor")
+        })
+        .map(|(_, v)| *v)
+        .unwrap_or(0.0);
+    assert!(churn_faults >= 1000.0, "churn page faults: {churn_faults}");
+    eprintln!(
+        "soak: {} cycles, {} exports, state {baseline:?} -> {end:?}, RSS {rss_warm} -> {rss_end} KiB",
+        end.cycle,
+        exports.len()
+    );
+
+    assert!(!log.contains("panicked"), "{log}");
+    agent.terminate();
+    let status = agent.wait_timeout(Duration::from_secs(6)).unwrap();
+    assert!(status.success(), "{status:?}");
+    long.stop();
+}

@@ -1,0 +1,157 @@
+//! The configuration layers override each other in the documented order:
+//! built-in default < YAML file < `PROCGROUPS_*` variable < flag. Each
+//! setting is checked at every step, so a layer that is read but ignored (or
+//! applied in the wrong order) shows up as a wrong value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use procgroups::cli::LogFormat;
+use procgroups::config::Config;
+
+use super::{fake_procfs, try_load};
+
+fn load(args: &[&str], env: &[(&str, &str)]) -> Config {
+    try_load(args, env).unwrap()
+}
+
+#[test]
+fn file_then_environment_then_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let p_file = fake_procfs(dir.path(), "file-proc");
+    let p_env = fake_procfs(dir.path(), "env-proc");
+    let p_flag = fake_procfs(dir.path(), "flag-proc");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "procfs: {}\ninterval: 10s\nthreads: false\nmax_groups: 10\nlog_format: json\n\
+             status_socket: /file.sock\nrecheck_with_time_limit: 1m\nmax_thread_names: 7\n",
+            p_file.display()
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+
+    // Defaults alone.
+    let c = load(&["--procfs", p_flag.to_str().unwrap()], &[]);
+    assert_eq!(c.interval, Duration::from_secs(15));
+    assert!(c.threads);
+    assert_eq!(c.max_groups, 1000);
+    assert_eq!(c.max_thread_names, 100);
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert!(!c.recheck);
+
+    // The file overrides the defaults.
+    let c = load(&["--config", f], &[]);
+    assert_eq!(c.procfs, p_file);
+    assert_eq!(c.interval, Duration::from_secs(10));
+    assert!(!c.threads);
+    assert_eq!(c.max_groups, 10);
+    assert_eq!(c.max_thread_names, 7);
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.status_socket, PathBuf::from("/file.sock"));
+    assert_eq!(c.recheck_time_limit, Duration::from_secs(60));
+    assert!(c.recheck, "a recheck time limit implies recheck");
+    assert_eq!(c.source_file.as_deref(), Some(file.as_path()));
+
+    // The environment overrides the file; what it does not set stays.
+    let env = [
+        ("PROCGROUPS_PROCFS", p_env.to_str().unwrap()),
+        ("PROCGROUPS_INTERVAL", "20s"),
+        ("PROCGROUPS_THREADS", "true"),
+        ("PROCGROUPS_MAX_GROUPS", "20"),
+        ("PROCGROUPS_LOG_FORMAT", "text"),
+        ("PROCGROUPS_STATUS_SOCKET", "/env.sock"),
+    ];
+    let c = load(&["--config", f], &env);
+    assert_eq!(c.procfs, p_env);
+    assert_eq!(c.interval, Duration::from_secs(20));
+    assert!(c.threads);
+    assert_eq!(c.max_groups, 20);
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.status_socket, PathBuf::from("/env.sock"));
+    assert_eq!(c.max_thread_names, 7, "file value kept");
+
+    // Flags override the environment; absent flags override nothing.
+    let c = load(
+        &[
+            "--config",
+            f,
+            "--procfs",
+            p_flag.to_str().unwrap(),
+            "--interval",
+            "30s",
+            "--threads=false",
+            "--max-groups",
+            "30",
+            "--log-format",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(c.procfs, p_flag);
+    assert_eq!(c.interval, Duration::from_secs(30));
+    assert!(!c.threads);
+    assert_eq!(c.max_groups, 30);
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(
+        c.status_socket,
+        PathBuf::from("/env.sock"),
+        "env value kept"
+    );
+    assert_eq!(c.max_thread_names, 7, "file value kept");
+}
+
+#[test]
+fn config_path_from_the_environment_and_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let procfs = fake_procfs(dir.path(), "proc");
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&a, format!("procfs: {}\ninterval: 11s\n", procfs.display())).unwrap();
+    std::fs::write(&b, format!("procfs: {}\ninterval: 12s\n", procfs.display())).unwrap();
+    let c = load(&[], &[("PROCGROUPS_CONFIG", a.to_str().unwrap())]);
+    assert_eq!(c.interval, Duration::from_secs(11));
+    let c = load(
+        &["--config", b.to_str().unwrap()],
+        &[("PROCGROUPS_CONFIG", a.to_str().unwrap())],
+    );
+    assert_eq!(c.interval, Duration::from_secs(12));
+}
+
+#[test]
+fn boolean_flags_take_an_optional_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let procfs = fake_procfs(dir.path(), "proc");
+    let p = procfs.to_str().unwrap();
+    let env = [
+        ("PROCGROUPS_GATHER_SMAPS", "false"),
+        ("PROCGROUPS_CHILDREN", "off"),
+    ];
+    let c = load(&["--procfs", p], &env);
+    assert!(!c.gather_smaps);
+    assert!(!c.children);
+    let c = load(
+        &["--procfs", p, "--gather-smaps", "--children", "true"],
+        &env,
+    );
+    assert!(c.gather_smaps);
+    assert!(c.children);
+    let c = load(&["--procfs", p, "--recheck"], &[]);
+    assert!(c.recheck);
+    let c = load(&["--procfs", p], &[("PROCGROUPS_RECHECK", "yes")]);
+    assert!(c.recheck);
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let procfs = fake_procfs(dir.path(), "proc");
+    let c = load(
+        &["--procfs", procfs.to_str().unwrap()],
+        &[("PROCGROUPS_INTERVAL", ""), ("PROCGROUPS_CONFIG", "")],
+    );
+    assert_eq!(c.interval, Duration::from_secs(15));
+    assert_eq!(c.source_file, None);
+}

@@ -1,0 +1,271 @@
+//! The OTLP pipeline in-process, against the in-process receiver: the real
+//! tonic exporter built by `Telemetry::start` from the `OTEL_*` variables
+//! exports a known snapshot; the test checks what arrives on the wire
+//! (names, units, kinds, temporality, attributes, values, resource, gzip)
+//! and that a refusing collector is recorded and recovered from.
+//!
+//! One test per binary: it sets process environment variables, which is
+//! only sound while no other thread reads them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::support::otlp::{Kind, points_of, value};
+use crate::support::receiver::{Mode, Receiver};
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
+use procgroups::agent::{Snapshot, SnapshotCell};
+use procgroups::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
+use procgroups::telemetry::catalogue as cat;
+use procgroups::telemetry::{
+    CardinalityLimits, ExportSettings, HostFacts, InstrumentOptions, PipelineOptions, Telemetry,
+};
+
+fn group() -> Group {
+    let mut g = Group {
+        procs: 2,
+        num_threads: 6,
+        open_fds: 17,
+        worst_fd_ratio: 0.5,
+        oldest_start_time: Some(UNIX_EPOCH + Duration::from_secs(1_650_000_000)),
+        memory: Memory {
+            resident_bytes: 4096,
+            virtual_bytes: 8192,
+            swap_bytes: 0,
+            proportional_bytes: 3000,
+            proportional_swap_bytes: 0,
+        },
+        states: States {
+            sleeping: 6,
+            ..States::default()
+        },
+        counts: Counts {
+            cpu_user_time: 3.25,
+            cpu_system_time: 1.0,
+            read_bytes: 10,
+            write_bytes: 20,
+            major_page_faults: 1,
+            minor_page_faults: 99,
+            ctx_switch_voluntary: 7,
+            ctx_switch_nonvoluntary: 2,
+        },
+        threads: vec![Threads {
+            name: "pool".into(),
+            num_threads: 5,
+            counts: Counts {
+                cpu_user_time: 3.0,
+                ..Counts::default()
+            },
+        }],
+        ..Group::default()
+    };
+    g.wchans.insert("ep_poll".into(), 6);
+    g
+}
+
+fn snapshot(cpu_user: f64) -> Snapshot {
+    let mut g = group();
+    g.counts.cpu_user_time = cpu_user;
+    let mut s = Snapshot {
+        errors: CollectErrors {
+            read: 0,
+            partial: 1,
+        },
+        cycle_duration: Duration::from_millis(12),
+        tracked_processes: 2,
+        taken_at: Some(SystemTime::now()),
+        cycles: 1,
+        ..Snapshot::default()
+    };
+    s.groups.insert("svc".into(), g);
+    s
+}
+
+/// Set in the child process that runs the test's body.
+const IN_CHILD: &str = "PROCGROUPS_TEST_PIPELINE_CHILD";
+
+/// The OTLP exporter reads its endpoint from the process environment, so
+/// the test sets variables, which is sound only while no other thread reads
+/// the environment. The other tests of this binary do, so the body runs in
+/// a child process of this binary in which it is the only test.
+#[test]
+fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
+    if std::env::var_os(IN_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "export::pipeline::exported_points_arrive_gzipped_with_resource_and_recover_after_refusal",
+                "--test-threads",
+                "1",
+            ])
+            .env(IN_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let receiver = Receiver::start();
+    // SAFETY: this process runs this test alone (see above), and sets the
+    // variables before starting any thread that reads the environment.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+        std::env::set_var(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test,host.name=override-host",
+        );
+        std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+        std::env::remove_var("OTEL_EXPORTER_OTLP_COMPRESSION");
+        std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cell = SnapshotCell::new();
+    let env = |k: &str| std::env::var(k).ok();
+    let facts = HostFacts::gather(std::path::Path::new("/proc"), |k| std::env::var(k).ok());
+    let options = PipelineOptions {
+        export: ExportSettings::from_env(&env, Duration::from_secs(3600)).unwrap(),
+        instruments: InstrumentOptions {
+            threads: true,
+            smaps: true,
+        },
+        limits: CardinalityLimits::default(),
+        remove_empty_groups: false,
+    };
+    let telemetry = {
+        let _guard = rt.enter();
+        Telemetry::start(
+            &options,
+            procgroups::telemetry::resource::build(&facts),
+            &cell,
+        )
+        .unwrap()
+    };
+    let flush = |t: &Telemetry| {
+        let t = t.clone();
+        rt.block_on(rt.spawn_blocking(move || t.force_flush()))
+            .unwrap()
+    };
+
+    cell.publish(snapshot(3.25));
+    flush(&telemetry).unwrap();
+    assert!(receiver.wait_for_exports(1, Duration::from_secs(5)));
+    let first = &receiver.received()[0];
+    assert_eq!(first.encoding.as_deref(), Some("gzip"));
+    let points = points_of(&first.request);
+
+    // Resource: ours, with OTEL_RESOURCE_ATTRIBUTES on top.
+    let resource = &points[0].resource;
+    assert_eq!(resource["service.name"], "procgroups");
+    assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(resource["host.name"], "override-host");
+    assert_eq!(resource["deployment.environment.name"], "test");
+    if let Some(id) = &facts.host_id {
+        assert_eq!(&resource["host.id"], id);
+    }
+
+    // Every metric of the table, with its unit; counters cumulative and
+    // monotonic, up-down counters cumulative and not monotonic.
+    let cumulative = AggregationTemporality::Cumulative;
+    for spec in cat::GROUP_METRICS.iter().chain(cat::SELF_METRICS.iter()) {
+        let of: Vec<_> = points.iter().filter(|p| p.metric == spec.name).collect();
+        assert!(!of.is_empty(), "{} missing", spec.name);
+        for p in &of {
+            assert_eq!(p.unit, spec.unit, "{}", spec.name);
+            if spec.name.starts_with("procgroup.") {
+                assert_eq!(p.attrs["procgroup.name"], "svc", "{}", spec.name);
+            }
+        }
+        let expected = match spec.name {
+            "procgroup.unix.file_descriptor.limit_utilization"
+            | "procgroup.oldest_start_time"
+            | "procgroups.collect.duration" => Kind::Gauge,
+            "procgroup.cpu.time"
+            | "procgroup.disk.io"
+            | "procgroup.paging.faults"
+            | "procgroup.context_switches"
+            | "procgroup.thread_name.cpu.time"
+            | "procgroup.thread_name.disk.io"
+            | "procgroup.thread_name.paging.faults"
+            | "procgroup.thread_name.context_switches"
+            | "procgroups.collect.errors" => Kind::Sum {
+                monotonic: true,
+                temporality: cumulative,
+            },
+            _ => Kind::Sum {
+                monotonic: false,
+                temporality: cumulative,
+            },
+        };
+        assert_eq!(of[0].kind, expected, "{}", spec.name);
+    }
+    let svc = [("procgroup.name", "svc")];
+    let cpu_user = [("procgroup.name", "svc"), ("cpu.mode", "user")];
+    assert_eq!(value(&points, "procgroup.processes", &svc), Some(2.0));
+    assert_eq!(value(&points, "procgroup.cpu.time", &cpu_user), Some(3.25));
+    assert_eq!(
+        value(
+            &points,
+            "procgroup.wchan.count",
+            &[("procgroup.name", "svc"), ("procgroup.wchan", "ep_poll")]
+        ),
+        Some(6.0)
+    );
+    assert_eq!(
+        value(
+            &points,
+            "procgroup.thread_name.count",
+            &[("procgroup.name", "svc"), ("thread.name", "pool")]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        value(&points, "procgroup.oldest_start_time", &svc),
+        Some(1_650_000_000.0)
+    );
+    assert_eq!(
+        value(
+            &points,
+            "procgroups.collect.errors",
+            &[("error.type", "partial")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(telemetry.health().status().last_ok, Some(true));
+
+    // The collector refuses: the failure is recorded, nothing is stored.
+    receiver.set_mode(Mode::Unavailable);
+    cell.publish(snapshot(5.5));
+    assert!(flush(&telemetry).is_err());
+    let status = telemetry.health().status();
+    assert_eq!(status.last_ok, Some(false));
+    assert!(status.last_error.unwrap().contains("Unavailable"));
+    assert_eq!(status.endpoint, receiver.endpoint());
+    assert_eq!(receiver.received().len(), 1);
+
+    // It comes back: the next export carries the current totals, with the
+    // same start time as before (one cumulative series, no reset).
+    receiver.set_mode(Mode::Accept);
+    cell.publish(snapshot(7.75));
+    flush(&telemetry).unwrap();
+    assert!(receiver.wait_for_exports(2, Duration::from_secs(5)));
+    let second = points_of(&receiver.received()[1].request);
+    assert_eq!(value(&second, "procgroup.cpu.time", &cpu_user), Some(7.75));
+    let start = |ps: &[crate::support::otlp::Point]| {
+        ps.iter()
+            .find(|p| p.metric == "procgroup.cpu.time")
+            .unwrap()
+            .start_time_unix_nano
+    };
+    assert_eq!(start(&points), start(&second));
+    let status = telemetry.health().status();
+    assert_eq!(status.last_ok, Some(true));
+    assert_eq!((status.succeeded, status.failed), (2, 1));
+
+    let t = telemetry.clone();
+    rt.block_on(rt.spawn_blocking(move || t.shutdown()))
+        .unwrap()
+        .unwrap();
+}

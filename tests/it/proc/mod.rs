@@ -1,0 +1,12 @@
+//! Reading processes from procfs, and tracking and grouping them.
+
+mod cardinality;
+mod churn;
+mod fixture;
+mod grouper;
+mod live_quiet;
+mod live_read;
+mod malformed;
+mod scenario;
+mod tracker;
+mod tracker_unchanged;

@@ -1,0 +1,394 @@
+//! The real agent binary with its status socket, asked by the real client
+//! commands: `status` shows the live workload's group with its process
+//! count, `explain` names the rule that matched the workload (and the parent
+//! a child inherited its group from), `health` follows the collector going
+//! down and coming back; the socket is owner-only, a second agent on it is
+//! refused with exit code 2, and a socket left by a killed agent is
+//! replaced.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::receiver::Receiver;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+const INTERVAL_MS: u64 = 200;
+const EXPORT_INTERVALS: u64 = 3;
+
+/// A client command against `socket`.
+fn client(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_procgroups"))
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .env_remove("PROCGROUPS_STATUS_SOCKET")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `f` until it returns `Some`, or fails after [`WAIT`] with `what`.
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn health(socket: &Path) -> (Option<i32>, String) {
+    let out = client(socket, &["health"]);
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+/// Parent PIDs from `/proc/PID/stat`, to find the workload's children.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after_comm
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if ppid == pid {
+            kids.push(child);
+        }
+    }
+    kids
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    config: PathBuf,
+}
+
+/// A temp dir with a rules file tracking the comm `name` and a socket path.
+fn setup(name: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("procgroups.yaml");
+    std::fs::write(
+        &config,
+        format!("process_names:\n  - name: \"{{{{.Comm}}}}\"\n    comm: [{name}]\n"),
+    )
+    .unwrap();
+    let socket = dir.path().join("run/status.sock");
+    Setup {
+        dir,
+        socket,
+        config,
+    }
+}
+
+fn agent(s: &Setup, endpoint: &str) -> Agent {
+    let mut cmd = agent_command();
+    cmd.arg("--config")
+        .arg(&s.config)
+        .args([
+            "--interval",
+            &format!("{INTERVAL_MS}ms"),
+            "--threads",
+            "false",
+        ])
+        .arg("--status-socket")
+        .arg(&s.socket)
+        .args(["--health-export-intervals", &EXPORT_INTERVALS.to_string()])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("RUST_LOG", "procgroups=info");
+    Agent::spawn(cmd)
+}
+
+#[test]
+fn status_explain_and_health_follow_the_live_agent() {
+    let name = unique_name("pgst");
+    let child_name = unique_name("pgsk");
+    let workload = Workload::spawn(&[
+        "--name",
+        &name,
+        "--children",
+        "2",
+        "--child-name",
+        &child_name,
+    ]);
+    let kids = children_of(workload.pid);
+    assert_eq!(kids.len(), 2, "{kids:?}");
+
+    let receiver = Receiver::start();
+    let addr = receiver.addr();
+    let s = setup(&name);
+    let mut agent = agent(&s, &receiver.endpoint());
+
+    // `status`: the workload's group with its three processes (the children
+    // match no rule and join their parent's group).
+    let snapshot: Value = wait_until("the workload's group in `status`", || {
+        let out = client(&s.socket, &["status", "--output", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        (v["groups"][&name]["procs"] == 3).then_some(v)
+    });
+    assert_eq!(
+        snapshot["groups"].as_object().unwrap().len(),
+        1,
+        "{snapshot}"
+    );
+    assert!(snapshot["groups"][&child_name].is_null());
+    assert!(snapshot["cycle"]["count"].as_u64().unwrap() >= 1);
+    assert_eq!(snapshot["agent"]["interval_seconds"], 0.2);
+    assert_eq!(snapshot["export"]["endpoint"], receiver.endpoint());
+
+    let out = client(&s.socket, &["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+    assert_eq!(row.split_whitespace().nth(1), Some("3"), "{table}");
+
+    // `explain`: the rule that matched the workload, and the parent of a child.
+    let out = client(&s.socket, &["explain", &workload.pid.to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explained = text(&out.stdout);
+    assert!(
+        explained.contains(&format!("name:      {name}")),
+        "{explained}"
+    );
+    assert!(
+        explained.contains(&format!("group:     {name}")),
+        "{explained}"
+    );
+    assert!(explained.contains("decision:  matched"), "{explained}");
+    assert!(
+        explained.contains(&format!(
+            r#"rule:      [0] name "{{{{.Comm}}}}", comm in ["{name}"]"#
+        )),
+        "{explained}"
+    );
+
+    let out = client(
+        &s.socket,
+        &["explain", &kids[0].to_string(), "--output", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["name"], child_name.as_str());
+    assert_eq!(v["decision"], "inherited");
+    assert_eq!(v["group"], name.as_str());
+    assert_eq!(v["ancestor_pid"], workload.pid);
+    assert!(v["rule"].is_null(), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("no rule matched"),
+        "{v}"
+    );
+
+    // `health`: SERVING once exports get through ...
+    wait_until("a successful export", || {
+        let out = client(&s.socket, &["status", "--output", "json"]);
+        let v: Value = serde_json::from_str(&text(&out.stdout)).ok()?;
+        (v["export"]["last_attempt_ok"] == true).then_some(())
+    });
+    let said = wait_until("health to report SERVING", || {
+        let (code, said) = health(&s.socket);
+        (code == Some(0)).then_some(said)
+    });
+    assert_eq!(said.trim(), "SERVING");
+
+    // ... NOT_SERVING once the collector has been down for more than
+    // EXPORT_INTERVALS export intervals ...
+    drop(receiver);
+    let down = Instant::now();
+    // (Under a heavy load a late cycle could also fail it; wait for the
+    // export's verdict.)
+    let said = wait_until("health to report NOT_SERVING for the export", || {
+        let (code, out) = health(&s.socket);
+        (code == Some(1) && out.contains("no successful export for")).then_some(out)
+    });
+    let waited = down.elapsed();
+    assert!(said.starts_with("NOT_SERVING: "), "{said}");
+    // The last success came at most one export interval before the
+    // collector went away, so the verdict cannot change sooner than this.
+    let earliest = Duration::from_millis(INTERVAL_MS * (EXPORT_INTERVALS - 1));
+    assert!(
+        waited >= earliest,
+        "NOT_SERVING after {waited:?}, before {EXPORT_INTERVALS} intervals"
+    );
+    assert!(
+        agent.is_running(),
+        "the agent keeps running: {}",
+        agent.log()
+    );
+    // The liveness verdict only asks whether cycles run: a collector
+    // outage must not get the agent restarted.
+    let alive = client(&s.socket, &["health", "--liveness"]);
+    assert_eq!(
+        alive.status.code(),
+        Some(0),
+        "liveness during the outage: {}",
+        text(&alive.stdout) + &text(&alive.stderr)
+    );
+
+    // ... and SERVING again when it is back.
+    let receiver = Receiver::start_on(addr);
+    wait_until("health to report SERVING again", || {
+        (health(&s.socket).0 == Some(0)).then_some(())
+    });
+    assert!(receiver.attempts() > 0);
+
+    agent.terminate();
+    let status = agent.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "{status:?}: {}", agent.log());
+    assert!(!s.socket.exists(), "the socket is removed at exit");
+    drop(workload);
+    drop(s.dir);
+}
+
+#[test]
+fn the_socket_is_owner_only_and_held_by_one_agent() {
+    let name = unique_name("pgso");
+    let s = setup(&name);
+    let receiver = Receiver::start();
+    let first = agent(&s, &receiver.endpoint());
+    wait_until("the first agent's status service", || {
+        client(&s.socket, &["status"])
+            .status
+            .success()
+            .then_some(())
+    });
+
+    let meta = std::fs::symlink_metadata(&s.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.mode() & 0o777, 0o600, "mode {:o}", meta.mode() & 0o777);
+    assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+
+    // A second agent on the same socket stops at once, saying why.
+    let mut second = agent(&s, &receiver.endpoint());
+    let status = second
+        .wait_timeout(WAIT)
+        .expect("the second agent did not exit");
+    assert_eq!(status.code(), Some(2), "{}", second.log());
+    let log = second.log();
+    assert!(
+        log.contains(&format!(
+            "another procgroups agent (pid {}) is already serving the status socket {}",
+            first.pid(),
+            s.socket.display()
+        )),
+        "{log}"
+    );
+    // The first one is untouched.
+    assert!(client(&s.socket, &["health"]).status.success());
+    drop(first);
+}
+
+#[test]
+fn a_socket_left_by_a_killed_agent_is_replaced() {
+    let name = unique_name("pgsr");
+    let s = setup(&name);
+    let receiver = Receiver::start();
+    let killed = agent(&s, &receiver.endpoint());
+    wait_until("the first agent's status service", || {
+        client(&s.socket, &["status"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // SIGKILL: no chance to remove the socket.
+    drop(killed);
+    assert!(s.socket.exists(), "a killed agent leaves its socket");
+    let out = client(&s.socket, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot reach the agent"));
+
+    let mut next = agent(&s, &receiver.endpoint());
+    wait_until("the next agent's status service", || {
+        client(&s.socket, &["status"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(next.is_running());
+    assert!(
+        next.log().contains("removed stale status socket"),
+        "{}",
+        next.log()
+    );
+}
+
+#[test]
+fn explain_tells_ignored_processes_from_those_not_seen_yet() {
+    let name = unique_name("pgsy");
+    let other = unique_name("pgsn");
+    let ignored = Workload::spawn(&["--name", &other]);
+    let s = setup(&name);
+    let receiver = Receiver::start();
+    // One cycle at the start, the next one an hour later.
+    let mut cmd = agent_command();
+    cmd.arg("--config")
+        .arg(&s.config)
+        .args(["--interval", "1h", "--threads", "false"])
+        .arg("--status-socket")
+        .arg(&s.socket)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    let _agent = Agent::spawn(cmd);
+    wait_until("the first cycle", || {
+        let out = client(&s.socket, &["status", "--output", "json"]);
+        let v: Value = serde_json::from_str(&text(&out.stdout)).ok()?;
+        (v["cycle"]["count"] == 1).then_some(())
+    });
+
+    let out = client(
+        &s.socket,
+        &["explain", &ignored.pid.to_string(), "--output", "json"],
+    );
+    let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["decision"], "not_matched", "{v}");
+    assert!(v["group"].is_null(), "{v}");
+    assert!(!v["reason"].as_str().unwrap().contains("not seen"), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("comm {other:?} is not one of")),
+        "{v}"
+    );
+
+    let fresh = Workload::spawn(&["--name", &name]);
+    let out = client(
+        &s.socket,
+        &["explain", &fresh.pid.to_string(), "--output", "json"],
+    );
+    let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["decision"], "matched", "{v}");
+    assert_eq!(v["group"], name.as_str());
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("(not seen by a collection cycle yet)"),
+        "{v}"
+    );
+}

@@ -1,0 +1,315 @@
+//! Child processes of the tests: the agent binary (with a clean `OTEL_*`
+//! environment and its log captured), the `procgroups-workload` process of
+//! known shape, and lookup of external tools.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A comm (at most 15 bytes) unique to this test process and call, so that
+/// parallel tests and other users of the machine never share a group.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let name = format!("{tag}{}x{n}", std::process::id() % 100_000);
+    assert!(name.len() <= 15, "{name} is longer than a comm");
+    name
+}
+
+/// This process's descriptors that a child inherits besides 0-2: those
+/// without close-on-exec, such as a jobserver pipe passed down by cargo or a
+/// descriptor leaked by the shell that started the tests. The `flags` line of
+/// `fdinfo` includes `O_CLOEXEC` (octal 02000000) when it is set.
+pub fn inherited_fds() -> Vec<u32> {
+    const O_CLOEXEC: u32 = 0o2000000;
+    let mut fds: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .filter(|fd| {
+            // The listing's own descriptor is gone by now: no fdinfo.
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+                .ok()
+                .and_then(|info| {
+                    let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                    u32::from_str_radix(flags.trim(), 8).ok()
+                })
+                .is_some_and(|flags| flags & O_CLOEXEC == 0)
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// The `procgroups-workload` binary.
+pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_procgroups-workload");
+
+/// Starts `exe` (the workload binary, or a link to it) with `args`, stdin
+/// and stdout piped, and waits for its `ready <pid>` line: its threads are
+/// named and its files open by then. Closing the child's stdin ends it.
+pub fn start_workload(exe: &Path, args: &[&str]) -> (Child, i32) {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    start_workload_command(cmd)
+}
+
+/// [`start_workload`] with a prepared command: the workload binary, or a
+/// program that execs it (such as `setpriv`), so that the PID is the
+/// workload's.
+pub fn start_workload_command(mut cmd: Command) -> (Child, i32) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting procgroups-workload");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("workload said {line:?}"));
+    assert_eq!(pid as u32, child.id());
+    (child, pid)
+}
+
+/// Starts the workload as itself (its command line is known exactly), for
+/// tests that read its `/proc` entry directly; end it with [`stop_workload`].
+pub fn spawn_workload(args: &[&str]) -> (Child, i32) {
+    start_workload(Path::new(WORKLOAD), args)
+}
+
+/// Ends a workload started by [`spawn_workload`] (closing its stdin) and
+/// checks that it exited cleanly.
+pub fn stop_workload(mut child: Child) {
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A running `procgroups-workload`; it exits when dropped (stdin closes).
+pub struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Holds the link the workload was started through (see `spawn`).
+    _exe_dir: Option<tempfile::TempDir>,
+    /// Its PID.
+    pub pid: u32,
+    /// Descriptors it inherited from the test process besides 0-2: its
+    /// open fds are `3 + --files + inherited`.
+    pub inherited_fds: usize,
+}
+
+impl Workload {
+    /// Starts the workload with `args` and waits for its `ready` line.
+    ///
+    /// With `--name N` the binary is started through a symlink called `N`,
+    /// so that the kernel gives the process that comm at exec. The workload
+    /// also sets it itself, but only once running: an agent already
+    /// running could otherwise catch it under the binary's own name in that
+    /// gap, find no rule for it and, as process-exporter does, never look at
+    /// it again.
+    pub fn spawn(args: &[&str]) -> Workload {
+        let binary = Path::new(WORKLOAD);
+        let name = args.windows(2).find(|w| w[0] == "--name").map(|w| w[1]);
+        let (exe, exe_dir) = match name {
+            Some(name) => {
+                let dir = tempfile::tempdir().expect("a directory for the workload's link");
+                let link = dir.path().join(name);
+                std::os::unix::fs::symlink(binary, &link).expect("linking the workload");
+                (link, Some(dir))
+            }
+            None => (binary.to_path_buf(), None),
+        };
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        Workload::start_in(cmd, exe_dir)
+    }
+
+    /// Starts the workload through `cmd` (see [`start_workload_command`]).
+    pub fn start(cmd: Command) -> Workload {
+        Workload::start_in(cmd, None)
+    }
+
+    fn start_in(cmd: Command, exe_dir: Option<tempfile::TempDir>) -> Workload {
+        let inherited_fds = inherited_fds().len();
+        let (mut child, pid) = start_workload_command(cmd);
+        let pid = pid as u32;
+        let stdin = child.stdin.take();
+        Workload {
+            child,
+            stdin,
+            _exe_dir: exe_dir,
+            pid,
+            inherited_fds,
+        }
+    }
+
+    /// Open fds of the process now (from its /proc entry).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .count()
+    }
+
+    /// Threads of the process now.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .unwrap()
+            .count()
+    }
+
+    /// Stops the workload and waits for it.
+    pub fn stop(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The agent binary with the variables that could leak in from the test
+/// environment removed, and its status socket off, so that agents of
+/// parallel tests do not compete for the default socket (a test of the
+/// socket gives `--status-socket`, which wins over the variable).
+pub fn agent_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_procgroups"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("OTEL_") || k.starts_with("PROCGROUPS_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("PROCGROUPS_STATUS_SOCKET", "none");
+    cmd
+}
+
+/// Runs `procgroups --once` with `args` and returns its output.
+pub fn run_once(args: &[&str]) -> Output {
+    agent_command()
+        .arg("--once")
+        .args(args)
+        .output()
+        .expect("running procgroups --once")
+}
+
+/// A running agent whose stderr (the log) is collected.
+pub struct Agent {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    /// Starts `cmd` with stderr captured.
+    pub fn spawn(mut cmd: Command) -> Agent {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting procgroups");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("agent: {line}");
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Agent { child, log }
+    }
+
+    /// PID of the agent.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("sending SIGTERM");
+    }
+
+    /// Waits for the exit, at most `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
