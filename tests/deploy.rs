@@ -349,6 +349,39 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
     );
 }
 
+#[test]
+fn daemonset_reads_the_kubelets_log_directories_read_only() {
+    let Some(objects) = render_base() else { return };
+    let ds = object(&objects, "DaemonSet", "procgroups");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = the_container(pod);
+    // At the host's own paths, under the default log root /var/log, so that
+    // the links in containers/ (absolute paths into pods/) resolve.
+    for path in ["/var/log/pods", "/var/log/containers"] {
+        let m = mount(c, path);
+        assert_eq!(m["readOnly"], true, "{path}");
+        let v = volume(pod, str_of(&m["name"]));
+        assert_eq!(v["hostPath"]["path"], path);
+        assert_eq!(v["hostPath"]["type"], "Directory");
+    }
+    // And nothing else of the node's logs.
+    for m in seq(&c["volumeMounts"]) {
+        let path = str_of(&m["mountPath"]);
+        assert!(
+            !path.starts_with("/var/log")
+                || path.starts_with("/var/log/pods")
+                || path.starts_with("/var/log/containers"),
+            "{path} is mounted"
+        );
+    }
+    let args = strings(&c["args"]);
+    assert_eq!(
+        flag_value(&args, "--k8s-log-root"),
+        None,
+        "the default is /var/log"
+    );
+}
+
 const OVERLAY: &str = "deploy/kubernetes/overlays/external-collector";
 
 #[test]
@@ -418,6 +451,60 @@ fn example_overlay_changes_the_image_and_endpoint_and_nothing_else_of_the_agent(
     by_name(&mut base_ds);
     // The rules ConfigMap's generated name is the same in both.
     assert_eq!(ds, base_ds);
+}
+
+#[test]
+fn readme_apparmor_patch_renders_and_validates() {
+    let blocks = code_blocks(&read("README.md"));
+    let patch = blocks
+        .iter()
+        .find(|(info, body)| info == "yaml" && body.contains("appArmorProfile"))
+        .map(|(_, body)| body)
+        .expect("README.md shows the AppArmor patch");
+    // The README's block, as the `patches:` of an overlay of the base
+    // (which kustomize wants named by a relative path).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let overlay = dir.path().join("apparmor");
+    fs::create_dir(&overlay).unwrap();
+    let base = repo_root().join(BASE);
+    let common = overlay
+        .ancestors()
+        .find(|a| base.starts_with(a))
+        .unwrap()
+        .to_owned();
+    let up = overlay.strip_prefix(&common).unwrap().components().count();
+    let relative = Path::new(&"../".repeat(up)).join(base.strip_prefix(&common).unwrap());
+    fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources:\n  - {}\n{patch}", relative.display()),
+    )
+    .unwrap();
+    let Some(rendered) = render_text(overlay.to_str().unwrap()) else {
+        return;
+    };
+    let Some(validate) = tools::require(&KUBERNETES_VALIDATE) else {
+        return;
+    };
+    let objects = yaml_documents(&rendered);
+    let ds = object(&objects, "DaemonSet", "procgroups");
+    let c = the_container(&ds["spec"]["template"]["spec"]);
+    assert_eq!(
+        c["securityContext"]["appArmorProfile"]["type"],
+        "Unconfined"
+    );
+    // The capabilities stay those of the base.
+    assert_eq!(
+        strings(&c["securityContext"]["capabilities"]["drop"]),
+        ["ALL"]
+    );
+    // The field exists from Kubernetes 1.30 on.
+    assert_passes_kubernetes_validate(
+        validate,
+        &rendered,
+        &objects,
+        "the AppArmor patch",
+        &["1.37.0"],
+    );
 }
 
 #[test]
