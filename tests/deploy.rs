@@ -63,11 +63,7 @@ fn run(cmd: &mut Command) -> Output {
 /// The base rendered by `kubectl kustomize`, or `None` when kubectl is not
 /// installed (outside CI).
 fn render_base() -> Option<Vec<Value>> {
-    render_base_text().map(|text| yaml_documents(&text))
-}
-
-fn render_base_text() -> Option<String> {
-    render_text(BASE)
+    render_text(BASE).map(|text| yaml_documents(&text))
 }
 
 /// A kustomization (the base or an overlay) rendered by `kubectl kustomize`.
@@ -163,6 +159,15 @@ fn the_container(pod: &Value) -> &Value {
     &containers[0]
 }
 
+/// A kustomization rendered, its objects, and kubernetes-validate to check
+/// them with; `None` when either tool is missing (outside CI).
+fn render_for_validation(dir: &str) -> Option<(String, Vec<Value>, PathBuf)> {
+    let rendered = render_text(dir)?;
+    let validate = tools::require(&KUBERNETES_VALIDATE)?;
+    let objects = yaml_documents(&rendered);
+    Some((rendered, objects, validate))
+}
+
 /// Each object's kind and name; generated ConfigMaps without the content
 /// hash kustomize appends to their name.
 fn kinds_and_names(objects: &[Value]) -> BTreeSet<(String, String)> {
@@ -187,13 +192,9 @@ fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 
 #[test]
 fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
-    let Some(rendered) = render_base_text() else {
+    let Some((rendered, objects, validate)) = render_for_validation(BASE) else {
         return;
     };
-    let Some(validate) = tools::require(&KUBERNETES_VALIDATE) else {
-        return;
-    };
-    let objects = yaml_documents(&rendered);
 
     assert_eq!(
         kinds_and_names(&objects),
@@ -386,13 +387,9 @@ const OVERLAY: &str = "deploy/kubernetes/overlays/external-collector";
 
 #[test]
 fn example_overlay_renders_objects_that_pass_the_kubernetes_schemas() {
-    let Some(rendered) = render_text(OVERLAY) else {
+    let Some((rendered, objects, validate)) = render_for_validation(OVERLAY) else {
         return;
     };
-    let Some(validate) = tools::require(&KUBERNETES_VALIDATE) else {
-        return;
-    };
-    let objects = yaml_documents(&rendered);
     // The base without its Collector.
     assert_eq!(
         kinds_and_names(&objects),
@@ -479,13 +476,10 @@ fn readme_apparmor_patch_renders_and_validates() {
         format!("resources:\n  - {}\n{patch}", relative.display()),
     )
     .unwrap();
-    let Some(rendered) = render_text(overlay.to_str().unwrap()) else {
+    let Some((rendered, objects, validate)) = render_for_validation(overlay.to_str().unwrap())
+    else {
         return;
     };
-    let Some(validate) = tools::require(&KUBERNETES_VALIDATE) else {
-        return;
-    };
-    let objects = yaml_documents(&rendered);
     let ds = object(&objects, "DaemonSet", "procgroups");
     let c = the_container(&ds["spec"]["template"]["spec"]);
     assert_eq!(
