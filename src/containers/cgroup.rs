@@ -11,10 +11,11 @@
 //!   (`crio-<id>.scope` for CRI-O, `docker-<id>.scope` for cri-dockerd;
 //!   guaranteed pods have no QoS slice: `kubepods-pod<uid>.slice`);
 //! - the kubelet's cgroupfs driver: `/kubepods/burstable/pod<uid>/<id>` or
-//!   `/kubepods/pod<uid>/<id>`;
+//!   `/kubepods/pod<uid>/<id>` (`.../pod<uid>/crio-<id>` with CRI-O);
 //! - Docker, Podman and nerdctl outside Kubernetes: `/docker/<id>`,
 //!   `/system.slice/docker-<id>.scope`, `/machine.slice/libpod-<id>.scope`,
-//!   `/system.slice/nerdctl-<id>.scope`, `/default/<id>`.
+//!   `/system.slice/nerdctl-<id>.scope`, `/default/<id>`,
+//!   `/libpod_parent/libpod-<id>`.
 //!
 //! Runtimes nest (kind runs a whole node inside a Docker container), so the
 //! innermost container on the path is the process's own. Conmon, which CRI-O
@@ -91,18 +92,20 @@ pub struct CgroupIdentity {
     pub pod_uid: Option<PodUid>,
 }
 
-/// The runtimes' scope prefixes under systemd: `<prefix>-<id>.scope`.
+/// The runtimes' prefixes: `<prefix>-<id>.scope` under systemd, and
+/// `<prefix>-<id>` for CRI-O and Podman under cgroupfs.
 const SCOPE_PREFIXES: [&str; 5] = ["cri-containerd", "crio", "docker", "libpod", "nerdctl"];
 
 /// A container ID named by one path component, if it names one: a bare ID
-/// (cgroupfs drivers) or a runtime's systemd scope. Conmon's scopes
-/// (`crio-conmon-<id>.scope`, `libpod-conmon-<id>.scope`) give none, since
-/// their prefix is not a runtime's.
+/// (cgroupfs drivers), a runtime's systemd scope, or the same name without
+/// `.scope` (CRI-O's and Podman's cgroupfs drivers: `crio-<id>`,
+/// `libpod-<id>`). Conmon's (`crio-conmon-<id>.scope`,
+/// `libpod-conmon-<id>`) give none, since their prefix is not a runtime's.
 fn container_in(component: &str) -> Option<ContainerId> {
     if let Some(id) = ContainerId::parse(component) {
         return Some(id);
     }
-    let stem = component.strip_suffix(".scope")?;
+    let stem = component.strip_suffix(".scope").unwrap_or(component);
     let (prefix, id) = stem.rsplit_once('-')?;
     if SCOPE_PREFIXES.contains(&prefix) {
         ContainerId::parse(id)

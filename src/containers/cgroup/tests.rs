@@ -85,6 +85,14 @@ fn cgroupfs_driver_with_and_without_qos_class() {
 }
 
 #[test]
+fn cgroupfs_driver_under_cri_o_names_the_container_but_not_conmon() {
+    let text = format!("0::/kubepods/besteffort/pod{UID}/crio-{ID}\n");
+    assert_eq!(ids(&text), both(ID, UID));
+    let text = format!("0::/kubepods/besteffort/pod{UID}/crio-conmon-{ID}\n");
+    assert_eq!(ids(&text), (None, Some(UID.to_owned())));
+}
+
+#[test]
 fn hybrid_cgroupfs_driver_takes_the_v1_lines_over_the_runtime_service_on_v2() {
     // On a hybrid host the cgroupfs driver leaves the unified hierarchy to
     // systemd, where the process still shows in the runtime's service.
@@ -151,6 +159,12 @@ fn podman_rootful_and_rootless_but_not_conmon() {
     let text =
         format!("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n");
     assert_eq!(ids(&text), container_only(ID));
+    // Podman's cgroupfs manager (cgroup v1 hosts).
+    let text =
+        format!("4:memory:/libpod_parent/libpod-{ID}\n1:name=systemd:/libpod_parent/libpod-{ID}\n");
+    assert_eq!(ids(&text), container_only(ID));
+    let text = format!("1:name=systemd:/libpod_parent/libpod-conmon-{ID}\n");
+    assert_eq!(ids(&text), NONE);
     // conmon watches the container from outside it.
     let text = format!("0::/machine.slice/libpod-conmon-{ID}.scope\n");
     assert_eq!(ids(&text), NONE);
