@@ -450,3 +450,36 @@ fn a_failed_rescan_keeps_the_names_already_known() {
         Some("cart")
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_entry_names_never_panic(name in "\\PC{0,120}", target in "\\PC{0,120}") {
+        let _ = parse_pod_dir(&name);
+        let _ = parse_container_link_name(&name);
+        let _ = parse_link_target(Path::new(&target));
+    }
+
+    #[test]
+    fn kubernetes_names_round_trip(
+        namespace in "[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?",
+        pod in "[a-z0-9]([-.a-z0-9]{0,40}[a-z0-9])?",
+        container in "[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?",
+    ) {
+        let (uid, names) = parse_pod_dir(&format!("{namespace}_{pod}_{CART_UID}")).unwrap();
+        proptest::prop_assert_eq!(uid.as_str(), CART_UID);
+        proptest::prop_assert_eq!(&*names.namespace, namespace.as_str());
+        proptest::prop_assert_eq!(&*names.pod, pod.as_str());
+
+        let link = format!("{pod}_{namespace}_{container}-{CART_ID}.log");
+        let (id, names) = parse_container_link_name(&link).unwrap();
+        proptest::prop_assert_eq!(id.as_str(), CART_ID);
+        proptest::prop_assert_eq!(&*names.namespace, namespace.as_str());
+        proptest::prop_assert_eq!(&*names.pod, pod.as_str());
+        proptest::prop_assert_eq!(&*names.container, container.as_str());
+
+        let target = format!("/var/log/pods/{namespace}_{pod}_{CART_UID}/{container}/0.log");
+        let names = parse_link_target(Path::new(&target)).unwrap();
+        proptest::prop_assert_eq!(&*names.container, container.as_str());
+        proptest::prop_assert_eq!(names.pod_uid, Some(uid));
+    }
+}
