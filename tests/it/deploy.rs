@@ -19,7 +19,7 @@ use serde_yaml::Value;
 use crate::support::tools::{self, KUBECTL, KUBERNETES_VALIDATE, repo_root};
 
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_procgroups");
-const BASE: &str = "deploy/kubernetes";
+const BASE: &str = "deploy/kubernetes/base";
 /// The Kubernetes versions the objects are validated against: an old one
 /// still in use, and the newest the pinned kubernetes-validate knows.
 const K8S_VERSIONS: [&str; 2] = ["1.29.0", "1.37.0"];
@@ -59,17 +59,18 @@ fn run(cmd: &mut Command) -> Output {
 /// The base rendered by `kubectl kustomize`, or `None` when kubectl is not
 /// installed (outside CI).
 fn render_base() -> Option<Vec<Value>> {
-    render_base_text().map(|text| yaml_documents(&text))
+    render_text(BASE).map(|text| yaml_documents(&text))
 }
 
-fn render_base_text() -> Option<String> {
+/// A kustomization (the base or an overlay) rendered by `kubectl kustomize`.
+fn render_text(dir: &str) -> Option<String> {
     let kubectl = tools::require(&KUBECTL)?;
     let out = run(Command::new(kubectl)
         .arg("kustomize")
-        .arg(repo_root().join(BASE)));
+        .arg(repo_root().join(dir)));
     assert!(
         out.status.success(),
-        "kubectl kustomize {BASE} failed: {}",
+        "kubectl kustomize {dir} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Some(String::from_utf8(out.stdout).unwrap())
@@ -154,61 +155,85 @@ fn the_container(pod: &Value) -> &Value {
     &containers[0]
 }
 
-#[test]
-fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
-    let Some(rendered) = render_base_text() else {
-        return;
-    };
-    let Some(validate) = tools::require(&KUBERNETES_VALIDATE) else {
-        return;
-    };
+/// A kustomization rendered, its objects, and kubernetes-validate to check
+/// them with; `None` when either tool is missing (outside CI).
+fn render_for_validation(dir: &str) -> Option<(String, Vec<Value>, PathBuf)> {
+    let rendered = render_text(dir)?;
+    let validate = tools::require(&KUBERNETES_VALIDATE)?;
     let objects = yaml_documents(&rendered);
+    Some((rendered, objects, validate))
+}
 
-    let kinds: BTreeSet<(String, String)> = objects
+/// Each object's kind and name; generated ConfigMaps without the content
+/// hash kustomize appends to their name.
+fn kinds_and_names(objects: &[Value]) -> BTreeSet<(String, String)> {
+    objects
         .iter()
         .map(|o| {
             let name = str_of(&o["metadata"]["name"]);
-            // Generated ConfigMaps carry a content hash after their name.
             let name = match o["kind"].as_str() {
                 Some("ConfigMap") => name.rsplit_once('-').map_or(name, |(n, _)| n),
                 _ => name,
             };
             (str_of(&o["kind"]).to_owned(), name.to_owned())
         })
-        .collect();
-    let expected: BTreeSet<(String, String)> = [
-        ("Namespace", "procgroups"),
-        ("ServiceAccount", "procgroups"),
-        ("ConfigMap", "procgroups-rules"),
-        ("ConfigMap", "otel-collector-config"),
-        ("DaemonSet", "procgroups"),
-        ("Deployment", "otel-collector"),
-        ("Service", "otel-collector"),
-    ]
-    .iter()
-    .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
-    .collect();
-    assert_eq!(kinds, expected);
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    list.iter()
+        .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+        .collect()
+}
+
+#[test]
+fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
+    let Some((rendered, objects, validate)) = render_for_validation(BASE) else {
+        return;
+    };
+
+    assert_eq!(
+        kinds_and_names(&objects),
+        pairs(&[
+            ("Namespace", "procgroups"),
+            ("ServiceAccount", "procgroups"),
+            ("ConfigMap", "procgroups-rules"),
+            ("ConfigMap", "otel-collector-config"),
+            ("DaemonSet", "procgroups"),
+            ("Deployment", "otel-collector"),
+            ("Service", "otel-collector"),
+        ])
+    );
     for o in objects.iter().filter(|o| o["kind"] != "Namespace") {
         assert_eq!(o["metadata"]["namespace"], "procgroups", "{o:?}");
     }
 
-    // Validate the very text kubectl rendered, against each version, with
-    // unknown fields rejected.
+    assert_passes_kubernetes_validate(validate, &rendered, &objects, BASE, &K8S_VERSIONS);
+}
+
+/// Validates the very text kubectl rendered, against each version, with
+/// unknown fields rejected.
+fn assert_passes_kubernetes_validate(
+    validate: PathBuf,
+    rendered: &str,
+    objects: &[Value],
+    what: &str,
+    versions: &[&str],
+) {
     // A file, not stdin: kubernetes-validate reads its input once per version.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rendered.yaml");
-    fs::write(&file, &rendered).unwrap();
+    fs::write(&file, rendered).unwrap();
     let mut cmd = Command::new(validate);
     cmd.arg("--strict");
-    for v in K8S_VERSIONS {
+    for v in versions {
         cmd.args(["-k", v]);
     }
     let out = run(cmd.arg(&file));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "kubernetes-validate rejected the base:\n{report}{}",
+        "kubernetes-validate rejected {what}:\n{report}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // kubernetes-validate only warns (and exits 0) for a kind it has no
@@ -217,8 +242,8 @@ fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
         !report.contains("WARN") && !report.contains("ERROR"),
         "{report}"
     );
-    for o in &objects {
-        for v in K8S_VERSIONS {
+    for o in objects {
+        for v in versions {
             let minor = v.rsplit_once('.').unwrap().0;
             let line = format!(
                 "passed for resource {}/{} against version {minor}",
@@ -318,6 +343,157 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "privileged"
+    );
+}
+
+#[test]
+fn daemonset_reads_the_kubelets_log_directories_read_only() {
+    let Some(objects) = render_base() else { return };
+    let ds = object(&objects, "DaemonSet", "procgroups");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = the_container(pod);
+    // At the host's own paths, under the default log root /var/log, so that
+    // the links in containers/ (absolute paths into pods/) resolve.
+    for path in ["/var/log/pods", "/var/log/containers"] {
+        let m = mount(c, path);
+        assert_eq!(m["readOnly"], true, "{path}");
+        let v = volume(pod, str_of(&m["name"]));
+        assert_eq!(v["hostPath"]["path"], path);
+        assert_eq!(v["hostPath"]["type"], "Directory");
+    }
+    // And nothing else of the node's logs.
+    for m in seq(&c["volumeMounts"]) {
+        let path = str_of(&m["mountPath"]);
+        assert!(
+            !path.starts_with("/var/log")
+                || path.starts_with("/var/log/pods")
+                || path.starts_with("/var/log/containers"),
+            "{path} is mounted"
+        );
+    }
+    let args = strings(&c["args"]);
+    assert_eq!(
+        flag_value(&args, "--k8s-log-root"),
+        None,
+        "the default is /var/log"
+    );
+}
+
+const OVERLAY: &str = "deploy/kubernetes/overlays/external-collector";
+
+#[test]
+fn example_overlay_renders_objects_that_pass_the_kubernetes_schemas() {
+    let Some((rendered, objects, validate)) = render_for_validation(OVERLAY) else {
+        return;
+    };
+    // The base without its Collector.
+    assert_eq!(
+        kinds_and_names(&objects),
+        pairs(&[
+            ("Namespace", "procgroups"),
+            ("ServiceAccount", "procgroups"),
+            ("ConfigMap", "procgroups-rules"),
+            ("DaemonSet", "procgroups"),
+        ])
+    );
+    assert_passes_kubernetes_validate(validate, &rendered, &objects, OVERLAY, &K8S_VERSIONS);
+}
+
+#[test]
+fn example_overlay_changes_the_image_and_endpoint_and_nothing_else_of_the_agent() {
+    let (Some(base), Some(overlay)) = (render_base(), render_text(OVERLAY)) else {
+        return;
+    };
+    let overlay = yaml_documents(&overlay);
+    let base_ds = object(&base, "DaemonSet", "procgroups");
+    let mut ds = object(&overlay, "DaemonSet", "procgroups").clone();
+    let c = &mut ds["spec"]["template"]["spec"]["containers"][0];
+
+    assert_eq!(
+        the_container(&base_ds["spec"]["template"]["spec"])["image"],
+        "procgroups:0.1.0"
+    );
+    let image = str_of(&c["image"]);
+    assert!(
+        image.contains('/') && !image.starts_with("procgroups"),
+        "the overlay does not set a registry image: {image}"
+    );
+    let endpoint = str_of(&env_var(c, "OTEL_EXPORTER_OTLP_ENDPOINT")["value"]).to_owned();
+    assert!(
+        endpoint.starts_with("http://") && !endpoint.contains("//otel-collector:"),
+        "the overlay still pushes to the bundled Collector: {endpoint}"
+    );
+
+    // With those two put back, the DaemonSet is the base's: the same
+    // mounts, capabilities and probes.
+    c["image"] = "procgroups:0.1.0".into();
+    for e in c["env"].as_sequence_mut().unwrap() {
+        if e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+            e["value"] = "http://otel-collector:4317".into();
+        }
+    }
+    // A strategic merge patch moves the entries it sets to the front.
+    let by_name = |ds: &mut Value| {
+        let env = ds["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence_mut()
+            .unwrap();
+        env.sort_by(|a, b| str_of(&a["name"]).cmp(str_of(&b["name"])));
+    };
+    let mut base_ds = base_ds.clone();
+    by_name(&mut ds);
+    by_name(&mut base_ds);
+    // The rules ConfigMap's generated name is the same in both.
+    assert_eq!(ds, base_ds);
+}
+
+#[test]
+fn readme_apparmor_patch_renders_and_validates() {
+    let blocks = code_blocks(&read("README.md"));
+    let patch = blocks
+        .iter()
+        .find(|(info, body)| info == "yaml" && body.contains("appArmorProfile"))
+        .map(|(_, body)| body)
+        .expect("README.md shows the AppArmor patch");
+    // The README's block, as the `patches:` of an overlay of the base
+    // (which kustomize wants named by a relative path).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let overlay = dir.path().join("apparmor");
+    fs::create_dir(&overlay).unwrap();
+    let base = repo_root().join(BASE);
+    let common = overlay
+        .ancestors()
+        .find(|a| base.starts_with(a))
+        .unwrap()
+        .to_owned();
+    let up = overlay.strip_prefix(&common).unwrap().components().count();
+    let relative = Path::new(&"../".repeat(up)).join(base.strip_prefix(&common).unwrap());
+    fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources:\n  - {}\n{patch}", relative.display()),
+    )
+    .unwrap();
+    let Some((rendered, objects, validate)) = render_for_validation(overlay.to_str().unwrap())
+    else {
+        return;
+    };
+    let ds = object(&objects, "DaemonSet", "procgroups");
+    let c = the_container(&ds["spec"]["template"]["spec"]);
+    assert_eq!(
+        c["securityContext"]["appArmorProfile"]["type"],
+        "Unconfined"
+    );
+    // The capabilities stay those of the base.
+    assert_eq!(
+        strings(&c["securityContext"]["capabilities"]["drop"]),
+        ["ALL"]
+    );
+    // The field exists from Kubernetes 1.30 on.
+    assert_passes_kubernetes_validate(
+        validate,
+        &rendered,
+        &objects,
+        "the AppArmor patch",
+        &["1.37.0"],
     );
 }
 

@@ -10,6 +10,7 @@
 //!   what it exports, `--once`, its lifecycle, running unprivileged, churn.
 //! - `export`: the OTLP pipeline, a real collector (rotel), collector faults.
 //! - `status`: the status socket, its client commands and settings.
+//! - `containers`: container identity from real kubepods-style cgroups.
 //! - `deploy`: the Kubernetes manifests and the README's commands.
 
 // Test code: a failed unwrap is a failed test.
@@ -17,6 +18,7 @@
 
 mod agent;
 mod config;
+mod containers;
 mod deploy;
 mod export;
 mod proc;

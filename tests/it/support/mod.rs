@@ -3,6 +3,7 @@
 //! workload as child processes, a real collector (rotel) as a child
 //! process, and the lookup of external programs with visible skips.
 
+pub mod cgroups;
 pub mod otlp;
 pub mod procs;
 pub mod receiver;

@@ -1,0 +1,189 @@
+//! Container identity on this machine's real cgroup filesystem: as root,
+//! a `sleep` is moved into cgroups laid out as the kubelet's systemd and
+//! cgroupfs drivers and Docker lay them out, its `/proc/PID/cgroup` (which
+//! the kernel writes) is parsed, and its names are looked up in a fake
+//! kubelet log root. Skipped, with a message, where cgroups cannot be
+//! created (and failed under `CI`).
+
+use crate::support::cgroups;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use procgroups::containers::{LogRootNames, identity_from_cgroup, read_identity};
+
+/// A container ID and pod UID no real runtime on this machine uses.
+fn fresh_ids(salt: u32) -> (String, String) {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let seed = format!("{:08x}{:08x}{nanos:016x}", std::process::id(), salt);
+    let id = seed.repeat(2);
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &seed[..8],
+        &seed[8..12],
+        &seed[12..16],
+        &seed[16..20],
+        &seed[20..32]
+    );
+    (id, uid)
+}
+
+/// A sleeping child, killed and reaped on drop.
+struct Sleeper(Child);
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The kubelet's log layout for one container, at `root`.
+fn log_root(root: &Path, namespace: &str, pod: &str, uid: &str, container: &str, id: &str) {
+    let pod_dir = format!("{namespace}_{pod}_{uid}");
+    let dir = root.join("pods").join(&pod_dir).join(container);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0.log"), "").unwrap();
+    std::fs::create_dir_all(root.join("containers")).unwrap();
+    symlink(
+        format!("/var/log/pods/{pod_dir}/{container}/0.log"),
+        root.join(format!("containers/{pod}_{namespace}_{container}-{id}.log")),
+    )
+    .unwrap();
+}
+
+/// Moves a `sleep` into `relative` in every usable hierarchy and checks what
+/// the parser and the names make of the kernel's `/proc/PID/cgroup`.
+fn check_layout(salt: u32, layout: impl Fn(&str, &str) -> String, in_pod: bool) {
+    let hierarchies = cgroups::hierarchies();
+    let (id, uid) = fresh_ids(salt);
+    let relative = layout(&id, &uid);
+    let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative) {
+        Ok(guard) => guard,
+        Err(e) => {
+            cgroups::skip(&format!("cannot create cgroups here: {e}"));
+            return;
+        }
+    };
+    let sleeper = Sleeper(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.0.id();
+    guard.enter(pid).unwrap();
+
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    println!("{relative} in {hierarchies:?}:\n{text}");
+    let identity = identity_from_cgroup(&text)
+        .unwrap_or_else(|| panic!("no identity in the cgroup file of {pid}:\n{text}"));
+    assert_eq!(
+        identity.container_id.as_ref().unwrap().as_str(),
+        id,
+        "{text}"
+    );
+    assert_eq!(
+        identity.pod_uid.as_ref().map(|u| u.as_str()),
+        in_pod.then_some(uid.as_str()),
+        "{text}"
+    );
+    // The reader's entry point gives the same.
+    assert_eq!(
+        read_identity(Path::new("/proc"), pid as i32).unwrap(),
+        Some(identity.clone())
+    );
+
+    let logs = tempfile::tempdir().unwrap();
+    log_root(
+        logs.path(),
+        "shop",
+        "cart-7d9f8b6c5-x2x4z",
+        &uid,
+        "cart",
+        &id,
+    );
+    let mut names = LogRootNames::new(logs.path());
+    let info = names.resolve(&identity, 1);
+    assert_eq!(info.namespace.as_deref(), Some("shop"));
+    assert_eq!(info.pod_name.as_deref(), Some("cart-7d9f8b6c5-x2x4z"));
+    assert_eq!(info.container_name.as_deref(), Some("cart"));
+    assert_eq!(
+        info.container_id.as_ref().map(|c| c.as_str()),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        info.pod_uid.as_ref().map(|u| u.as_str()),
+        Some(uid.as_str())
+    );
+
+    // Out of the container, the process has no identity any more.
+    drop(sleeper);
+    drop(guard);
+    for h in &hierarchies {
+        assert!(!h.mount.join(&relative).exists(), "{relative} left behind");
+    }
+}
+
+/// The layouts share parent cgroups (`kubepods.slice`), which one test
+/// would remove under another: they take turns.
+static TURNS: Mutex<()> = Mutex::new(());
+
+/// The test's turn, or `None` when it is skipped.
+fn ready() -> Option<MutexGuard<'static, ()>> {
+    if let Some(reason) = cgroups::unavailable() {
+        cgroups::skip(&reason);
+        return None;
+    }
+    Some(
+        TURNS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
+#[test]
+fn systemd_driver_burstable_pod() {
+    let Some(_turn) = ready() else { return };
+    check_layout(
+        1,
+        |id, uid| {
+            let uid = uid.replace('-', "_");
+            format!(
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{id}.scope"
+            )
+        },
+        true,
+    );
+}
+
+#[test]
+fn systemd_driver_guaranteed_pod_under_cri_o() {
+    let Some(_turn) = ready() else { return };
+    check_layout(
+        2,
+        |id, uid| {
+            let uid = uid.replace('-', "_");
+            format!("kubepods.slice/kubepods-pod{uid}.slice/crio-{id}.scope")
+        },
+        true,
+    );
+}
+
+#[test]
+fn cgroupfs_driver_besteffort_pod() {
+    let Some(_turn) = ready() else { return };
+    check_layout(
+        3,
+        |id, uid| format!("kubepods/besteffort/pod{uid}/{id}"),
+        true,
+    );
+}
+
+#[test]
+fn docker_outside_kubernetes() {
+    let Some(_turn) = ready() else { return };
+    // The names still come from the link, and with them the pod UID.
+    check_layout(4, |id, _| format!("system.slice/docker-{id}.scope"), false);
+}
