@@ -151,6 +151,7 @@ fn counters(request: &crate::support::receiver::Received) -> BTreeMap<String, f6
 
 #[test]
 fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
+    let _cpu = crate::support::cpu_heavy();
     let churn_name = unique_name("pgsc");
     let long_name = unique_name("pgsl");
     let a_name = unique_name("pgra");

@@ -235,6 +235,7 @@ fn namer() -> Arc<CommSetNamer> {
 
 #[test]
 fn tracker_state_follows_live_processes_through_churn() {
+    let _cpu = crate::support::cpu_heavy();
     for (k, options) in option_sets().into_iter().enumerate() {
         let mut tr = Tracker::new(namer(), options);
         let mut src = ScriptedSource::default();
@@ -303,6 +304,7 @@ fn tracker_state_follows_live_processes_through_churn() {
 
 #[test]
 fn group_counters_never_decrease_through_churn() {
+    let _cpu = crate::support::cpu_heavy();
     for remove_empty_groups in [false, true] {
         for options in option_sets() {
             let mut gr = Grouper::new(

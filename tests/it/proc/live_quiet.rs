@@ -155,6 +155,7 @@ fn an_idle_process_reads_the_same_from_memory_as_in_full() {
 
 #[test]
 fn a_busy_process_is_read_every_cycle() {
+    let _cpu = crate::support::cpu_heavy();
     let (child, pid) = spawn_workload(&["--name", "pgbusy", "--threads", "2", "--spin"]);
     let mut src = Follower::new();
     let mut last = src.cycle(pid).unwrap();
