@@ -24,6 +24,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod exits;
 pub mod logging;
 pub mod output;
 pub mod proc;
