@@ -30,6 +30,8 @@ const ATTR_DEREGISTER_CPUMASK: u16 = 4;
 const RECV_BUFFER: usize = 64 * 1024;
 /// How long setup waits for each kernel reply.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long setup waits for the record of its probe thread.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where and how to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,10 @@ pub enum ListenError {
         "the kernel has no taskstats family (built without CONFIG_TASKSTATS, or not in this network namespace)"
     )]
     NoFamily,
+    #[error(
+        "registered, but the exit of a probe thread was not delivered within {PROBE_TIMEOUT:?}: the kernel delivers exit records only to listeners in the host network namespace (hostNetwork)"
+    )]
+    NotDelivered,
     #[error("registering for exit records: {}", register_reason(*.0))]
     Register(i32),
     #[error("CPU list: {0}")]
@@ -97,7 +103,7 @@ impl ListenError {
                 let e = Errno::from_raw_os_error(code.saturating_abs());
                 e == Errno::PERM || e == Errno::INVAL
             }
-            ListenError::NoFamily => true,
+            ListenError::NoFamily | ListenError::NotDelivered => true,
             _ => false,
         }
     }
@@ -201,6 +207,7 @@ impl ExitListener {
         me.set_timeout(Some(SETUP_TIMEOUT))?;
         me.family_id = me.resolve_family()?;
         me.register()?;
+        me.probe_delivery()?;
         me.set_timeout(None)?;
         tracing::info!(
             family_id = me.family_id,
@@ -381,6 +388,38 @@ impl ExitListener {
         msg
     }
 
+    /// Starts and ends a thread and waits for its exit record. The kernel
+    /// acknowledges a registration from any network namespace but delivers
+    /// records only in the initial one, so this is the one reliable check
+    /// that records will arrive.
+    fn probe_delivery(&mut self) -> Result<(), ListenError> {
+        let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+        self.set_timeout(Some(PROBE_TIMEOUT))?;
+        let mut tid = probe_thread()?;
+        loop {
+            if self.pending.iter().any(|r| r.pid == tid) {
+                self.pending.retain(|r| r.pid != tid);
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ListenError::NotDelivered);
+            }
+            match self.recv_datagram() {
+                Ok(Some(incoming)) => {
+                    for m in incoming {
+                        if let Incoming::Records(r) = m {
+                            self.pending.extend(r);
+                        }
+                    }
+                }
+                Ok(None) => return Err(ListenError::NotDelivered),
+                // The probe's record may be among those dropped: probe again.
+                Err(RecvError::Overflow) => tid = probe_thread()?,
+                Err(RecvError::Io(e)) => return Err(ListenError::Io(e)),
+            }
+        }
+    }
+
     fn register(&mut self) -> Result<(), ListenError> {
         let msg = self.cpumask_message(ATTR_REGISTER_CPUMASK);
         let seq = self.send(msg)?;
@@ -420,6 +459,17 @@ impl Drop for ExitListener {
             tracing::debug!(error = %e, "deregistering the taskstats listener");
         }
     }
+}
+
+/// Starts a thread that ends at once; returns its thread id.
+fn probe_thread() -> Result<u32, ListenError> {
+    let tid = std::thread::Builder::new()
+        .name("exit-probe".to_owned())
+        .spawn(|| rustix::thread::gettid().as_raw_nonzero().get())
+        .map_err(ListenError::Io)?
+        .join()
+        .map_err(|_| ListenError::Io(std::io::Error::other("probe thread panicked")))?;
+    Ok(u32::try_from(tid).unwrap_or(0))
 }
 
 enum RecvError {

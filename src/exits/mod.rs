@@ -23,7 +23,9 @@
 //!   delivered to the registered port in the *initial* network namespace
 //!   only, so a listener in a container's own network namespace receives
 //!   nothing (the kernel silently drops the registration at its first
-//!   failed delivery). A container needs `hostNetwork: true`.
+//!   failed delivery). A container needs `hostNetwork: true`. The
+//!   listener therefore checks delivery when it starts: it ends a probe
+//!   thread and waits for its record ([`ListenError::NotDelivered`]).
 //! - Pids (`id`, `pid`, `tgid`, `ppid`) and uid/gid are those of the
 //!   initial namespaces, the same as the host's `/proc`.
 //!
