@@ -239,6 +239,7 @@ fn live_exit_of_a_measured_child() {
     // Root may force the buffer past net.core.rmem_max (the kernel reports
     // twice the size set).
     assert!(l.receive_buffer() >= ListenerConfig::default().receive_buffer);
+    println!("receive buffer granted: {} bytes", l.receive_buffer());
     let hz = rustix::param::clock_ticks_per_second();
     let (mut child, pid) = workload(&["--name", "pgexitlive", "--busy-ms", "150"]);
     let before = stat(pid);

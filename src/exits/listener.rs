@@ -249,6 +249,7 @@ impl ExitListener {
     /// counted and yields an empty batch: the caller just calls again.
     pub fn recv(&mut self) -> Result<Option<Batch>, ListenError> {
         if !self.pending.is_empty() {
+            // Records that came in during setup (a few milliseconds ago).
             let records: Vec<ExitRecord> = self.pending.drain(..).collect();
             self.stats.records += records.len() as u64;
             return Ok(Some(Batch {
