@@ -27,6 +27,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod containers;
+pub mod exits;
 pub mod logging;
 pub mod output;
 pub mod proc;

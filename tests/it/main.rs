@@ -11,6 +11,7 @@
 //! - `export`: the OTLP pipeline, a real collector (rotel), collector faults.
 //! - `status`: the status socket, its client commands and settings.
 //! - `containers`: container identity from real kubepods-style cgroups.
+//! - `exits`: taskstats exit records, captured and live.
 //! - `deploy`: the Kubernetes manifests and the README's commands.
 
 // Test code: a failed unwrap is a failed test.
@@ -20,6 +21,7 @@ mod agent;
 mod config;
 mod containers;
 mod deploy;
+mod exits;
 mod export;
 mod proc;
 mod status;
