@@ -35,6 +35,9 @@ pub struct Tool {
     pub install: &'static str,
     /// The variable of `.ci/run` that pins its version, if any.
     pub pinned_by: Option<&'static str>,
+    /// Where a build script of the repository writes it (relative to the
+    /// repository root), looked at last.
+    pub built_at: Option<&'static str>,
 }
 
 /// rotel, a real OpenTelemetry collector, from PyPI; the package carries
@@ -45,6 +48,7 @@ pub const ROTEL: Tool = Tool {
     venv_paths: &["lib/python*/site-packages/rotel/rotel-agent"],
     install: "bash .ci/run, or: python3 -m venv .venv && .venv/bin/pip install rotel=={version}",
     pinned_by: Some("ROTEL_VERSION"),
+    built_at: None,
 };
 
 /// kubectl, for `kubectl kustomize`.
@@ -54,6 +58,7 @@ pub const KUBECTL: Tool = Tool {
     venv_paths: &[],
     install: "bash .ci/run, or: apt-get install kubernetes-client (Debian's kubectl)",
     pinned_by: None,
+    built_at: None,
 };
 
 /// kubernetes-validate, which checks objects against the bundled Kubernetes
@@ -65,6 +70,28 @@ pub const KUBERNETES_VALIDATE: Tool = Tool {
     install: "bash .ci/run, or: python3 -m venv .venv && \
               .venv/bin/pip install kubernetes-validate=={version}",
     pinned_by: Some("KUBERNETES_VALIDATE_VERSION"),
+    built_at: None,
+};
+
+/// The upstream OpenTelemetry Collector, built from its Go modules by
+/// `tests/otelcol/build.sh`.
+pub const OTELCOL: Tool = Tool {
+    program: "otelcol-procgroups",
+    env: "OTELCOL",
+    venv_paths: &[],
+    install: "bash .ci/run, or: tests/otelcol/build.sh (needs Go)",
+    pinned_by: None,
+    built_at: Some("tests/otelcol/otelcol-procgroups"),
+};
+
+/// Debian's Prometheus server.
+pub const PROMETHEUS: Tool = Tool {
+    program: "prometheus",
+    env: "PROMETHEUS",
+    venv_paths: &[],
+    install: "bash .ci/run, or: apt-get install prometheus",
+    pinned_by: None,
+    built_at: None,
 };
 
 /// The repository root.
@@ -144,6 +171,7 @@ pub fn find(tool: &Tool) -> Option<PathBuf> {
         .chain(std::iter::once(venv.join("bin")))
         .map(|dir| dir.join(tool.program))
         .chain(tool.venv_paths.iter().flat_map(|p| expand(&venv, p)))
+        .chain(tool.built_at.map(|p| repo_root().join(p)))
         .find(|candidate| is_executable(candidate))
 }
 
@@ -186,6 +214,7 @@ const NOWHERE: Tool = Tool {
     venv_paths: &[],
     install: "nothing to install: this tool never exists",
     pinned_by: None,
+    built_at: None,
 };
 
 /// Needs a program that is never there; run only by the test below, in a
