@@ -7,6 +7,11 @@
 //! current time as an argument and read processes through the [`Source`] and
 //! [`Proc`] traits, so tests drive them with scripted in-memory processes
 //! ([`IDInfo`], [`ScriptedSource`]).
+//!
+//! Layout, in the order data flows: `source/` reads (the traits, the procfs
+//! reader, the parsers, the system facts, the scripted source), `tracker/`
+//! follows processes and their tasks, `grouper` adds them up; `types` holds
+//! the data they pass on. Everything public is re-exported here.
 
 mod error;
 mod grouper;

@@ -135,7 +135,7 @@ pub fn parse_cpu_totals(text: &[u8], facts: &SystemFacts) -> Result<CpuTime, Str
 }
 
 /// Raises the soft limit on open descriptors to the hard limit and returns
-/// the new soft limit. An [`FsSource`] on a real procfs keeps one
+/// the new soft limit. An [`FsSource`](super::FsSource) on a real procfs keeps one
 /// path-only descriptor per process it remembers, up to the soft limit less
 /// a reserve; processes beyond that are read by path, which costs more CPU.
 /// Meant to be called once at startup, before other threads start processes

@@ -179,6 +179,14 @@ struct NewProc {
     start_time: SystemTime,
 }
 
+/// What a cycle's helpers share: when the tracker started, the cycle's
+/// number, and its error counts.
+struct CycleState<'a> {
+    first: SystemTime,
+    cycle: u64,
+    errors: &'a mut CollectErrors,
+}
+
 /// What naming decided for a new process.
 #[derive(Debug, Clone)]
 enum Decision {
@@ -309,102 +317,149 @@ impl Tracker {
         // Scan: known processes are refreshed in place; new ones get the
         // cheap reads that naming needs, and the rest only if the namer
         // tracks them. Unmatched ones wait for the inheritance pass.
+        let mut cycle_ctx = CycleState {
+            first,
+            cycle,
+            errors: &mut errors,
+        };
         for (index, proc) in procs.iter_mut().enumerate() {
-            let id = match proc.id() {
-                Ok(id) => id,
-                Err(e) => {
-                    count_basic_error(&e, proc.pid(), &mut errors);
-                    // Still there but unreadable this time: a known process
-                    // keeps its place and reports its last values with no
-                    // increase, as when its metrics fail. Swept, it would
-                    // be new next cycle and, born after the agent, have its
-                    // whole life counted a second time.
-                    if !e.is_gone()
-                        && let Some(slot) = self
-                            .pids
-                            .get(&proc.pid())
-                            .and_then(|id| self.entries.get_mut(id))
-                    {
-                        slot.last_seen = cycle;
-                        if let Entry::Tracked(t) = &slot.entry
-                            && let Some(u) = without_deltas(t)
-                        {
-                            sink(u);
-                        }
-                    }
-                    continue;
-                }
-            };
-            if let Some(old) = self.pids.get(&id.pid).copied()
-                && old != id
-            {
-                // The pid was reused: whatever we knew about the previous
-                // holder (tracked or ignored) is gone with it.
-                self.entries.remove(&old);
-                self.pids.remove(&id.pid);
-            }
-            if let Some(slot) = self.entries.get_mut(&id) {
-                slot.last_seen = cycle;
-                if let Entry::Tracked(t) = &mut slot.entry
-                    && let Some(u) = observe(
-                        t,
-                        proc,
-                        &mut Ctx {
-                            options: &self.options,
-                            first,
-                            cycle,
-                            errors: &mut errors,
-                            names: &mut self.names,
-                        },
-                    )
-                {
-                    sink(u);
-                }
-                continue;
-            }
-            let s = match proc.static_info() {
-                Ok(s) => s,
-                Err(e) => {
-                    count_basic_error(&e, id.pid, &mut errors);
-                    continue;
-                }
-            };
-            self.pids.insert(id.pid, id);
-            let named = self.namer.match_and_name(&ProcAttributes {
-                name: &s.name,
-                cmdline: &s.cmdline,
-                cgroups: &s.cgroups,
-                uid: s.effective_uid,
-                pid: id.pid,
-                start_time: s.start_time,
-            });
-            match named {
-                Some(group) => {
-                    let group = self.names.get(&group);
-                    let mut ctx = self.ctx(first, cycle, &mut errors);
-                    if let Some(slot) = first_sight(
-                        proc,
-                        id,
-                        s.start_time,
-                        group,
-                        MatchReason::Namer,
-                        &mut ctx,
-                        &mut sink,
-                    ) {
-                        self.entries.insert(id, slot);
-                    }
-                }
-                None => fresh.push(NewProc {
-                    index,
-                    id,
-                    parent_pid: s.parent_pid,
-                    start_time: s.start_time,
-                }),
-            }
+            self.scan(index, proc, &mut cycle_ctx, &mut fresh, &mut sink);
         }
 
         // Inheritance, after the scan so that children can look at parents
         // that appeared in this same cycle.
+        self.settle_new(&mut procs, fresh, now, &mut cycle_ctx, &mut sink);
+
+        // Sweep: whatever this cycle did not list has exited.
+        self.entries.retain(|_, slot| slot.last_seen == cycle);
+        if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
+            self.names.sweep();
+        }
+        let entries = &self.entries;
+        self.pids.retain(|_, id| entries.contains_key(id));
+
+        source.recycle(procs);
+        Ok(errors)
+    }
+
+    /// One process of the listing: a known one is observed, a new one is
+    /// named (and tracked from its first sighting) or left for the
+    /// inheritance pass in `fresh`.
+    fn scan<P: Proc>(
+        &mut self,
+        index: usize,
+        proc: &mut P,
+        state: &mut CycleState<'_>,
+        fresh: &mut Vec<NewProc>,
+        sink: &mut impl FnMut(Update),
+    ) {
+        let (first, cycle) = (state.first, state.cycle);
+        let errors = &mut *state.errors;
+        let id = match proc.id() {
+            Ok(id) => id,
+            Err(e) => {
+                count_basic_error(&e, proc.pid(), errors);
+                // Still there but unreadable this time: a known process
+                // keeps its place and reports its last values with no
+                // increase, as when its metrics fail. Swept, it would
+                // be new next cycle and, born after the agent, have its
+                // whole life counted a second time.
+                if !e.is_gone()
+                    && let Some(slot) = self
+                        .pids
+                        .get(&proc.pid())
+                        .and_then(|id| self.entries.get_mut(id))
+                {
+                    slot.last_seen = cycle;
+                    if let Entry::Tracked(t) = &slot.entry
+                        && let Some(u) = without_deltas(t)
+                    {
+                        sink(u);
+                    }
+                }
+                return;
+            }
+        };
+        if let Some(old) = self.pids.get(&id.pid).copied()
+            && old != id
+        {
+            // The pid was reused: whatever we knew about the previous
+            // holder (tracked or ignored) is gone with it.
+            self.entries.remove(&old);
+            self.pids.remove(&id.pid);
+        }
+        if let Some(slot) = self.entries.get_mut(&id) {
+            slot.last_seen = cycle;
+            if let Entry::Tracked(t) = &mut slot.entry
+                && let Some(u) = observe(
+                    t,
+                    proc,
+                    &mut Ctx {
+                        options: &self.options,
+                        first,
+                        cycle,
+                        errors,
+                        names: &mut self.names,
+                    },
+                )
+            {
+                sink(u);
+            }
+            return;
+        }
+        let s = match proc.static_info() {
+            Ok(s) => s,
+            Err(e) => {
+                count_basic_error(&e, id.pid, errors);
+                return;
+            }
+        };
+        self.pids.insert(id.pid, id);
+        let named = self.namer.match_and_name(&ProcAttributes {
+            name: &s.name,
+            cmdline: &s.cmdline,
+            cgroups: &s.cgroups,
+            uid: s.effective_uid,
+            pid: id.pid,
+            start_time: s.start_time,
+        });
+        match named {
+            Some(group) => {
+                let group = self.names.get(&group);
+                let mut ctx = self.ctx(first, cycle, errors);
+                if let Some(slot) = first_sight(
+                    proc,
+                    id,
+                    s.start_time,
+                    group,
+                    MatchReason::Namer,
+                    &mut ctx,
+                    sink,
+                ) {
+                    self.entries.insert(id, slot);
+                }
+            }
+            None => fresh.push(NewProc {
+                index,
+                id,
+                parent_pid: s.parent_pid,
+                start_time: s.start_time,
+            }),
+        }
+    }
+
+    /// The new processes the namer did not match: tracked when an ancestor
+    /// is, otherwise remembered as ignored (or not at all, with recheck).
+    fn settle_new<P: Proc>(
+        &mut self,
+        procs: &mut [P],
+        fresh: Vec<NewProc>,
+        now: SystemTime,
+        state: &mut CycleState<'_>,
+        sink: &mut impl FnMut(Update),
+    ) {
+        let (first, cycle) = (state.first, state.cycle);
+        let errors = &mut *state.errors;
         let decisions = self.name_new(&fresh);
 
         for np in fresh {
@@ -414,16 +469,10 @@ impl Tracker {
                         continue;
                     };
                     let group = self.names.get(group);
-                    let mut ctx = self.ctx(first, cycle, &mut errors);
-                    if let Some(slot) = first_sight(
-                        proc,
-                        np.id,
-                        np.start_time,
-                        group,
-                        *reason,
-                        &mut ctx,
-                        &mut sink,
-                    ) {
+                    let mut ctx = self.ctx(first, cycle, errors);
+                    if let Some(slot) =
+                        first_sight(proc, np.id, np.start_time, group, *reason, &mut ctx, sink)
+                    {
                         self.entries.insert(np.id, slot);
                     }
                 }
@@ -441,17 +490,6 @@ impl Tracker {
                 }
             }
         }
-
-        // Sweep: whatever this cycle did not list has exited.
-        self.entries.retain(|_, slot| slot.last_seen == cycle);
-        if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
-            self.names.sweep();
-        }
-        let entries = &self.entries;
-        self.pids.retain(|_, id| entries.contains_key(id));
-
-        source.recycle(procs);
-        Ok(errors)
     }
 
     /// Sizes of the internal maps.
