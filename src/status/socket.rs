@@ -222,6 +222,11 @@ fn prepare_dir(dir: &Path, private: bool) -> Result<(), SocketError> {
                 .mode(0o700)
                 .create(dir)
                 .map_err(SocketError::io("creating directory", dir))?;
+            // The mode given at creation passes through the umask, which is
+            // process-wide: another thread binding a socket (see `bind`) may
+            // have it narrowed at this very moment. A chmod does not.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(SocketError::io("setting the mode of", dir))?;
         }
         Err(e) => return Err(SocketError::io("inspecting", dir)(e)),
     }
