@@ -173,15 +173,16 @@ elif [[ -n $v2 && -f /sys/fs/cgroup${v2%/}/cgroup.controllers ]]; then
     MEMCG_DIR=/sys/fs/cgroup${v2%/}
     KMEM_FILE=memory.stat
 fi
-# Creates a memory cgroup named $1 and prints its directory (nothing when
-# it cannot be made or has no kernel-memory counter).
+# Creates a memory cgroup named $1 (removed on exit) and sets MEMCG to its
+# directory; empty when it cannot be made or has no kernel-memory counter.
+# Not to be called in a subshell, which would lose the list to remove.
 new_memcg() {
     local dir=$MEMCG_DIR/procgroups-compare-$$-$1
+    MEMCG=""
     [[ -n $MEMCG_DIR ]] || return 0
     mkdir "$dir" 2>/dev/null || return 0
     CGROUPS+=("$dir")
-    [[ -r $dir/$KMEM_FILE ]] && echo "$dir"
-    return 0
+    [[ ! -r $dir/$KMEM_FILE ]] || MEMCG=$dir
 }
 kmem_kib() {
     if [[ $KMEM_FILE == memory.stat ]]; then
@@ -302,7 +303,8 @@ run_pg() {
     local threads=$1 pid log t0 t1 c0 c1 cg k0=""
     log=$WORK/pg.log
     rm -f "$log"
-    cg=$(new_memcg "pg-$RUN")
+    new_memcg "pg-$RUN"
+    cg=$MEMCG
     OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug CG=$cg \
         sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' procgroups \
         "$PG" --config "$WORK/all.yaml" --threads="$threads" --gather-smaps=false \
@@ -339,7 +341,8 @@ run_cloops() {
     [[ -n $CLOOP ]] || return 0
     C_OPEN_MS=$("$CLOOP" "$CYCLES" "$([[ $mode == on ]] && echo threads || echo open)")
     [[ $mode == off ]] || return 0
-    cg=$(new_memcg "kept-$RUN")
+    new_memcg "kept-$RUN"
+    cg=$MEMCG
     out=$(CG=$cg sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' cloop \
         "$CLOOP" "$CYCLES" kept ${cg:+"$cg/$KMEM_FILE"})
     read -r C_KEPT_MS C_KEPT_KMEM _ <<<"$out"
