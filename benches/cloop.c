@@ -1,11 +1,25 @@
 /*
- * The reference loop of benches/compare.sh: the least a collector that
- * opens files each cycle can do. For every process in /proc it opens and
- * reads stat, status and io and lists fd/; with "threads", it also reads
- * stat and status of every task in task/. Prints the CPU time (user +
- * system) per cycle in ms, over CYCLES cycles after one warm-up cycle.
+ * The reference loops of benches/compare.sh: the least a collector can do
+ * to read stat, status, io and the open-descriptor count of every process.
+ * Prints the CPU time (user + system) per cycle in ms, over CYCLES cycles
+ * after one warm-up cycle.
  *
- *   cloop CYCLES [threads]
+ *   cloop CYCLES [open|threads|kept] [KMEM]
+ *
+ * open (the default): every cycle, for every process in /proc, opens,
+ *   reads and closes stat, status and io, and lists fd/.
+ * threads: the same, and also stat and status of every task in task/.
+ * kept: opens stat, status and io of a process once, when first listed,
+ *   and keeps them open: every cycle re-reads them with pread at offset 0
+ *   and counts descriptors by fstat of its fd/ directory (kept open
+ *   path-only; its size is the count on Linux 6.2+). Descriptors of a
+ *   process no longer listed are closed.
+ *
+ * With KMEM, the path of a kernel-memory counter of the memory cgroup the
+ * loop runs in (cgroup v1 memory.kmem.usage_in_bytes, or a cgroup v2
+ * memory.stat, whose "kernel" line is used), "kept" also prints what
+ * closing its descriptors after the last cycle gave back, in KiB, and how
+ * many there were: the kernel memory that keeping them held.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -14,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char buf[1 << 16];
@@ -74,6 +89,98 @@ static void process(int dir, const char *unused, const char *pid)
     }
 }
 
+/* The kept-open loop: one slot per PID, and the PIDs that have one. */
+#define KEPT_FILES 3
+static const char *const kept_names[KEPT_FILES] = {"stat", "status", "io"};
+
+struct kept {
+    int fd[KEPT_FILES]; /* -1: not open */
+    int fd_dir;         /* fd/, path-only */
+    unsigned seen;      /* cycle it was last listed in */
+    int open;
+};
+
+static struct kept *slots;
+static long slot_count;
+static int *open_pids;
+static long open_count;
+static unsigned cycle;
+
+static void kept_close(struct kept *k)
+{
+    for (int i = 0; i < KEPT_FILES; i++)
+        if (k->fd[i] >= 0)
+            close(k->fd[i]);
+    if (k->fd_dir >= 0)
+        close(k->fd_dir);
+    k->open = 0;
+}
+
+static void kept_process(int dir, const char *unused, const char *name)
+{
+    (void)unused;
+    long pid = strtol(name, NULL, 10);
+    if (pid <= 0 || pid >= slot_count)
+        return;
+    struct kept *k = &slots[pid];
+    char path[128];
+    if (!k->open) {
+        for (int i = 0; i < KEPT_FILES; i++) {
+            snprintf(path, sizeof path, "%ld/%s", pid, kept_names[i]);
+            k->fd[i] = openat(dir, path, O_RDONLY | O_CLOEXEC);
+        }
+        snprintf(path, sizeof path, "%ld/fd", pid);
+        k->fd_dir = openat(dir, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        k->open = 1;
+        open_pids[open_count++] = (int)pid;
+    }
+    k->seen = cycle;
+    for (int i = 0; i < KEPT_FILES; i++)
+        if (k->fd[i] >= 0)
+            (void)pread(k->fd[i], buf, sizeof buf, 0);
+    struct stat st;
+    if (k->fd_dir >= 0)
+        (void)fstat(k->fd_dir, &st);
+}
+
+/* One kept-open cycle: list /proc, then close what was not listed. */
+static void kept_cycle(int proc)
+{
+    cycle++;
+    list_dir(proc, ".", kept_process);
+    long n = 0;
+    for (long i = 0; i < open_count; i++) {
+        struct kept *k = &slots[open_pids[i]];
+        if (k->seen == cycle)
+            open_pids[n++] = open_pids[i];
+        else
+            kept_close(k);
+    }
+    open_count = n;
+}
+
+/* Kernel memory of the cgroup in bytes, from KMEM; -1 when unreadable. */
+static long long kmem_bytes(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long v = -1;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "kernel ", 7) == 0) {
+            v = atoll(line + 7);
+            break;
+        }
+        if (line[0] >= '0' && line[0] <= '9') {
+            v = atoll(line);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 static double cpu_ms(void)
 {
     struct rusage r;
@@ -85,14 +192,54 @@ static double cpu_ms(void)
 int main(int argc, char **argv)
 {
     int cycles = argc > 1 ? atoi(argv[1]) : 20;
-    threads = argc > 2 && strcmp(argv[2], "threads") == 0;
+    const char *mode = argc > 2 ? argv[2] : "open";
+    const char *kmem = argc > 3 ? argv[3] : NULL;
+    int kept = strcmp(mode, "kept") == 0;
+    threads = strcmp(mode, "threads") == 0;
+    if (!kept && !threads && strcmp(mode, "open") != 0) {
+        fprintf(stderr, "cloop: mode is open, threads or kept\n");
+        return 2;
+    }
     int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc < 0 || cycles < 1)
         return 1;
-    list_dir(proc, ".", process);
-    double start = cpu_ms();
-    for (int i = 0; i < cycles; i++)
+    if (kept) {
+        FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+        if (!f || fscanf(f, "%ld", &slot_count) != 1)
+            return 1;
+        fclose(f);
+        slot_count++;
+        slots = calloc(slot_count, sizeof *slots);
+        open_pids = calloc(slot_count, sizeof *open_pids);
+        if (!slots || !open_pids)
+            return 1;
+        kept_cycle(proc);
+    } else {
         list_dir(proc, ".", process);
-    printf("%.1f\n", (cpu_ms() - start) / cycles);
+    }
+    double start = cpu_ms();
+    for (int i = 0; i < cycles; i++) {
+        if (kept)
+            kept_cycle(proc);
+        else
+            list_dir(proc, ".", process);
+    }
+    printf("%.1f", (cpu_ms() - start) / cycles);
+    if (kept && kmem) {
+        long fds = 0;
+        for (long i = 0; i < open_count; i++) {
+            struct kept *k = &slots[open_pids[i]];
+            for (int j = 0; j < KEPT_FILES; j++)
+                fds += k->fd[j] >= 0;
+            fds += k->fd_dir >= 0;
+        }
+        long long before = kmem_bytes(kmem);
+        for (long i = 0; i < open_count; i++)
+            kept_close(&slots[open_pids[i]]);
+        long long after = kmem_bytes(kmem);
+        if (before >= 0 && after >= 0)
+            printf(" %lld %ld", (before - after) / 1024, fds);
+    }
+    printf("\n");
     return 0;
 }

@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
-# Compares the cost of one collection cycle of procgroups and of Debian's
-# prometheus-process-exporter on the same machine, the same workload and
-# the same grouping (every process with a command line, by comm: the
-# packaged all.yaml), threads on and off. See BENCHMARKS.md.
+# Compares the cost of one collection cycle of procgroups, of Debian's
+# prometheus-process-exporter and of two reference C loops on the same
+# machine, the same workload and the same grouping (every process with a
+# command line, by comm: the packaged all.yaml), threads on and off. See
+# BENCHMARKS.md.
 #
 #   benches/compare.sh [-n PROCS] [-c CYCLES] [-t on|off|both] [-i INTERVAL]
+#                      [-w WORKLOADS] [-x]
 #
-# It starts PROCS copies of target/release/procgroups-workload (20 comms,
+# For each workload in WORKLOADS (comma-separated; default idle,main,all)
+# it starts PROCS copies of target/release/procgroups-workload (20 comms,
 # 0-5 extra threads each, 3 tasks per process on average, 0-6 extra open
-# files) in a session of their own, then for each thread mode runs:
-#   - process-exporter as a server on 127.0.0.1:<free port>, scraped with
-#     curl once per cycle (it collects on every scrape);
+# files) in a session of their own:
+#   idle: nothing runs once started;
+#   main: each process's main thread wakes once a second, does a little
+#         work and sleeps again (a daemon with a timer);
+#   all:  every thread of every process does so.
+# Then for each thread mode it runs:
+#   - process-exporter (unless -x) as a server on 127.0.0.1:<free port>,
+#     scraped with curl once per cycle (it collects on every scrape);
 #   - procgroups with OTEL_METRICS_EXPORTER=none on its own timer, its
-#     cycles counted exactly from its debug log ("cycle done").
-# For each it prints the CPU time per cycle (utime+stime of the process from
-# /proc/PID/stat, over CYCLES cycles after a warm-up cycle) and the peak
-# resident memory (VmHWM), and the ratio procgroups / process-exporter.
-# When a C compiler is present it also runs benches/cloop.c, the reference
-# loop that opens and reads stat, status and io and lists fd/ of every
-# process (with threads on, also every task's stat and status), for the
-# same number of cycles. Everything it starts is stopped on exit.
+#     cycles counted exactly from its debug log ("cycle done");
+#   - when a C compiler is present, benches/cloop.c: the loop that opens
+#     and reads stat, status and io and lists fd/ of every process (with
+#     threads on, also every task's stat and status), and, threads off, the
+#     loop that keeps stat, status and io open and re-reads them with pread
+#     (descriptors counted by fstat of fd/).
+# For each it prints the CPU time per cycle (utime+stime over CYCLES cycles
+# after a warm-up cycle), procgroups' peak resident memory (VmHWM) and
+# ratios taken in the same run. Where it can create a memory cgroup (v1
+# memory.kmem.usage_in_bytes, or v2 memory.stat "kernel"), procgroups and
+# the kept-open loop each run in one of their own, and it prints the kernel
+# memory they held: what their cgroup's kernel memory dropped by when
+# procgroups exited / when the loop closed its kept descriptors.
+# Everything it starts is stopped on exit.
 #
-# Needs root (it raises pid_max and limits for large PROCS and installs
-# prometheus-process-exporter with apt-get when missing) and a release
-# build (cargo build --release), which it runs when the binaries are absent.
+# PROCGROUPS and PROCESS_EXPORTER, when set, name the binaries to run.
+# Needs root (it raises pid_max and limits for large PROCS, creates memory
+# cgroups and installs prometheus-process-exporter with apt-get when
+# missing) and a release build (cargo build --release), which it runs when
+# the binaries are absent.
 
 set -euo pipefail
 
@@ -31,13 +47,24 @@ PROCS=1000
 CYCLES=40
 MODES=both
 INTERVAL=500ms
-while getopts "n:c:t:i:h" opt; do
+WORKLOADS=idle,main,all
+WITH_PE=1
+while getopts "n:c:t:i:w:xh" opt; do
     case "$opt" in
         n) PROCS=$OPTARG ;;
         c) CYCLES=$OPTARG ;;
         t) MODES=$OPTARG ;;
         i) INTERVAL=$OPTARG ;;
-        *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        w) WORKLOADS=$OPTARG ;;
+        x) WITH_PE="" ;;
+        *) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+done
+IFS=, read -r -a WORKLOADS <<<"$WORKLOADS"
+for w in "${WORKLOADS[@]}"; do
+    case "$w" in
+        idle | main | all) ;;
+        *) echo "compare.sh: -w takes idle, main and all, comma-separated" >&2; exit 2 ;;
     esac
 done
 case "$MODES" in
@@ -51,24 +78,38 @@ if ((CYCLES < 20)); then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG=$ROOT/target/release/procgroups
+PG=${PROCGROUPS:-$ROOT/target/release/procgroups}
 WORKLOAD=$ROOT/target/release/procgroups-workload
 PE=${PROCESS_EXPORTER:-$(command -v prometheus-process-exporter || true)}
 TICK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/procgroups-compare.XXXXXX)
 SESSION=""
 PIDS=()
+CGROUPS=()
+
+# Stops the workload population, if any, and waits until it is gone.
+stop_workload() {
+    local s
+    [[ -n $SESSION ]] || return 0
+    kill -KILL -- "-$SESSION" 2>/dev/null || true
+    for ((s = 0; s < 600; s++)); do
+        pgrep -s "$SESSION" >/dev/null || break
+        sleep 0.1
+    done
+    SESSION=""
+}
 
 cleanup() {
-    local pid
+    local pid cg
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
-    if [[ -n $SESSION ]]; then
-        kill -KILL -- "-$SESSION" 2>/dev/null || true
-    fi
+    stop_workload
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
+    done
+    for cg in "${CGROUPS[@]}"; do
+        rmdir "$cg" 2>/dev/null || true
     done
     rm -rf "$WORK"
 }
@@ -78,14 +119,14 @@ trap 'exit 130' INT TERM
 say() { echo "compare.sh: $*" >&2; }
 
 if [[ $(id -u) != 0 ]]; then
-    say "run as root (limits, apt-get)"
+    say "run as root (limits, memory cgroups, apt-get)"
     exit 2
 fi
 if [[ ! -x $PG || ! -x $WORKLOAD ]]; then
     say "building release binaries"
     (cd "$ROOT" && cargo build --release --bins)
 fi
-if [[ -z $PE ]]; then
+if [[ -n $WITH_PE && -z $PE ]]; then
     say "installing prometheus-process-exporter"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus-process-exporter >&2 ||
         { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus-process-exporter >&2; }
@@ -96,7 +137,8 @@ if [[ -z $PE ]]; then
     PE=$(command -v prometheus-process-exporter)
 fi
 
-# Room for the workload: PIDs for every task, open files, processes.
+# Room for the workload: PIDs for every task, open files, processes. The
+# kept-open loop holds four descriptors per process.
 TASKS=$((PROCS * 4 + 20000))
 if (($(cat /proc/sys/kernel/pid_max) < TASKS)); then
     say "raising kernel.pid_max to $TASKS"
@@ -106,12 +148,49 @@ if (($(cat /proc/sys/kernel/threads-max) < TASKS)); then
     echo "$TASKS" >/proc/sys/kernel/threads-max
 fi
 ulimit -u unlimited 2>/dev/null || ulimit -u "$TASKS" 2>/dev/null || true
+FILES=$((PROCS * 5 + 10000))
+if [[ $(ulimit -Hn) != unlimited ]] && (($(ulimit -Hn) < FILES)); then
+    ulimit -Hn "$FILES" 2>/dev/null || true
+fi
 ulimit -n "$(ulimit -Hn)"
 
 CLOOP=""
 if command -v cc >/dev/null && cc -O2 -o "$WORK/cloop" "$ROOT/benches/cloop.c" 2>/dev/null; then
     CLOOP=$WORK/cloop
 fi
+
+# A memory cgroup of our own under the one this script runs in, and the
+# file its kernel memory is read from: cgroup v1's kmem counter, or v2's
+# memory.stat ("kernel" line). Empty when neither can be made.
+MEMCG_DIR=""
+KMEM_FILE=""
+v1=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
+v2=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
+if [[ -n $v1 && -d /sys/fs/cgroup/memory$v1 ]]; then
+    MEMCG_DIR=/sys/fs/cgroup/memory${v1%/}
+    KMEM_FILE=memory.kmem.usage_in_bytes
+elif [[ -n $v2 && -f /sys/fs/cgroup${v2%/}/cgroup.controllers ]]; then
+    MEMCG_DIR=/sys/fs/cgroup${v2%/}
+    KMEM_FILE=memory.stat
+fi
+# Creates a memory cgroup named $1 (removed on exit) and sets MEMCG to its
+# directory; empty when it cannot be made or has no kernel-memory counter.
+# Not to be called in a subshell, which would lose the list to remove.
+new_memcg() {
+    local dir=$MEMCG_DIR/procgroups-compare-$$-$1
+    MEMCG=""
+    [[ -n $MEMCG_DIR ]] || return 0
+    mkdir "$dir" 2>/dev/null || return 0
+    CGROUPS+=("$dir")
+    [[ ! -r $dir/$KMEM_FILE ]] || MEMCG=$dir
+}
+kmem_kib() {
+    if [[ $KMEM_FILE == memory.stat ]]; then
+        awk '$1 == "kernel" { print int($2 / 1024) }' "$1/memory.stat"
+    else
+        echo $(($(cat "$1/$KMEM_FILE") / 1024))
+    fi
+}
 
 # The packaged all.yaml: every process with a non-empty command line, by comm.
 cat >"$WORK/all.yaml" <<'EOF'
@@ -125,38 +204,50 @@ NAMES=(nginx postgres redis-server java python3 node ruby php-fpm sshd cron
     rsyslogd containerd dockerd kubelet etcd haproxy memcached mysqld envoy grafana)
 EXTRA=(0 0 1 2 4 5)
 
-say "starting $PROCS workload processes"
-: >"$WORK/ready"
-setsid bash -c '
-    echo $$ >"$4"
-    W=$1; N=$2; READY=$3; shift 4
-    names=("${@:1:20}"); extra=("${@:21:6}")
-    for ((i = 0; i < N; i++)); do
-        name=${names[i % 20]}
-        "$W" --name "$name" --threads "${extra[i % 6]}" --thread-name "w${name:0:6}" \
-            --files $((i % 7)) --ignore-stdin --lifetime-secs 7200 </dev/null >>"$READY" 2>/dev/null &
+# Starts PROCS workload processes of kind $1 (idle, main or all) and waits
+# until all are ready. Sets ALL_PROCS and ALL_TASKS (the whole host).
+start_workload() {
+    local wake=() s
+    case "$1" in
+        main) wake=(--wake-every-ms 1000) ;;
+        all) wake=(--wake-every-ms 1000 --wake-threads) ;;
+    esac
+    say "starting $PROCS workload processes ($1)"
+    : >"$WORK/ready"
+    : >"$WORK/session"
+    setsid bash -c '
+        echo $$ >"$4"
+        W=$1; N=$2; READY=$3; shift 4
+        names=("${@:1:20}"); extra=("${@:21:6}"); wake=("${@:27}")
+        for ((i = 0; i < N; i++)); do
+            name=${names[i % 20]}
+            "$W" --name "$name" --threads "${extra[i % 6]}" --thread-name "w${name:0:6}" \
+                --files $((i % 7)) --ignore-stdin --lifetime-secs 7200 "${wake[@]}" \
+                </dev/null >>"$READY" 2>/dev/null &
+        done
+        wait
+    ' workload "$WORKLOAD" "$PROCS" "$WORK/ready" "$WORK/session" "${NAMES[@]}" "${EXTRA[@]}" \
+        "${wake[@]}" </dev/null >/dev/null 2>&1 &
+    PIDS+=($!)
+    for ((s = 0; s < 100; s++)); do
+        [[ -s $WORK/session ]] && break
+        sleep 0.05
     done
-    wait
-' workload "$WORKLOAD" "$PROCS" "$WORK/ready" "$WORK/session" "${NAMES[@]}" "${EXTRA[@]}" \
-    </dev/null >/dev/null 2>&1 &
-PIDS+=($!)
-for ((s = 0; s < 100; s++)); do
-    [[ -s $WORK/session ]] && break
-    sleep 0.05
-done
-SESSION=$(cat "$WORK/session")
-for ((s = 0; s < 600; s++)); do
-    (($(wc -l <"$WORK/ready") >= PROCS)) && break
-    sleep 0.5
-done
-if (($(wc -l <"$WORK/ready") < PROCS)); then
-    say "only $(wc -l <"$WORK/ready") of $PROCS workload processes started"
-    exit 1
-fi
-sleep 2
-ALL_PROCS=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
-ALL_TASKS=$(find /proc/[0-9]*/task -maxdepth 1 -name '[0-9]*' 2>/dev/null | wc -l)
-say "workload ready: $ALL_PROCS processes, $ALL_TASKS tasks on the host"
+    SESSION=$(cat "$WORK/session")
+    for ((s = 0; s < 600; s++)); do
+        (($(wc -l <"$WORK/ready") >= PROCS)) && break
+        sleep 0.5
+    done
+    if (($(wc -l <"$WORK/ready") < PROCS)); then
+        say "only $(wc -l <"$WORK/ready") of $PROCS workload processes started"
+        exit 1
+    fi
+    sleep 2
+    # find fails when a process exits under it: count what it saw.
+    ALL_PROCS=$( (find /proc -maxdepth 1 -name '[0-9]*' 2>/dev/null || true) | wc -l)
+    ALL_TASKS=$( (find /proc/[0-9]*/task -maxdepth 1 -name '[0-9]*' 2>/dev/null || true) | wc -l)
+    say "workload ready: $ALL_PROCS processes, $ALL_TASKS tasks on the host"
+}
 
 # utime+stime of a process, in clock ticks (threads that exited included).
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
@@ -167,10 +258,14 @@ free_port() {
 }
 ms_per_cycle() { awk -v t="$1" -v n="$2" -v hz="$TICK" 'BEGIN { printf "%.1f", t * 1000 / hz / n }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# $1 / $2 with two decimals; n/a when either is missing or $2 is zero.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
-# process-exporter: collects on every scrape. Sets PE_TICKS and PE_KIB.
+# process-exporter: collects on every scrape. Sets PE_MS and PE_KIB.
 run_pe() {
     local threads=$1 port pid url t0 t1 i
+    PE_MS="" PE_KIB=""
+    [[ -n $WITH_PE ]] || return 0
     port=$(free_port)
     url=http://127.0.0.1:$port/metrics
     "$PE" -config.path "$WORK/all.yaml" -threads="$threads" -gather-smaps=false \
@@ -188,7 +283,7 @@ run_pe() {
         curl -sf -o /dev/null "$url"
     done
     t1=$(cpu_ticks "$pid")
-    PE_TICKS=$((t1 - t0))
+    PE_MS=$(ms_per_cycle $((t1 - t0)) "$CYCLES")
     PE_KIB=$(peak_kib "$pid")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -202,11 +297,16 @@ pg_cycles() {
 }
 
 # procgroups: its own timer, no exporter; cycles counted exactly from its
-# log. Sets PG_TICKS, PG_KIB and PG_CYCLES.
+# log, in a memory cgroup of its own when one can be made. Sets PG_MS,
+# PG_KIB and PG_KMEM (KiB of kernel memory given back when it exited).
 run_pg() {
-    local threads=$1 pid log t0 t1 c0 c1 cycles
+    local threads=$1 pid log t0 t1 c0 c1 cg k0=""
     log=$WORK/pg.log
-    OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug \
+    rm -f "$log"
+    new_memcg "pg-$RUN"
+    cg=$MEMCG
+    OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug CG=$cg \
+        sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' procgroups \
         "$PG" --config "$WORK/all.yaml" --threads="$threads" --gather-smaps=false \
         --interval "$INTERVAL" --status-socket "$WORK/status.sock" 2>"$log" &
     pid=$!
@@ -224,31 +324,51 @@ run_pg() {
     done
     t1=$(cpu_ticks "$pid")
     c1=$(pg_cycles)
-    PG_TICKS=$((t1 - t0))
+    PG_MS=$(ms_per_cycle $((t1 - t0)) $((c1 - c0)))
     PG_KIB=$(peak_kib "$pid")
-    PG_CYCLES=$((c1 - c0))
+    [[ -z $cg ]] || k0=$(kmem_kib "$cg")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    PG_KMEM=""
+    [[ -z $k0 ]] || PG_KMEM=$((k0 - $(kmem_kib "$cg")))
+}
+
+# The C loops. Sets C_OPEN_MS, and threads off C_KEPT_MS and C_KEPT_KMEM
+# (KiB of kernel memory given back when it closed its descriptors).
+run_cloops() {
+    local mode=$1 cg out
+    C_OPEN_MS="" C_KEPT_MS="" C_KEPT_KMEM=""
+    [[ -n $CLOOP ]] || return 0
+    C_OPEN_MS=$("$CLOOP" "$CYCLES" "$([[ $mode == on ]] && echo threads || echo open)")
+    [[ $mode == off ]] || return 0
+    new_memcg "kept-$RUN"
+    cg=$MEMCG
+    out=$(CG=$cg sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' cloop \
+        "$CLOOP" "$CYCLES" kept ${cg:+"$cg/$KMEM_FILE"})
+    read -r C_KEPT_MS C_KEPT_KMEM _ <<<"$out"
 }
 
 echo
-echo "N=$PROCS ($ALL_PROCS processes, $ALL_TASKS tasks on the host), $CYCLES cycles each, $(nproc) CPUs, $(uname -r)"
-echo "process-exporter: $("$PE" -version 2>&1 | head -1)"
+echo "N=$PROCS, $CYCLES cycles each, interval $INTERVAL, $(nproc) CPUs, $(uname -r)"
+[[ -z $WITH_PE ]] || echo "process-exporter: $("$PE" -version 2>&1 | head -1)"
 echo "procgroups: $("$PG" --version)"
+echo "kernel memory: ${MEMCG_DIR:+$KMEM_FILE of memory cgroups under $MEMCG_DIR}"
 echo
-echo "| N | threads | process-exporter CPU/cycle | process-exporter peak RSS | procgroups CPU/cycle | procgroups peak RSS | ratio | C loop CPU/cycle |"
-echo "|---|---|---|---|---|---|---|---|"
-for mode in $MODES; do
-    threads=$([[ $mode == on ]] && echo true || echo false)
-    run_pe "$threads"
-    run_pg "$threads"
-    pe_ms=$(ms_per_cycle "$PE_TICKS" "$CYCLES")
-    pg_ms=$(ms_per_cycle "$PG_TICKS" "$PG_CYCLES")
-    ratio=$(awk -v a="$PG_TICKS" -v an="$PG_CYCLES" -v b="$PE_TICKS" -v bn="$CYCLES" \
-        'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", (a / an) / (b / bn) }')
-    cloop=n/a
-    if [[ -n $CLOOP ]]; then
-        cloop="$("$CLOOP" "$CYCLES" "$([[ $mode == on ]] && echo threads)") ms"
-    fi
-    echo "| $PROCS | $mode | $pe_ms ms | $(mib "$PE_KIB") MiB | $pg_ms ms | $(mib "$PG_KIB") MiB | $ratio | $cloop |"
+ROWS=()
+RUN=0
+for workload in "${WORKLOADS[@]}"; do
+    start_workload "$workload"
+    for mode in $MODES; do
+        RUN=$((RUN + 1))
+        threads=$([[ $mode == on ]] && echo true || echo false)
+        run_pe "$threads"
+        run_pg "$threads"
+        run_cloops "$mode"
+        ROWS+=("| $workload | $PROCS ($ALL_PROCS processes, $ALL_TASKS tasks) | $mode | ${PE_MS:-–}${PE_MS:+ ms} | $PG_MS ms | $(mib "$PG_KIB") MiB | ${PG_KMEM:+$(mib "$PG_KMEM") MiB} | $(ratio "$PG_MS" "$PE_MS") | ${C_OPEN_MS:-–}${C_OPEN_MS:+ ms} | $(ratio "$PG_MS" "$C_OPEN_MS") | ${C_KEPT_MS:-–}${C_KEPT_MS:+ ms} | $(ratio "$PG_MS" "$C_KEPT_MS") | ${C_KEPT_KMEM:+$(mib "$C_KEPT_KMEM") MiB} |")
+        echo "${ROWS[-1]}" >&2
+    done
+    stop_workload
 done
+echo "| workload | N | threads | process-exporter CPU/cycle | procgroups CPU/cycle | procgroups peak RSS | procgroups kernel memory held | procgroups / process-exporter | C loop open+read | procgroups / C loop | C loop kept open | procgroups / kept open | kept open: kernel memory held |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"

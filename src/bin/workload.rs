@@ -4,6 +4,16 @@
 //! burn CPU and touch memory, can start copies of itself as children, prints
 //! `ready <pid>` once all of that is in place, and lives until its standard
 //! input closes, its lifetime ends, or it is killed.
+//!
+//! By default it is idle once ready: nothing in it runs again, which a
+//! collector can answer from memory. With `--wake-every-ms` it behaves like
+//! a daemon with a timer: its main thread (with `--wake-threads`, every
+//! thread) wakes on a fixed period, does a little work and sleeps again, so
+//! that its scheduler statistics, CPU time and context switches move.
+//!
+//! With `--churn N` it is instead a supervisor that keeps N copies of itself
+//! alive, each living a random time around N / `--exits-per-sec` and
+//! replaced when it exits: a population with a set rate of exits.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -47,13 +57,56 @@ struct Args {
     /// Exit after this many seconds (0: live until stdin closes).
     #[arg(long, default_value_t = 0)]
     lifetime_secs: u64,
+    /// Exit after this many ms (0: see --lifetime-secs); added to it.
+    #[arg(long, default_value_t = 0)]
+    lifetime_ms: u64,
     /// Do not wait for stdin to close (for detached runs); needs a lifetime or a kill.
     #[arg(long)]
     ignore_stdin: bool,
+    /// Once ready, wake the main thread every this many ms to do a little
+    /// work (0: never wake, stay idle). The first wake is at a phase set by
+    /// the PID, so that many copies do not all wake at once.
+    #[arg(long, default_value_t = 0)]
+    wake_every_ms: u64,
+    /// With `--wake-every-ms`, every thread wakes on that period, not only
+    /// the main one.
+    #[arg(long, requires = "wake_every_ms")]
+    wake_threads: bool,
+    /// Be a supervisor that keeps this many copies alive (0: be a workload).
+    /// They are started with --ignore-stdin, a lifetime, and this process's
+    /// --thread-name, --wake-every-ms and --wake-threads.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+    /// With --churn: copies that exit, and are replaced, per second on
+    /// average. Each lives a time drawn evenly from 0.5 to 1.5 times
+    /// churn / exits-per-sec.
+    #[arg(long, default_value_t = 100)]
+    exits_per_sec: u64,
+    /// With --churn: comms of the copies, comma-separated, taken in turn.
+    #[arg(long, default_value = "pgchurn")]
+    churn_names: String,
+    /// With --churn: extra threads of the copies, comma-separated, taken in
+    /// turn.
+    #[arg(long, default_value = "0")]
+    churn_threads: String,
+}
+
+/// How a thread spends its time once the process is ready.
+#[derive(Debug, Clone, Copy)]
+enum Idle {
+    /// Sleeps an hour at a time.
+    Sleep,
+    /// Spins (CPU load).
+    Spin,
+    /// Wakes every `period` (first after `phase`) to do a little work.
+    Wake { period: Duration, phase: Duration },
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.churn > 0 {
+        return supervise(&args);
+    }
     let comm = CString::new(args.name.as_bytes()).context("--name contains a NUL byte")?;
     rustix::thread::set_name(&comm).context("setting comm")?;
 
@@ -76,19 +129,33 @@ fn main() -> Result<()> {
 
     // Every thread names itself on start; wait until all have, so that
     // `ready` means the thread names are visible in /proc.
+    let period = Duration::from_millis(args.wake_every_ms);
     let started = std::sync::Arc::new(std::sync::Barrier::new(args.threads + 1));
-    for _ in 0..args.threads {
-        let spin = args.spin;
+    for i in 0..args.threads {
+        let idle = if args.spin {
+            Idle::Spin
+        } else if args.wake_threads && !period.is_zero() {
+            Idle::Wake {
+                period,
+                phase: phase(period, i + 1),
+            }
+        } else {
+            Idle::Sleep
+        };
         let started = started.clone();
         std::thread::Builder::new()
             .name(args.thread_name.clone())
             .spawn(move || {
                 started.wait();
-                loop {
-                    if spin {
+                match idle {
+                    Idle::Spin => loop {
                         burn(Duration::from_millis(50));
-                    } else {
+                    },
+                    Idle::Sleep => loop {
                         std::thread::sleep(Duration::from_secs(3600));
+                    },
+                    Idle::Wake { period, phase } => {
+                        wake_until(period, phase, None, None);
                     }
                 }
             })
@@ -124,25 +191,18 @@ fn main() -> Result<()> {
     out.flush()?;
     drop(out);
 
-    if args.ignore_stdin {
-        let life = if args.lifetime_secs > 0 {
-            args.lifetime_secs
-        } else {
-            u64::MAX / 4
-        };
-        std::thread::sleep(Duration::from_secs(life));
-    } else if args.lifetime_secs > 0 {
-        let deadline = Instant::now() + Duration::from_secs(args.lifetime_secs);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while std::io::stdin()
-                .read_line(&mut sink)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {}
-            let _ = tx.send(());
+    let life = Duration::from_secs(args.lifetime_secs) + Duration::from_millis(args.lifetime_ms);
+    let deadline = (!life.is_zero()).then(|| Instant::now() + life);
+    if !period.is_zero() {
+        let stdin_closed = (!args.ignore_stdin).then(watch_stdin);
+        wake_until(period, phase(period, 0), deadline, stdin_closed.as_ref());
+    } else if args.ignore_stdin {
+        let life = deadline.map_or(Duration::from_secs(u64::MAX / 4), |d| {
+            d.saturating_duration_since(Instant::now())
         });
+        std::thread::sleep(life);
+    } else if let Some(deadline) = deadline {
+        let rx = watch_stdin();
         let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     } else {
         let mut sink = String::new();
@@ -160,6 +220,130 @@ fn main() -> Result<()> {
     drop(files);
     std::hint::black_box(&memory);
     Ok(())
+}
+
+/// Keeps `args.churn` copies of this program alive, each for a random
+/// lifetime, starting a new one as soon as one has exited; prints `ready
+/// <pid>` once the first ones are started, and runs until killed.
+fn supervise(args: &Args) -> Result<()> {
+    use rustix::process::{WaitOptions, wait};
+    let names: Vec<&str> = args.churn_names.split(',').collect();
+    let threads: Vec<&str> = args.churn_threads.split(',').collect();
+    let me = std::env::current_exe().context("finding own executable")?;
+    // Mean lifetime in ms for the asked rate of exits.
+    let mean_ms = (args.churn as u64 * 1000 / args.exits_per_sec.max(1)).max(2);
+    let mut seed = u64::from(std::process::id()) | 1;
+    let mut alive = 0usize;
+    let mut started = 0usize;
+    let mut ready = false;
+    loop {
+        while alive < args.churn {
+            // xorshift64: lifetimes need only be spread, not unpredictable.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let life_ms = mean_ms / 2 + seed % mean_ms.max(1);
+            let mut cmd = Command::new(&me);
+            cmd.arg("--name")
+                .arg(names[started % names.len()])
+                .arg("--threads")
+                .arg(threads[started % threads.len()])
+                .arg("--thread-name")
+                .arg(&args.thread_name)
+                .arg("--ignore-stdin")
+                .arg("--lifetime-ms")
+                .arg(life_ms.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            if args.wake_every_ms > 0 {
+                cmd.arg("--wake-every-ms")
+                    .arg(args.wake_every_ms.to_string());
+                if args.wake_threads {
+                    cmd.arg("--wake-threads");
+                }
+            }
+            // Reaped below by waiting for any child, not through the handle.
+            drop(cmd.spawn().context("starting a copy")?);
+            alive += 1;
+            started += 1;
+        }
+        if !ready {
+            println!("ready {}", std::process::id());
+            std::io::stdout().flush()?;
+            ready = true;
+        }
+        while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {
+            alive = alive.saturating_sub(1);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A thread that reads stdin to its end, then says so on the channel.
+fn watch_stdin() -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {}
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// When thread `index` (0: the main one) of this process first wakes, within
+/// one `period`: spread by PID and index, so that thousands of copies
+/// started together do not all wake in the same millisecond.
+fn phase(period: Duration, index: usize) -> Duration {
+    let ms = period.as_millis().max(1) as u64;
+    let seed = u64::from(std::process::id()).wrapping_mul(7919) + index as u64 * 104_729;
+    Duration::from_millis(seed % ms)
+}
+
+/// Wakes every `period` (the first time after `phase`) to do a little
+/// work, until `deadline` or until `stdin_closed` fires (never, for
+/// `None`). Wakes are on a fixed schedule, not a fixed gap: a late wake
+/// does not shift the ones after it, and missed ones are skipped.
+fn wake_until(
+    period: Duration,
+    phase: Duration,
+    deadline: Option<Instant>,
+    stdin_closed: Option<&std::sync::mpsc::Receiver<()>>,
+) {
+    let mut next = Instant::now() + phase;
+    loop {
+        let until = deadline.map_or(next, |d| d.min(next));
+        let wait = until.saturating_duration_since(Instant::now());
+        match stdin_closed {
+            Some(rx) => match rx.recv_timeout(wait) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            },
+            None => std::thread::sleep(wait),
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return;
+        }
+        if now >= next {
+            little_work();
+            while next <= now {
+                next += period;
+            }
+        }
+    }
+}
+
+/// What a timer of a daemon does when it fires: a few microseconds of CPU.
+fn little_work() {
+    let mut x = 0u64;
+    for i in 0..2_000u64 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+    }
+    std::hint::black_box(x);
 }
 
 /// Spins for `d` of wall time (close to `d` of CPU on an idle core).

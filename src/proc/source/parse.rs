@@ -207,10 +207,14 @@ pub(crate) struct StatusFields {
     pub ctx_nonvoluntary: u64,
     /// `VmSwap`, kB; 0 when absent (kernel threads have no `Vm*` lines).
     pub vm_swap_kb: u64,
+    /// `VmSize`, kB; 0 when absent. The same count as `statm`'s size.
+    pub vm_size_kb: u64,
+    /// `VmRSS`, kB; 0 when absent. The same count as `statm`'s resident.
+    pub vm_rss_kb: u64,
 }
 
 /// Parses `status`. A `Uid:` line is required (every status has one); the
-/// context-switch and `VmSwap` lines count as 0 when absent, but a present
+/// context-switch and `Vm*` lines count as 0 when absent, but a present
 /// line with a value that is not a number is an error.
 pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
     let mut s = StatusFields::default();
@@ -232,6 +236,10 @@ pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
             s.ctx_nonvoluntary = first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
         } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
             s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
+        } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
+            s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
+        } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
+            s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
         }
     }
     if !have_uid {
@@ -338,7 +346,8 @@ pub(crate) fn parse_schedstat(buf: &[u8]) -> Result<Schedstat, ParseError> {
 }
 
 /// `size` and `resident` of `statm`, in pages: the same values as `stat`'s
-/// vsize (in pages here) and rss, from a file the kernel writes faster.
+/// vsize (in pages here) and rss, from a file the kernel writes faster, and
+/// the same counts as `status`'s `VmSize` and `VmRSS` (in kB there).
 pub(crate) fn parse_statm(buf: &[u8]) -> Result<(u64, u64), ParseError> {
     let mut w = words(buf);
     let size = w
@@ -555,7 +564,7 @@ mod tests {
     #[test]
     fn status_fields() {
         let s = parse_status(
-            b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nVmSwap:\t      10 kB\nvoluntary_ctxt_switches:\t72\nnonvoluntary_ctxt_switches:\t6\n",
+            b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nVmPeak:\t 9000 kB\nVmSize:\t    8748 kB\nVmHWM:\t 5000 kB\nVmRSS:\t    4912 kB\nRssAnon:\t 512 kB\nVmSwap:\t      10 kB\nvoluntary_ctxt_switches:\t72\nnonvoluntary_ctxt_switches:\t6\n",
         )
         .unwrap();
         assert_eq!(
@@ -564,11 +573,18 @@ mod tests {
                 euid: 1001,
                 ctx_voluntary: 72,
                 ctx_nonvoluntary: 6,
-                vm_swap_kb: 10
+                vm_swap_kb: 10,
+                vm_size_kb: 8748,
+                vm_rss_kb: 4912,
             }
         );
         // A kernel thread has no Vm lines.
-        assert_eq!(parse_status(b"Uid:\t0\t0\t0\t0\n").unwrap().vm_swap_kb, 0);
+        let kthread = parse_status(b"Uid:\t0\t0\t0\t0\n").unwrap();
+        assert_eq!(
+            (kthread.vm_swap_kb, kthread.vm_size_kb, kthread.vm_rss_kb),
+            (0, 0, 0)
+        );
+        assert!(parse_status(b"Uid:\t0\t0\t0\t0\nVmRSS:\t? kB\n").is_err());
         assert!(parse_status(b"Name:\tx\n").is_err());
         assert!(parse_status(b"Uid:\t0\n").is_err());
         assert!(parse_status(b"Uid:\t0\tx\t0\t0\n").is_err());

@@ -2,7 +2,7 @@
 //! not run since their last reading is answered from that reading (and a
 //! fresh `statm`), with its tasks reported unchanged by `Proc::tasks`, and
 //! that answer must be what a full reading gives; a busy process is read
-//! every cycle; changes made from outside show within
+//! every cycle, one that wakes on a timer after each wake; changes made from outside show within
 //! `FsSource::REFRESH_CYCLES`; a PID taken over by a new process is never
 //! confused with the remembered one.
 //!
@@ -179,6 +179,68 @@ fn a_busy_process_is_read_every_cycle() {
         assert_eq!(busier, 2, "cycle {n}: {:?}", now.threads);
         last = now;
     }
+    stop(child);
+}
+
+/// `size` and `resident` of `/proc/<pid>/statm`, in bytes.
+fn statm_bytes(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    let page = rustix::param::page_size() as u64;
+    let mut pages = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    (pages.next().unwrap() * page, pages.next().unwrap() * page)
+}
+
+#[test]
+fn a_process_that_wakes_is_read_after_its_wakes_and_quiet_in_between() {
+    let (child, pid) = spawn_workload(&[
+        "--name",
+        "pgwake",
+        "--threads",
+        "2",
+        "--touch-kib",
+        "2048",
+        "--wake-every-ms",
+        "300",
+    ]);
+    let mut src = Follower::new();
+    let first = src.cycle(pid).unwrap();
+    let (mut quiet, mut read, mut checked) = (0, 0, 0);
+    let mut last = first.clone();
+    // 40 cycles 50 ms apart: about 7 wakes of the main thread.
+    for n in 0..40 {
+        std::thread::sleep(Duration::from_millis(50));
+        let before = statm_bytes(pid);
+        let now = src.cycle(pid).unwrap();
+        let stats = src.stats();
+        quiet += stats.quiet;
+        read += stats.read;
+        // Whichever file they came from (status when the process was read
+        // in full, statm when it was quiet), the sizes are statm's counts.
+        if statm_bytes(pid) == before {
+            checked += 1;
+            let m = &now.metrics.memory;
+            assert_eq!((m.virtual_bytes, m.resident_bytes), before, "cycle {n}");
+        }
+        assert!(
+            now.metrics.counts.ctx_switch_voluntary >= last.metrics.counts.ctx_switch_voluntary,
+            "cycle {n}"
+        );
+        last = now;
+    }
+    assert!(
+        checked >= 30,
+        "memory moved in {} cycles of 40",
+        40 - checked
+    );
+    assert!(read >= 5, "read in full {read} times in 40 cycles");
+    assert!(quiet >= 10, "quiet {quiet} times in 40 cycles");
+    // Each wake is a sleep ended: the main thread's voluntary switches.
+    assert!(
+        last.metrics.counts.ctx_switch_voluntary >= first.metrics.counts.ctx_switch_voluntary + 5,
+        "{:?} then {:?}",
+        first.metrics.counts,
+        last.metrics.counts
+    );
     stop(child);
 }
 

@@ -176,14 +176,23 @@ impl FsProc {
     }
 
     /// Resident and virtual size in bytes. On a real procfs they come from
-    /// `statm`, whatever else was read: it is cheap, and recent kernels
-    /// give it exact counts where `stat` gives an estimate, so a process
-    /// read in full and one answered from memory report the same sizes.
-    /// Elsewhere they come from `stat`.
+    /// `status` when it was read this cycle (the kernel prints its `VmRSS`
+    /// and `VmSize` from the same memory counters as `statm`'s resident and
+    /// size, so a second file would only repeat them), else from `statm`,
+    /// the cheapest file that has them.
+    /// Either way they are the kernel's exact counts, where `stat` gives an
+    /// estimate, so a process read in full and one answered from memory
+    /// report the same sizes. Elsewhere they come from `stat`.
     pub(super) fn sizes(&mut self, stat: &StatFields) -> Result<(u64, u64), ProcError> {
         let page = self.cycle.facts.page_size;
         if !self.cycle.procfs {
             return Ok((stat.rss.saturating_mul(page), stat.vsize));
+        }
+        if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
+            return Ok((
+                s.vm_rss_kb.saturating_mul(1024),
+                s.vm_size_kb.saturating_mul(1024),
+            ));
         }
         let (size, resident) = self.read(&RelPath::file("statm"), parse::parse_statm)?;
         Ok((resident.saturating_mul(page), size.saturating_mul(page)))
@@ -195,12 +204,13 @@ impl FsProc {
         let facts = self.cycle.facts;
         let mut soft = full.soft_errors();
         let stat = full.stat.fields();
-        let (resident, virtual_bytes) = self.sizes(&stat)?;
+        // Before the sizes: with swap, `status` gives them too.
         let swap_kb = if self.cycle.swap_in_use {
             self.status()?.vm_swap_kb
         } else {
             0
         };
+        let (resident, virtual_bytes) = self.sizes(&stat)?;
         let limit = self.limit(&mut soft)?;
         let smaps = self.proportional(&stat, &mut soft)?;
         let (read_bytes, write_bytes) = full.io.unwrap_or_default();

@@ -104,9 +104,11 @@ impl Proc for FsProc {
     }
 
     /// Reads `io`, `fd/`, `limits`, `wchan` and, when enabled, smaps (and
-    /// `stat`/`status` if not yet read). For a quiet process (none of its
-    /// tasks has run since it was last read, see [`FsSource`]), only
-    /// `statm`, `status` when the system has swap, and smaps when enabled.
+    /// `stat`/`status` if not yet read; the sizes come from `status`, or
+    /// from `statm` when `status` was not needed). For a quiet process
+    /// (none of its tasks has run since it was last read, see
+    /// [`FsSource`]), only `statm` (`status` instead when the system has
+    /// swap) and smaps when enabled.
     fn metrics(&mut self) -> Result<Metrics, ProcError> {
         let stillness = if self.now.as_ref().is_none_or(|n| n.stat.is_none()) {
             self.stillness()
