@@ -4,7 +4,7 @@
 //!
 //! - `otelcol validate` accepts every collector configuration the
 //!   repository ships (the file at the top, and the ConfigMap that kustomize
-//!   renders from `deploy/kubernetes/`), and refuses a broken one;
+//!   renders from `deploy/kubernetes/base/`), and refuses a broken one;
 //! - `otel-collector.yaml`, run as shipped with only its listening
 //!   addresses moved to free loopback ports, receives the agent's push and
 //!   exposes the workload's group on its Prometheus endpoint;
@@ -147,10 +147,10 @@ fn validate_accepts_every_shipped_collector_config() {
         "{SHIPPED_CONFIG} is not recognised as a Collector configuration: {configs:?}"
     );
 
-    // The ConfigMap kustomize renders from deploy/kubernetes/, as deployed.
+    // The ConfigMap kustomize renders from deploy/kubernetes/base/, as deployed.
     if let Some(kubectl) = tools::require(&KUBECTL) {
         let out = Command::new(kubectl)
-            .args(["kustomize", "deploy/kubernetes"])
+            .args(["kustomize", "deploy/kubernetes/base"])
             .current_dir(repo_root())
             .output()
             .unwrap();
@@ -187,7 +187,7 @@ fn validate_accepts_every_shipped_collector_config() {
         }
         assert!(
             embedded >= 1,
-            "kubectl kustomize deploy/kubernetes rendered no ConfigMap holding a Collector configuration:\n{rendered}"
+            "kubectl kustomize deploy/kubernetes/base rendered no ConfigMap holding a Collector configuration:\n{rendered}"
         );
     }
 
