@@ -225,6 +225,11 @@ impl Agent {
             ),
         }
         self.telemetry.health().mark_stopping();
+        if !self.telemetry.health().status().enabled {
+            // OTEL_METRICS_EXPORTER=none: there is no final export to wait for.
+            tracing::info!("export disabled, nothing to export; stopped");
+            return Ok(());
+        }
         let telemetry = self.telemetry.clone();
         let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
         match tokio::time::timeout_at(deadline, flush).await {

@@ -344,9 +344,10 @@ impl Telemetry {
         cell: &SnapshotCell,
     ) -> Result<Self, TelemetryError> {
         let settings = &options.export;
-        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         if !settings.enabled {
-            // No reader: the instruments are never collected.
+            // No reader: the instruments are never collected, and the
+            // record says so, so that health does not wait for an export.
+            let health = Arc::new(ExportHealth::disabled());
             let provider = SdkMeterProvider::builder().with_resource(resource).build();
             tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
             return Ok(Telemetry { provider, health });
@@ -361,6 +362,7 @@ impl Telemetry {
             builder = builder.with_timeout(timeout);
         }
         let exporter = builder.build()?;
+        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         // A group that empties is forgotten, and starts again from zero if it
         // comes back. When both happen between two collections, the SDK sees
         // the same series with a lower total, and its delta is a
@@ -453,7 +455,10 @@ mod tests {
         };
         let t =
             Telemetry::start(&options, Resource::builder().build(), &SnapshotCell::new()).unwrap();
-        assert_eq!(t.health().status().last_success, None);
+        let status = t.health().status();
+        assert!(!status.enabled);
+        assert_eq!(status.endpoint, "");
+        assert_eq!(status.last_success, None);
         t.shutdown().unwrap();
     }
 
