@@ -313,3 +313,32 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// What the agent did when started with `args` and `env`: its exit code
+/// (`None` when it was still running after a few seconds, i.e. it accepted
+/// the configuration) and everything it wrote on stderr.
+pub fn start_agent(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = agent_command();
+    cmd.args(["--interval", "200ms"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "procgroups=info");
+    let mut agent = Agent::spawn(cmd);
+    let code = agent
+        .wait_timeout(Duration::from_secs(3))
+        .map(|s| s.code().unwrap_or(-1));
+    if code.is_none() {
+        agent.terminate();
+        agent.wait_timeout(Duration::from_secs(20));
+    }
+    // The log is read by a thread: wait until it has everything.
+    let mut log = agent.log();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = agent.log();
+        if now == log && !now.is_empty() {
+            return (code, now);
+        }
+        log = now;
+    }
+}
