@@ -7,9 +7,13 @@
 //! unset, and never overrides one that is set:
 //! - endpoint: never set in code (`OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`,
 //!   else the SDK default `http://localhost:4317`);
-//! - compression: gzip unless `OTEL_EXPORTER_OTLP[_METRICS]_COMPRESSION`;
-//! - timeout: 4 s unless `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT`, so that the
-//!   final export fits in the shutdown budget;
+//! - compression: gzip unless `OTEL_EXPORTER_OTLP[_METRICS]_COMPRESSION`
+//!   says `gzip` or `none` (another value is warned about and ignored);
+//! - timeout: 4 s unless `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT` is a number
+//!   of milliseconds (another value is warned about and ignored), so that
+//!   the final export fits in the shutdown budget;
+//! - headers: `OTEL_EXPORTER_OTLP[_METRICS]_HEADERS` are checked to be
+//!   `key=value` lists (the exporter would drop bad entries silently);
 //! - export interval: `OTEL_METRIC_EXPORT_INTERVAL` (ms) when set, else the
 //!   collection interval;
 //! - temporality: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
@@ -79,6 +83,14 @@ pub enum TelemetryError {
     /// Only one of the client certificate and key is set.
     #[error("{0} is set without {1}; mutual TLS needs both")]
     HalfIdentity(&'static str, &'static str),
+    /// A headers variable that is not a list of `key=value`.
+    #[error("{var}: {why}; write `key=value,key2=value2` (values may be percent-encoded)")]
+    Headers {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        why: String,
+    },
     /// Delta temporality together with `remove_empty_groups`.
     #[error(
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta temporality, which \
@@ -171,6 +183,48 @@ fn first_set(
     })
 }
 
+/// Whether one of `vars` (most specific first) holds a value that `valid`
+/// accepts. Each set value it refuses is logged once with `problem`.
+fn usable(
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: [&'static str; 2],
+    valid: impl Fn(&str) -> bool,
+    problem: &str,
+) -> bool {
+    for var in vars {
+        let Some(value) = env(var).map(|s| s.trim().to_owned()) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if valid(&value) {
+            return true;
+        }
+        tracing::warn!(variable = var, value = %value, "{var}: {problem}");
+    }
+    false
+}
+
+/// Why `value` is not a list of `key=value` headers, as the exporter reads
+/// `OTEL_EXPORTER_OTLP_HEADERS` (values may be percent-encoded).
+fn check_headers(value: &str) -> Result<(), String> {
+    use tonic::codegen::http::{HeaderName, HeaderValue};
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((key, val)) = entry.split_once('=') else {
+            return Err(format!("`{entry}` is not `key=value`"));
+        };
+        let (key, val) = (key.trim(), val.trim());
+        if HeaderName::from_bytes(key.as_bytes()).is_err() {
+            return Err(format!("`{key}` in `{entry}` is not a header name"));
+        }
+        if val.is_empty() || HeaderValue::from_str(val).is_err() {
+            return Err(format!("`{entry}` has no usable value"));
+        }
+    }
+    Ok(())
+}
+
 impl ExportSettings {
     /// Decides the settings from the variables `env` returns and the
     /// collection interval.
@@ -197,22 +251,40 @@ impl ExportSettings {
             None => collection_interval,
         };
 
-        let timeout_set = first_set(
+        // A timeout (milliseconds) or a compression the exporter cannot use
+        // is ignored with a warning, as the OpenTelemetry specification
+        // says for numbers and enumerations; the exporter then goes on to
+        // the general variable, and so does the decision here.
+        let timeout_set = usable(
             env,
             [
                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
             ],
-        )
-        .is_some_and(|(_, v)| v.parse::<u64>().is_ok());
-        let compression_set = first_set(
+            |v| v.parse::<u64>().is_ok(),
+            "not a number of milliseconds; ignored",
+        );
+        // Only gzip is built in (no zstd).
+        let compression_set = usable(
             env,
             [
                 "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
                 "OTEL_EXPORTER_OTLP_COMPRESSION",
             ],
-        )
-        .is_some();
+            |v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("none"),
+            "not a compression this build supports (gzip, none); ignored",
+        );
+        // Authentication usually travels in the headers: a malformed entry
+        // that the exporter would drop without a word turns into refused
+        // exports far from the cause, so it is refused here.
+        for var in [
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
+                check_headers(&value).map_err(|why| TelemetryError::Headers { var, why })?;
+            }
+        }
 
         if let Some((var, protocol)) = first_set(
             env,
@@ -504,6 +576,42 @@ mod tests {
             let env = env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", bad)]);
             let s = ExportSettings::from_env(&env, Duration::from_millis(500)).unwrap();
             assert_eq!(s.export_interval, Duration::from_millis(500), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_timeouts_and_compressions_fall_through_to_the_general_variable() {
+        let s = ExportSettings::from_env(
+            &env_of(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "abc"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd"),
+            ]),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Some(DEFAULT_EXPORT_TIMEOUT));
+        assert!(s.gzip);
+        let s = ExportSettings::from_env(
+            &env_of(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "abc"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "bogus"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ]),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, None);
+        assert!(!s.gzip);
+    }
+
+    #[test]
+    fn headers_must_be_key_value_pairs() {
+        for good in ["a=b", "authorization=Bearer%20x, x-team = ops", "a=b,"] {
+            check_headers(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in ["novalue", "a=b,novalue", "=v", "a=", "bad key=v"] {
+            assert!(check_headers(bad).is_err(), "{bad}");
         }
     }
 
