@@ -5,13 +5,19 @@
 //! a flag wins over both.
 //!
 //! Booleans take an optional value (`--threads`, `--threads=false`,
-//! `--threads false`), and there are no positional arguments, so a stray
+//! `--threads false`, with the words of [`crate::config::BOOL_WORDS`]), and there are no positional arguments, so a stray
 //! word is an error instead of silently ending the flags as it did in
 //! process-exporter.
 
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+
+/// A boolean flag's value, read with the same words as the variables and
+/// the file ([`crate::config::BOOL_WORDS`]).
+fn bool_value(text: &str) -> Result<bool, String> {
+    crate::config::parse_bool(text).ok_or_else(|| crate::config::not_a_bool(text))
+}
 
 /// Output format of `--once`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -51,13 +57,13 @@ pub struct Cli {
     #[arg(long, value_name = "name,regex,...")]
     pub namemapping: Option<String>,
     /// Track children under their nearest tracked ancestor's group.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub children: Option<bool>,
     /// Read per-thread detail and export the thread-name metrics.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub threads: Option<bool>,
     /// Read smaps_rollup for proportional memory (expensive).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub gather_smaps: Option<bool>,
     /// Re-run the naming rules each cycle on processes not yet tracked.
     #[arg(long)]
@@ -66,7 +72,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub recheck_with_time_limit: Option<String>,
     /// Forget groups whose last process exited.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub remove_empty_groups: Option<bool>,
     /// Collection interval (e.g. 500ms, 15s, 1m).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]

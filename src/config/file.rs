@@ -58,16 +58,21 @@ pub struct RawSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namemapping: Option<Tokens>,
     /// Children join their ancestor's group.
+    #[serde(deserialize_with = "flag")]
     pub children: bool,
     /// Thread detail.
+    #[serde(deserialize_with = "flag")]
     pub threads: bool,
     /// smaps_rollup.
+    #[serde(deserialize_with = "flag")]
     pub gather_smaps: bool,
     /// Re-name untracked processes.
+    #[serde(deserialize_with = "flag")]
     pub recheck: bool,
     /// Recheck only processes younger than this.
     pub recheck_with_time_limit: Text,
     /// Forget empty groups.
+    #[serde(deserialize_with = "flag")]
     pub remove_empty_groups: bool,
     /// Collection interval.
     pub interval: Text,
@@ -133,6 +138,61 @@ pub struct RawRule {
     /// Regexes over the joined arguments (AND).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<TextList>,
+}
+
+/// The words a boolean setting accepts, in every layer (flags, variables,
+/// file), in any case: process-exporter's flags (Go's `true`/`false`/`t`/
+/// `f`/`1`/`0`) and the YAML 1.1 words (`yes`/`no`/`on`/`off`) that
+/// existing files and manifests use.
+pub const BOOL_WORDS: &str = "true/false, yes/no, on/off, t/f or 1/0";
+
+/// A boolean setting's value, from any layer; `None` when `text` is none
+/// of [`BOOL_WORDS`].
+pub fn parse_bool(text: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["true", "t", "yes", "on", "1"];
+    const FALSE: [&str; 5] = ["false", "f", "no", "off", "0"];
+    let t = text.trim();
+    if TRUE.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+        Some(true)
+    } else if FALSE.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Why `text` is not a boolean, for every layer's error message.
+pub fn not_a_bool(text: &str) -> String {
+    format!("`{text}` is not a boolean: write {BOOL_WORDS}")
+}
+
+/// Deserializes a boolean setting through [`parse_bool`]: a YAML or JSON
+/// boolean, the numbers 0 and 1, or one of [`BOOL_WORDS`] as text (the
+/// variables' values are always text).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a boolean ({BOOL_WORDS})")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            parse_bool(v).ok_or_else(|| E::custom(not_a_bool(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A scalar read as text: YAML and variables give numbers and booleans where

@@ -45,7 +45,9 @@ use regex::Regex;
 /// typo such as `15ms` for `15s` would burn a CPU.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub use error::{ConfigError, Origin};
-pub use file::{ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS};
+pub use file::{
+    BOOL_WORDS, ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS, not_a_bool, parse_bool,
+};
 pub use otlp::{OTLP_ENDPOINT_VARS, check_otlp_endpoints};
 pub use rule_compile::default_rules;
 pub use rules::{ExeEntry, LegacyNamer, Rule, RuleSet};

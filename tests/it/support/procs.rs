@@ -342,3 +342,28 @@ pub fn start_agent(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String)
         log = now;
     }
 }
+
+/// `procgroups --check-config` with `args`, `env` and, when given, a file
+/// holding `yaml`: the exit code, stdout and stderr.
+pub fn check_config(
+    args: &[&str],
+    env: &[(&str, &str)],
+    yaml: Option<&str>,
+) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = agent_command();
+    cmd.arg("--check-config")
+        .args(args)
+        .envs(env.iter().copied());
+    if let Some(yaml) = yaml {
+        let file = dir.path().join("procgroups.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        cmd.arg("--config").arg(file);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
