@@ -74,6 +74,11 @@ pub struct Cli {
     /// Forget groups whose last process exited.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub remove_empty_groups: Option<bool>,
+    /// Forget a group once it has had no process for this long (e.g. 5m;
+    /// `never` keeps it, as process-exporter does; 0 is
+    /// --remove-empty-groups) [default: 5m].
+    #[arg(long, value_name = "DURATION|never", allow_hyphen_values = true)]
+    pub empty_group_ttl: Option<String>,
     /// Collection interval (e.g. 500ms, 15s, 1m).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub interval: Option<String>,

@@ -151,6 +151,17 @@ impl Agent {
         let export_interval = options.export.export_interval;
         let cell = SnapshotCell::new();
         let telemetry = Telemetry::start(&options, telemetry::resource::build(&facts), &cell)?;
+        let mut collection = collection;
+        if telemetry.is_delta() && config.empty_group_ttl.is_some() {
+            if config.empty_group_ttl_explicit {
+                return Err(telemetry::TelemetryError::DeltaWithForgottenGroups.into());
+            }
+            tracing::info!(
+                "delta temporality: empty groups are kept (a forgotten group that came back \
+                 would be exported twice)"
+            );
+            collection.keep_empty_groups();
+        }
         tracing::info!(
             procfs = %config.procfs.display(),
             interval = %humantime::format_duration(config.interval),

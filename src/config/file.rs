@@ -34,6 +34,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "recheck",
     "recheck_with_time_limit",
     "remove_empty_groups",
+    "empty_group_ttl",
     "interval",
     "log_format",
     "max_groups",
@@ -74,6 +75,8 @@ pub struct RawSettings {
     /// Forget empty groups.
     #[serde(deserialize_with = "flag")]
     pub remove_empty_groups: bool,
+    /// Forget a group empty for this long (`never`: keep it).
+    pub empty_group_ttl: Text,
     /// Collection interval.
     pub interval: Text,
     /// Log format.
@@ -105,6 +108,7 @@ impl RawSettings {
             recheck: false,
             recheck_with_time_limit: Text("0s".into()),
             remove_empty_groups: false,
+            empty_group_ttl: Text("5m".into()),
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
             max_groups: DEFAULT_MAX_GROUPS as u64,
@@ -326,6 +330,8 @@ pub struct FlagSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     remove_empty_groups: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    empty_group_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interval: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
@@ -352,6 +358,7 @@ impl From<&Cli> for FlagSettings {
             recheck: cli.recheck.then_some(true),
             recheck_with_time_limit: cli.recheck_with_time_limit.clone(),
             remove_empty_groups: cli.remove_empty_groups,
+            empty_group_ttl: cli.empty_group_ttl.clone(),
             interval: cli.interval.clone(),
             log_format: cli.log_format,
             max_groups: cli.max_groups,

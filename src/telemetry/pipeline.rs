@@ -99,6 +99,13 @@ pub enum TelemetryError {
          keep empty groups"
     )]
     DeltaWithRemovedGroups,
+    /// Delta temporality together with a configured `empty_group_ttl`.
+    #[error(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta temporality, which \
+         cannot be combined with empty_group_ttl: a forgotten group that came back would have \
+         its whole total exported again; use cumulative temporality or empty_group_ttl never"
+    )]
+    DeltaWithForgottenGroups,
 }
 
 /// How many series each metric may have, from the configured bounds on
@@ -405,6 +412,8 @@ pub struct PipelineOptions {
 pub struct Telemetry {
     provider: SdkMeterProvider,
     health: Arc<ExportHealth>,
+    /// The exporter asks for delta temporality.
+    delta: bool,
 }
 
 impl Telemetry {
@@ -422,7 +431,11 @@ impl Telemetry {
             let health = Arc::new(ExportHealth::disabled());
             let provider = SdkMeterProvider::builder().with_resource(resource).build();
             tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
-            return Ok(Telemetry { provider, health });
+            return Ok(Telemetry {
+                provider,
+                health,
+                delta: false,
+            });
         }
         let mut builder = MetricExporter::builder()
             .with_tonic()
@@ -440,7 +453,8 @@ impl Telemetry {
         // the same series with a lower total, and its delta is a
         // subtraction that wraps (or panics the reader thread in a debug
         // build). Cumulative export only shows a reset.
-        if options.remove_empty_groups && exporter.temporality() == Temporality::Delta {
+        let delta = exporter.temporality() == Temporality::Delta;
+        if options.remove_empty_groups && delta {
             return Err(TelemetryError::DeltaWithRemovedGroups);
         }
 
@@ -468,7 +482,19 @@ impl Telemetry {
             export_interval = %humantime::format_duration(settings.export_interval),
             "exporting metrics over OTLP/gRPC"
         );
-        Ok(Telemetry { provider, health })
+        Ok(Telemetry {
+            provider,
+            health,
+            delta,
+        })
+    }
+
+    /// True when the exporter sends deltas: a group that is forgotten and
+    /// comes back would then be sent its whole total again (the SDK forgets
+    /// what it last reported for a series that is not observed), so groups
+    /// must not be forgotten.
+    pub fn is_delta(&self) -> bool {
+        self.delta
     }
 
     /// The export health record (last outcome, last success).
