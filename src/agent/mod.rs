@@ -92,7 +92,9 @@ pub fn run_once(config: &Config, delay: Duration) -> anyhow::Result<()> {
         .cycle(SystemTime::now())
         .context("second collection cycle")?;
     let text = match config.output {
-        OutputFormat::Table => crate::output::table(&snapshot),
+        OutputFormat::Table => {
+            crate::output::table(&snapshot) + &crate::output::once_window_note(delay)
+        }
         OutputFormat::Json => crate::output::json(&snapshot) + "\n",
     };
     let mut stdout = std::io::stdout().lock();
