@@ -38,6 +38,7 @@ fn grouper(procfs: &Path, threads: bool) -> Grouper {
             remove_empty_groups: false,
             max_groups: procgroups::proc::DEFAULT_MAX_GROUPS,
             max_thread_names: procgroups::proc::DEFAULT_MAX_THREAD_NAMES,
+            empty_group_ttl: None,
         },
     )
 }

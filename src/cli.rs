@@ -1,17 +1,25 @@
 //! The command line, as clap parses it. Every option is optional here so
-//! that an absent flag does not override the lower configuration layers;
-//! [`crate::config`] merges and validates. Each setting can also come from
-//! the YAML file (key = flag name with `_`) or from `PROCGROUPS_<KEY>`;
-//! a flag wins over both.
+//! that an absent flag does not override the lower configuration layers
+//! (so the defaults are written in the help text, not given to clap as
+//! `default_value`); [`crate::config`] merges and validates. Each setting
+//! can also come from the YAML file (key = flag name with `_`) or from
+//! `PROCGROUPS_<KEY>`; a flag wins over both.
 //!
 //! Booleans take an optional value (`--threads`, `--threads=false`,
-//! `--threads false`), and there are no positional arguments, so a stray
+//! `--threads false`, with the words of [`crate::config::BOOL_WORDS`]),
+//! and there are no positional arguments, so a stray
 //! word is an error instead of silently ending the flags as it did in
 //! process-exporter.
 
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+
+/// A boolean flag's value, read with the same words as the variables and
+/// the file ([`crate::config::BOOL_WORDS`]).
+fn bool_value(text: &str) -> Result<bool, String> {
+    crate::config::parse_bool(text).ok_or_else(|| crate::config::not_a_bool(text))
+}
 
 /// Output format of `--once`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -41,7 +49,7 @@ pub struct Cli {
     /// accepted) [env: PROCGROUPS_CONFIG].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// procfs mount point to read.
+    /// procfs mount point to read [default: /proc].
     #[arg(long, value_name = "DIR")]
     pub procfs: Option<PathBuf>,
     /// Comma-separated comm names to track (legacy process-exporter flag).
@@ -50,31 +58,39 @@ pub struct Cli {
     /// name,regex pairs (legacy process-exporter flag).
     #[arg(long, value_name = "name,regex,...")]
     pub namemapping: Option<String>,
-    /// Track children under their nearest tracked ancestor's group.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Track children under their nearest tracked ancestor's group
+    /// [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub children: Option<bool>,
-    /// Read per-thread detail and export the thread-name metrics.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Read per-thread detail and export the thread-name metrics
+    /// [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub threads: Option<bool>,
-    /// Read smaps_rollup for proportional memory (expensive).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Read smaps_rollup for proportional memory (expensive) [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub gather_smaps: Option<bool>,
     /// Re-run the naming rules each cycle on processes not yet tracked.
     #[arg(long)]
     pub recheck: bool,
-    /// Recheck only processes younger than this (e.g. 30s); implies --recheck.
+    /// Recheck only processes younger than this (e.g. 30s); implies --recheck
+    /// [default: 0s, off].
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub recheck_with_time_limit: Option<String>,
-    /// Forget groups whose last process exited.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Forget groups whose last process exited [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
     pub remove_empty_groups: Option<bool>,
-    /// Collection interval (e.g. 500ms, 15s, 1m).
+    /// Forget a group once it has had no process for this long (e.g. 5m;
+    /// `never` keeps it, as process-exporter does; 0 is
+    /// --remove-empty-groups) [default: 5m].
+    #[arg(long, value_name = "DURATION|never", allow_hyphen_values = true)]
+    pub empty_group_ttl: Option<String>,
+    /// Collection interval (e.g. 500ms, 15s, 1m) [default: 15s].
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub interval: Option<String>,
     /// Run two cycles, print the second, exit; no collector needed.
     #[arg(long)]
     pub once: bool,
-    /// Delay between the two cycles of --once.
+    /// Delay between the two cycles of --once [default: 1s].
     #[arg(
         long,
         value_name = "DURATION",
@@ -82,20 +98,20 @@ pub struct Cli {
         allow_hyphen_values = true
     )]
     pub once_delay: Option<String>,
-    /// Output format of --once.
+    /// Output format of --once [default: table].
     #[arg(long, value_enum, requires = "once")]
     pub output: Option<OutputFormat>,
     /// Load and validate the configuration, print the compiled rules, exit.
     #[arg(long)]
     pub check_config: bool,
-    /// Log format.
+    /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Keep at most this many groups (default 1000); the processes of
+    /// Keep at most this many groups [default: 1000]; the processes of
     /// further groups are added up in the group `procgroups.overflow`.
     #[arg(long, value_name = "N")]
     pub max_groups: Option<u64>,
-    /// Keep at most this many thread names per group (default 100); further
+    /// Keep at most this many thread names per group [default: 100]; further
     /// threads are added up under the thread name `procgroups.overflow`.
     #[arg(long, value_name = "N")]
     pub max_thread_names: Option<u64>,
@@ -105,7 +121,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub status_socket: Option<PathBuf>,
     /// Report NOT_SERVING once no export has succeeded for this many export
-    /// intervals (default 3).
+    /// intervals [default: 3].
     #[arg(long, value_name = "N")]
     pub health_export_intervals: Option<u64>,
     /// A client command for a running agent; without one, run the agent.

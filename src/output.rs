@@ -221,9 +221,9 @@ pub fn table(snapshot: &Snapshot) -> String {
     let mut out = group_table(&snapshot.groups, snapshot.taken_at);
     let _ = writeln!(
         out,
-        "\n{} groups, {} processes tracked; errors: {} read, {} partial; cycle took {}",
-        snapshot.group_count(),
-        snapshot.tracked_processes,
+        "\n{}, {} tracked; errors: {} read, {} partial; cycle took {}",
+        counted(snapshot.group_count(), "group", "groups"),
+        counted(snapshot.tracked_processes, "process", "processes"),
         snapshot.errors.read,
         snapshot.errors.partial,
         humantime::format_duration(Duration::from_millis(
@@ -231,6 +231,22 @@ pub fn table(snapshot: &Snapshot) -> String {
         )),
     );
     out
+}
+
+/// What the counter columns of `--once` hold: the counters start at the
+/// first of its two samples, so they are the amounts between the samples,
+/// `delay` apart, not totals since the processes started.
+pub fn once_window_note(delay: Duration) -> String {
+    format!(
+        "CPU USER, CPU SYS, READ, WRITE, MAJFLT, MINFLT, CTXSW: amounts during the {} \
+         between the two samples, not totals since start\n",
+        humantime::format_duration(delay)
+    )
+}
+
+/// `n` and the noun for it: `1 group`, `2 groups`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The groups as an aligned table, one row per group sorted by name, with

@@ -61,10 +61,17 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
         remove_empty_groups: config.remove_empty_groups,
         max_groups: config.max_groups,
         max_thread_names: config.max_thread_names,
+        empty_group_ttl: config.empty_group_ttl,
     }
 }
 
 impl<S: Source> Collection<S> {
+    /// Keeps empty groups for ever from now on, whatever the configured
+    /// time to live (see [`GrouperOptions::empty_group_ttl`]).
+    pub fn keep_empty_groups(&mut self) {
+        self.grouper.keep_empty_groups();
+    }
+
     /// A collection over `source` aggregating with `grouper`.
     pub fn new(source: S, grouper: Grouper) -> Self {
         Collection {

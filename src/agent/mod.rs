@@ -92,7 +92,9 @@ pub fn run_once(config: &Config, delay: Duration) -> anyhow::Result<()> {
         .cycle(SystemTime::now())
         .context("second collection cycle")?;
     let text = match config.output {
-        OutputFormat::Table => crate::output::table(&snapshot),
+        OutputFormat::Table => {
+            crate::output::table(&snapshot) + &crate::output::once_window_note(delay)
+        }
         OutputFormat::Json => crate::output::json(&snapshot) + "\n",
     };
     let mut stdout = std::io::stdout().lock();
@@ -151,6 +153,17 @@ impl Agent {
         let export_interval = options.export.export_interval;
         let cell = SnapshotCell::new();
         let telemetry = Telemetry::start(&options, telemetry::resource::build(&facts), &cell)?;
+        let mut collection = collection;
+        if telemetry.is_delta() && config.empty_group_ttl.is_some() {
+            if config.empty_group_ttl_explicit {
+                return Err(telemetry::TelemetryError::DeltaWithForgottenGroups.into());
+            }
+            tracing::info!(
+                "delta temporality: empty groups are kept (a forgotten group that came back \
+                 would be exported twice)"
+            );
+            collection.keep_empty_groups();
+        }
         tracing::info!(
             procfs = %config.procfs.display(),
             interval = %humantime::format_duration(config.interval),
@@ -225,6 +238,11 @@ impl Agent {
             ),
         }
         self.telemetry.health().mark_stopping();
+        if !self.telemetry.health().status().enabled {
+            // OTEL_METRICS_EXPORTER=none: there is no final export to wait for.
+            tracing::info!("export disabled, nothing to export; stopped");
+            return Ok(());
+        }
         let telemetry = self.telemetry.clone();
         let flush = tokio::task::spawn_blocking(move || telemetry.shutdown());
         match tokio::time::timeout_at(deadline, flush).await {

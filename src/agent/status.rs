@@ -105,6 +105,9 @@ impl StatusProvider for AgentStatus {
 
     fn last_export(&self) -> ExportState {
         let s = self.export.status();
+        if !s.enabled {
+            return ExportState::disabled();
+        }
         ExportState {
             enabled: true,
             endpoint: s.endpoint,

@@ -34,6 +34,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "recheck",
     "recheck_with_time_limit",
     "remove_empty_groups",
+    "empty_group_ttl",
     "interval",
     "log_format",
     "max_groups",
@@ -58,17 +59,24 @@ pub struct RawSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namemapping: Option<Tokens>,
     /// Children join their ancestor's group.
+    #[serde(deserialize_with = "flag")]
     pub children: bool,
     /// Thread detail.
+    #[serde(deserialize_with = "flag")]
     pub threads: bool,
     /// smaps_rollup.
+    #[serde(deserialize_with = "flag")]
     pub gather_smaps: bool,
     /// Re-name untracked processes.
+    #[serde(deserialize_with = "flag")]
     pub recheck: bool,
     /// Recheck only processes younger than this.
     pub recheck_with_time_limit: Text,
     /// Forget empty groups.
+    #[serde(deserialize_with = "flag")]
     pub remove_empty_groups: bool,
+    /// Forget a group empty for this long (`never`: keep it).
+    pub empty_group_ttl: Text,
     /// Collection interval.
     pub interval: Text,
     /// Log format.
@@ -100,6 +108,7 @@ impl RawSettings {
             recheck: false,
             recheck_with_time_limit: Text("0s".into()),
             remove_empty_groups: false,
+            empty_group_ttl: Text("5m".into()),
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
             max_groups: DEFAULT_MAX_GROUPS as u64,
@@ -133,6 +142,61 @@ pub struct RawRule {
     /// Regexes over the joined arguments (AND).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<TextList>,
+}
+
+/// The words a boolean setting accepts, in every layer (flags, variables,
+/// file), in any case: process-exporter's flags (Go's `true`/`false`/`t`/
+/// `f`/`1`/`0`) and the YAML 1.1 words (`yes`/`no`/`on`/`off`) that
+/// existing files and manifests use.
+pub const BOOL_WORDS: &str = "true/false, yes/no, on/off, t/f or 1/0";
+
+/// A boolean setting's value, from any layer; `None` when `text` is none
+/// of [`BOOL_WORDS`].
+pub fn parse_bool(text: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["true", "t", "yes", "on", "1"];
+    const FALSE: [&str; 5] = ["false", "f", "no", "off", "0"];
+    let t = text.trim();
+    if TRUE.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+        Some(true)
+    } else if FALSE.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Why `text` is not a boolean, for every layer's error message.
+pub fn not_a_bool(text: &str) -> String {
+    format!("`{text}` is not a boolean: write {BOOL_WORDS}")
+}
+
+/// Deserializes a boolean setting through [`parse_bool`]: a YAML or JSON
+/// boolean, the numbers 0 and 1, or one of [`BOOL_WORDS`] as text (the
+/// variables' values are always text).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a boolean ({BOOL_WORDS})")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            parse_bool(v).ok_or_else(|| E::custom(not_a_bool(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+            self.visit_str(&v.to_string())
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A scalar read as text: YAML and variables give numbers and booleans where
@@ -266,6 +330,8 @@ pub struct FlagSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     remove_empty_groups: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    empty_group_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interval: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
@@ -292,6 +358,7 @@ impl From<&Cli> for FlagSettings {
             recheck: cli.recheck.then_some(true),
             recheck_with_time_limit: cli.recheck_with_time_limit.clone(),
             remove_empty_groups: cli.remove_empty_groups,
+            empty_group_ttl: cli.empty_group_ttl.clone(),
             interval: cli.interval.clone(),
             log_format: cli.log_format,
             max_groups: cli.max_groups,

@@ -45,7 +45,9 @@ use regex::Regex;
 /// typo such as `15ms` for `15s` would burn a CPU.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub use error::{ConfigError, Origin};
-pub use file::{ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS};
+pub use file::{
+    BOOL_WORDS, ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS, not_a_bool, parse_bool,
+};
 pub use otlp::{OTLP_ENDPOINT_VARS, check_otlp_endpoints};
 pub use rule_compile::default_rules;
 pub use rules::{ExeEntry, LegacyNamer, Rule, RuleSet};
@@ -61,6 +63,11 @@ use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
 /// The kernel keeps at most this many bytes of a command name (comm).
 pub const COMM_MAX_BYTES: usize = 15;
+
+/// How long an empty group is kept by default: long enough to bridge a
+/// restart or a cron job's gap, short enough that a node running many
+/// short commands does not report hundreds of empty groups for ever.
+pub const DEFAULT_EMPTY_GROUP_TTL: Duration = Duration::from_secs(300);
 
 /// Delay between the two cycles of `--once` when `--once-delay` is absent.
 pub const DEFAULT_ONCE_DELAY: Duration = Duration::from_secs(1);
@@ -83,6 +90,13 @@ pub struct Config {
     pub recheck_time_limit: Duration,
     /// Forget empty groups.
     pub remove_empty_groups: bool,
+    /// Forget a group once it has been empty this long (`None`: never).
+    /// Zero is `remove_empty_groups`.
+    pub empty_group_ttl: Option<Duration>,
+    /// `empty_group_ttl` was set by the user, not left at its default: a
+    /// default gives way (to keeping empty groups) where a setting would be
+    /// refused, under delta temporality.
+    pub empty_group_ttl_explicit: bool,
     /// Collection interval (never zero).
     pub interval: Duration,
     /// `--once`: delay between the two cycles, when set.
@@ -122,6 +136,8 @@ impl Config {
             recheck: false,
             recheck_time_limit: Duration::ZERO,
             remove_empty_groups: false,
+            empty_group_ttl: Some(DEFAULT_EMPTY_GROUP_TTL),
+            empty_group_ttl_explicit: false,
             interval: Duration::from_secs(15),
             once: None,
             output: OutputFormat::Table,
@@ -147,6 +163,7 @@ impl fmt::Debug for Config {
             .field("recheck", &self.recheck)
             .field("recheck_time_limit", &self.recheck_time_limit)
             .field("remove_empty_groups", &self.remove_empty_groups)
+            .field("empty_group_ttl", &self.empty_group_ttl)
             .field("interval", &self.interval)
             .field("once", &self.once)
             .field("output", &self.output)
@@ -183,6 +200,10 @@ impl fmt::Display for Config {
             dur(self.recheck_time_limit)
         )?;
         writeln!(f, "remove_empty_groups: {}", self.remove_empty_groups)?;
+        match self.empty_group_ttl {
+            Some(ttl) => writeln!(f, "empty_group_ttl: {}", dur(ttl))?,
+            None => writeln!(f, "empty_group_ttl: never")?,
+        }
         writeln!(f, "max_groups: {}", self.max_groups)?;
         writeln!(f, "max_thread_names: {}", self.max_thread_names)?;
         writeln!(f, "status_socket: {}", self.status_socket.display())?;
@@ -292,6 +313,18 @@ fn compile(
         &origin("recheck_with_time_limit"),
     )?;
     let recheck = raw.recheck || !recheck_time_limit.is_zero();
+    let empty_group_ttl = if raw.empty_group_ttl.0.trim().eq_ignore_ascii_case("never") {
+        None
+    } else {
+        Some(parse_duration(
+            &raw.empty_group_ttl,
+            "empty_group_ttl",
+            &origin("empty_group_ttl"),
+        )?)
+    };
+    let empty_group_ttl_explicit = origin("empty_group_ttl") != Origin::Default;
+    // A time to live of zero forgets a group as soon as it empties.
+    let remove_empty_groups = raw.remove_empty_groups || empty_group_ttl == Some(Duration::ZERO);
 
     let max_groups = positive(raw.max_groups, "max_groups", &origin("max_groups"))?;
     let max_thread_names = positive(
@@ -306,7 +339,8 @@ fn compile(
 
     let once = once_delay(cli)?;
 
-    let namer = compile_namer(&raw, &procfs, &origin, &mut warnings)?;
+    let forgets_groups = remove_empty_groups || empty_group_ttl.is_some();
+    let namer = compile_namer(&raw, &procfs, &origin, forgets_groups, &mut warnings)?;
 
     Ok(Config {
         procfs,
@@ -315,7 +349,9 @@ fn compile(
         gather_smaps: raw.gather_smaps,
         recheck,
         recheck_time_limit,
-        remove_empty_groups: raw.remove_empty_groups,
+        remove_empty_groups,
+        empty_group_ttl,
+        empty_group_ttl_explicit,
         interval,
         once,
         output: cli.output.unwrap_or(OutputFormat::Table),

@@ -11,9 +11,10 @@ pub const OTLP_ENDPOINT_VARS: [&str; 2] = [
 ];
 
 /// Checks that every set OTLP endpoint variable is an `http://` or
-/// `https://` URL with a host, or a bare `host[:port]`, which the exporter
+/// `https://` URL with a host, or a bare `host:port`, which the exporter
 /// completes with `https://` (`http://` when `OTEL_EXPORTER_OTLP_INSECURE`
-/// is true). The exporter would otherwise fail only when it is built, or
+/// is true). A bare host without a port is refused: the exporter would
+/// quietly connect to port 443. The exporter would otherwise fail only when it is built, or
 /// only when it first connects and then on every export, far from the
 /// setting that is wrong.
 pub fn check_otlp_endpoints(env: &[(String, String)]) -> Result<(), ConfigError> {
@@ -69,6 +70,13 @@ fn check_otlp_endpoint(value: &str) -> Result<(), String> {
         .map(|(_, p)| p)
         .filter(|p| !p.contains(']'));
     match (authority.port_u16(), port_text) {
+        // A bare host would become `https://host` on port 443, never an
+        // OTLP/gRPC port: the specification wants a URL with a scheme, and
+        // the only shorthand kept is `host:port`.
+        (None, None) if !has_scheme => Err(format!(
+            "`{value}` has neither a scheme nor a port; OTLP/gRPC listens on port 4317: \
+             write `http://{value}:4317` (plain text) or `https://{value}:4317` (TLS)"
+        )),
         (Some(0), _) => Err(format!("`{value}` has port 0; {example}")),
         (None, Some(p)) => Err(format!(
             "`{value}` has port `{p}`, which is not a number from 1 to 65535; {example}"

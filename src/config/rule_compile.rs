@@ -206,10 +206,13 @@ pub(super) fn compile_legacy(
 
 /// The namer the settings ask for: the `process_names` rules, the legacy
 /// settings, or the default rule; never both rules and a legacy setting.
+/// `forgets_groups` (empty groups are forgotten, at once or after a time
+/// to live) silences the warning that per-process groups pile up.
 pub(super) fn compile_namer(
     raw: &RawSettings,
     procfs: &Path,
     origin: &dyn Fn(&str) -> Origin,
+    forgets_groups: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Arc<dyn MatchNamer>, ConfigError> {
     let legacy = raw.procnames.is_some() || raw.namemapping.is_some();
@@ -230,7 +233,7 @@ pub(super) fn compile_namer(
         (Some(items), false) => compile_rules(
             items,
             origin("process_names"),
-            raw.remove_empty_groups,
+            forgets_groups,
             procfs,
             warnings,
         )?,
@@ -249,7 +252,7 @@ pub(super) fn compile_namer(
 fn compile_rules(
     items: &[RawRule],
     rules_origin: Origin,
-    remove_empty_groups: bool,
+    forgets_groups: bool,
     procfs: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Arc<dyn MatchNamer>, ConfigError> {
@@ -267,10 +270,10 @@ fn compile_rules(
                 "process_names[{i}]: name {:?} uses .PID or .StartTime: one group per \
                          process (high cardinality){}",
                 rule.name.source(),
-                if remove_empty_groups {
+                if forgets_groups {
                     ""
                 } else {
-                    "; without remove_empty_groups those groups are kept forever"
+                    "; with empty_group_ttl never, those groups are kept forever"
                 }
             ));
         }

@@ -517,7 +517,6 @@ fn otlp_endpoints_must_be_http_urls_with_a_host() {
         // Completed by the exporter with https:// (or http:// when
         // OTEL_EXPORTER_OTLP_INSECURE is true).
         "localhost:4317",
-        "collector.example",
     ] {
         for var in super::OTLP_ENDPOINT_VARS {
             super::check_otlp_endpoints(&env(var, good)).unwrap_or_else(|e| panic!("{good}: {e}"));
@@ -536,6 +535,9 @@ fn otlp_endpoints_must_be_http_urls_with_a_host() {
         ("http://localhost:0", "port 0"),
         ("/v1/metrics", "not a URL"),
         (":4317", "no host"),
+        // Would become https://collector.example:443.
+        ("collector.example", "neither a scheme nor a port"),
+        ("localhost", "`http://localhost:4317`"),
     ] {
         for var in super::OTLP_ENDPOINT_VARS {
             let e = super::check_otlp_endpoints(&env(var, bad))

@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{
     CollectErrors, Counts, Delta, Explanation, Group, GroupByName, MatchNamer, ProcAttributes,
@@ -62,6 +62,14 @@ pub struct GrouperOptions {
     /// name comes on top); further threads are added up under
     /// [`OVERFLOW_NAME`].
     pub max_thread_names: usize,
+    /// Without `remove_empty_groups`: forget a group once it has had no
+    /// process for this long (`None`: keep it for ever, as
+    /// process-exporter does). A forgotten group is no longer reported;
+    /// its totals are set aside (for at most `max_groups` groups, the
+    /// longest forgotten go first) and resume if it comes back, so that a
+    /// cumulative counter, whose start time is the agent's, never goes
+    /// backwards.
+    pub empty_group_ttl: Option<Duration>,
 }
 
 impl Default for GrouperOptions {
@@ -71,6 +79,7 @@ impl Default for GrouperOptions {
             remove_empty_groups: false,
             max_groups: DEFAULT_MAX_GROUPS,
             max_thread_names: DEFAULT_MAX_THREAD_NAMES,
+            empty_group_ttl: None,
         }
     }
 }
@@ -152,6 +161,8 @@ struct History {
     counts: Counts,
     /// Totals per thread name.
     threads: BTreeMap<String, Counts>,
+    /// Since when the group has had no process (`None` while it has one).
+    empty_since: Option<SystemTime>,
 }
 
 impl History {
@@ -240,6 +251,9 @@ pub struct Grouper {
     tracker: Tracker,
     options: GrouperOptions,
     history: HashMap<String, History>,
+    /// Groups forgotten after [`GrouperOptions::empty_group_ttl`], with
+    /// when they were forgotten: their totals resume if they come back.
+    dormant: HashMap<String, (SystemTime, History)>,
     witness: Arc<Witness>,
     overflow: Overflow,
     /// The group cap was hit once without knowing why; the next cycle
@@ -273,6 +287,7 @@ impl Grouper {
             tracker: Tracker::new(witness.clone(), options.tracker),
             options,
             history: HashMap::new(),
+            dormant: HashMap::new(),
             witness,
             overflow: Overflow::default(),
             cause_pending: false,
@@ -325,6 +340,8 @@ impl Grouper {
         if self.options.remove_empty_groups {
             self.history
                 .retain(|name, _| name == OVERFLOW_NAME || sums.contains_key(name.as_str()));
+        } else if let Some(ttl) = self.options.empty_group_ttl {
+            self.forget_expired(&sums, now, ttl);
         }
         let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
         let mut room = self.options.max_groups.saturating_sub(named);
@@ -402,6 +419,58 @@ impl Grouper {
             }
         }
         Ok((errors, groups))
+    }
+
+    /// Marks the groups that have no process in this cycle's `sums` as
+    /// empty, sets aside those empty for `ttl` or longer, and brings back
+    /// the totals of set-aside groups that have processes again (while
+    /// there is room under the group cap; otherwise they stay aside and
+    /// their processes are folded like any new group's).
+    fn forget_expired(&mut self, sums: &BTreeMap<String, Sum>, now: SystemTime, ttl: Duration) {
+        let mut expired = Vec::new();
+        for (name, h) in &mut self.history {
+            if name == OVERFLOW_NAME || sums.contains_key(name) {
+                h.empty_since = None;
+                continue;
+            }
+            let since = *h.empty_since.get_or_insert(now);
+            if now.duration_since(since).unwrap_or(Duration::ZERO) >= ttl {
+                expired.push(name.clone());
+            }
+        }
+        for name in expired {
+            if let Some(h) = self.history.remove(&name) {
+                self.dormant.insert(name, (now, h));
+            }
+        }
+        while self.dormant.len() > self.options.max_groups {
+            let oldest = self
+                .dormant
+                .iter()
+                .min_by_key(|(name, (at, _))| (*at, (*name).clone()))
+                .map(|(name, _)| name.clone());
+            match oldest {
+                Some(name) => self.dormant.remove(&name),
+                None => break,
+            };
+        }
+        for name in sums.keys() {
+            if self.history.contains_key(name) {
+                continue;
+            }
+            let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
+            if named >= self.options.max_groups {
+                break;
+            }
+            if let Some((_, h)) = self.dormant.remove(name) {
+                self.history.insert(name.clone(), h);
+            }
+        }
+    }
+
+    /// Keeps empty groups for ever from now on (no time to live).
+    pub fn keep_empty_groups(&mut self) {
+        self.options.empty_group_ttl = None;
     }
 
     /// Groups remembered between cycles (the overflow group included): the
@@ -497,4 +566,94 @@ impl Grouper {
 /// Entries of a map keyed by name, the overflow entry not counted.
 fn named_len(len: usize, has_overflow: bool) -> usize {
     len - usize::from(has_overflow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::{CommSetNamer, IDInfo, ScriptedSource};
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn busy(pid: i32, name: &str, user_secs: f64) -> IDInfo {
+        IDInfo::named(pid, name, 0).counts(Counts {
+            cpu_user_time: user_secs,
+            ..Counts::default()
+        })
+    }
+
+    #[test]
+    fn an_empty_group_is_forgotten_after_the_ttl_and_resumes_its_totals() {
+        let mut gr = Grouper::new(
+            Arc::new(CommSetNamer::new(["web", "db"])),
+            GrouperOptions {
+                empty_group_ttl: Some(Duration::from_secs(60)),
+                ..GrouperOptions::default()
+            },
+        );
+        let mut src = ScriptedSource::default();
+        let mut cycle = |gr: &mut Grouper, secs: u64, procs: Vec<IDInfo>| {
+            src.push(procs);
+            gr.update(&mut src, at(secs)).unwrap().1
+        };
+        cycle(&mut gr, 0, vec![busy(1, "web", 1.0), busy(2, "db", 1.0)]);
+        let g = cycle(&mut gr, 15, vec![busy(1, "web", 3.0), busy(2, "db", 1.0)]);
+        assert_eq!(g["web"].counts.cpu_user_time, 2.0);
+        // web empties at 30 s; it is kept, with its totals, for 60 s.
+        for secs in [30, 60, 89] {
+            let g = cycle(&mut gr, secs, vec![busy(2, "db", 1.0)]);
+            assert_eq!(g["web"].procs, 0, "at {secs}s");
+            assert_eq!(g["web"].counts.cpu_user_time, 2.0, "at {secs}s");
+        }
+        // From 90 s it is no longer reported; db, never empty, stays.
+        let g = cycle(&mut gr, 90, vec![busy(2, "db", 1.0)]);
+        assert!(!g.contains_key("web"), "{g:?}");
+        assert!(g.contains_key("db"));
+        assert_eq!(gr.groups_remembered(), 1);
+        // Back (a process older than the agent: its first reading is a
+        // baseline): the counters go on from 2 s, never below what was
+        // reported.
+        let g = cycle(&mut gr, 300, vec![busy(3, "web", 0.5), busy(2, "db", 1.0)]);
+        assert_eq!(g["web"].counts.cpu_user_time, 2.0);
+        let g = cycle(&mut gr, 315, vec![busy(3, "web", 1.5), busy(2, "db", 1.0)]);
+        assert_eq!(g["web"].procs, 1);
+        assert_eq!(g["web"].counts.cpu_user_time, 3.0);
+    }
+
+    #[test]
+    fn without_a_ttl_empty_groups_are_kept_for_ever() {
+        let mut gr = Grouper::new(
+            Arc::new(CommSetNamer::new(["web"])),
+            GrouperOptions::default(),
+        );
+        let mut src = ScriptedSource::default();
+        src.push(vec![busy(1, "web", 1.0)]);
+        gr.update(&mut src, at(0)).unwrap();
+        src.push(vec![]);
+        let g = gr.update(&mut src, at(1_000_000)).unwrap().1;
+        assert_eq!(g["web"].procs, 0);
+    }
+
+    #[test]
+    fn set_aside_groups_are_bounded_by_the_group_cap() {
+        let mut gr = Grouper::new(
+            Arc::new(CommSetNamer::new(["a", "b", "c"])),
+            GrouperOptions {
+                empty_group_ttl: Some(Duration::ZERO),
+                max_groups: 2,
+                ..GrouperOptions::default()
+            },
+        );
+        let mut src = ScriptedSource::default();
+        src.push(vec![busy(1, "a", 1.0), busy(2, "b", 1.0)]);
+        gr.update(&mut src, at(0)).unwrap();
+        src.push(vec![busy(3, "c", 1.0)]);
+        gr.update(&mut src, at(1)).unwrap();
+        src.push(vec![]);
+        gr.update(&mut src, at(2)).unwrap();
+        assert_eq!(gr.groups_remembered(), 0);
+        assert!(gr.dormant.len() <= 2, "{:?}", gr.dormant.keys());
+    }
 }

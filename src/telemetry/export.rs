@@ -19,6 +19,9 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 /// What is known about the exports so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportStatus {
+    /// False when nothing is exported (`OTEL_METRICS_EXPORTER=none`):
+    /// health and status must then not wait for, or report, exports.
+    pub enabled: bool,
     /// The collector endpoint exports go to.
     pub endpoint: String,
     /// Outcome of the last export; `None` before the first one.
@@ -53,10 +56,17 @@ impl ExportHealth {
     pub fn new(endpoint: impl Into<String>) -> Self {
         ExportHealth {
             status: Mutex::new(ExportStatus {
+                enabled: true,
                 endpoint: endpoint.into(),
                 ..ExportStatus::default()
             }),
         }
+    }
+
+    /// The record of an agent that exports nothing: no endpoint, never an
+    /// attempt.
+    pub fn disabled() -> Self {
+        ExportHealth::default()
     }
 
     /// A copy of the current status.

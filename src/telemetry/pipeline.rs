@@ -7,9 +7,13 @@
 //! unset, and never overrides one that is set:
 //! - endpoint: never set in code (`OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`,
 //!   else the SDK default `http://localhost:4317`);
-//! - compression: gzip unless `OTEL_EXPORTER_OTLP[_METRICS]_COMPRESSION`;
-//! - timeout: 4 s unless `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT`, so that the
-//!   final export fits in the shutdown budget;
+//! - compression: gzip unless `OTEL_EXPORTER_OTLP[_METRICS]_COMPRESSION`
+//!   says `gzip` or `none` (another value is warned about and ignored);
+//! - timeout: 4 s unless `OTEL_EXPORTER_OTLP[_METRICS]_TIMEOUT` is a number
+//!   of milliseconds (another value is warned about and ignored), so that
+//!   the final export fits in the shutdown budget;
+//! - headers: `OTEL_EXPORTER_OTLP[_METRICS]_HEADERS` are checked to be
+//!   `key=value` lists (the exporter would drop bad entries silently);
 //! - export interval: `OTEL_METRIC_EXPORT_INTERVAL` (ms) when set, else the
 //!   collection interval;
 //! - temporality: `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
@@ -79,6 +83,14 @@ pub enum TelemetryError {
     /// Only one of the client certificate and key is set.
     #[error("{0} is set without {1}; mutual TLS needs both")]
     HalfIdentity(&'static str, &'static str),
+    /// A headers variable that is not a list of `key=value`.
+    #[error("{var}: {why}; write `key=value,key2=value2` (values may be percent-encoded)")]
+    Headers {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        why: String,
+    },
     /// Delta temporality together with `remove_empty_groups`.
     #[error(
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta temporality, which \
@@ -87,6 +99,13 @@ pub enum TelemetryError {
          keep empty groups"
     )]
     DeltaWithRemovedGroups,
+    /// Delta temporality together with a configured `empty_group_ttl`.
+    #[error(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks for delta temporality, which \
+         cannot be combined with empty_group_ttl: a forgotten group that came back would have \
+         its whole total exported again; use cumulative temporality or empty_group_ttl never"
+    )]
+    DeltaWithForgottenGroups,
 }
 
 /// How many series each metric may have, from the configured bounds on
@@ -171,6 +190,48 @@ fn first_set(
     })
 }
 
+/// Whether one of `vars` (most specific first) holds a value that `valid`
+/// accepts. Each set value it refuses is logged once with `problem`.
+fn usable(
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: [&'static str; 2],
+    valid: impl Fn(&str) -> bool,
+    problem: &str,
+) -> bool {
+    for var in vars {
+        let Some(value) = env(var).map(|s| s.trim().to_owned()) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if valid(&value) {
+            return true;
+        }
+        tracing::warn!(variable = var, value = %value, "{var}: {problem}");
+    }
+    false
+}
+
+/// Why `value` is not a list of `key=value` headers, as the exporter reads
+/// `OTEL_EXPORTER_OTLP_HEADERS` (values may be percent-encoded).
+fn check_headers(value: &str) -> Result<(), String> {
+    use tonic::codegen::http::{HeaderName, HeaderValue};
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((key, val)) = entry.split_once('=') else {
+            return Err(format!("`{entry}` is not `key=value`"));
+        };
+        let (key, val) = (key.trim(), val.trim());
+        if HeaderName::from_bytes(key.as_bytes()).is_err() {
+            return Err(format!("`{key}` in `{entry}` is not a header name"));
+        }
+        if val.is_empty() || HeaderValue::from_str(val).is_err() {
+            return Err(format!("`{entry}` has no usable value"));
+        }
+    }
+    Ok(())
+}
+
 impl ExportSettings {
     /// Decides the settings from the variables `env` returns and the
     /// collection interval.
@@ -197,22 +258,40 @@ impl ExportSettings {
             None => collection_interval,
         };
 
-        let timeout_set = first_set(
+        // A timeout (milliseconds) or a compression the exporter cannot use
+        // is ignored with a warning, as the OpenTelemetry specification
+        // says for numbers and enumerations; the exporter then goes on to
+        // the general variable, and so does the decision here.
+        let timeout_set = usable(
             env,
             [
                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
             ],
-        )
-        .is_some_and(|(_, v)| v.parse::<u64>().is_ok());
-        let compression_set = first_set(
+            |v| v.parse::<u64>().is_ok(),
+            "not a number of milliseconds; ignored",
+        );
+        // Only gzip is built in (no zstd).
+        let compression_set = usable(
             env,
             [
                 "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
                 "OTEL_EXPORTER_OTLP_COMPRESSION",
             ],
-        )
-        .is_some();
+            |v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("none"),
+            "not a compression this build supports (gzip, none); ignored",
+        );
+        // Authentication usually travels in the headers: a malformed entry
+        // that the exporter would drop without a word turns into refused
+        // exports far from the cause, so it is refused here.
+        for var in [
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
+                check_headers(&value).map_err(|why| TelemetryError::Headers { var, why })?;
+            }
+        }
 
         if let Some((var, protocol)) = first_set(
             env,
@@ -333,6 +412,8 @@ pub struct PipelineOptions {
 pub struct Telemetry {
     provider: SdkMeterProvider,
     health: Arc<ExportHealth>,
+    /// The exporter asks for delta temporality.
+    delta: bool,
 }
 
 impl Telemetry {
@@ -344,12 +425,17 @@ impl Telemetry {
         cell: &SnapshotCell,
     ) -> Result<Self, TelemetryError> {
         let settings = &options.export;
-        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         if !settings.enabled {
-            // No reader: the instruments are never collected.
+            // No reader: the instruments are never collected, and the
+            // record says so, so that health does not wait for an export.
+            let health = Arc::new(ExportHealth::disabled());
             let provider = SdkMeterProvider::builder().with_resource(resource).build();
             tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
-            return Ok(Telemetry { provider, health });
+            return Ok(Telemetry {
+                provider,
+                health,
+                delta: false,
+            });
         }
         let mut builder = MetricExporter::builder()
             .with_tonic()
@@ -361,12 +447,14 @@ impl Telemetry {
             builder = builder.with_timeout(timeout);
         }
         let exporter = builder.build()?;
+        let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         // A group that empties is forgotten, and starts again from zero if it
         // comes back. When both happen between two collections, the SDK sees
         // the same series with a lower total, and its delta is a
         // subtraction that wraps (or panics the reader thread in a debug
         // build). Cumulative export only shows a reset.
-        if options.remove_empty_groups && exporter.temporality() == Temporality::Delta {
+        let delta = exporter.temporality() == Temporality::Delta;
+        if options.remove_empty_groups && delta {
             return Err(TelemetryError::DeltaWithRemovedGroups);
         }
 
@@ -394,7 +482,19 @@ impl Telemetry {
             export_interval = %humantime::format_duration(settings.export_interval),
             "exporting metrics over OTLP/gRPC"
         );
-        Ok(Telemetry { provider, health })
+        Ok(Telemetry {
+            provider,
+            health,
+            delta,
+        })
+    }
+
+    /// True when the exporter sends deltas: a group that is forgotten and
+    /// comes back would then be sent its whole total again (the SDK forgets
+    /// what it last reported for a series that is not observed), so groups
+    /// must not be forgotten.
+    pub fn is_delta(&self) -> bool {
+        self.delta
     }
 
     /// The export health record (last outcome, last success).
@@ -453,7 +553,10 @@ mod tests {
         };
         let t =
             Telemetry::start(&options, Resource::builder().build(), &SnapshotCell::new()).unwrap();
-        assert_eq!(t.health().status().last_success, None);
+        let status = t.health().status();
+        assert!(!status.enabled);
+        assert_eq!(status.endpoint, "");
+        assert_eq!(status.last_success, None);
         t.shutdown().unwrap();
     }
 
@@ -499,6 +602,42 @@ mod tests {
             let env = env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", bad)]);
             let s = ExportSettings::from_env(&env, Duration::from_millis(500)).unwrap();
             assert_eq!(s.export_interval, Duration::from_millis(500), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_timeouts_and_compressions_fall_through_to_the_general_variable() {
+        let s = ExportSettings::from_env(
+            &env_of(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "abc"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd"),
+            ]),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Some(DEFAULT_EXPORT_TIMEOUT));
+        assert!(s.gzip);
+        let s = ExportSettings::from_env(
+            &env_of(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "abc"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "9000"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "bogus"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ]),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, None);
+        assert!(!s.gzip);
+    }
+
+    #[test]
+    fn headers_must_be_key_value_pairs() {
+        for good in ["a=b", "authorization=Bearer%20x, x-team = ops", "a=b,"] {
+            check_headers(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in ["novalue", "a=b,novalue", "=v", "a=", "bad key=v"] {
+            assert!(check_headers(bad).is_err(), "{bad}");
         }
     }
 

@@ -29,6 +29,8 @@ use opentelemetry_sdk::resource::{
 
 use super::catalogue::resource as key;
 
+/// Standard variable with extra resource attributes, `key=value,...`.
+pub const OTEL_RESOURCE_ATTRIBUTES_ENV: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// Variable the DaemonSet sets from the downward API (`spec.nodeName`).
 pub const K8S_NODE_NAME_ENV: &str = "K8S_NODE_NAME";
 /// Standard variable naming the service.
@@ -48,6 +50,10 @@ pub struct HostFacts {
     pub host_id: Option<String>,
     /// `k8s.node.name`.
     pub k8s_node_name: Option<String>,
+    /// Why `OTEL_RESOURCE_ATTRIBUTES` cannot be read, when it cannot: the
+    /// specification says to discard the entire value then and report an
+    /// error, rather than keep the entries that happen to parse.
+    pub resource_attributes_problem: Option<String>,
 }
 
 impl HostFacts {
@@ -63,6 +69,8 @@ impl HostFacts {
                 .iter()
                 .find_map(|p| read_trimmed(p)),
             k8s_node_name: non_empty(env(K8S_NODE_NAME_ENV)),
+            resource_attributes_problem: non_empty(env(OTEL_RESOURCE_ATTRIBUTES_ENV))
+                .and_then(|v| check_resource_attributes(&v).err()),
         }
     }
 
@@ -95,18 +103,42 @@ impl HostFacts {
 /// `OTEL_RESOURCE_ATTRIBUTES` (which wins, so an operator can override any
 /// detected value), then `OTEL_SERVICE_NAME` (which the specification puts
 /// above `service.name` in `OTEL_RESOURCE_ATTRIBUTES`).
+///
+/// A malformed `OTEL_RESOURCE_ATTRIBUTES` is discarded as a whole and
+/// logged once as an error.
 pub fn build(facts: &HostFacts) -> Resource {
     let telemetry: Box<dyn ResourceDetector> = Box::new(TelemetryResourceDetector);
-    let env: Box<dyn ResourceDetector> = Box::new(EnvResourceDetector::new());
-    let builder = Resource::builder_empty()
+    let mut builder = Resource::builder_empty()
         .with_detectors(&[telemetry])
-        .with_attributes(facts.attributes())
-        .with_detectors(&[env]);
+        .with_attributes(facts.attributes());
+    match &facts.resource_attributes_problem {
+        None => {
+            let env: Box<dyn ResourceDetector> = Box::new(EnvResourceDetector::new());
+            builder = builder.with_detectors(&[env]);
+        }
+        Some(why) => tracing::error!(
+            variable = OTEL_RESOURCE_ATTRIBUTES_ENV,
+            "{OTEL_RESOURCE_ATTRIBUTES_ENV}: {why}; the whole value is discarded \
+             (write `key=value,key2=value2`)"
+        ),
+    }
     match &facts.service_name {
         Some(name) => builder.with_service_name(name.clone()),
         None => builder,
     }
     .build()
+}
+
+/// Why `value` is not a `key=value,...` list: an entry without `=` or with
+/// an empty key. (Empty entries, as after a trailing comma, are allowed.)
+fn check_resource_attributes(value: &str) -> Result<(), String> {
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once('=') {
+            Some((key, _)) if !key.trim().is_empty() => {}
+            _ => return Err(format!("`{entry}` is not `key=value`")),
+        }
+    }
+    Ok(())
 }
 
 /// True for the agent's own procfs (`/proc`), false for a host mount.
@@ -248,6 +280,7 @@ mod tests {
             host_name: Some("h".into()),
             host_id: Some("id".into()),
             k8s_node_name: None,
+            resource_attributes_problem: None,
         };
         let r = build(&facts);
         let get = |k: &'static str| {
@@ -263,5 +296,25 @@ mod tests {
         assert_eq!(get("host.id").as_deref(), Some("id"));
         assert_eq!(get("k8s.node.name"), None);
         assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+    }
+
+    #[test]
+    fn malformed_resource_attributes_are_reported() {
+        for (value, problem) in [
+            ("team=a, zone = b,", None),
+            ("broken", Some("`broken`")),
+            ("team=a,broken", Some("`broken`")),
+            ("=a", Some("`=a`")),
+        ] {
+            let facts = HostFacts::gather(
+                Path::new("/proc"),
+                env_of(&[(OTEL_RESOURCE_ATTRIBUTES_ENV, value)]),
+            );
+            match (problem, &facts.resource_attributes_problem) {
+                (None, None) => {}
+                (Some(want), Some(got)) => assert!(got.contains(want), "{value}: {got}"),
+                (want, got) => panic!("{value}: wanted {want:?}, got {got:?}"),
+            }
+        }
     }
 }

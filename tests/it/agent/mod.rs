@@ -1,6 +1,8 @@
 //! The agent binary end to end: what it exports for live processes, its
-//! `--once` output, settings, lifecycle, running unprivileged, churn.
+//! `--once` output, settings, lifecycle, running unprivileged, churn,
+//! empty groups forgotten after their time to live.
 
+mod empty_groups;
 mod export;
 mod lifecycle;
 mod not_root;

@@ -1,5 +1,6 @@
 //! `procgroups --once`: two cycles, the second printed as the JSON object of
-//! the design (exactly its keys) or as an aligned table; no collector.
+//! the design (exactly its keys) or as an aligned table, with a note that
+//! its counters cover the window between the two samples; no collector.
 
 use std::collections::BTreeSet;
 
@@ -149,4 +150,39 @@ fn once_prints_an_aligned_table() {
     assert!(text.contains("2 groups"), "{text}");
     wa.stop();
     wb.stop();
+}
+
+#[test]
+fn once_says_its_counters_cover_the_window_and_counts_in_the_singular() {
+    let name = unique_name("pgwin");
+    // CPU burnt before the first sample, then idle.
+    let workload = Workload::spawn(&["--name", &name, "--busy-ms", "400"]);
+    let out = run_once(&["--procnames", &name, "--threads", "false"]);
+    workload.stop();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("amounts during the 1s between the two samples"),
+        "{table}"
+    );
+    assert!(table.contains("\n1 group, 1 process tracked;"), "{table}");
+    // The 400 ms burnt before the window are not in it.
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+    let cpu_user: f64 = row
+        .split_whitespace()
+        .nth(3)
+        .and_then(|c| c.strip_suffix('s'))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no CPU USER in {row}"));
+    assert!(
+        cpu_user < 0.2,
+        "CPU USER {cpu_user}s includes time before the window:\n{table}"
+    );
 }

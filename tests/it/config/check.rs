@@ -2,10 +2,13 @@
 //! each `valid/*.yaml` loads (exit 0) and prints as many compiled rules as
 //! its `# rules: N` line says; each `invalid/*.yaml` exits with 2 and an
 //! error that names the file and contains the text of its
-//! `# error: <substring>` first line.
+//! `# error: <substring>` first line. `--help` shows the defaults that
+//! `--check-config` resolves.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use crate::support::procs::{self, agent_command};
 
 fn configs(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -200,4 +203,48 @@ fn legacy_flags_conflict_with_rules() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("conflicting settings"), "{stderr}");
     assert!(stderr.contains("flag --procnames"), "{stderr}");
+}
+
+#[test]
+fn help_shows_the_defaults_that_apply() {
+    let help = String::from_utf8_lossy(&agent_command().arg("--help").output().unwrap().stdout)
+        .into_owned();
+    // The defaults as the configuration really resolves them.
+    let (code, resolved, stderr) = procs::check_config(&[], &[], None);
+    assert_eq!(code, 0, "{stderr}");
+    let value = |key: &str| {
+        resolved
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key} in {resolved}"))
+            .to_owned()
+    };
+    for (flag, key) in [
+        ("--procfs", "procfs"),
+        ("--children", "children"),
+        ("--threads", "threads"),
+        ("--gather-smaps", "gather_smaps"),
+        ("--remove-empty-groups", "remove_empty_groups"),
+        ("--empty-group-ttl", "empty_group_ttl"),
+        ("--interval", "interval"),
+        ("--log-format", "log_format"),
+        ("--max-groups", "max_groups"),
+        ("--max-thread-names", "max_thread_names"),
+        ("--health-export-intervals", "health_export_intervals"),
+    ] {
+        // The flag's entry: from its line to the next flag's.
+        let start = help
+            .find(&format!("  {flag} "))
+            .or_else(|| help.find(&format!("  {flag}\n")))
+            .unwrap_or_else(|| panic!("{flag} not in {help}"));
+        let rest = &help[start + 2..];
+        let entry = &rest[..rest.find("\n  -").unwrap_or(rest.len())];
+        let entry = entry.split_whitespace().collect::<Vec<_>>().join(" ");
+        let want = format!("[default: {}", value(key));
+        assert!(entry.contains(&want), "{flag}: want {want:?} in {entry:?}");
+    }
+    // A default in the help text overrides nothing: a value from the
+    // environment still wins when the flag is absent.
+    let (_, resolved, _) = procs::check_config(&[], &[("PROCGROUPS_INTERVAL", "30s")], None);
+    assert!(resolved.contains("\ninterval: 30s\n"), "{resolved}");
 }

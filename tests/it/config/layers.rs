@@ -1,7 +1,8 @@
 //! The configuration layers override each other in the documented order:
 //! built-in default < YAML file < `PROCGROUPS_*` variable < flag. Each
 //! setting is checked at every step, so a layer that is read but ignored (or
-//! applied in the wrong order) shows up as a wrong value.
+//! applied in the wrong order) shows up as a wrong value. Booleans read
+//! the same words in every layer.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use procgroups::cli::LogFormat;
 use procgroups::config::Config;
 
 use super::{fake_procfs, try_load};
+use crate::support::procs::check_config;
 
 fn load(args: &[&str], env: &[(&str, &str)]) -> Config {
     try_load(args, env).unwrap()
@@ -154,4 +156,72 @@ fn empty_variables_count_as_unset() {
     );
     assert_eq!(c.interval, Duration::from_secs(15));
     assert_eq!(c.source_file, None);
+}
+
+#[test]
+fn booleans_read_the_same_words_in_flags_variables_and_the_file() {
+    let accepted = [
+        ("true", true),
+        ("True", true),
+        ("TRUE", true),
+        ("t", true),
+        ("T", true),
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("false", false),
+        ("False", false),
+        ("F", false),
+        ("0", false),
+        ("no", false),
+        ("Off", false),
+    ];
+    for (word, value) in accepted {
+        let flag = format!("--threads={word}");
+        let yaml = format!("threads: {word}\n");
+        for (layer, run) in [
+            ("flag", check_config(&["--threads", word], &[], None)),
+            ("flag=", check_config(&[&flag], &[], None)),
+            (
+                "variable",
+                check_config(&[], &[("PROCGROUPS_THREADS", word)], None),
+            ),
+            ("file", check_config(&[], &[], Some(&yaml))),
+        ] {
+            let (code, stdout, stderr) = run;
+            assert_eq!(code, 0, "{layer} {word:?}: {stderr}");
+            assert!(
+                stdout.contains(&format!("\nthreads: {value}\n")),
+                "{layer} {word:?}: {stdout}"
+            );
+        }
+    }
+    for word in ["enabled", "2", "tru", "y", "nein"] {
+        let yaml = format!("threads: {word}\n");
+        for (layer, names, run) in [
+            (
+                "flag",
+                "--threads",
+                check_config(&["--threads", word], &[], None),
+            ),
+            (
+                "variable",
+                "PROCGROUPS_THREADS",
+                check_config(&[], &[("PROCGROUPS_THREADS", word)], None),
+            ),
+            (
+                "file",
+                "procgroups.yaml",
+                check_config(&[], &[], Some(&yaml)),
+            ),
+        ] {
+            let (code, _, stderr) = run;
+            assert_eq!(code, 2, "{layer} {word:?} accepted");
+            assert!(stderr.contains(names), "{layer} {word:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("`{word}` is not a boolean")),
+                "{layer} {word:?}: {stderr}"
+            );
+        }
+    }
 }

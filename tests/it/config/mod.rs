@@ -9,6 +9,7 @@ use procgroups::config::{Config, ConfigError, load_from};
 
 mod check;
 mod layers;
+mod otel_env;
 mod refused;
 mod status_settings;
 

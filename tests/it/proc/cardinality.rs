@@ -63,6 +63,7 @@ fn grouper(max_groups: usize, max_thread_names: usize, remove_empty_groups: bool
             remove_empty_groups,
             max_groups,
             max_thread_names,
+            empty_group_ttl: None,
         },
     )
 }

@@ -4,7 +4,8 @@
 //! a child inherited its group from), `health` follows the collector going
 //! down and coming back; the socket is owner-only, a second agent on it is
 //! refused with exit code 2, and a socket left by a killed agent is
-//! replaced.
+//! replaced; with export off (`OTEL_METRICS_EXPORTER=none`) health
+//! follows collection alone and status says that export is disabled.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -391,4 +392,64 @@ fn explain_tells_ignored_processes_from_those_not_seen_yet() {
             .ends_with("(not seen by a collection cycle yet)"),
         "{v}"
     );
+}
+
+#[test]
+fn with_export_off_health_follows_collection_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("status.sock");
+    let mut cmd = agent_command();
+    // Cycles every second (health allows two), exports (if any) every
+    // 200 ms, and NOT_SERVING after one export interval without one.
+    cmd.args(["--interval", "1s", "--threads", "false"])
+        .args(["--health-export-intervals", "1"])
+        .arg("--status-socket")
+        .arg(&socket)
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+        .env("RUST_LOG", "procgroups=info");
+    let mut agent = Agent::spawn(cmd);
+
+    wait_until("a second cycle", || {
+        let out = client(&socket, &["status", "--output", "json"]);
+        let v: Value = serde_json::from_str(&text(&out.stdout)).ok()?;
+        (v["cycle"]["count"].as_u64()? >= 2).then_some(())
+    });
+    // Well past one export interval: an agent waiting for an export would
+    // be NOT_SERVING for it by now. (On a loaded machine a cycle may be
+    // late, which is another verdict; the export must never be the reason.)
+    let mut verdicts = Vec::new();
+    for _ in 0..10 {
+        let out = client(&socket, &["health"]);
+        verdicts.push((out.status.code(), text(&out.stdout) + &text(&out.stderr)));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        verdicts.iter().all(|(_, said)| !said.contains("export")),
+        "{verdicts:#?}"
+    );
+    assert!(
+        verdicts
+            .iter()
+            .any(|(code, said)| *code == Some(0) && said.trim() == "SERVING"),
+        "{verdicts:#?}"
+    );
+
+    let out = client(&socket, &["status", "--output", "json"]);
+    let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(v["export"]["enabled"], false, "{v}");
+    assert!(v["export"]["endpoint"].is_null(), "{v}");
+    let out = client(&socket, &["status"]);
+    assert!(
+        text(&out.stdout).contains("export:  disabled"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    agent.terminate();
+    let status = agent.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{}", agent.log());
+    let log = agent.log();
+    assert!(!log.contains("final export done"), "{log}");
+    assert!(log.contains("nothing to export; stopped"), "{log}");
 }

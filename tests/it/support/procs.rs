@@ -313,3 +313,57 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// What the agent did when started with `args` and `env`: its exit code
+/// (`None` when it was still running after a few seconds, i.e. it accepted
+/// the configuration) and everything it wrote on stderr.
+pub fn start_agent(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = agent_command();
+    cmd.args(["--interval", "200ms"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "procgroups=info");
+    let mut agent = Agent::spawn(cmd);
+    let code = agent
+        .wait_timeout(Duration::from_secs(3))
+        .map(|s| s.code().unwrap_or(-1));
+    if code.is_none() {
+        agent.terminate();
+        agent.wait_timeout(Duration::from_secs(20));
+    }
+    // The log is read by a thread: wait until it has everything.
+    let mut log = agent.log();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = agent.log();
+        if now == log && !now.is_empty() {
+            return (code, now);
+        }
+        log = now;
+    }
+}
+
+/// `procgroups --check-config` with `args`, `env` and, when given, a file
+/// holding `yaml`: the exit code, stdout and stderr.
+pub fn check_config(
+    args: &[&str],
+    env: &[(&str, &str)],
+    yaml: Option<&str>,
+) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = agent_command();
+    cmd.arg("--check-config")
+        .args(args)
+        .envs(env.iter().copied());
+    if let Some(yaml) = yaml {
+        let file = dir.path().join("procgroups.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        cmd.arg("--config").arg(file);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
