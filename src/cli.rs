@@ -31,6 +31,20 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Which names the group metrics are exported under.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricNames {
+    /// `procgroup.*`, in the OpenTelemetry semantic-convention style.
+    #[default]
+    Otel,
+    /// Names, units, kinds and attributes that the Collector's Prometheus
+    /// exporter turns into process-exporter's `namedprocess_*` series.
+    ProcessExporter,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +121,11 @@ pub struct Cli {
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Metric names: `otel` (procgroup.*) or `process-exporter`
+    /// (namedprocess_namegroup_* once through a Collector's Prometheus
+    /// exporter) [default: otel].
+    #[arg(long, value_enum)]
+    pub metric_names: Option<MetricNames>,
     /// Keep at most this many groups [default: 1000]; the processes of
     /// further groups are added up in the group `procgroups.overflow`.
     #[arg(long, value_name = "N")]

@@ -27,12 +27,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, bail};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::cli::OutputFormat;
+use crate::cli::{MetricNames, OutputFormat};
 use crate::config::Config;
 use crate::proc::{FsSource, SourceError};
 use crate::telemetry::{
     self, CardinalityLimits, ExportHealth, ExportSettings, HostFacts, InstrumentOptions,
-    PipelineOptions, Telemetry,
+    PipelineOptions, Telemetry, catalogue,
 };
 
 /// Time from the stop signal to the end of the final export, at most. The
@@ -143,6 +143,10 @@ impl Agent {
             instruments: InstrumentOptions {
                 threads: config.threads,
                 smaps: config.gather_smaps,
+                table: match config.metric_names {
+                    MetricNames::Otel => &catalogue::OTEL,
+                    MetricNames::ProcessExporter => &catalogue::PROCESS_EXPORTER,
+                },
             },
             limits: CardinalityLimits {
                 groups: config.max_groups,

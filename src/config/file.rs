@@ -19,7 +19,7 @@ use super::defaults::{
     DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES,
     default_socket_path_in,
 };
-use crate::cli::{Cli, LogFormat};
+use crate::cli::{Cli, LogFormat, MetricNames};
 
 /// Keys that may be set through `PROCGROUPS_*` variables and flags.
 /// `process_names` is only accepted from the file: rules do not fit in a
@@ -37,6 +37,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "empty_group_ttl",
     "interval",
     "log_format",
+    "metric_names",
     "max_groups",
     "max_thread_names",
     "status_socket",
@@ -81,6 +82,8 @@ pub struct RawSettings {
     pub interval: Text,
     /// Log format.
     pub log_format: LogFormat,
+    /// Metric names.
+    pub metric_names: MetricNames,
     /// Group cap.
     pub max_groups: u64,
     /// Thread-name cap per group.
@@ -111,6 +114,7 @@ impl RawSettings {
             empty_group_ttl: Text("5m".into()),
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
+            metric_names: MetricNames::Otel,
             max_groups: DEFAULT_MAX_GROUPS as u64,
             max_thread_names: DEFAULT_MAX_THREAD_NAMES as u64,
             status_socket: default_status_socket(env),
@@ -336,6 +340,8 @@ pub struct FlagSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    metric_names: Option<MetricNames>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_groups: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_thread_names: Option<u64>,
@@ -361,6 +367,7 @@ impl From<&Cli> for FlagSettings {
             empty_group_ttl: cli.empty_group_ttl.clone(),
             interval: cli.interval.clone(),
             log_format: cli.log_format,
+            metric_names: cli.metric_names,
             max_groups: cli.max_groups,
             max_thread_names: cli.max_thread_names,
             status_socket: cli.status_socket.clone(),

@@ -57,7 +57,7 @@ pub use users::UserNames;
 use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
-use crate::cli::{Cli, LogFormat, OutputFormat};
+use crate::cli::{Cli, LogFormat, MetricNames, OutputFormat};
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
@@ -105,6 +105,8 @@ pub struct Config {
     pub output: OutputFormat,
     /// Log format.
     pub log_format: LogFormat,
+    /// Names of the exported metrics.
+    pub metric_names: MetricNames,
     /// The compiled naming rules.
     pub namer: Arc<dyn MatchNamer>,
     /// Where the configuration file came from, if any.
@@ -142,6 +144,7 @@ impl Config {
             once: None,
             output: OutputFormat::Table,
             log_format: LogFormat::Text,
+            metric_names: MetricNames::Otel,
             namer,
             source_file: None,
             max_groups: defaults::DEFAULT_MAX_GROUPS,
@@ -168,6 +171,7 @@ impl fmt::Debug for Config {
             .field("once", &self.once)
             .field("output", &self.output)
             .field("log_format", &self.log_format)
+            .field("metric_names", &self.metric_names)
             .field("namer", &self.namer.describe())
             .field("source_file", &self.source_file)
             .field("max_groups", &self.max_groups)
@@ -217,6 +221,11 @@ impl fmt::Display for Config {
             LogFormat::Json => "json",
         };
         writeln!(f, "log_format: {log}")?;
+        let names = match self.metric_names {
+            MetricNames::Otel => "otel",
+            MetricNames::ProcessExporter => "process-exporter",
+        };
+        writeln!(f, "metric_names: {names}")?;
         let rules = self.namer.describe();
         writeln!(f, "rules ({}):", rules.len())?;
         for r in rules {
@@ -356,6 +365,7 @@ fn compile(
         once,
         output: cli.output.unwrap_or(OutputFormat::Table),
         log_format: raw.log_format,
+        metric_names: raw.metric_names,
         namer,
         source_file,
         max_groups,

@@ -7,6 +7,16 @@
 //! over a group); the attribute keys and values are the semantic-convention
 //! ones where one exists (`cpu.mode`, `disk.io.direction`, ...). The agent's
 //! own health lives under `procgroups.`.
+//!
+//! The same data can also be exported under process-exporter's names: the
+//! [`MetricTable`]s [`OTEL`] and [`PROCESS_EXPORTER`] below say, side by
+//! side, which metric, unit, kind and attribute each family of values goes
+//! to. The process-exporter table is chosen so that an OpenTelemetry
+//! Collector's Prometheus exporter, with its default translation (dots to
+//! underscores, a unit suffix unless the name already holds it, `_total` on
+//! monotonic sums, `_ratio` on gauges of unit `1`, annotations in braces
+//! dropped), produces process-exporter's series exactly: its names are
+//! already in their final form, so that no suffix is added twice.
 
 /// Name, unit and description of one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,3 +271,400 @@ pub mod resource {
     /// The default `service.name`.
     pub const DEFAULT_SERVICE_NAME: &str = "procgroups";
 }
+
+/// The Prometheus kind a sum becomes: a monotonic sum is a counter (and
+/// gets `_total`), a non-monotonic one a gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Observable counter (monotonic sum).
+    Counter,
+    /// Observable up-down counter (non-monotonic sum).
+    UpDown,
+}
+
+/// Where a family of `N` related values of one subject goes (user and
+/// system CPU time, the five memory sizes, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family<const N: usize> {
+    /// One metric; the values are told apart by the attribute `key`.
+    Split {
+        /// The metric.
+        spec: MetricSpec,
+        /// Attribute key.
+        key: &'static str,
+        /// Attribute value of each value, in the family's order.
+        values: [&'static str; N],
+    },
+    /// One metric per value, without an attribute.
+    Separate([MetricSpec; N]),
+}
+
+impl<const N: usize> Family<N> {
+    /// The metrics of the family.
+    pub fn specs(&self) -> Vec<MetricSpec> {
+        match self {
+            Family::Split { spec, .. } => vec![*spec],
+            Family::Separate(specs) => specs.to_vec(),
+        }
+    }
+}
+
+/// Which metric each value of a group goes to, and under which attribute
+/// keys and values: one table per `--metric-names` setting. The values of a
+/// family are always in the order its doc comment gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricTable {
+    /// Attribute key of the group name, on every group point.
+    pub group_name: &'static str,
+    /// Attribute key of the thread name, on the thread-name metrics.
+    pub thread_name: &'static str,
+    /// Processes of the group.
+    pub processes: MetricSpec,
+    /// CPU time: user, system.
+    pub cpu_time: Family<2>,
+    /// Storage I/O: read, write.
+    pub disk_io: Family<2>,
+    /// Page faults: major, minor.
+    pub paging_faults: Family<2>,
+    /// Context switches: voluntary, involuntary.
+    pub context_switches: Family<2>,
+    /// Memory: resident, virtual, swapped, proportional resident,
+    /// proportional swapped (the last two only with smaps).
+    pub memory: Family<5>,
+    /// Open file descriptors.
+    pub fd_count: MetricSpec,
+    /// Worst open/soft-limit ratio.
+    pub fd_limit_utilization: MetricSpec,
+    /// Threads.
+    pub thread_count: MetricSpec,
+    /// Start time of the oldest process.
+    pub oldest_start_time: MetricSpec,
+    /// Threads by scheduler state: running, sleeping, waiting, zombie, other.
+    pub states: Family<5>,
+    /// Threads by wait channel, and the attribute key of the channel.
+    pub wchan: (MetricSpec, &'static str),
+    /// Threads by thread name.
+    pub thread_name_count: MetricSpec,
+    /// CPU time by thread name: user, system.
+    pub thread_name_cpu_time: Family<2>,
+    /// Storage I/O by thread name: read, write.
+    pub thread_name_disk_io: Family<2>,
+    /// Page faults by thread name: major, minor.
+    pub thread_name_paging_faults: Family<2>,
+    /// Context switches by thread name: voluntary, involuntary.
+    pub thread_name_context_switches: Family<2>,
+    /// Collection errors: unreadable processes, partly read processes.
+    pub errors: Family<2>,
+    /// The kind of the error counts.
+    pub errors_kind: Kind,
+}
+
+impl MetricTable {
+    /// Every metric of the table, in table order (whether the thread-name
+    /// and smaps ones are registered depends on the configuration).
+    pub fn specs(&self) -> Vec<MetricSpec> {
+        let mut out = vec![self.processes];
+        for family in [
+            self.cpu_time,
+            self.disk_io,
+            self.paging_faults,
+            self.context_switches,
+        ] {
+            out.extend(family.specs());
+        }
+        out.extend(self.memory.specs());
+        out.extend([
+            self.fd_count,
+            self.fd_limit_utilization,
+            self.thread_count,
+            self.oldest_start_time,
+        ]);
+        out.extend(self.states.specs());
+        out.extend([self.wchan.0, self.thread_name_count]);
+        for family in [
+            self.thread_name_cpu_time,
+            self.thread_name_disk_io,
+            self.thread_name_paging_faults,
+            self.thread_name_context_switches,
+        ] {
+            out.extend(family.specs());
+        }
+        out.extend(self.errors.specs());
+        out
+    }
+}
+
+const CPU_MODES: [&str; 2] = [attr::CPU_MODE_USER, attr::CPU_MODE_SYSTEM];
+const DISK_IO_DIRECTIONS: [&str; 2] = [attr::DISK_IO_READ, attr::DISK_IO_WRITE];
+const FAULT_TYPES: [&str; 2] = [attr::PAGING_FAULT_MAJOR, attr::PAGING_FAULT_MINOR];
+const SWITCH_TYPES: [&str; 2] = [
+    attr::CONTEXT_SWITCH_VOLUNTARY,
+    attr::CONTEXT_SWITCH_INVOLUNTARY,
+];
+
+const fn split<const N: usize>(
+    spec: MetricSpec,
+    key: &'static str,
+    values: [&'static str; N],
+) -> Family<N> {
+    Family::Split { spec, key, values }
+}
+
+/// The semantic-convention names (`--metric-names otel`, the default).
+pub const OTEL: MetricTable = MetricTable {
+    group_name: attr::GROUP_NAME,
+    thread_name: attr::THREAD_NAME,
+    processes: PROCESSES,
+    cpu_time: split(CPU_TIME, attr::CPU_MODE, CPU_MODES),
+    disk_io: split(DISK_IO, attr::DISK_IO_DIRECTION, DISK_IO_DIRECTIONS),
+    paging_faults: split(PAGING_FAULTS, attr::PAGING_FAULT_TYPE, FAULT_TYPES),
+    context_switches: split(CONTEXT_SWITCHES, attr::CONTEXT_SWITCH_TYPE, SWITCH_TYPES),
+    memory: Family::Separate([
+        MEMORY_USAGE,
+        MEMORY_VIRTUAL,
+        MEMORY_SWAP,
+        MEMORY_PROPORTIONAL,
+        MEMORY_PROPORTIONAL_SWAP,
+    ]),
+    fd_count: FD_COUNT,
+    fd_limit_utilization: FD_LIMIT_UTILIZATION,
+    thread_count: THREAD_COUNT,
+    oldest_start_time: OLDEST_START_TIME,
+    states: split(STATE_COUNT, attr::PROCESS_STATE, attr::PROCESS_STATES),
+    wchan: (WCHAN_COUNT, attr::WCHAN),
+    thread_name_count: THREAD_NAME_COUNT,
+    thread_name_cpu_time: split(THREAD_NAME_CPU_TIME, attr::CPU_MODE, CPU_MODES),
+    thread_name_disk_io: split(
+        THREAD_NAME_DISK_IO,
+        attr::DISK_IO_DIRECTION,
+        DISK_IO_DIRECTIONS,
+    ),
+    thread_name_paging_faults: split(
+        THREAD_NAME_PAGING_FAULTS,
+        attr::PAGING_FAULT_TYPE,
+        FAULT_TYPES,
+    ),
+    thread_name_context_switches: split(
+        THREAD_NAME_CONTEXT_SWITCHES,
+        attr::CONTEXT_SWITCH_TYPE,
+        SWITCH_TYPES,
+    ),
+    errors: split(
+        COLLECT_ERRORS,
+        attr::ERROR_TYPE,
+        [attr::ERROR_READ, attr::ERROR_PARTIAL],
+    ),
+    errors_kind: Kind::Counter,
+};
+
+/// process-exporter's names (`--metric-names process-exporter`), with its
+/// help texts. Units are chosen so that the Collector adds no suffix: `s`
+/// and `By` only where the name already ends in `_seconds`/`_bytes` (before
+/// `_total`), `1` only on `worst_fd_ratio`, annotations (`{process}`,
+/// dropped by the translation) or nothing elsewhere.
+pub mod process_exporter {
+    use super::{Family, Kind, MetricSpec, MetricTable, spec, split};
+
+    /// Attribute keys and values, as process-exporter labels them.
+    pub mod attr {
+        /// The group name.
+        pub const GROUPNAME: &str = "groupname";
+        /// The thread name.
+        pub const THREADNAME: &str = "threadname";
+        /// CPU mode (`user`, `system`).
+        pub const MODE: &str = "mode";
+        /// Direction of the per-thread I/O (`read`, `write`).
+        pub const IOMODE: &str = "iomode";
+        /// Kind of context switch.
+        pub const CTXSWITCHTYPE: &str = "ctxswitchtype";
+        /// Kind of memory.
+        pub const MEMTYPE: &str = "memtype";
+        /// Scheduler state.
+        pub const STATE: &str = "state";
+        /// Kernel wait channel.
+        pub const WCHAN: &str = "wchan";
+        /// `mode` values.
+        pub const MODES: [&str; 2] = ["user", "system"];
+        /// `iomode` values.
+        pub const IOMODES: [&str; 2] = ["read", "write"];
+        /// `ctxswitchtype` values.
+        pub const CTXSWITCHTYPES: [&str; 2] = ["voluntary", "nonvoluntary"];
+        /// `memtype` values.
+        pub const MEMTYPES: [&str; 5] = [
+            "resident",
+            "virtual",
+            "swapped",
+            "proportionalResident",
+            "proportionalSwapped",
+        ];
+        /// `state` values.
+        pub const STATES: [&str; 5] = ["Running", "Sleeping", "Waiting", "Zombie", "Other"];
+    }
+
+    const fn ns(name: &'static str, unit: &'static str, help: &'static str) -> MetricSpec {
+        spec(name, unit, help)
+    }
+
+    /// The table.
+    pub const TABLE: MetricTable = MetricTable {
+        group_name: attr::GROUPNAME,
+        thread_name: attr::THREADNAME,
+        processes: ns(
+            "namedprocess_namegroup_num_procs",
+            "{process}",
+            "number of processes in this group",
+        ),
+        cpu_time: split(
+            ns(
+                "namedprocess_namegroup_cpu_seconds_total",
+                "s",
+                "Cpu user usage in seconds",
+            ),
+            attr::MODE,
+            attr::MODES,
+        ),
+        disk_io: Family::Separate([
+            ns(
+                "namedprocess_namegroup_read_bytes_total",
+                "By",
+                "number of bytes read by this group",
+            ),
+            ns(
+                "namedprocess_namegroup_write_bytes_total",
+                "By",
+                "number of bytes written by this group",
+            ),
+        ]),
+        paging_faults: Family::Separate([
+            ns(
+                "namedprocess_namegroup_major_page_faults_total",
+                "{fault}",
+                "Major page faults",
+            ),
+            ns(
+                "namedprocess_namegroup_minor_page_faults_total",
+                "{fault}",
+                "Minor page faults",
+            ),
+        ]),
+        context_switches: split(
+            ns(
+                "namedprocess_namegroup_context_switches_total",
+                "{context_switch}",
+                "Context switches",
+            ),
+            attr::CTXSWITCHTYPE,
+            attr::CTXSWITCHTYPES,
+        ),
+        memory: split(
+            ns(
+                "namedprocess_namegroup_memory_bytes",
+                "By",
+                "number of bytes of memory in use",
+            ),
+            attr::MEMTYPE,
+            attr::MEMTYPES,
+        ),
+        fd_count: ns(
+            "namedprocess_namegroup_open_filedesc",
+            "{file_descriptor}",
+            "number of open file descriptors for this group",
+        ),
+        fd_limit_utilization: ns(
+            "namedprocess_namegroup_worst_fd_ratio",
+            "1",
+            "the worst (closest to 1) ratio between open fds and max fds among all procs in this group",
+        ),
+        thread_count: ns(
+            "namedprocess_namegroup_num_threads",
+            "{thread}",
+            "Number of threads",
+        ),
+        oldest_start_time: ns(
+            "namedprocess_namegroup_oldest_start_time_seconds",
+            "s",
+            "start time in seconds since 1970/01/01 of oldest process in group",
+        ),
+        states: split(
+            ns(
+                "namedprocess_namegroup_states",
+                "{thread}",
+                "Number of processes in states Running, Sleeping, Waiting, Zombie, or Other",
+            ),
+            attr::STATE,
+            attr::STATES,
+        ),
+        wchan: (
+            ns(
+                "namedprocess_namegroup_threads_wchan",
+                "{thread}",
+                "Number of threads in this group waiting on each wchan",
+            ),
+            attr::WCHAN,
+        ),
+        thread_name_count: ns(
+            "namedprocess_namegroup_thread_count",
+            "{thread}",
+            "Number of threads in this group with same threadname",
+        ),
+        thread_name_cpu_time: split(
+            ns(
+                "namedprocess_namegroup_thread_cpu_seconds_total",
+                "s",
+                "Cpu user/system usage in seconds",
+            ),
+            attr::MODE,
+            attr::MODES,
+        ),
+        thread_name_disk_io: split(
+            ns(
+                "namedprocess_namegroup_thread_io_bytes_total",
+                "By",
+                "number of bytes read/written by these threads",
+            ),
+            attr::IOMODE,
+            attr::IOMODES,
+        ),
+        thread_name_paging_faults: Family::Separate([
+            ns(
+                "namedprocess_namegroup_thread_major_page_faults_total",
+                "{fault}",
+                "Major page faults for these threads",
+            ),
+            ns(
+                "namedprocess_namegroup_thread_minor_page_faults_total",
+                "{fault}",
+                "Minor page faults for these threads",
+            ),
+        ]),
+        thread_name_context_switches: split(
+            ns(
+                "namedprocess_namegroup_thread_context_switches_total",
+                "{context_switch}",
+                "Context switches for these threads",
+            ),
+            attr::CTXSWITCHTYPE,
+            attr::CTXSWITCHTYPES,
+        ),
+        // process-exporter's error counters have no `_total`, which the
+        // Collector adds to every monotonic sum: exported as non-monotonic
+        // sums they keep their names and become gauges (`rate()` and
+        // `increase()` still work on them).
+        errors: Family::Separate([
+            ns(
+                "namedprocess_scrape_procread_errors",
+                "{error}",
+                "incremented each time a proc's metrics collection fails",
+            ),
+            ns(
+                "namedprocess_scrape_partial_errors",
+                "{error}",
+                "incremented each time a tracked proc's metrics collection fails partially, e.g. unreadable I/O stats",
+            ),
+        ]),
+        errors_kind: Kind::UpDown,
+    };
+}
+
+/// process-exporter's names: [`process_exporter::TABLE`].
+pub const PROCESS_EXPORTER: MetricTable = process_exporter::TABLE;

@@ -10,110 +10,267 @@
 //! collection, including groups that have become empty, so that the SDK never
 //! forgets a series and a delta exporter never double-counts.
 
+use std::sync::Arc;
+
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, AsyncInstrumentBuilder, Meter};
 
 use crate::proc::{Counts, Group};
 use crate::snapshot::{Snapshot, SnapshotCell, unix_seconds};
 
-use super::catalogue::{self as cat, MetricSpec, attr};
+use super::catalogue::{self as cat, Family, Kind, MetricSpec, MetricTable};
 
-/// Which optional instruments to register.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which optional instruments to register, and under which names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstrumentOptions {
-    /// Register the `procgroup.thread_name.*` metrics (thread detail is on).
+    /// Register the thread-name metrics (thread detail is on).
     pub threads: bool,
-    /// Register the `procgroup.memory.proportional*` metrics (smaps is on).
+    /// Register the proportional memory values (smaps is on).
     pub smaps: bool,
+    /// The names, units and attributes ([`cat::OTEL`] by default).
+    pub table: &'static MetricTable,
 }
 
-/// One counter split in two by an attribute (user/system, read/write, ...).
-struct Split<T: 'static> {
-    key: &'static str,
-    values: fn(&Counts) -> [(&'static str, T); 2],
+impl Default for InstrumentOptions {
+    fn default() -> Self {
+        InstrumentOptions {
+            threads: false,
+            smaps: false,
+            table: &cat::OTEL,
+        }
+    }
 }
 
-const CPU: Split<f64> = Split {
-    key: attr::CPU_MODE,
-    values: |c| {
-        [
-            (attr::CPU_MODE_USER, c.cpu_user_time),
-            (attr::CPU_MODE_SYSTEM, c.cpu_system_time),
-        ]
-    },
-};
+fn cpu(c: &Counts) -> [f64; 2] {
+    [c.cpu_user_time, c.cpu_system_time]
+}
 
-const DISK: Split<u64> = Split {
-    key: attr::DISK_IO_DIRECTION,
-    values: |c| {
-        [
-            (attr::DISK_IO_READ, c.read_bytes),
-            (attr::DISK_IO_WRITE, c.write_bytes),
-        ]
-    },
-};
+fn disk(c: &Counts) -> [u64; 2] {
+    [c.read_bytes, c.write_bytes]
+}
 
-const FAULTS: Split<u64> = Split {
-    key: attr::PAGING_FAULT_TYPE,
-    values: |c| {
-        [
-            (attr::PAGING_FAULT_MAJOR, c.major_page_faults),
-            (attr::PAGING_FAULT_MINOR, c.minor_page_faults),
-        ]
-    },
-};
+fn faults(c: &Counts) -> [u64; 2] {
+    [c.major_page_faults, c.minor_page_faults]
+}
 
-const SWITCHES: Split<u64> = Split {
-    key: attr::CONTEXT_SWITCH_TYPE,
-    values: |c| {
-        [
-            (attr::CONTEXT_SWITCH_VOLUNTARY, c.ctx_switch_voluntary),
-            (attr::CONTEXT_SWITCH_INVOLUNTARY, c.ctx_switch_nonvoluntary),
-        ]
-    },
-};
+fn switches(c: &Counts) -> [u64; 2] {
+    [c.ctx_switch_voluntary, c.ctx_switch_nonvoluntary]
+}
 
-/// Registers every instrument of the catalogue that `options` asks for, plus
-/// the agent's own metrics, all reading `cell`. The callbacks live as long as
-/// the meter provider.
+fn memory(g: &Group) -> [u64; 5] {
+    let m = &g.memory;
+    [
+        m.resident_bytes,
+        m.virtual_bytes,
+        m.swap_bytes,
+        m.proportional_bytes,
+        m.proportional_swap_bytes,
+    ]
+}
+
+fn states(g: &Group) -> [u64; 5] {
+    let s = &g.states;
+    [s.running, s.sleeping, s.waiting, s.zombie, s.other]
+}
+
+/// Registers every instrument of `options.table` that `options` asks for,
+/// plus the agent's own metrics, all reading `cell`. The callbacks live as
+/// long as the meter provider.
 pub fn register(meter: &Meter, cell: &SnapshotCell, options: InstrumentOptions) {
-    updown(meter, cat::PROCESSES, cell, |g| g.procs);
-    f64_split(meter, cat::CPU_TIME, cell, CPU, Per::Group);
-    u64_split(meter, cat::DISK_IO, cell, DISK, Per::Group);
-    u64_split(meter, cat::PAGING_FAULTS, cell, FAULTS, Per::Group);
-    u64_split(meter, cat::CONTEXT_SWITCHES, cell, SWITCHES, Per::Group);
-    updown(meter, cat::MEMORY_USAGE, cell, |g| g.memory.resident_bytes);
-    updown(meter, cat::MEMORY_VIRTUAL, cell, |g| g.memory.virtual_bytes);
-    updown(meter, cat::MEMORY_SWAP, cell, |g| g.memory.swap_bytes);
-    if options.smaps {
-        updown(meter, cat::MEMORY_PROPORTIONAL, cell, |g| {
-            g.memory.proportional_bytes
-        });
-        updown(meter, cat::MEMORY_PROPORTIONAL_SWAP, cell, |g| {
-            g.memory.proportional_swap_bytes
-        });
-    }
-    updown(meter, cat::FD_COUNT, cell, |g| g.open_fds);
-    fd_utilization(meter, cell);
-    updown(meter, cat::THREAD_COUNT, cell, |g| g.num_threads);
-    oldest_start_time(meter, cell);
-    states(meter, cell);
-    wchans(meter, cell);
+    let t = options.table;
+    let r = Registrar { meter, cell, t };
+    r.per_group(t.processes, |g| g.procs);
+    r.counts(t.cpu_time, Per::Group, cpu);
+    r.counts(t.disk_io, Per::Group, disk);
+    r.counts(t.paging_faults, Per::Group, faults);
+    r.counts(t.context_switches, Per::Group, switches);
+    // The proportional sizes come last in the family: without smaps they
+    // are not read, so not exported.
+    let memory_values = if options.smaps { 5 } else { 3 };
+    r.group_family(t.memory, memory_values, memory);
+    r.per_group(t.fd_count, |g| g.open_fds);
+    fd_utilization(&r);
+    r.per_group(t.thread_count, |g| g.num_threads);
+    oldest_start_time(&r);
+    r.group_family(t.states, 5, states);
+    wchans(&r);
     if options.threads {
-        thread_counts(meter, cell);
+        thread_counts(&r);
         let per = Per::ThreadName;
-        f64_split(meter, cat::THREAD_NAME_CPU_TIME, cell, CPU, per);
-        u64_split(meter, cat::THREAD_NAME_DISK_IO, cell, DISK, per);
-        u64_split(meter, cat::THREAD_NAME_PAGING_FAULTS, cell, FAULTS, per);
-        u64_split(
-            meter,
-            cat::THREAD_NAME_CONTEXT_SWITCHES,
-            cell,
-            SWITCHES,
-            per,
-        );
+        r.counts(t.thread_name_cpu_time, per, cpu);
+        r.counts(t.thread_name_disk_io, per, disk);
+        r.counts(t.thread_name_paging_faults, per, faults);
+        r.counts(t.thread_name_context_switches, per, switches);
     }
-    self_metrics(meter, cell);
+    self_metrics(&r);
+}
+
+/// What every registration needs.
+struct Registrar<'a> {
+    meter: &'a Meter,
+    cell: &'a SnapshotCell,
+    t: &'static MetricTable,
+}
+
+/// Emits one value with its attributes.
+type Emit<'a, T> = dyn FnMut(T, &[KeyValue]) + 'a;
+
+/// What an instrument's callback does: load the snapshot and emit points.
+type Observe<T> = Arc<dyn Fn(&mut Emit<'_, T>) + Send + Sync>;
+
+/// Calls its argument with each point's attributes and family values.
+type Points<T, const N: usize> =
+    Arc<dyn Fn(&Snapshot, &mut dyn FnMut(&[KeyValue], [T; N])) + Send + Sync>;
+
+/// Receives each group and its name attribute.
+type EachGroup<'a> = dyn FnMut(&Group, KeyValue) + 'a;
+
+/// A value type and the instruments of each [`Kind`] that observe it.
+trait Value: Copy + Send + Sync + 'static {
+    fn build(meter: &Meter, spec: MetricSpec, kind: Kind, observe: Observe<Self>);
+}
+
+impl Value for f64 {
+    fn build(meter: &Meter, spec: MetricSpec, kind: Kind, observe: Observe<f64>) {
+        let callback = move |obs: &dyn AsyncInstrument<f64>| observe(&mut |v, a| obs.observe(v, a));
+        match kind {
+            Kind::Counter => {
+                described(meter.f64_observable_counter(spec.name), spec, callback).build();
+            }
+            Kind::UpDown => {
+                described(
+                    meter.f64_observable_up_down_counter(spec.name),
+                    spec,
+                    callback,
+                )
+                .build();
+            }
+        }
+    }
+}
+
+impl Value for u64 {
+    fn build(meter: &Meter, spec: MetricSpec, kind: Kind, observe: Observe<u64>) {
+        match kind {
+            Kind::Counter => {
+                let callback = move |obs: &dyn AsyncInstrument<u64>| {
+                    observe(&mut |v, a| obs.observe(v, a));
+                };
+                described(meter.u64_observable_counter(spec.name), spec, callback).build();
+            }
+            Kind::UpDown => {
+                let callback = move |obs: &dyn AsyncInstrument<i64>| {
+                    observe(&mut |v, a| obs.observe(signed(v), a));
+                };
+                described(
+                    meter.i64_observable_up_down_counter(spec.name),
+                    spec,
+                    callback,
+                )
+                .build();
+            }
+        }
+    }
+}
+
+impl Registrar<'_> {
+    /// Registers `family`'s first `used` values, whose points `points`
+    /// gives: one instrument with an attribute per value (split), or one
+    /// instrument per value (separate).
+    fn family<T: Value, const N: usize>(
+        &self,
+        family: Family<N>,
+        used: usize,
+        kind: Kind,
+        points: Points<T, N>,
+    ) {
+        let used = used.min(N);
+        match family {
+            Family::Split { spec, key, values } => {
+                let cell = self.cell.clone();
+                let observe: Observe<T> = Arc::new(move |emit| {
+                    points(&cell.load(), &mut |base, vals| {
+                        for (value_name, v) in values.iter().zip(vals).take(used) {
+                            let mut attrs = base.to_vec();
+                            attrs.push(KeyValue::new(key, *value_name));
+                            emit(v, &attrs);
+                        }
+                    });
+                });
+                T::build(self.meter, spec, kind, observe);
+            }
+            Family::Separate(specs) => {
+                for (i, spec) in specs.into_iter().enumerate().take(used) {
+                    let cell = self.cell.clone();
+                    let points = points.clone();
+                    let observe: Observe<T> = Arc::new(move |emit| {
+                        points(&cell.load(), &mut |base, vals| emit(vals[i], base));
+                    });
+                    T::build(self.meter, spec, kind, observe);
+                }
+            }
+        }
+    }
+
+    /// A family of counters over each group's counts, or each thread
+    /// name's within each group.
+    fn counts<T: Value, const N: usize>(
+        &self,
+        family: Family<N>,
+        per: Per,
+        values: fn(&Counts) -> [T; N],
+    ) {
+        let (group_key, thread_key) = (self.t.group_name, self.t.thread_name);
+        let points: Points<T, N> = Arc::new(move |snapshot, emit| {
+            for (name, g) in &snapshot.groups {
+                let group = KeyValue::new(group_key, name.clone());
+                match per {
+                    Per::Group => emit(&[group], values(&g.counts)),
+                    Per::ThreadName => {
+                        for t in &g.threads {
+                            let thread = KeyValue::new(thread_key, t.name.clone());
+                            emit(&[group.clone(), thread], values(&t.counts));
+                        }
+                    }
+                }
+            }
+        });
+        self.family(family, N, Kind::Counter, points);
+    }
+
+    /// A family of up-down counters over each group.
+    fn group_family<const N: usize>(
+        &self,
+        family: Family<N>,
+        used: usize,
+        values: impl Fn(&Group) -> [u64; N] + Send + Sync + 'static,
+    ) {
+        let group_key = self.t.group_name;
+        let points: Points<u64, N> = Arc::new(move |snapshot, emit| {
+            for (name, g) in &snapshot.groups {
+                emit(&[KeyValue::new(group_key, name.clone())], values(g));
+            }
+        });
+        self.family(family, used, Kind::UpDown, points);
+    }
+
+    /// One up-down counter over each group.
+    fn per_group(&self, spec: MetricSpec, value: fn(&Group) -> u64) {
+        self.group_family(Family::Separate([spec]), 1, move |g| [value(g)]);
+    }
+
+    /// A function that calls its argument with each group of the latest
+    /// snapshot and its name attribute.
+    fn each_group(&self) -> impl Fn(&mut EachGroup<'_>) + Send + Sync + 'static {
+        let cell = self.cell.clone();
+        let key = self.t.group_name;
+        move |f| {
+            let snapshot = cell.load();
+            for (name, group) in &snapshot.groups {
+                f(group, KeyValue::new(key, name.clone()));
+            }
+        }
+    }
 }
 
 /// The one place an instrument gets the catalogue's unit and description,
@@ -134,43 +291,6 @@ fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn group_attr(name: &str) -> KeyValue {
-    KeyValue::new(attr::GROUP_NAME, name.to_owned())
-}
-
-/// Calls `f` with each group of the latest snapshot and its name attribute.
-fn each_group(cell: &SnapshotCell, mut f: impl FnMut(&Group, KeyValue)) {
-    let snapshot = cell.load();
-    for (name, group) in &snapshot.groups {
-        f(group, group_attr(name));
-    }
-}
-
-fn updown(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, value: fn(&Group) -> u64) {
-    let cell = cell.clone();
-    described(
-        meter.i64_observable_up_down_counter(spec.name),
-        spec,
-        move |obs| {
-            each_group(&cell, |g, name| obs.observe(signed(value(g)), &[name]));
-        },
-    )
-    .build();
-}
-
-fn observe_split<T: Copy>(
-    obs: &dyn AsyncInstrument<T>,
-    split: &Split<T>,
-    counts: &Counts,
-    base: &[KeyValue],
-) {
-    for (value_name, v) in (split.values)(counts) {
-        let mut attrs = base.to_vec();
-        attrs.push(KeyValue::new(split.key, value_name));
-        obs.observe(v, &attrs);
-    }
-}
-
 /// Whose counts a split counter observes.
 #[derive(Clone, Copy)]
 enum Per {
@@ -180,63 +300,17 @@ enum Per {
     ThreadName,
 }
 
-/// The callback of a counter split by `split`, per group or per thread name.
-fn split_callback<T: Copy + Send + Sync + 'static>(
-    cell: &SnapshotCell,
-    split: Split<T>,
-    per: Per,
-) -> impl Fn(&dyn AsyncInstrument<T>) + Send + Sync + 'static {
-    let cell = cell.clone();
-    move |obs| {
-        each_group(&cell, |g, name| match per {
-            Per::Group => observe_split(obs, &split, &g.counts, &[name]),
-            Per::ThreadName => {
-                for t in &g.threads {
-                    let base = [
-                        name.clone(),
-                        KeyValue::new(attr::THREAD_NAME, t.name.clone()),
-                    ];
-                    observe_split(obs, &split, &t.counts, &base);
-                }
-            }
-        });
-    }
-}
-
-fn f64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<f64>, per: Per) {
+fn thread_counts(r: &Registrar<'_>) {
+    let each = r.each_group();
+    let (spec, key) = (r.t.thread_name_count, r.t.thread_name);
     described(
-        meter.f64_observable_counter(spec.name),
-        spec,
-        split_callback(cell, split, per),
-    )
-    .build();
-}
-
-fn u64_split(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, split: Split<u64>, per: Per) {
-    described(
-        meter.u64_observable_counter(spec.name),
-        spec,
-        split_callback(cell, split, per),
-    )
-    .build();
-}
-
-fn thread_counts(meter: &Meter, cell: &SnapshotCell) {
-    let cell = cell.clone();
-    let spec = cat::THREAD_NAME_COUNT;
-    described(
-        meter.i64_observable_up_down_counter(spec.name),
+        r.meter.i64_observable_up_down_counter(spec.name),
         spec,
         move |obs| {
-            each_group(&cell, |g, name| {
+            each(&mut |g, name| {
                 for t in &g.threads {
-                    obs.observe(
-                        signed(t.num_threads),
-                        &[
-                            name.clone(),
-                            KeyValue::new(attr::THREAD_NAME, t.name.clone()),
-                        ],
-                    );
+                    let thread = KeyValue::new(key, t.name.clone());
+                    obs.observe(signed(t.num_threads), &[name.clone(), thread]);
                 }
             });
         },
@@ -244,11 +318,11 @@ fn thread_counts(meter: &Meter, cell: &SnapshotCell) {
     .build();
 }
 
-fn fd_utilization(meter: &Meter, cell: &SnapshotCell) {
-    let cell = cell.clone();
-    let spec = cat::FD_LIMIT_UTILIZATION;
-    described(meter.f64_observable_gauge(spec.name), spec, move |obs| {
-        each_group(&cell, |g, name| {
+fn fd_utilization(r: &Registrar<'_>) {
+    let each = r.each_group();
+    let spec = r.t.fd_limit_utilization;
+    described(r.meter.f64_observable_gauge(spec.name), spec, move |obs| {
+        each(&mut |g, name| {
             let ratio = if g.procs == 0 || !g.worst_fd_ratio.is_finite() {
                 0.0
             } else {
@@ -260,11 +334,11 @@ fn fd_utilization(meter: &Meter, cell: &SnapshotCell) {
     .build();
 }
 
-fn oldest_start_time(meter: &Meter, cell: &SnapshotCell) {
-    let cell = cell.clone();
-    let spec = cat::OLDEST_START_TIME;
-    described(meter.f64_observable_gauge(spec.name), spec, move |obs| {
-        each_group(&cell, |g, name| {
+fn oldest_start_time(r: &Registrar<'_>) {
+    let each = r.each_group();
+    let spec = r.t.oldest_start_time;
+    described(r.meter.f64_observable_gauge(spec.name), spec, move |obs| {
+        each(&mut |g, name| {
             // An empty group has no oldest process: no point at all,
             // rather than a misleading 0 (1970) or a stale time.
             if g.procs > 0
@@ -277,40 +351,18 @@ fn oldest_start_time(meter: &Meter, cell: &SnapshotCell) {
     .build();
 }
 
-fn states(meter: &Meter, cell: &SnapshotCell) {
-    let cell = cell.clone();
-    let spec = cat::STATE_COUNT;
+fn wchans(r: &Registrar<'_>) {
+    let each = r.each_group();
+    let (spec, key) = r.t.wchan;
     described(
-        meter.i64_observable_up_down_counter(spec.name),
+        r.meter.i64_observable_up_down_counter(spec.name),
         spec,
         move |obs| {
-            each_group(&cell, |g, name| {
-                let s = &g.states;
-                let values = [s.running, s.sleeping, s.waiting, s.zombie, s.other];
-                for (state, v) in attr::PROCESS_STATES.iter().zip(values) {
-                    obs.observe(
-                        signed(v),
-                        &[name.clone(), KeyValue::new(attr::PROCESS_STATE, *state)],
-                    );
-                }
-            });
-        },
-    )
-    .build();
-}
-
-fn wchans(meter: &Meter, cell: &SnapshotCell) {
-    let cell = cell.clone();
-    let spec = cat::WCHAN_COUNT;
-    described(
-        meter.i64_observable_up_down_counter(spec.name),
-        spec,
-        move |obs| {
-            each_group(&cell, |g, name| {
+            each(&mut |g, name| {
                 for (wchan, n) in &g.wchans {
                     obs.observe(
                         signed(*n),
-                        &[name.clone(), KeyValue::new(attr::WCHAN, wchan.clone())],
+                        &[name.clone(), KeyValue::new(key, wchan.clone())],
                     );
                 }
             });
@@ -319,10 +371,10 @@ fn wchans(meter: &Meter, cell: &SnapshotCell) {
     .build();
 }
 
-fn self_metrics(meter: &Meter, cell: &SnapshotCell) {
-    let c = cell.clone();
+fn self_metrics(r: &Registrar<'_>) {
+    let c = r.cell.clone();
     let spec = cat::COLLECT_DURATION;
-    described(meter.f64_observable_gauge(spec.name), spec, move |obs| {
+    described(r.meter.f64_observable_gauge(spec.name), spec, move |obs| {
         let snapshot = c.load();
         if snapshot.taken_at.is_some() {
             obs.observe(snapshot.cycle_duration.as_secs_f64(), &[]);
@@ -330,29 +382,19 @@ fn self_metrics(meter: &Meter, cell: &SnapshotCell) {
     })
     .build();
 
-    let c = cell.clone();
-    let spec = cat::COLLECT_ERRORS;
-    described(meter.u64_observable_counter(spec.name), spec, move |obs| {
-        let snapshot = c.load();
-        obs.observe(
-            snapshot.errors.read,
-            &[KeyValue::new(attr::ERROR_TYPE, attr::ERROR_READ)],
-        );
-        obs.observe(
-            snapshot.errors.partial,
-            &[KeyValue::new(attr::ERROR_TYPE, attr::ERROR_PARTIAL)],
-        );
-    })
-    .build();
+    let points: Points<u64, 2> = Arc::new(|snapshot, emit| {
+        emit(&[], [snapshot.errors.read, snapshot.errors.partial]);
+    });
+    r.family(r.t.errors, 2, r.t.errors_kind, points);
 
-    self_updown(meter, cat::TRACKED_PROCESSES, cell, |s| s.tracked_processes);
-    self_updown(meter, cat::GROUPS, cell, Snapshot::group_count);
+    self_updown(r, cat::TRACKED_PROCESSES, |s| s.tracked_processes);
+    self_updown(r, cat::GROUPS, Snapshot::group_count);
 }
 
-fn self_updown(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, value: fn(&Snapshot) -> u64) {
-    let cell = cell.clone();
+fn self_updown(r: &Registrar<'_>, spec: MetricSpec, value: fn(&Snapshot) -> u64) {
+    let cell = r.cell.clone();
     described(
-        meter.i64_observable_up_down_counter(spec.name),
+        r.meter.i64_observable_up_down_counter(spec.name),
         spec,
         move |obs| obs.observe(signed(value(&cell.load())), &[]),
     )

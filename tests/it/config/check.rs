@@ -131,6 +131,7 @@ fn settings_file_values_are_compiled() {
         "max_thread_names: 10",
         "status_socket: /tmp/procgroups-test/status.sock",
         "log_format: json",
+        "metric_names: process-exporter",
     ] {
         assert!(
             stdout.lines().any(|l| l == line),

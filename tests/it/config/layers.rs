@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use procgroups::cli::LogFormat;
+use procgroups::cli::{LogFormat, MetricNames};
 use procgroups::config::Config;
 
 use super::{fake_procfs, try_load};
@@ -28,7 +28,8 @@ fn file_then_environment_then_flag() {
         &file,
         format!(
             "procfs: {}\ninterval: 10s\nthreads: false\nmax_groups: 10\nlog_format: json\n\
-             status_socket: /file.sock\nrecheck_with_time_limit: 1m\nmax_thread_names: 7\n",
+             status_socket: /file.sock\nrecheck_with_time_limit: 1m\nmax_thread_names: 7\n\
+             metric_names: process-exporter\n",
             p_file.display()
         ),
     )
@@ -42,6 +43,7 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.max_groups, 1000);
     assert_eq!(c.max_thread_names, 100);
     assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.metric_names, MetricNames::Otel);
     assert!(!c.recheck);
 
     // The file overrides the defaults.
@@ -53,6 +55,7 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.max_thread_names, 7);
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.status_socket, PathBuf::from("/file.sock"));
+    assert_eq!(c.metric_names, MetricNames::ProcessExporter);
     assert_eq!(c.recheck_time_limit, Duration::from_secs(60));
     assert!(c.recheck, "a recheck time limit implies recheck");
     assert_eq!(c.source_file.as_deref(), Some(file.as_path()));
@@ -65,6 +68,7 @@ fn file_then_environment_then_flag() {
         ("PROCGROUPS_MAX_GROUPS", "20"),
         ("PROCGROUPS_LOG_FORMAT", "text"),
         ("PROCGROUPS_STATUS_SOCKET", "/env.sock"),
+        ("PROCGROUPS_METRIC_NAMES", "otel"),
     ];
     let c = load(&["--config", f], &env);
     assert_eq!(c.procfs, p_env);
@@ -73,6 +77,7 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.max_groups, 20);
     assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.status_socket, PathBuf::from("/env.sock"));
+    assert_eq!(c.metric_names, MetricNames::Otel);
     assert_eq!(c.max_thread_names, 7, "file value kept");
 
     // Flags override the environment; absent flags override nothing.
@@ -89,6 +94,8 @@ fn file_then_environment_then_flag() {
             "30",
             "--log-format",
             "json",
+            "--metric-names",
+            "process-exporter",
         ],
         &env,
     );
@@ -97,6 +104,7 @@ fn file_then_environment_then_flag() {
     assert!(!c.threads);
     assert_eq!(c.max_groups, 30);
     assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.metric_names, MetricNames::ProcessExporter);
     assert_eq!(
         c.status_socket,
         PathBuf::from("/env.sock"),

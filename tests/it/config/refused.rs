@@ -210,6 +210,7 @@ fn invalid_procgroups_variables() {
         ("PROCGROUPS_MAX_GROUPS", "0", "at least 1"),
         ("PROCGROUPS_MAX_THREAD_NAMES", "many", "many"),
         ("PROCGROUPS_LOG_FORMAT", "xml", "xml"),
+        ("PROCGROUPS_METRIC_NAMES", "prometheus", "prometheus"),
         ("PROCGROUPS_RECHECK_WITH_TIME_LIMIT", "soon", "soon"),
         ("PROCGROUPS_NAMEMAPPING", "web,(unclosed", "unclosed"),
         ("PROCGROUPS_INTERVALL", "15s", "unknown setting"),

@@ -130,6 +130,7 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
         instruments: InstrumentOptions {
             threads: true,
             smaps: true,
+            ..InstrumentOptions::default()
         },
         limits: CardinalityLimits::default(),
         remove_empty_groups: false,

@@ -33,7 +33,7 @@ use serde_yaml::Value;
 const SHIPPED_CONFIG: &str = "otel-collector.yaml";
 
 /// The upstream Collector build, or `None` after a skip message.
-fn otelcol() -> Option<PathBuf> {
+pub(super) fn otelcol() -> Option<PathBuf> {
     tools::require(&OTELCOL)
 }
 
@@ -255,13 +255,13 @@ fn validate_refuses_a_broken_config() {
 }
 
 /// A running Collector; killed when dropped.
-struct Collector {
+pub(super) struct Collector {
     child: Child,
     log: Arc<Mutex<String>>,
     /// OTLP/gRPC port on 127.0.0.1.
-    grpc: u16,
+    pub(super) grpc: u16,
     /// Prometheus exporter port on 127.0.0.1.
-    prometheus: u16,
+    pub(super) prometheus: u16,
 }
 
 impl Collector {
@@ -271,7 +271,7 @@ impl Collector {
     /// machine, must not compete for 4317, 4318, 8889, 13133 and the
     /// Collector's own telemetry port 8888, which `service.telemetry`
     /// cannot move with `--set`, so its own metrics are turned off.
-    fn start(otelcol: &Path) -> Collector {
+    pub(super) fn start(otelcol: &Path) -> Collector {
         let (grpc, http, prometheus, health) = (free_port(), free_port(), free_port(), free_port());
         let sets = [
             format!("receivers::otlp::protocols::grpc::endpoint=127.0.0.1:{grpc}"),
@@ -328,7 +328,7 @@ impl Collector {
         collector
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -342,7 +342,7 @@ impl Drop for Collector {
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: (status, body), or `None` when the
 /// connection fails.
-fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
+pub(super) fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -374,14 +374,14 @@ fn encode(value: &str) -> String {
 
 /// One sample of the Prometheus text format.
 #[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
+pub(super) struct Sample {
+    pub(super) name: String,
+    pub(super) labels: Vec<(String, String)>,
+    pub(super) value: f64,
 }
 
 impl Sample {
-    fn label(&self, key: &str) -> Option<&str> {
+    pub(super) fn label(&self, key: &str) -> Option<&str> {
         self.labels
             .iter()
             .find(|(k, _)| k == key)
@@ -391,7 +391,7 @@ impl Sample {
 
 /// Parses the Prometheus text exposition format (the samples; `# HELP`
 /// and `# TYPE` lines are returned apart as (name, type)).
-fn parse_exposition(text: &str) -> (Vec<Sample>, Vec<(String, String)>) {
+pub(super) fn parse_exposition(text: &str) -> (Vec<Sample>, Vec<(String, String)>) {
     let mut samples = Vec::new();
     let mut types = Vec::new();
     for line in text.lines() {

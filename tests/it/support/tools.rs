@@ -94,6 +94,17 @@ pub const PROMETHEUS: Tool = Tool {
     built_at: None,
 };
 
+/// Debian's process-exporter, the program whose series
+/// `--metric-names process-exporter` reproduces.
+pub const PROCESS_EXPORTER: Tool = Tool {
+    program: "prometheus-process-exporter",
+    env: "PROCESS_EXPORTER",
+    venv_paths: &[],
+    install: "bash .ci/run, or: apt-get install prometheus-process-exporter",
+    pinned_by: None,
+    built_at: None,
+};
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
