@@ -48,7 +48,7 @@ pub use error::{ConfigError, Origin};
 pub use file::{ENV_PREFIX, RawRule, RawSettings, SETTING_KEYS};
 pub use otlp::{OTLP_ENDPOINT_VARS, check_otlp_endpoints};
 pub use rule_compile::default_rules;
-pub use rules::{ExeEntry, LegacyNamer, Rule, RuleSet};
+pub use rules::{ExeEntry, K8sSelectors, LegacyNamer, Rule, RuleSet};
 pub use template::{DEFAULT_TEMPLATE, Field, Rfc3339, Template, TemplateError};
 pub use users::UserNames;
 
@@ -56,6 +56,7 @@ use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
 use crate::cli::{Cli, LogFormat, OutputFormat};
+use crate::containers::NameResolver;
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
@@ -107,6 +108,10 @@ pub struct Config {
     /// Export intervals without a successful export before the health
     /// service reports NOT_SERVING (at least 1).
     pub health_export_intervals: u32,
+    /// The kubelet's log root, which names containers.
+    pub k8s_log_root: PathBuf,
+    /// The container names the rules ask for, from `k8s_log_root`.
+    pub containers: Arc<NameResolver>,
 }
 
 impl Config {
@@ -133,6 +138,8 @@ impl Config {
             status_socket: file::default_status_socket(&[]),
             warnings: Vec::new(),
             health_export_intervals: defaults::DEFAULT_HEALTH_EXPORT_INTERVALS,
+            k8s_log_root: PathBuf::from(defaults::DEFAULT_K8S_LOG_ROOT),
+            containers: Arc::new(NameResolver::new(defaults::DEFAULT_K8S_LOG_ROOT)),
         }
     }
 }
@@ -158,6 +165,7 @@ impl fmt::Debug for Config {
             .field("status_socket", &self.status_socket)
             .field("warnings", &self.warnings)
             .field("health_export_intervals", &self.health_export_intervals)
+            .field("k8s_log_root", &self.k8s_log_root)
             .finish()
     }
 }
@@ -196,6 +204,7 @@ impl fmt::Display for Config {
             LogFormat::Json => "json",
         };
         writeln!(f, "log_format: {log}")?;
+        writeln!(f, "k8s_log_root: {}", self.k8s_log_root.display())?;
         let rules = self.namer.describe();
         writeln!(f, "rules ({}):", rules.len())?;
         for r in rules {
@@ -306,7 +315,8 @@ fn compile(
 
     let once = once_delay(cli)?;
 
-    let namer = compile_namer(&raw, &procfs, &origin, &mut warnings)?;
+    let containers = Arc::new(NameResolver::new(raw.k8s_log_root.clone()));
+    let namer = compile_namer(&raw, &procfs, &containers, &origin, &mut warnings)?;
 
     Ok(Config {
         procfs,
@@ -327,6 +337,8 @@ fn compile(
         status_socket: raw.status_socket,
         warnings,
         health_export_intervals,
+        k8s_log_root: raw.k8s_log_root,
+        containers,
     })
 }
 
