@@ -190,7 +190,6 @@ impl Agent {
             self.telemetry.health(),
             self.export_interval,
             self.collection.clone(),
-            self.config.namer.clone(),
             self.config.procfs.clone(),
         );
         let policy = crate::status::HealthPolicy {

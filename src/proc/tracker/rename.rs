@@ -25,6 +25,11 @@ impl Tracker {
         self.rename_pending = true;
     }
 
+    /// The namer in force (the latest, after a reload).
+    pub fn namer(&self) -> &Arc<dyn MatchNamer> {
+        &self.namer
+    }
+
     /// Names the known process `id` again. `true` when it was started
     /// afresh (an ignored process now tracked), which already reported its
     /// first update: the caller observes it no further in this cycle.

@@ -136,6 +136,37 @@ fn cpu_series(receiver: &Receiver, group: &str) -> Vec<(f64, u64)> {
         .collect()
 }
 
+/// Cycles the agent finished between the log offset `from` and the `nth`
+/// reload line after it. The reload runs at the start of the first cycle
+/// after the trigger, so at most the cycle in flight when the trigger came
+/// (and one line still in the log pipe) may come before it.
+fn cycles_before_reload(agent: &Agent, from: usize, nth: usize) -> usize {
+    let needle = "configuration reloaded";
+    assert!(
+        agent.wait_for_log(needle, WAIT) && {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                if agent.log()[from..].matches(needle).count() >= nth
+                    || std::time::Instant::now() > deadline
+                {
+                    break true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        },
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    let after = &log[from..];
+    let mut end = 0;
+    for _ in 0..nth {
+        end += after[end..].find(needle).expect("a reload line") + needle.len();
+    }
+    let last_reload = after[..end].rfind(needle).unwrap();
+    after[..last_reload].matches("cycle done").count()
+}
+
 fn alive(agent: &mut Agent) {
     assert!(agent.is_running(), "the agent died:\n{}", agent.log());
 }
@@ -154,12 +185,16 @@ fn sighup_and_a_configmap_swap_reload_the_rules_and_keep_the_counters() {
     let mover = Workload::spawn(&["--name", &moving]);
     let receiver = Receiver::start();
     let mut configmap = ConfigMapDir::new(&rules(&keep, &moving, "stage-1"));
+    let socket = configmap.dir.path().join("status.sock");
     let mut cmd = agent_command();
     cmd.arg("--config")
         .arg(configmap.file())
+        .arg("--status-socket")
+        .arg(&socket)
         .args(["--interval", "300ms"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300");
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
+        .env("RUST_LOG", "info,procgroups::agent=debug");
     let mut agent = Agent::spawn(cmd);
     assert!(wait_members(&receiver, "stage-1"), "{}", agent.log());
     assert!(has_members(
@@ -175,11 +210,16 @@ fn sighup_and_a_configmap_swap_reload_the_rules_and_keep_the_counters() {
     let points = receiver.received();
     let last = points_of(&points.last().unwrap().request);
     assert!(has_members(&last, "stage-1"), "no reload without SIGHUP");
-    let signalled = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(100));
+    let from = agent.log().len();
     sighup(&agent);
     assert!(wait_members(&receiver, "stage-2"), "{}", agent.log());
-    // Two cycles of 300 ms, one export interval and slack for a busy machine.
-    assert!(signalled.elapsed() < Duration::from_secs(5));
+    let cycles = cycles_before_reload(&agent, from, 1);
+    assert!(
+        cycles <= 2,
+        "{cycles} cycles before the reload:\n{}",
+        agent.log()
+    );
     let points = receiver
         .wait_for_points(WAIT, |p| has_members(p, "stage-2"))
         .unwrap();
@@ -196,9 +236,28 @@ fn sighup_and_a_configmap_swap_reload_the_rules_and_keep_the_counters() {
     );
 
     // The ConfigMap's swap, seen without any signal.
+    std::thread::sleep(Duration::from_millis(100));
+    let from = agent.log().len();
     configmap.swap(&rules(&keep, &moving, "stage-3"));
     assert!(wait_members(&receiver, "stage-3"), "{}", agent.log());
+    let cycles = cycles_before_reload(&agent, from, 1);
+    assert!(
+        cycles <= 2,
+        "{cycles} cycles before the reload:\n{}",
+        agent.log()
+    );
     alive(&mut agent);
+    // `explain` answers with the rules in force.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"))
+        .args(["explain", &mover.pid.to_string(), "--socket"])
+        .arg(&socket)
+        .env_remove("PROCGROUPS_STATUS_SOCKET")
+        .output()
+        .unwrap();
+    let explained = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{explained}");
+    assert!(explained.contains("group:     stage-3"), "{explained}");
+    assert!(explained.contains("name \"stage-3\""), "{explained}");
 
     // An invalid version: refused, the rules stay.
     configmap.swap("process_names:\n  - name: broken\n    cmdline: ['(unclosed']\n");
@@ -208,12 +267,17 @@ fn sighup_and_a_configmap_swap_reload_the_rules_and_keep_the_counters() {
         agent.log()
     );
     sighup(&agent);
+    // Refused again, and counted.
+    assert!(
+        agent.wait_for_log("failed_reloads=2", WAIT),
+        "{}",
+        agent.log()
+    );
     wait_cycles_past(&receiver, 3);
     alive(&mut agent);
     let last = points_of(&receiver.received().last().unwrap().request);
     assert!(has_members(&last, "stage-3"), "{:?}", group_names(&last));
     assert!(!group_names(&last).contains(&"broken".to_string()));
-    assert!(agent.log().contains("failed_reloads=2"), "{}", agent.log());
 
     // The surviving group: one series, never going down, still counting.
     let series = cpu_series(&receiver, "keep");
