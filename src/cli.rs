@@ -143,6 +143,11 @@ pub struct Cli {
     /// intervals [default: 3].
     #[arg(long, value_name = "N")]
     pub health_export_intervals: Option<u64>,
+    /// Directory holding the kubelet's `pods/` and `containers/` log
+    /// directories, which name the namespace, pod and container of a
+    /// process's container (default /var/log).
+    #[arg(long, value_name = "DIR")]
+    pub k8s_log_root: Option<PathBuf>,
     /// A client command for a running agent; without one, run the agent.
     #[command(subcommand)]
     pub command: Option<Command>,

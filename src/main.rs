@@ -5,12 +5,21 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use procgroups::cli::Cli;
 use procgroups::config::{self, ConfigError};
 
 fn main() -> ExitCode {
+    // First of all: SIGHUP must never end the agent (its default action
+    // would, with no last export). The running agent reloads on it.
+    let hangup = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone()) {
+        eprintln!("procgroups: cannot install the SIGHUP handler: {e}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     if let Some(command) = &cli.command {
         return procgroups::status::client::run(command);
@@ -31,7 +40,8 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         tracing::warn!(warning = %w, "configuration");
     }
-    match procgroups::agent::run(config) {
+    let reloader = procgroups::agent::Reloader::new(cli.clone(), config.clone(), hangup);
+    match procgroups::agent::run_with(config, Some(reloader)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procgroups: {e:#}");

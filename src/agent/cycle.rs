@@ -7,12 +7,13 @@
 //! part, when the agent lacks the capabilities that would let it read every
 //! process in full (see [`capability_hint`]).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::config::Config;
 use crate::proc::{
-    CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, Source, SourceError,
-    Tracker, TrackerOptions,
+    CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, MatchNamer, Source,
+    SourceError, Tracker, TrackerOptions,
 };
 
 use super::Snapshot;
@@ -115,6 +116,11 @@ impl<S: Source> Collection<S> {
             taken_at: Some(now),
             cycles: self.cycles,
         })
+    }
+
+    /// Names with `namer` from the next cycle on (a reload of the rules).
+    pub fn set_namer(&mut self, namer: Arc<dyn MatchNamer>) {
+        self.grouper.set_namer(namer);
     }
 
     /// The grouper (for tests that look at its state between cycles).

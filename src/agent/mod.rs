@@ -11,12 +11,16 @@
 //!
 //! Shutdown (SIGTERM or SIGINT): stop the timer, run one last cycle, then
 //! the SDK's final collection and export, all within [`SHUTDOWN_BUDGET`].
+//! SIGHUP, and a change of the configuration file, reload the rules
+//! ([`reload`]) before the next cycle.
 
 mod cycle;
+pub mod reload;
 mod status;
 
 pub use crate::snapshot::{Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
+pub use reload::{ReloadCounts, Reloader};
 pub use status::AgentStatus;
 
 use std::future::Future;
@@ -44,6 +48,11 @@ const LAST_CYCLE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Runs the agent until SIGTERM/SIGINT, or runs `--once`.
 pub fn run(config: Config) -> anyhow::Result<()> {
+    run_with(config, None)
+}
+
+/// [`run`], reloading the configuration through `reloader` when it says so.
+pub fn run_with(config: Config, reloader: Option<Reloader>) -> anyhow::Result<()> {
     if config.interval.is_zero() {
         bail!("the collection interval must be longer than zero");
     }
@@ -66,7 +75,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let stop = stop_signal().context("installing the SIGTERM/SIGINT handlers")?;
         // Before anything else: a second agent on the same socket stops here.
         let socket = crate::status::bind_configured(&config.status_socket)?;
-        let agent = Agent::start(config)?;
+        let mut agent = Agent::start(config)?;
+        agent.reloader = reloader.map(|r| Arc::new(Mutex::new(r)));
         let status = socket.map(|s| agent.serve_status(s));
         let result = agent.run_until(stop).await;
         if let Some(status) = status {
@@ -128,6 +138,8 @@ pub struct Agent {
     /// When the agent started, and how often it exports (for health).
     started: SystemTime,
     export_interval: Duration,
+    /// Looked at before each cycle, when the configuration may be reloaded.
+    reloader: Option<Arc<Mutex<Reloader>>>,
 }
 
 impl Agent {
@@ -183,6 +195,7 @@ impl Agent {
             collection: Arc::new(Mutex::new(collection)),
             started: SystemTime::now(),
             export_interval,
+            reloader: None,
         })
     }
 
@@ -194,7 +207,6 @@ impl Agent {
             self.telemetry.health(),
             self.export_interval,
             self.collection.clone(),
-            self.config.namer.clone(),
             self.config.procfs.clone(),
         );
         let policy = crate::status::HealthPolicy {
@@ -279,11 +291,15 @@ impl Agent {
     /// until it recovers. A panic in the cycle is a bug and stops the agent.
     async fn cycle(&self, failing: &mut bool) -> anyhow::Result<()> {
         let collection = self.collection.clone();
+        let reloader = self.reloader.clone();
         let result = tokio::task::spawn_blocking(move || {
-            collection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .cycle(SystemTime::now())
+            let mut collection = collection.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(new) =
+                reloader.and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).poll())
+            {
+                collection.set_namer(new.namer);
+            }
+            collection.cycle(SystemTime::now())
         })
         .await
         .context("collection cycle panicked")?;

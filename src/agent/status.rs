@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::Collection;
 use crate::proc::{
-    FsSource, FsSourceOptions, GroupByName, ID, MatchNamer, MatchReason, Membership, Proc,
-    ProcAttributes, ProcError, Source, Static,
+    FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc, ProcAttributes,
+    ProcError, Source, Static,
 };
 use crate::snapshot::SnapshotCell;
 use crate::telemetry::ExportHealth;
@@ -30,7 +30,6 @@ pub struct AgentStatus {
     export: Arc<ExportHealth>,
     export_interval: Duration,
     collection: Arc<Mutex<Collection<FsSource>>>,
-    namer: Arc<dyn MatchNamer>,
     procfs: PathBuf,
 }
 
@@ -41,7 +40,6 @@ impl AgentStatus {
         export: Arc<ExportHealth>,
         export_interval: Duration,
         collection: Arc<Mutex<Collection<FsSource>>>,
-        namer: Arc<dyn MatchNamer>,
         procfs: PathBuf,
     ) -> AgentStatus {
         AgentStatus {
@@ -49,7 +47,6 @@ impl AgentStatus {
             export,
             export_interval,
             collection,
-            namer,
             procfs,
         }
     }
@@ -144,10 +141,18 @@ impl StatusProvider for AgentStatus {
             pid,
             start_time: st.start_time,
         };
-        let rules = self.namer.explain(&attrs);
+        // The rules in force, which a reload may have replaced.
+        let namer = self
+            .collection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tracker()
+            .namer()
+            .clone();
+        let rules = namer.explain(&attrs);
         let rule = rules
             .rule
-            .and_then(|i| self.namer.describe().into_iter().nth(i))
+            .and_then(|i| namer.describe().into_iter().nth(i))
             .or_else(|| rules.template.as_ref().map(|t| format!("name {t:?}")));
         let process = Some(ProcessFacts {
             name: st.name.clone(),

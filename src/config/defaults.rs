@@ -10,6 +10,10 @@ pub use crate::proc::{DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES};
 /// agent reports NOT_SERVING, unless configured.
 pub const DEFAULT_HEALTH_EXPORT_INTERVALS: u32 = 3;
 
+/// Where the kubelet keeps `pods/` and `containers/`, the log directories
+/// that name a process's namespace, pod and container.
+pub const DEFAULT_K8S_LOG_ROOT: &str = "/var/log";
+
 /// Socket path used by an agent running as root.
 pub const ROOT_SOCKET_PATH: &str = "/run/procgroups/status.sock";
 

@@ -16,8 +16,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::defaults::{
-    DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES,
-    default_socket_path_in,
+    DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_K8S_LOG_ROOT, DEFAULT_MAX_GROUPS,
+    DEFAULT_MAX_THREAD_NAMES, default_socket_path_in,
 };
 use crate::cli::{Cli, LogFormat, MetricNames};
 
@@ -42,6 +42,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "max_thread_names",
     "status_socket",
     "health_export_intervals",
+    "k8s_log_root",
 ];
 
 /// Prefix of the environment variables.
@@ -92,6 +93,8 @@ pub struct RawSettings {
     pub status_socket: PathBuf,
     /// Export intervals without success before NOT_SERVING.
     pub health_export_intervals: u64,
+    /// The kubelet's log root, for container names.
+    pub k8s_log_root: PathBuf,
     /// The naming rules, process-exporter's format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_names: Option<Vec<RawRule>>,
@@ -119,6 +122,7 @@ impl RawSettings {
             max_thread_names: DEFAULT_MAX_THREAD_NAMES as u64,
             status_socket: default_status_socket(env),
             health_export_intervals: u64::from(DEFAULT_HEALTH_EXPORT_INTERVALS),
+            k8s_log_root: PathBuf::from(DEFAULT_K8S_LOG_ROOT),
             process_names: None,
         }
     }
@@ -146,6 +150,15 @@ pub struct RawRule {
     /// Regexes over the joined arguments (AND).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<TextList>,
+    /// Regexes over the pod's namespace (OR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<TextList>,
+    /// Regexes over the pod's name (OR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<TextList>,
+    /// Regexes over the container's name (OR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<TextList>,
 }
 
 /// The words a boolean setting accepts, in every layer (flags, variables,
@@ -349,6 +362,8 @@ pub struct FlagSettings {
     status_socket: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     health_export_intervals: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k8s_log_root: Option<PathBuf>,
 }
 
 impl From<&Cli> for FlagSettings {
@@ -372,6 +387,7 @@ impl From<&Cli> for FlagSettings {
             max_thread_names: cli.max_thread_names,
             status_socket: cli.status_socket.clone(),
             health_export_intervals: cli.health_export_intervals,
+            k8s_log_root: cli.k8s_log_root.clone(),
         }
     }
 }

@@ -50,7 +50,7 @@ pub use file::{
 };
 pub use otlp::{OTLP_ENDPOINT_VARS, check_otlp_endpoints};
 pub use rule_compile::default_rules;
-pub use rules::{ExeEntry, LegacyNamer, Rule, RuleSet};
+pub use rules::{ExeEntry, K8sSelectors, LegacyNamer, Rule, RuleSet};
 pub use template::{DEFAULT_TEMPLATE, Field, Rfc3339, Template, TemplateError};
 pub use users::UserNames;
 
@@ -58,6 +58,7 @@ use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
 use crate::cli::{Cli, LogFormat, MetricNames, OutputFormat};
+use crate::containers::NameResolver;
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
@@ -123,6 +124,10 @@ pub struct Config {
     /// Export intervals without a successful export before the health
     /// service reports NOT_SERVING (at least 1).
     pub health_export_intervals: u32,
+    /// The kubelet's log root, which names containers.
+    pub k8s_log_root: PathBuf,
+    /// The container names the rules ask for, from `k8s_log_root`.
+    pub containers: Arc<NameResolver>,
 }
 
 impl Config {
@@ -152,6 +157,8 @@ impl Config {
             status_socket: file::default_status_socket(&[]),
             warnings: Vec::new(),
             health_export_intervals: defaults::DEFAULT_HEALTH_EXPORT_INTERVALS,
+            k8s_log_root: PathBuf::from(defaults::DEFAULT_K8S_LOG_ROOT),
+            containers: Arc::new(NameResolver::new(defaults::DEFAULT_K8S_LOG_ROOT)),
         }
     }
 }
@@ -179,6 +186,7 @@ impl fmt::Debug for Config {
             .field("status_socket", &self.status_socket)
             .field("warnings", &self.warnings)
             .field("health_export_intervals", &self.health_export_intervals)
+            .field("k8s_log_root", &self.k8s_log_root)
             .finish()
     }
 }
@@ -226,6 +234,7 @@ impl fmt::Display for Config {
             MetricNames::ProcessExporter => "process-exporter",
         };
         writeln!(f, "metric_names: {names}")?;
+        writeln!(f, "k8s_log_root: {}", self.k8s_log_root.display())?;
         let rules = self.namer.describe();
         writeln!(f, "rules ({}):", rules.len())?;
         for r in rules {
@@ -349,7 +358,15 @@ fn compile(
     let once = once_delay(cli)?;
 
     let forgets_groups = remove_empty_groups || empty_group_ttl.is_some();
-    let namer = compile_namer(&raw, &procfs, &origin, forgets_groups, &mut warnings)?;
+    let containers = Arc::new(NameResolver::new(raw.k8s_log_root.clone()));
+    let namer = compile_namer(
+        &raw,
+        &procfs,
+        &containers,
+        &origin,
+        forgets_groups,
+        &mut warnings,
+    )?;
 
     Ok(Config {
         procfs,
@@ -373,6 +390,8 @@ fn compile(
         status_socket: raw.status_socket,
         warnings,
         health_export_intervals,
+        k8s_log_root: raw.k8s_log_root,
+        containers,
     })
 }
 

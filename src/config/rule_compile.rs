@@ -13,6 +13,7 @@ pub fn default_rules(procfs: &Path) -> Result<RuleSet, ConfigError> {
         comm: None,
         exe: None,
         cmdline: Some(vec![Regex::new(".+").map_err(|e| bad(e.to_string()))?]),
+        k8s: K8sSelectors::default(),
     };
     Ok(RuleSet::new(vec![rule], UserNames::for_procfs(procfs)))
 }
@@ -83,10 +84,35 @@ pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
             Some(regexes)
         }
     };
-    if comm.is_none() && exe.is_none() && cmdline.is_none() {
+    let regexes = |field: &str,
+                   list: &Option<TextList>|
+     -> Result<Option<Vec<Regex>>, (String, String)> {
+        let Some(list) = list else { return Ok(None) };
+        let mut out = Vec::new();
+        for (j, src) in entries(field, list)?.iter().enumerate() {
+            out.push(
+                Regex::new(src)
+                    .map_err(|e| (format!("{field}[{j}]"), format!("bad regex {src:?}: {e}")))?,
+            );
+        }
+        Ok(Some(out))
+    };
+    let k8s = K8sSelectors {
+        namespace: regexes("namespace", &item.namespace)?,
+        pod: regexes("pod", &item.pod)?,
+        container: regexes("container", &item.container)?,
+    };
+    if comm.is_none()
+        && exe.is_none()
+        && cmdline.is_none()
+        && k8s.namespace.is_none()
+        && k8s.pod.is_none()
+        && k8s.container.is_none()
+    {
         return Err((
             String::new(),
-            "no selector: give at least one of comm, exe or cmdline".to_string(),
+            "no selector: give at least one of comm, exe, cmdline, namespace, pod or container"
+                .to_string(),
         ));
     }
 
@@ -108,6 +134,7 @@ pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
         comm,
         exe,
         cmdline,
+        k8s,
     })
 }
 
@@ -211,6 +238,7 @@ pub(super) fn compile_legacy(
 pub(super) fn compile_namer(
     raw: &RawSettings,
     procfs: &Path,
+    containers: &Arc<NameResolver>,
     origin: &dyn Fn(&str) -> Origin,
     forgets_groups: bool,
     warnings: &mut Vec<String>,
@@ -235,6 +263,7 @@ pub(super) fn compile_namer(
             origin("process_names"),
             forgets_groups,
             procfs,
+            containers,
             warnings,
         )?,
         (None, true) => Arc::new(compile_legacy(
@@ -254,6 +283,7 @@ fn compile_rules(
     rules_origin: Origin,
     forgets_groups: bool,
     procfs: &Path,
+    containers: &Arc<NameResolver>,
     warnings: &mut Vec<String>,
 ) -> Result<Arc<dyn MatchNamer>, ConfigError> {
     let mut rules = Vec::with_capacity(items.len());
@@ -282,5 +312,7 @@ fn compile_rules(
     if rules.is_empty() {
         warnings.push("process_names is empty: no process will be tracked".into());
     }
-    Ok(Arc::new(RuleSet::new(rules, UserNames::for_procfs(procfs))))
+    Ok(Arc::new(
+        RuleSet::new(rules, UserNames::for_procfs(procfs)).with_containers(containers.clone()),
+    ))
 }

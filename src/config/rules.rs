@@ -17,15 +17,23 @@
 //!   did not take part gives ""; a later regex overwrites an earlier one's
 //!   equal name). Captures live in the call, never in the matcher, so one
 //!   namer can serve several threads.
+//! - `namespace`, `pod` and `container` regexes (any of a list, unanchored
+//!   unless written with `^…$`) match the process's pod namespace, pod name
+//!   and container name, after `cmdline`. A process outside a container, or
+//!   whose names the log root does not give, matches none of them. The
+//!   container identity is worked out only when some rule needs it, from
+//!   the cgroup paths already read, through a [`NameResolver`].
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use regex::Regex;
 
 use super::template::{self, Field, Template, Values, bounded_group_name};
 use super::users::UserNames;
+use crate::containers::{ContainerInfo, NameResolver};
 use crate::proc::{Explanation, MatchNamer, ProcAttributes};
 
 /// One entry of an `exe` selector.
@@ -72,6 +80,57 @@ pub struct Rule {
     pub exe: Option<Vec<ExeEntry>>,
     /// `cmdline` selector, when given.
     pub cmdline: Option<Vec<Regex>>,
+    /// `namespace`, `pod` and `container` selectors.
+    pub k8s: K8sSelectors,
+}
+
+/// The selectors on a process's Kubernetes names: each, when given, is a
+/// list of regexes of which one must match.
+#[derive(Debug, Clone, Default)]
+pub struct K8sSelectors {
+    pub namespace: Option<Vec<Regex>>,
+    pub pod: Option<Vec<Regex>>,
+    pub container: Option<Vec<Regex>>,
+}
+
+impl K8sSelectors {
+    fn is_empty(&self) -> bool {
+        self.namespace.is_none() && self.pod.is_none() && self.container.is_none()
+    }
+
+    fn each(&self) -> [(&'static str, Option<&Vec<Regex>>); 3] {
+        [
+            ("namespace", self.namespace.as_ref()),
+            ("pod", self.pod.as_ref()),
+            ("container", self.container.as_ref()),
+        ]
+    }
+
+    /// `Ok` when every given selector has a regex matching its name.
+    fn check(&self, info: Option<&ContainerInfo>) -> Result<(), String> {
+        for (field, regexes) in self.each() {
+            let Some(regexes) = regexes else { continue };
+            let value = info.and_then(|i| match field {
+                "namespace" => i.namespace.as_deref(),
+                "pod" => i.pod_name.as_deref(),
+                _ => i.container_name.as_deref(),
+            });
+            let Some(value) = value else {
+                return Err(format!("{field}: the process has no known {field} name"));
+            };
+            if !regexes.iter().any(|re| re.is_match(value)) {
+                let list: Vec<String> = regexes
+                    .iter()
+                    .map(|r| format!("/{}/", r.as_str()))
+                    .collect();
+                return Err(format!(
+                    "{field} {value:?} matches none of [{}]",
+                    list.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The arguments joined by spaces, computed at most once per process.
@@ -93,6 +152,7 @@ impl Rule {
         &self,
         attrs: &ProcAttributes<'_>,
         joined: &Joined<'_>,
+        container: Option<&ContainerInfo>,
     ) -> Result<Vec<(String, String)>, String> {
         if let Some(comms) = &self.comm
             && !comms.iter().any(|c| c == attrs.name)
@@ -124,6 +184,7 @@ impl Rule {
                 }
             }
         }
+        self.k8s.check(container)?;
         Ok(captures)
     }
 
@@ -147,6 +208,12 @@ impl Rule {
             let list: Vec<String> = r.iter().map(|r| format!("/{}/", r.as_str())).collect();
             let _ = write!(s, ", cmdline matches all of [{}]", list.join(", "));
         }
+        for (field, regexes) in self.k8s.each() {
+            if let Some(r) = regexes {
+                let list: Vec<String> = r.iter().map(|r| format!("/{}/", r.as_str())).collect();
+                let _ = write!(s, ", {field} matches one of [{}]", list.join(", "));
+            }
+        }
         s
     }
 }
@@ -156,6 +223,8 @@ impl Rule {
 pub struct RuleSet {
     rules: Vec<Rule>,
     users: Option<UserNames>,
+    /// Present when some rule shows or selects on the container.
+    containers: Option<Arc<NameResolver>>,
 }
 
 impl RuleSet {
@@ -166,7 +235,32 @@ impl RuleSet {
         RuleSet {
             rules,
             users: needs_users.then_some(users),
+            containers: None,
         }
+    }
+
+    /// Whether some rule shows or selects on the container identity.
+    pub fn uses_containers(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.name.uses_container() || !r.k8s.is_empty())
+    }
+
+    /// The rules naming containers through `resolver`. Rules that never
+    /// look at containers do not keep it, so that naming costs nothing more.
+    pub fn with_containers(mut self, resolver: Arc<NameResolver>) -> RuleSet {
+        self.containers = self.uses_containers().then_some(resolver);
+        self
+    }
+
+    /// The decision for a process whose container (if any) is already
+    /// known: the pure part of naming, which the tests drive directly.
+    pub fn explain_in(
+        &self,
+        attrs: &ProcAttributes<'_>,
+        container: Option<&ContainerInfo>,
+    ) -> Explanation {
+        self.decide_in(attrs, container, true)
     }
 
     /// The rules, in order.
@@ -175,13 +269,23 @@ impl RuleSet {
     }
 
     fn decide(&self, attrs: &ProcAttributes<'_>, explain: bool) -> Explanation {
+        let container = self.containers.as_ref().and_then(|r| r.info(attrs.cgroups));
+        self.decide_in(attrs, container.as_ref(), explain)
+    }
+
+    fn decide_in(
+        &self,
+        attrs: &ProcAttributes<'_>,
+        container: Option<&ContainerInfo>,
+        explain: bool,
+    ) -> Explanation {
         let joined = Joined {
             cmdline: attrs.cmdline,
             cell: OnceCell::new(),
         };
         let mut misses = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            match rule.try_match(attrs, &joined) {
+            match rule.try_match(attrs, &joined, container) {
                 Ok(captures) => {
                     let username = || match &self.users {
                         Some(u) => u.name(attrs.uid),
@@ -195,6 +299,7 @@ impl RuleSet {
                         start_time: attrs.start_time,
                         username: &username,
                         captures: &captures,
+                        container,
                     });
                     return Explanation {
                         detail: if explain {
@@ -390,12 +495,14 @@ mod tests {
                 comm: Some(vec!["bash".into()]),
                 exe: None,
                 cmdline: None,
+                k8s: K8sSelectors::default(),
             },
             Rule {
                 name: Template::parse("x", &[]).unwrap(),
                 comm: None,
                 exe: Some(vec![ExeEntry::new("/bin/sh")]),
                 cmdline: None,
+                k8s: K8sSelectors::default(),
             },
         ];
         let set = RuleSet::new(rules, UserNames::new(PathBuf::from("/nonexistent")));

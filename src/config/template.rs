@@ -18,10 +18,17 @@
 //! - `{{.Cgroups}}` is the process's cgroup paths in `/proc/<pid>/cgroup`
 //!   order joined by `,`: `/system.slice/foo.service` for cgroup v2, several
 //!   (possibly repeated) paths for v1, the empty string when unknown.
+//! - `{{.ContainerID}}`, `{{.PodUID}}`, `{{.Namespace}}`, `{{.PodName}}` and
+//!   `{{.ContainerName}}` are the process's container identity, from its
+//!   cgroup and the kubelet's log directories; each is empty outside a
+//!   container, and the names are empty while the log root does not know
+//!   the container.
 
 use std::fmt::{self, Write as _};
 use std::hash::Hasher as _;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::containers::ContainerInfo;
 
 /// A field of the process that a template can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +47,21 @@ pub enum Field {
     StartTime,
     /// cgroup paths, see the module documentation for the format.
     Cgroups,
+    /// The container's 64-digit ID.
+    ContainerId,
+    /// The Kubernetes pod's UID.
+    PodUid,
+    /// The pod's namespace.
+    Namespace,
+    /// The pod's name.
+    PodName,
+    /// The container's name in its pod.
+    ContainerName,
 }
 
 impl Field {
     /// Every field with its template spelling.
-    pub const ALL: [(Field, &'static str); 7] = [
+    pub const ALL: [(Field, &'static str); 12] = [
         (Field::Comm, "Comm"),
         (Field::ExeBase, "ExeBase"),
         (Field::ExeFull, "ExeFull"),
@@ -52,7 +69,24 @@ impl Field {
         (Field::Pid, "PID"),
         (Field::StartTime, "StartTime"),
         (Field::Cgroups, "Cgroups"),
+        (Field::ContainerId, "ContainerID"),
+        (Field::PodUid, "PodUID"),
+        (Field::Namespace, "Namespace"),
+        (Field::PodName, "PodName"),
+        (Field::ContainerName, "ContainerName"),
     ];
+
+    /// Whether the field needs the process's container identity.
+    pub fn is_container(self) -> bool {
+        matches!(
+            self,
+            Field::ContainerId
+                | Field::PodUid
+                | Field::Namespace
+                | Field::PodName
+                | Field::ContainerName
+        )
+    }
 
     fn from_name(name: &str) -> Option<Field> {
         Field::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
@@ -105,6 +139,9 @@ pub struct Values<'a> {
     pub username: &'a dyn Fn() -> String,
     /// Named captures of the cmdline regexes, in no particular order.
     pub captures: &'a [(String, String)],
+    /// The process's container, when it runs in one and a template or
+    /// selector of the rules asked for it.
+    pub container: Option<&'a ContainerInfo>,
 }
 
 /// The default template of process-exporter.
@@ -151,6 +188,13 @@ impl Template {
         self.parts.contains(&Part::Field(field))
     }
 
+    /// Whether the template shows any part of the container identity.
+    pub fn uses_container(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Field(f) if f.is_container()))
+    }
+
     /// Renders the template for one process.
     pub fn render(&self, v: &Values<'_>) -> String {
         let mut out = String::new();
@@ -176,10 +220,31 @@ impl Template {
                         let _ = write!(out, "{}", Rfc3339(v.start_time));
                     }
                     Field::Cgroups => out.push_str(&v.cgroups.join(",")),
+                    Field::ContainerId
+                    | Field::PodUid
+                    | Field::Namespace
+                    | Field::PodName
+                    | Field::ContainerName => {
+                        if let Some(c) = v.container {
+                            out.push_str(container_field(c, *f));
+                        }
+                    }
                 },
             }
         }
         bounded_group_name(out)
+    }
+}
+
+/// One field of a container's identity; empty when unknown.
+fn container_field(c: &ContainerInfo, field: Field) -> &str {
+    match field {
+        Field::ContainerId => c.container_id.as_ref().map_or("", |id| id.as_str()),
+        Field::PodUid => c.pod_uid.as_ref().map_or("", |uid| uid.as_str()),
+        Field::Namespace => c.namespace.as_deref().unwrap_or(""),
+        Field::PodName => c.pod_name.as_deref().unwrap_or(""),
+        Field::ContainerName => c.container_name.as_deref().unwrap_or(""),
+        _ => "",
     }
 }
 
@@ -388,6 +453,7 @@ mod tests {
             start_time: UNIX_EPOCH,
             username: user,
             captures,
+            container: None,
         }
     }
 

@@ -553,3 +553,131 @@ fn otlp_endpoints_must_be_http_urls_with_a_host() {
         }
     }
 }
+
+const CONTAINER_ID: &str = "9f2c4e1a7b3d5f6e8a0c2b4d6f8e0a1c3b5d7f9e1a2c4b6d8f0e1a3c5b7d9f0e";
+const POD_UID: &str = "5c3e9a1b-2d4f-4a6b-8c0d-1e2f3a4b5c6d";
+
+/// A kubelet log root naming one container: `shop/cart-7d9f/api`.
+fn fake_log_root(root: &Path) -> PathBuf {
+    let log_root = root.join("log");
+    let pod_dir = log_root.join(format!("pods/shop_cart-7d9f_{POD_UID}/api"));
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(pod_dir.join("0.log"), "").unwrap();
+    std::fs::create_dir_all(log_root.join("containers")).unwrap();
+    std::os::unix::fs::symlink(
+        pod_dir.join("0.log"),
+        log_root.join(format!("containers/cart-7d9f_shop_api-{CONTAINER_ID}.log")),
+    )
+    .unwrap();
+    log_root
+}
+
+/// A process in the container of [`fake_log_root`] (systemd driver, v2).
+fn in_container(comm: &'static str) -> P {
+    P {
+        cgroups: vec![format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{CONTAINER_ID}.scope",
+            POD_UID.replace('-', "_")
+        )],
+        ..p(comm, &[comm])
+    }
+}
+
+#[test]
+fn namespace_selectors_name_by_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_root = fake_log_root(dir.path());
+    let yaml = format!(
+        "k8s_log_root: {}\nprocess_names:\n  \
+         - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
+           namespace: ['^shop$']\n    container: ['^api$', '^web$']\n  \
+         - name: 'other:{{{{.Namespace}}}}{{{{.ContainerID}}}}:{{{{.Comm}}}}'\n    cmdline: ['.+']\n",
+        log_root.display()
+    );
+    let c = load_yaml(&yaml).unwrap();
+    assert_eq!(c.k8s_log_root, log_root);
+    assert_eq!(
+        name(&c, &in_container("java")).as_deref(),
+        Some("shop/cart-7d9f/api")
+    );
+    // Outside any container the selectors do not match and the fields are
+    // empty.
+    let host = p("java", &["java"]);
+    assert_eq!(name(&c, &host).as_deref(), Some("other::java"));
+    assert_eq!(c.namer.explain(&host.attrs()).rule, Some(1));
+    // A container the log root does not know keeps its ID, without names.
+    let unknown = P {
+        cgroups: vec![format!("/docker/{}", "ab".repeat(32))],
+        ..p("nginx", &["nginx"])
+    };
+    assert_eq!(
+        name(&c, &unknown),
+        Some(format!("other:{}:nginx", "ab".repeat(32)))
+    );
+    assert!(c.namer.describe()[0].contains("namespace matches one of [/^shop$/]"));
+}
+
+#[test]
+fn pod_selector_is_anded_with_comm() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_root = fake_log_root(dir.path());
+    let yaml = format!(
+        "k8s_log_root: {}\nprocess_names:\n  - name: '{{{{.PodUID}}}}'\n    comm: [java]\n    pod: ['^cart-']\n",
+        log_root.display()
+    );
+    let c = load_yaml(&yaml).unwrap();
+    assert_eq!(name(&c, &in_container("java")).as_deref(), Some(POD_UID));
+    assert_eq!(name(&c, &in_container("python")), None);
+    let e = c.namer.explain(&p("java", &["java"]).attrs());
+    assert!(
+        e.detail
+            .contains("rule 0: pod: the process has no known pod name"),
+        "{}",
+        e.detail
+    );
+    let e = c.namer.explain(&in_container("java").attrs());
+    assert_eq!(e.rule, Some(0));
+}
+
+#[test]
+fn bad_container_selectors_name_the_rule() {
+    let e = load_yaml("process_names:\n  - name: shop\n    namespace: ['(shop']\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("process_names[0] (name \"shop\"): namespace[0]: bad regex"),
+        "{e}"
+    );
+    let e = load_yaml("process_names:\n  - name: x\n    comm: [a]\n    container: []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("process_names[0] (name \"x\"): container"),
+        "{e}"
+    );
+    let e = load_yaml("process_names:\n  - name: '{{.PodNam}}'\n    pod: [a]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("PodName"), "{e}");
+}
+
+#[test]
+fn k8s_log_root_from_each_layer() {
+    let c = cli_with(|_| {}).unwrap();
+    assert_eq!(c.k8s_log_root, Path::new("/var/log"));
+    let c = cli_with(|c| c.k8s_log_root = Some("/host/var/log".into())).unwrap();
+    assert_eq!(c.k8s_log_root, Path::new("/host/var/log"));
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        procfs: Some(fake_procfs(dir.path())),
+        ..Cli::default()
+    };
+    let env = [(
+        "PROCGROUPS_K8S_LOG_ROOT".to_string(),
+        "/env/log".to_string(),
+    )];
+    assert_eq!(
+        load_from(&cli, &env).unwrap().k8s_log_root,
+        Path::new("/env/log")
+    );
+}

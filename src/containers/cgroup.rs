@@ -179,14 +179,21 @@ fn identity_of_path(path: &str) -> Option<CgroupIdentity> {
 /// (v1 controllers agree with each other); failing that, the first naming a
 /// pod.
 pub fn identity_from_cgroup(text: &str) -> Option<CgroupIdentity> {
-    let mut pod_only = None;
-    for line in text.lines() {
+    identity_from_paths(text.lines().filter_map(|line| {
         let mut fields = line.splitn(3, ':');
-        let (Some(_hierarchy), Some(_controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(_hierarchy), Some(_controllers), Some(path)) => Some(path),
+            _ => None,
+        }
+    }))
+}
+
+/// [`identity_from_cgroup`] over the paths of the file's lines, already
+/// split off (the process reader keeps them for `{{.Cgroups}}`, so the
+/// file is read once).
+pub fn identity_from_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<CgroupIdentity> {
+    let mut pod_only = None;
+    for path in paths {
         match identity_of_path(path) {
             Some(identity) if identity.container_id.is_some() => return Some(identity),
             Some(identity) => {

@@ -5,10 +5,15 @@
 //!
 //! The parser is pure; the name cache does its own directory scans, but is
 //! told the cycle it runs in, so that it rescans at most once per cycle and
-//! only when asked about something it does not know.
+//! only when asked about something it does not know. [`resolver`] shares
+//! the cache with the namer, which asks while naming new processes.
 
 pub mod cgroup;
 pub mod names;
+pub mod resolver;
 
-pub use cgroup::{CgroupIdentity, ContainerId, PodUid, identity_from_cgroup, read_identity};
+pub use cgroup::{
+    CgroupIdentity, ContainerId, PodUid, identity_from_cgroup, identity_from_paths, read_identity,
+};
 pub use names::{ContainerInfo, ContainerNames, LogRootNames, NameIndex, PodNames, ScanStats};
+pub use resolver::NameResolver;

@@ -552,6 +552,20 @@ impl Grouper {
         }
     }
 
+    /// Replaces the namer (a reload of the rules). Groups keep their
+    /// counters: a group whose name the new rules still give goes on as the
+    /// same series; every known process is named again in the next cycle
+    /// (see [`Tracker::set_namer`]).
+    pub fn set_namer(&mut self, namer: Arc<dyn MatchNamer>) {
+        let witness = Arc::new(Witness {
+            inner: namer,
+            armed: AtomicBool::new(false),
+            seen: Mutex::new(HashMap::new()),
+        });
+        self.tracker.set_namer(witness.clone());
+        self.witness = witness;
+    }
+
     /// The inner tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

@@ -187,3 +187,78 @@ fn docker_outside_kubernetes() {
     // The names still come from the link, and with them the pod UID.
     check_layout(4, |id, _| format!("system.slice/docker-{id}.scope"), false);
 }
+
+/// The agent end to end on a real cgroup: a workload moved into a
+/// kubepods-style cgroup, a fake kubelet log root, and a rule grouping
+/// every process of namespace `shop` by pod and container. `--once --output
+/// json` shows the group with the workload in it; a rule for the same
+/// namespace does not take processes outside the container.
+#[test]
+fn once_groups_a_live_container_by_namespace_pod_and_container() {
+    use crate::support::procs::{Workload, run_once, unique_name};
+
+    let Some(_turn) = ready() else { return };
+    let hierarchies = cgroups::hierarchies();
+    let (id, uid) = fresh_ids(7);
+    let slice_uid = uid.replace('-', "_");
+    let relative = format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{id}.scope"
+    );
+    let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative) {
+        Ok(guard) => guard,
+        Err(e) => {
+            cgroups::skip(&format!("cannot create cgroups here: {e}"));
+            return;
+        }
+    };
+    let comm = unique_name("pgk8s");
+    let inside = Workload::spawn(&["--name", &comm]);
+    let outside = Workload::spawn(&["--name", &comm]);
+    guard.enter(inside.pid).unwrap();
+
+    let logs = tempfile::tempdir().unwrap();
+    log_root(
+        logs.path(),
+        "shop",
+        "cart-7d9f8b6c5-x2x4z",
+        &uid,
+        "cart",
+        &id,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "k8s_log_root: {}\nprocess_names:\n  \
+             - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
+               namespace: ['^shop$']\n    comm: [{comm}]\n  \
+             - name: 'host:{{{{.Comm}}}}{{{{.ContainerID}}}}'\n    comm: [{comm}]\n",
+            logs.path().display()
+        ),
+    )
+    .unwrap();
+    let out = run_once(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+        "--once-delay",
+        "200ms",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = &doc["groups"];
+    let pod_group = &groups["shop/cart-7d9f8b6c5-x2x4z/cart"];
+    assert_eq!(pod_group["procs"], 1, "{groups:#}");
+    let host_group = &groups[format!("host:{comm}")];
+    assert_eq!(host_group["procs"], 1, "{groups:#}");
+
+    inside.stop();
+    outside.stop();
+    drop(guard);
+}

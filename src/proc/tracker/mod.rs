@@ -30,6 +30,7 @@ use tracing::{debug, trace};
 
 mod observe;
 mod reading;
+mod rename;
 mod threads;
 
 use self::observe::{Ctx, count_basic_error, first_sight, observe, without_deltas};
@@ -183,6 +184,8 @@ struct NewProc {
 /// number, and its error counts.
 struct CycleState<'a> {
     first: SystemTime,
+    /// The cycle's time.
+    now: SystemTime,
     cycle: u64,
     errors: &'a mut CollectErrors,
 }
@@ -214,6 +217,8 @@ pub struct Tracker {
     pids: HashMap<i32, ID>,
     first_update_at: Option<SystemTime>,
     cycle: u64,
+    /// The namer was replaced: known processes are named again next cycle.
+    rename_pending: bool,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -256,6 +261,7 @@ impl Tracker {
             first_update_at: None,
             cycle: 0,
             names: Names::default(),
+            rename_pending: false,
         }
     }
 
@@ -319,6 +325,7 @@ impl Tracker {
         // tracks them. Unmatched ones wait for the inheritance pass.
         let mut cycle_ctx = CycleState {
             first,
+            now,
             cycle,
             errors: &mut errors,
         };
@@ -329,6 +336,7 @@ impl Tracker {
         // Inheritance, after the scan so that children can look at parents
         // that appeared in this same cycle.
         self.settle_new(&mut procs, fresh, now, &mut cycle_ctx, &mut sink);
+        self.rename_pending = false;
 
         // Sweep: whatever this cycle did not list has exited.
         self.entries.retain(|_, slot| slot.last_seen == cycle);
@@ -387,6 +395,12 @@ impl Tracker {
             // holder (tracked or ignored) is gone with it.
             self.entries.remove(&old);
             self.pids.remove(&id.pid);
+        }
+        if self.rename_pending
+            && self.entries.contains_key(&id)
+            && self.rename_known(id, proc, state.now, cycle, errors, sink)
+        {
+            return;
         }
         if let Some(slot) = self.entries.get_mut(&id) {
             slot.last_seen = cycle;

@@ -7,5 +7,6 @@ mod export;
 mod lifecycle;
 mod not_root;
 mod once;
+mod reload;
 mod settings;
 mod soak;

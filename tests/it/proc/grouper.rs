@@ -446,3 +446,40 @@ fn wchans_add_up_across_members() {
         BTreeMap::from([("do_select".to_string(), 2), ("pipe_read".to_string(), 1)])
     );
 }
+
+/// A new namer (a reload of the rules) names every known process again:
+/// a surviving group goes on counting from where it was, a group the new
+/// rules no longer give keeps its total, and a process the old rules
+/// ignored is counted from the reload on only, even if it started after
+/// the grouper (its past was never counted anywhere and goes nowhere).
+#[test]
+fn a_new_namer_renames_known_processes_without_moving_their_past() {
+    use std::sync::Arc;
+    let mut gr = grouper(&["a", "b"], TrackerOptions::default(), false);
+    let mut src = ScriptedSource::new(Vec::new());
+    let late = cycle_time(1).duration_since(UNIX_EPOCH).unwrap().as_secs() + 5;
+    let procs = |n: u64| {
+        vec![
+            p(1, "a").counts(c([n, 0, 0, 0, 0, 0, 0, 0])),
+            p(2, "b").counts(c([n, 0, 0, 0, 0, 0, 0, 0])),
+            IDInfo::named(3, "c", late).counts(c([10 * n, 0, 0, 0, 0, 0, 0, 0])),
+        ]
+    };
+    run(&mut gr, &mut src, 1, procs(1));
+    let g = run(&mut gr, &mut src, 2, procs(2));
+    assert_eq!(g["a"].counts.cpu_user_time, 1.0);
+    assert_eq!(g["b"].counts.cpu_user_time, 1.0);
+    assert!(!g.contains_key("c"));
+
+    gr.set_namer(Arc::new(procgroups::proc::CommSetNamer::new(["a", "c"])));
+    let g = run(&mut gr, &mut src, 3, procs(3));
+    assert_eq!(g["a"].counts.cpu_user_time, 2.0, "a goes on counting");
+    assert_eq!(g["b"].counts.cpu_user_time, 1.0, "b keeps its total");
+    assert_eq!(g["b"].procs, 0);
+    assert_eq!(g["c"].procs, 1);
+    assert_eq!(g["c"].counts.cpu_user_time, 0.0, "c's past is not counted");
+    let g = run(&mut gr, &mut src, 4, procs(4));
+    assert_eq!(g["a"].counts.cpu_user_time, 3.0);
+    assert_eq!(g["b"].counts.cpu_user_time, 1.0);
+    assert_eq!(g["c"].counts.cpu_user_time, 10.0);
+}
