@@ -31,6 +31,11 @@ pub struct InstrumentOptions {
 struct Split<T: 'static> {
     key: &'static str,
     values: fn(&Counts) -> [(&'static str, T); 2],
+    /// Whether a group's values are measurements. A group whose values are
+    /// not (I/O that could not be read) is left out rather than observed as
+    /// a made-up 0: its series starts once something is known, and a
+    /// cumulative counter that then starts from the total is still right.
+    known: fn(&Group) -> bool,
 }
 
 const CPU: Split<f64> = Split {
@@ -41,6 +46,7 @@ const CPU: Split<f64> = Split {
             (attr::CPU_MODE_SYSTEM, c.cpu_system_time),
         ]
     },
+    known: |_| true,
 };
 
 const DISK: Split<u64> = Split {
@@ -51,6 +57,7 @@ const DISK: Split<u64> = Split {
             (attr::DISK_IO_WRITE, c.write_bytes),
         ]
     },
+    known: |g| g.io_known,
 };
 
 const FAULTS: Split<u64> = Split {
@@ -61,6 +68,7 @@ const FAULTS: Split<u64> = Split {
             (attr::PAGING_FAULT_MINOR, c.minor_page_faults),
         ]
     },
+    known: |_| true,
 };
 
 const SWITCHES: Split<u64> = Split {
@@ -71,6 +79,7 @@ const SWITCHES: Split<u64> = Split {
             (attr::CONTEXT_SWITCH_INVOLUNTARY, c.ctx_switch_nonvoluntary),
         ]
     },
+    known: |_| true,
 };
 
 /// Registers every instrument of the catalogue that `options` asks for, plus
@@ -189,6 +198,7 @@ fn split_callback<T: Copy + Send + Sync + 'static>(
     let cell = cell.clone();
     move |obs| {
         each_group(&cell, |g, name| match per {
+            _ if !(split.known)(g) => {}
             Per::Group => observe_split(obs, &split, &g.counts, &[name]),
             Per::ThreadName => {
                 for t in &g.threads {
