@@ -30,8 +30,9 @@ struct JsonGroup<'a> {
     threads: u64,
     cpu_user_seconds: f64,
     cpu_system_seconds: f64,
-    read_bytes: u64,
-    write_bytes: u64,
+    /// `null` when no member's io could be read: unknown, not zero.
+    read_bytes: Option<u64>,
+    write_bytes: Option<u64>,
     major_page_faults: u64,
     minor_page_faults: u64,
     voluntary_context_switches: u64,
@@ -63,8 +64,8 @@ struct JsonThread {
     threads: u64,
     cpu_user_seconds: f64,
     cpu_system_seconds: f64,
-    read_bytes: u64,
-    write_bytes: u64,
+    read_bytes: Option<u64>,
+    write_bytes: Option<u64>,
     major_page_faults: u64,
     minor_page_faults: u64,
     voluntary_context_switches: u64,
@@ -76,13 +77,18 @@ fn finite(x: f64) -> f64 {
     if x.is_finite() && x > 0.0 { x } else { 0.0 }
 }
 
-fn json_thread(threads: u64, c: &Counts) -> JsonThread {
+/// `value` when the group's io is known, `None` (unknown) when it is not.
+fn io(io_known: bool, value: u64) -> Option<u64> {
+    io_known.then_some(value)
+}
+
+fn json_thread(threads: u64, c: &Counts, io_known: bool) -> JsonThread {
     JsonThread {
         threads,
         cpu_user_seconds: finite(c.cpu_user_time),
         cpu_system_seconds: finite(c.cpu_system_time),
-        read_bytes: c.read_bytes,
-        write_bytes: c.write_bytes,
+        read_bytes: io(io_known, c.read_bytes),
+        write_bytes: io(io_known, c.write_bytes),
         major_page_faults: c.major_page_faults,
         minor_page_faults: c.minor_page_faults,
         voluntary_context_switches: c.ctx_switch_voluntary,
@@ -97,8 +103,8 @@ fn json_group(g: &Group) -> JsonGroup<'_> {
         threads: g.num_threads,
         cpu_user_seconds: finite(c.cpu_user_time),
         cpu_system_seconds: finite(c.cpu_system_time),
-        read_bytes: c.read_bytes,
-        write_bytes: c.write_bytes,
+        read_bytes: io(g.io_known, c.read_bytes),
+        write_bytes: io(g.io_known, c.write_bytes),
         major_page_faults: c.major_page_faults,
         minor_page_faults: c.minor_page_faults,
         voluntary_context_switches: c.ctx_switch_voluntary,
@@ -130,7 +136,12 @@ fn json_group(g: &Group) -> JsonGroup<'_> {
         thread_names: g
             .threads
             .iter()
-            .map(|t| (t.name.as_str(), json_thread(t.num_threads, &t.counts)))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    json_thread(t.num_threads, &t.counts, g.io_known),
+                )
+            })
             .collect(),
     }
 }
@@ -173,6 +184,16 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
+}
+
+/// An I/O amount in the table: `-` when the group's io is unknown (no
+/// member's io could be read), which `0 B` would pass off as no I/O.
+fn io_cell(io_known: bool, n: u64) -> String {
+    if io_known {
+        human_bytes(n)
+    } else {
+        "-".to_owned()
+    }
 }
 
 /// Seconds: `0.25s`, `12.50s`, `3m05s`, `2h03m`, `5d02h`.
@@ -230,6 +251,12 @@ pub fn table(snapshot: &Snapshot) -> String {
             u64::try_from(snapshot.cycle_duration.as_millis()).unwrap_or(u64::MAX)
         )),
     );
+    if snapshot.groups.values().any(|g| !g.io_known) {
+        out.push_str(
+            "READ, WRITE `-`: unknown, the processes' I/O could not be read \
+             (another user's processes need root or CAP_SYS_PTRACE)\n",
+        );
+    }
     out
 }
 
@@ -281,8 +308,8 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
             g.num_threads.to_string(),
             human_seconds(c.cpu_user_time),
             human_seconds(c.cpu_system_time),
-            human_bytes(c.read_bytes),
-            human_bytes(c.write_bytes),
+            io_cell(g.io_known, c.read_bytes),
+            io_cell(g.io_known, c.write_bytes),
             human_bytes(g.memory.resident_bytes),
             human_bytes(g.memory.virtual_bytes),
             human_bytes(g.memory.swap_bytes),
@@ -362,6 +389,7 @@ mod tests {
                 minor_page_faults: 1234,
                 ..Counts::default()
             },
+            io_known: true,
             threads: vec![Threads {
                 name: "worker".into(),
                 num_threads: 4,
@@ -380,6 +408,7 @@ mod tests {
             },
             worst_fd_ratio: 0.9,
             oldest_start_time: Some(UNIX_EPOCH),
+            io_known: true,
             ..Group::default()
         };
         let mut s = Snapshot {
@@ -461,6 +490,40 @@ mod tests {
         assert_eq!(g["wchans"]["do_epoll_wait"], 3);
         assert_eq!(g["thread_names"]["worker"]["threads"], 4);
         assert_eq!(g["states"]["sleeping"], 4);
+    }
+
+    #[test]
+    fn unknown_io_is_null_in_json_and_a_dash_in_the_table() {
+        let mut s = sample();
+        let Some(busy) = s.groups.get_mut("zeta") else {
+            panic!("no zeta in the sample");
+        };
+        busy.io_known = false;
+        let v: serde_json::Value = serde_json::from_str(&json(&s)).unwrap();
+        let g = &v["groups"]["zeta"];
+        assert!(g["read_bytes"].is_null(), "{g}");
+        assert!(g["write_bytes"].is_null(), "{g}");
+        assert!(g["thread_names"]["worker"]["read_bytes"].is_null(), "{g}");
+        let t = table(&s);
+        let row = t.lines().find(|l| l.starts_with("zeta")).unwrap();
+        let cells: Vec<&str> = row
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        // GROUP PROCS THREADS CPU USER CPU SYS READ WRITE
+        assert_eq!((cells[5], cells[6]), ("-", "-"), "{t}");
+        assert!(t.contains("READ, WRITE `-`: unknown"), "{t}");
+        // Known, the same group shows its bytes and no note.
+        let t = table(&sample());
+        assert!(
+            t.lines()
+                .find(|l| l.starts_with("zeta"))
+                .unwrap()
+                .contains("4.0 KiB"),
+            "{t}"
+        );
+        assert!(!t.contains("READ, WRITE `-`"), "{t}");
     }
 
     #[test]

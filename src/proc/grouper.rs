@@ -163,6 +163,9 @@ struct History {
     threads: BTreeMap<String, Counts>,
     /// Since when the group has had no process (`None` while it has one).
     empty_since: Option<SystemTime>,
+    /// Some member's io has been readable: the io totals are measurements
+    /// from then on, whoever the members are later.
+    io_known: bool,
 }
 
 impl History {
@@ -193,6 +196,7 @@ impl Sum {
     fn add(&mut self, u: Update) {
         let g = &mut self.group;
         g.procs += 1;
+        g.io_known |= u.io_known;
         g.memory += u.memory;
         if let Some(open) = u.filedesc.open {
             g.open_fds = g.open_fds.saturating_add(open);
@@ -225,6 +229,7 @@ impl Sum {
         let g = &mut self.group;
         let o = other.group;
         g.procs += o.procs;
+        g.io_known |= o.io_known;
         g.memory += o.memory;
         g.open_fds = g.open_fds.saturating_add(o.open_fds);
         g.worst_fd_ratio = g.worst_fd_ratio.max(o.worst_fd_ratio);
@@ -372,6 +377,8 @@ impl Grouper {
             let mut group = sum.group;
             history.counts += sum.latest;
             group.counts = history.counts;
+            history.io_known |= group.io_known;
+            group.io_known = history.io_known;
             // Live threads per reported thread name, after folding.
             let mut live: BTreeMap<String, u64> = BTreeMap::new();
             let mut room = self.options.max_thread_names.saturating_sub(named_len(
@@ -412,6 +419,7 @@ impl Grouper {
                         Group {
                             counts: history.counts,
                             threads: history.thread_rows(&BTreeMap::new()),
+                            io_known: history.io_known,
                             ..Group::default()
                         },
                     );

@@ -344,6 +344,11 @@ pub struct Update {
     pub wchans: BTreeMap<String, u64>,
     /// Per-thread increases, when thread detail is on.
     pub threads: Vec<ThreadUpdate>,
+    /// Whether the process's io has ever been readable (it needs
+    /// `CAP_SYS_PTRACE`-level access to another user's process): until then
+    /// its io increases are zero because nothing is known, not because it
+    /// did no io.
+    pub io_known: bool,
 }
 
 /// Aggregate of the threads of one name inside a group.
@@ -380,6 +385,11 @@ pub struct Group {
     pub num_threads: u64,
     /// Per thread name, sorted by name; empty without thread detail.
     pub threads: Vec<Threads>,
+    /// Whether the io counters are measurements: some member's io has been
+    /// readable, now or while it was in the group. When false the group's
+    /// `read_bytes` and `write_bytes` are zero for want of access and are
+    /// shown as unknown, never as "no io".
+    pub io_known: bool,
 }
 
 /// Groups by name, sorted.

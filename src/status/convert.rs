@@ -114,6 +114,7 @@ pub fn group_to_pb(name: &str, g: &Group) -> pb::Group {
                 nonvoluntary_context_switches: t.counts.ctx_switch_nonvoluntary,
             })
             .collect(),
+        io_unknown: !g.io_known,
     }
 }
 
@@ -164,6 +165,7 @@ pub fn group_from_pb(g: &pb::Group) -> (String, Group) {
         open_fds: g.open_fds,
         worst_fd_ratio: g.worst_fd_ratio,
         num_threads: g.threads,
+        io_known: !g.io_unknown,
         threads: g
             .thread_names
             .iter()

@@ -122,6 +122,7 @@ pub(super) fn without_deltas(t: &TrackedProc) -> Option<Update> {
             .map(|(w, n)| (w.to_string(), *n))
             .collect(),
         threads: t.threads.unchanged(),
+        io_known: t.reading.as_ref().is_some_and(Reading::io_seen),
     })
 }
 
@@ -225,6 +226,7 @@ fn observe_metrics<P: Proc>(
         states,
         wchans,
         threads: thread_updates,
+        io_known: t.reading.as_ref().is_some_and(Reading::io_seen),
     };
     t.last
         .get_or_insert_with(LastGauges::default)

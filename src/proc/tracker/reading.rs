@@ -17,6 +17,12 @@ pub(super) struct Reading {
 }
 
 impl Reading {
+    /// Whether io has ever been readable: until then the io counters are
+    /// unknown, not zero.
+    pub(super) fn io_seen(&self) -> bool {
+        self.io_seen
+    }
+
     pub(super) fn first(counts: &Counts, io_known: bool) -> Reading {
         Reading {
             counts: *counts,

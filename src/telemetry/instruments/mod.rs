@@ -57,6 +57,19 @@ fn switches(c: &Counts) -> [u64; 2] {
     [c.ctx_switch_voluntary, c.ctx_switch_nonvoluntary]
 }
 
+/// Every group's counts of this kind are measurements.
+fn always(_: &Group) -> bool {
+    true
+}
+
+/// A group whose I/O could never be read is left out of the I/O counters
+/// rather than observed as a made-up 0: its series starts once something is
+/// known, and a cumulative counter that then starts from the total is still
+/// right.
+fn io_known(g: &Group) -> bool {
+    g.io_known
+}
+
 fn memory(g: &Group) -> [u64; 5] {
     let m = &g.memory;
     [
@@ -80,10 +93,10 @@ pub fn register(meter: &Meter, cell: &SnapshotCell, options: InstrumentOptions) 
     let t = options.table;
     let r = Registrar { meter, cell, t };
     r.per_group(t.processes, |g| g.procs);
-    r.counts(t.cpu_time, Per::Group, cpu);
-    r.counts(t.disk_io, Per::Group, disk);
-    r.counts(t.paging_faults, Per::Group, faults);
-    r.counts(t.context_switches, Per::Group, switches);
+    r.counts(t.cpu_time, Per::Group, cpu, always);
+    r.counts(t.disk_io, Per::Group, disk, io_known);
+    r.counts(t.paging_faults, Per::Group, faults, always);
+    r.counts(t.context_switches, Per::Group, switches, always);
     // The proportional sizes come last in the family: without smaps they
     // are not read, so not exported.
     let memory_values = if options.smaps { 5 } else { 3 };
@@ -97,10 +110,10 @@ pub fn register(meter: &Meter, cell: &SnapshotCell, options: InstrumentOptions) 
     if options.threads {
         thread_counts(&r);
         let per = Per::ThreadName;
-        r.counts(t.thread_name_cpu_time, per, cpu);
-        r.counts(t.thread_name_disk_io, per, disk);
-        r.counts(t.thread_name_paging_faults, per, faults);
-        r.counts(t.thread_name_context_switches, per, switches);
+        r.counts(t.thread_name_cpu_time, per, cpu, always);
+        r.counts(t.thread_name_disk_io, per, disk, io_known);
+        r.counts(t.thread_name_paging_faults, per, faults, always);
+        r.counts(t.thread_name_context_switches, per, switches, always);
     }
     self_metrics(&r);
 }
@@ -213,16 +226,17 @@ impl Registrar<'_> {
     }
 
     /// A family of counters over each group's counts, or each thread
-    /// name's within each group.
+    /// name's within each group; only groups whose values are `known`.
     fn counts<T: Value, const N: usize>(
         &self,
         family: Family<N>,
         per: Per,
         values: fn(&Counts) -> [T; N],
+        known: fn(&Group) -> bool,
     ) {
         let (group_key, thread_key) = (self.t.group_name, self.t.thread_name);
         let points: Points<T, N> = Arc::new(move |snapshot, emit| {
-            for (name, g) in &snapshot.groups {
+            for (name, g) in snapshot.groups.iter().filter(|(_, g)| known(g)) {
                 let group = KeyValue::new(group_key, name.clone());
                 match per {
                     Per::Group => emit(&[group], values(&g.counts)),

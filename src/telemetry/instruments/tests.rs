@@ -159,6 +159,7 @@ fn web_group() -> Group {
                 ..Counts::default()
             },
         }],
+        io_known: true,
         ..Group::default()
     };
     g.wchans.insert("futex_wait_queue".into(), 4);

@@ -5,8 +5,9 @@
 //! line saying which capabilities would give the full picture.
 //!
 //! Two workloads show the difference: one owned by root (the agent sees its
-//! stat, status and cmdline but not its descriptors) and one owned by
-//! nobody (read in full).
+//! stat, status and cmdline but not its descriptors or its I/O) and one
+//! owned by nobody (read in full). I/O that could not be read is unknown:
+//! `null` in the JSON, `-` in the table, and no disk I/O series exported.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::otlp::value;
+use crate::support::otlp::{select, value};
 use crate::support::procs::{Agent, Workload, agent_command, unique_name};
 use crate::support::receiver::Receiver;
 use procgroups::telemetry::catalogue as cat;
@@ -173,8 +174,13 @@ fn once_as_nobody_groups_what_it_sees_and_counts_what_it_cannot_read() {
         "{fds} open fds for {}: {g}",
         root_workload.open_fds()
     );
+    // Its I/O could not be read: unknown, not 0.
+    assert!(g["read_bytes"].is_null(), "{g}");
+    assert!(g["write_bytes"].is_null(), "{g}");
     let g = &groups[&nobody_name];
     assert_eq!(g["procs"], 1, "{g}");
+    assert!(g["read_bytes"].is_u64(), "{g}");
+    assert!(g["write_bytes"].is_u64(), "{g}");
 
     let lines = capability_lines(&stderr);
     assert_eq!(lines.len(), 1, "one capability line: {stderr}");
@@ -249,6 +255,10 @@ fn running_agent_as_nobody_exports_and_says_once_what_it_lacks() {
         "{fds} open fds for {}",
         root_workload.open_fds()
     );
+    // Its I/O is unknown: not exported as a made-up 0 (its other series,
+    // above, are).
+    let io = select(&points, cat::DISK_IO.name, &group);
+    assert!(io.is_empty(), "disk I/O exported for unreadable io: {io:?}");
     assert!(
         agent.log().contains("procgroups started"),
         "{}",
@@ -262,4 +272,54 @@ fn running_agent_as_nobody_exports_and_says_once_what_it_lacks() {
     assert!(status.success(), "{status:?}: {}", agent.log());
     assert_eq!(capability_lines(&agent.log()).len(), 1, "{}", agent.log());
     root_workload.stop();
+}
+
+#[test]
+fn once_table_as_nobody_shows_unreadable_io_as_unknown() {
+    let bins = binaries();
+    let root_name = unique_name("pgnrt");
+    let nobody_name = unique_name("pgnru");
+    let root_workload = Workload::spawn(&["--name", &root_name]);
+    let _nobody_workload = nobody_workload(&bins, &nobody_name);
+    let out = agent_as_nobody(&bins)
+        .args(["--once", "--once-delay", "300ms", "--threads", "false"])
+        .args(["--procnames", &format!("{root_name},{nobody_name}")])
+        .output()
+        .unwrap();
+    root_workload.stop();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap().split("  ").collect();
+    let header: Vec<&str> = header
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let read = header.iter().position(|h| *h == "READ").unwrap();
+    let write = header.iter().position(|h| *h == "WRITE").unwrap();
+    // The cells of a row: columns are separated by two spaces or more, and
+    // the byte amounts hold one space (`0 B`), so split on the header's.
+    let cells = |name: &str| -> Vec<String> {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+        row.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let root = cells(&root_name);
+    assert_eq!(
+        (root[read].as_str(), root[write].as_str()),
+        ("-", "-"),
+        "{table}"
+    );
+    let own = cells(&nobody_name);
+    assert!(
+        own[read].ends_with('B') && own[write].ends_with('B'),
+        "{table}"
+    );
+    assert!(table.contains("READ, WRITE `-`: unknown"), "{table}");
 }

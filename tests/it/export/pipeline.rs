@@ -55,6 +55,8 @@ fn group() -> Group {
                 ..Counts::default()
             },
         }],
+        // Measured I/O (an unknown one is not exported).
+        io_known: true,
         ..Group::default()
     };
     g.wchans.insert("ep_poll".into(), 6);

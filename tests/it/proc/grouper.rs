@@ -104,7 +104,7 @@ fn grouper_non_decreasing() {
             ("g1", group(1).counted(ones(1)).mem(1, 5).fds(4, 0.01).threads(2)),
         ]),
         (vec![], vec![
-            ("g1", Group { counts: ones(1), ..Group::default() }),
+            ("g1", Group { counts: ones(1), io_known: true, ..Group::default() }),
         ]),
     ];
     let last = play_groups(
@@ -482,4 +482,41 @@ fn a_new_namer_renames_known_processes_without_moving_their_past() {
     assert_eq!(g["a"].counts.cpu_user_time, 3.0);
     assert_eq!(g["b"].counts.cpu_user_time, 1.0);
     assert_eq!(g["c"].counts.cpu_user_time, 10.0);
+}
+
+/// A group's io is unknown while none of its members' io has ever been
+/// readable (its zeros are not measurements), known once one member's is,
+/// and stays known when only unreadable members remain, since its totals
+/// then hold measured io.
+#[test]
+fn io_is_unknown_until_a_member_s_io_is_readable() {
+    let mut gr = grouper(&["g1"], TrackerOptions::default(), false);
+    let mut src = ScriptedSource::default();
+    let io = |bytes: u64| Counts {
+        read_bytes: bytes,
+        write_bytes: bytes,
+        ..Counts::default()
+    };
+    let unreadable = p(1, "g1").counts(io(0)).io_unknown();
+    let groups = run(&mut gr, &mut src, 0, vec![unreadable.clone()]);
+    assert!(!groups["g1"].io_known, "{:?}", groups["g1"]);
+    let groups = run(&mut gr, &mut src, 1, vec![unreadable.clone()]);
+    assert!(!groups["g1"].io_known, "{:?}", groups["g1"]);
+
+    // A second member whose io is readable: known from its first reading
+    // (its baseline), measured from the next.
+    let readable = p(2, "g1").counts(io(500));
+    let groups = run(&mut gr, &mut src, 2, vec![unreadable.clone(), readable]);
+    assert!(groups["g1"].io_known, "{:?}", groups["g1"]);
+    let readable = p(2, "g1").counts(io(800));
+    let groups = run(&mut gr, &mut src, 3, vec![unreadable.clone(), readable]);
+    assert_eq!(groups["g1"].counts.read_bytes, 300);
+
+    // It exits: what it did is still in the totals, known.
+    let groups = run(&mut gr, &mut src, 4, vec![unreadable]);
+    assert!(groups["g1"].io_known, "{:?}", groups["g1"]);
+    assert_eq!(groups["g1"].counts.read_bytes, 300);
+    // Empty, the group keeps it too.
+    let groups = run(&mut gr, &mut src, 5, vec![]);
+    assert!(groups["g1"].io_known, "{:?}", groups["g1"]);
 }

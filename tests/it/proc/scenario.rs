@@ -106,11 +106,13 @@ impl ScriptedExt for IDInfo {
 }
 
 /// An expected live group of `procs` members started at the epoch, with
-/// every other value empty; the [`GroupExt`] methods fill in the rest.
+/// every other value empty but its io known (the scripted source reads io
+/// unless told otherwise); the [`GroupExt`] methods fill in the rest.
 pub fn group(procs: u64) -> Group {
     Group {
         procs,
         oldest_start_time: Some(UNIX_EPOCH),
+        io_known: true,
         ..Group::default()
     }
 }
@@ -251,6 +253,8 @@ pub fn upd(group: &str, start: u64) -> Update {
         states: States::default(),
         wchans: BTreeMap::new(),
         threads: Vec::new(),
+        // The scripted source reads io unless told otherwise.
+        io_known: true,
     }
 }
 

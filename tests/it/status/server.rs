@@ -158,6 +158,7 @@ fn web_group() -> Group {
             ..Memory::default()
         },
         oldest_start_time: Some(ago(Duration::from_secs(3600))),
+        io_known: true,
         open_fds: 30,
         worst_fd_ratio: 0.01,
         num_threads: 7,
