@@ -3,19 +3,24 @@
 //! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
 //! blocking code; the timer task runs it off the async threads.
 //!
+//! Each cycle also reads the node's CPU totals, when the source is a procfs
+//! mount, for the remainder ([`super::remainder`]).
+//!
 //! It also says once, the first time some process could be read only in
 //! part, when the agent lacks the capabilities that would let it read every
 //! process in full (see [`capability_hint`]).
 
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use crate::config::Config;
 use crate::proc::{
     CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, Source, SourceError,
-    Tracker, TrackerOptions,
+    SystemFacts, Tracker, TrackerOptions, read_cpu_totals,
 };
 
 use super::Snapshot;
+use super::remainder::{NodeCpuAccount, node_busy_ticks};
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -31,6 +36,41 @@ pub struct Collection<S: Source> {
     cycles: u64,
     /// The capability hint was considered (it is logged at most once).
     capabilities_checked: bool,
+    /// Where the node's CPU totals are read from; `None` for a source that
+    /// is not a procfs mount (no remainder then).
+    node_stat: Option<NodeStat>,
+    account: NodeCpuAccount,
+}
+
+/// The procfs mount whose `stat` gives the node's CPU totals, and the tick
+/// rate that turns them into seconds.
+struct NodeStat {
+    root: PathBuf,
+    facts: SystemFacts,
+    /// A failed read was logged (once until a read succeeds again).
+    failing: bool,
+}
+
+impl NodeStat {
+    /// The node's busy CPU in seconds since boot; `None` (logged once until
+    /// it recovers) when `stat` cannot be read or parsed.
+    fn read(&mut self) -> Option<f64> {
+        match read_cpu_totals(&self.root, &self.facts) {
+            Ok(totals) => {
+                self.failing = false;
+                Some(self.facts.seconds(node_busy_ticks(&totals)))
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot read the node's CPU totals; the remainder waits (logged once until it recovers)"
+                    );
+                }
+                None
+            }
+        }
+    }
 }
 
 impl Collection<FsSource> {
@@ -42,10 +82,12 @@ impl Collection<FsSource> {
                 gather_smaps: config.gather_smaps,
             },
         )?;
+        let (root, facts) = (source.root().to_path_buf(), source.facts());
         Ok(Collection::new(
             source,
             Grouper::new(config.namer.clone(), grouper_options(config)),
-        ))
+        )
+        .with_node_stat(root, facts))
     }
 }
 
@@ -73,7 +115,20 @@ impl<S: Source> Collection<S> {
             errors: CollectErrors::default(),
             cycles: 0,
             capabilities_checked: false,
+            node_stat: None,
+            account: NodeCpuAccount::new(),
         }
+    }
+
+    /// Reads the node's CPU totals from `<root>/stat` each cycle (in ticks
+    /// of `facts`), so that snapshots carry the remainder.
+    pub fn with_node_stat(mut self, root: impl Into<PathBuf>, facts: SystemFacts) -> Self {
+        self.node_stat = Some(NodeStat {
+            root: root.into(),
+            facts,
+            failing: false,
+        });
+        self
     }
 
     /// Runs one cycle at wall-clock time `now`. An error means the source
@@ -82,6 +137,11 @@ impl<S: Source> Collection<S> {
     pub fn cycle(&mut self, now: SystemTime) -> Result<Snapshot, SourceError> {
         let started = Instant::now();
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
+        // Read right after the processes, so both cover the same interval.
+        let node_cpu = self.node_stat.as_mut().map(|stat| {
+            let node = stat.read();
+            self.account.update(node, &groups)
+        });
         self.errors += errors;
         self.cycles += 1;
         if errors.partial > 0 && !std::mem::replace(&mut self.capabilities_checked, true) {
@@ -107,6 +167,7 @@ impl<S: Source> Collection<S> {
             tracked_processes: self.grouper.tracker().stats().tracked as u64,
             taken_at: Some(now),
             cycles: self.cycles,
+            node_cpu,
         })
     }
 

@@ -13,10 +13,12 @@
 //! the SDK's final collection and export, all within [`SHUTDOWN_BUDGET`].
 
 mod cycle;
+mod remainder;
 mod status;
 
-pub use crate::snapshot::{Snapshot, SnapshotCell};
+pub use crate::snapshot::{NodeCpu, Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
+pub use remainder::{NodeCpuAccount, node_busy_ticks};
 pub use status::AgentStatus;
 
 use std::future::Future;

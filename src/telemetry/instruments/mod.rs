@@ -14,7 +14,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, AsyncInstrumentBuilder, Meter};
 
 use crate::proc::{Counts, Group};
-use crate::snapshot::{Snapshot, SnapshotCell, unix_seconds};
+use crate::snapshot::{NodeCpu, Snapshot, SnapshotCell, unix_seconds};
 
 use super::catalogue::{self as cat, MetricSpec, attr};
 
@@ -347,6 +347,23 @@ fn self_metrics(meter: &Meter, cell: &SnapshotCell) {
 
     self_updown(meter, cat::TRACKED_PROCESSES, cell, |s| s.tracked_processes);
     self_updown(meter, cat::GROUPS, cell, Snapshot::group_count);
+    node_cpu(meter, cat::NODE_CPU_TIME, cell, |n| n.node_seconds_total);
+    node_cpu(meter, cat::UNATTRIBUTED_CPU_TIME, cell, |n| {
+        n.unattributed_seconds_total
+    });
+}
+
+/// A counter of the node's CPU accounting; nothing is observed while the
+/// snapshot has none (before the first cycle, or a source without the
+/// node's totals).
+fn node_cpu(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, value: fn(&NodeCpu) -> f64) {
+    let cell = cell.clone();
+    described(meter.f64_observable_counter(spec.name), spec, move |obs| {
+        if let Some(n) = &cell.load().node_cpu {
+            obs.observe(value(n), &[]);
+        }
+    })
+    .build();
 }
 
 fn self_updown(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, value: fn(&Snapshot) -> u64) {
