@@ -100,6 +100,7 @@ impl StatusProvider for AgentStatus {
             count: s.cycles,
             errors: s.errors,
             tracked_processes: s.tracked_processes,
+            node_cpu: s.node_cpu,
         })
     }
 
