@@ -16,6 +16,8 @@ use crate::proc::{
 };
 
 use super::Snapshot;
+use super::accounting::{self, ExitFeed};
+use crate::snapshot::{AccountingMode, ExitMode};
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -31,10 +33,17 @@ pub struct Collection<S: Source> {
     cycles: u64,
     /// The capability hint was considered (it is logged at most once).
     capabilities_checked: bool,
+    /// The exit accounting in force.
+    accounting: AccountingMode,
+    /// Exit records, in the taskstats mode.
+    exits: Option<ExitFeed>,
 }
 
 impl Collection<FsSource> {
     /// A collection over the procfs mount and rules of `config`.
+    /// Exit records are used when `exit_accounting` allows it and this
+    /// process may receive them; the listener starts before the first
+    /// cycle, so that nothing exiting after it is missed.
     pub fn from_config(config: &Config) -> Result<Self, SourceError> {
         let source = FsSource::new(
             &config.procfs,
@@ -42,10 +51,14 @@ impl Collection<FsSource> {
                 gather_smaps: config.gather_smaps,
             },
         )?;
-        Ok(Collection::new(
-            source,
-            Grouper::new(config.namer.clone(), grouper_options(config)),
-        ))
+        let ticks = crate::proc::SystemFacts::read(&config.procfs)?.ticks_per_second;
+        let (mode, feed) = accounting::start(config.exit_accounting, ticks);
+        let mut options = grouper_options(config);
+        options.tracker.children_accounting = mode.mode == ExitMode::Children;
+        let mut c = Collection::new(source, Grouper::new(config.namer.clone(), options));
+        c.accounting = mode;
+        c.exits = feed;
+        Ok(c)
     }
 }
 
@@ -57,6 +70,8 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             threads: config.threads,
             recheck: config.recheck,
             recheck_time_limit: config.recheck_time_limit,
+            // The fallback; switched off where exit records are used.
+            children_accounting: true,
         },
         remove_empty_groups: config.remove_empty_groups,
         max_groups: config.max_groups,
@@ -73,7 +88,14 @@ impl<S: Source> Collection<S> {
             errors: CollectErrors::default(),
             cycles: 0,
             capabilities_checked: false,
+            accounting: AccountingMode::default(),
+            exits: None,
         }
+    }
+
+    /// The exit accounting in force.
+    pub fn accounting(&self) -> &AccountingMode {
+        &self.accounting
     }
 
     /// Runs one cycle at wall-clock time `now`. An error means the source
@@ -81,6 +103,10 @@ impl<S: Source> Collection<S> {
     /// tries again next cycle (the per-process state is untouched).
     pub fn cycle(&mut self, now: SystemTime) -> Result<Snapshot, SourceError> {
         let started = Instant::now();
+        if let Some(feed) = &self.exits {
+            let exits = feed.drain();
+            self.grouper.tracker_mut().queue_exits(exits);
+        }
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
         self.errors += errors;
         self.cycles += 1;
@@ -107,6 +133,8 @@ impl<S: Source> Collection<S> {
             tracked_processes: self.grouper.tracker().stats().tracked as u64,
             taken_at: Some(now),
             cycles: self.cycles,
+            accounting: self.accounting.clone(),
+            unattributed_exits: self.grouper.tracker().unattributed_exits(),
         })
     }
 

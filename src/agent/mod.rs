@@ -12,10 +12,11 @@
 //! Shutdown (SIGTERM or SIGINT): stop the timer, run one last cycle, then
 //! the SDK's final collection and export, all within [`SHUTDOWN_BUDGET`].
 
+pub mod accounting;
 mod cycle;
 mod status;
 
-pub use crate::snapshot::{Snapshot, SnapshotCell};
+pub use crate::snapshot::{AccountingMode, ExitMode, Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
 pub use status::AgentStatus;
 

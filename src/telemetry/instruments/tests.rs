@@ -179,6 +179,7 @@ fn snapshot_with(groups: &[(&str, Group)]) -> Snapshot {
             read: 2,
             partial: 7,
         },
+        ..Snapshot::default()
     }
 }
 
