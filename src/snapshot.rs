@@ -9,7 +9,35 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::proc::{CollectErrors, GroupByName};
+use crate::proc::{CollectErrors, Counts, GroupByName};
+
+/// How the work of processes that exit between two samples is counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExitMode {
+    /// Exit records from the kernel (taskstats): every exit, named or not.
+    Taskstats,
+    /// The reaped-children totals of tracked processes (`cutime` and kin).
+    #[default]
+    Children,
+}
+
+impl ExitMode {
+    /// `taskstats` or `children`, as logs, status and metrics say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitMode::Taskstats => "taskstats",
+            ExitMode::Children => "children",
+        }
+    }
+}
+
+/// The exit accounting in force, and why the better mode is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountingMode {
+    pub mode: ExitMode,
+    /// Why exit records are not used (`None` when they are).
+    pub reason: Option<String>,
+}
 
 /// What one collection cycle produced.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +60,13 @@ pub struct Snapshot {
     /// the first cycle; `None` when the node's totals could not be read (a
     /// source that is not a procfs mount).
     pub node_cpu: Option<NodeCpu>,
+    /// The exit accounting in force.
+    pub accounting: AccountingMode,
+    /// Totals of exited processes that no rule took, since the agent
+    /// started: part of the node's work that no group shows. Known only
+    /// with exit records (zero in the children mode, where such exits are
+    /// not seen at all).
+    pub unattributed_exits: Counts,
 }
 
 /// The node's CPU time against what the groups account for, in seconds,

@@ -20,7 +20,9 @@ use crate::proc::{
 };
 
 use super::Snapshot;
+use super::accounting::{self, ExitFeed};
 use super::remainder::{NodeCpuAccount, node_busy_ticks};
+use crate::snapshot::{AccountingMode, ExitMode};
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -40,6 +42,10 @@ pub struct Collection<S: Source> {
     /// is not a procfs mount (no remainder then).
     node_stat: Option<NodeStat>,
     account: NodeCpuAccount,
+    /// The exit accounting in force.
+    accounting: AccountingMode,
+    /// Exit records, in the taskstats mode.
+    exits: Option<ExitFeed>,
 }
 
 /// The procfs mount whose `stat` gives the node's CPU totals, and the tick
@@ -75,6 +81,9 @@ impl NodeStat {
 
 impl Collection<FsSource> {
     /// A collection over the procfs mount and rules of `config`.
+    /// Exit records are used when `exit_accounting` allows it and this
+    /// process may receive them; the listener starts before the first
+    /// cycle, so that nothing exiting after it is missed.
     pub fn from_config(config: &Config) -> Result<Self, SourceError> {
         let source = FsSource::new(
             &config.procfs,
@@ -83,11 +92,14 @@ impl Collection<FsSource> {
             },
         )?;
         let (root, facts) = (source.root().to_path_buf(), source.facts());
-        Ok(Collection::new(
-            source,
-            Grouper::new(config.namer.clone(), grouper_options(config)),
-        )
-        .with_node_stat(root, facts))
+        let (mode, feed) = accounting::start(config.exit_accounting, facts.ticks_per_second);
+        let mut options = grouper_options(config);
+        options.tracker.children_accounting = mode.mode == ExitMode::Children;
+        let mut c = Collection::new(source, Grouper::new(config.namer.clone(), options))
+            .with_node_stat(root, facts);
+        c.accounting = mode;
+        c.exits = feed;
+        Ok(c)
     }
 }
 
@@ -99,6 +111,8 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             threads: config.threads,
             recheck: config.recheck,
             recheck_time_limit: config.recheck_time_limit,
+            // The fallback; switched off where exit records are used.
+            children_accounting: true,
         },
         remove_empty_groups: config.remove_empty_groups,
         max_groups: config.max_groups,
@@ -117,6 +131,8 @@ impl<S: Source> Collection<S> {
             capabilities_checked: false,
             node_stat: None,
             account: NodeCpuAccount::new(),
+            accounting: AccountingMode::default(),
+            exits: None,
         }
     }
 
@@ -131,11 +147,20 @@ impl<S: Source> Collection<S> {
         self
     }
 
+    /// The exit accounting in force.
+    pub fn accounting(&self) -> &AccountingMode {
+        &self.accounting
+    }
+
     /// Runs one cycle at wall-clock time `now`. An error means the source
     /// could not even be listed; the caller keeps the previous snapshot and
     /// tries again next cycle (the per-process state is untouched).
     pub fn cycle(&mut self, now: SystemTime) -> Result<Snapshot, SourceError> {
         let started = Instant::now();
+        if let Some(feed) = &self.exits {
+            let exits = feed.drain();
+            self.grouper.tracker_mut().queue_exits(exits);
+        }
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
         // Read right after the processes, so both cover the same interval.
         let node_cpu = self.node_stat.as_mut().map(|stat| {
@@ -168,6 +193,8 @@ impl<S: Source> Collection<S> {
             taken_at: Some(now),
             cycles: self.cycles,
             node_cpu,
+            accounting: self.accounting.clone(),
+            unattributed_exits: self.grouper.tracker().unattributed_exits(),
         })
     }
 

@@ -12,11 +12,12 @@
 //! Shutdown (SIGTERM or SIGINT): stop the timer, run one last cycle, then
 //! the SDK's final collection and export, all within [`SHUTDOWN_BUDGET`].
 
+pub mod accounting;
 mod cycle;
 mod remainder;
 mod status;
 
-pub use crate::snapshot::{NodeCpu, Snapshot, SnapshotCell};
+pub use crate::snapshot::{AccountingMode, ExitMode, NodeCpu, Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
 pub use remainder::{NodeCpuAccount, node_busy_ticks};
 pub use status::AgentStatus;

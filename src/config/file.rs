@@ -19,7 +19,7 @@ use super::defaults::{
     DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES,
     default_socket_path_in,
 };
-use crate::cli::{Cli, LogFormat};
+use crate::cli::{Cli, ExitAccounting, LogFormat};
 
 /// Keys that may be set through `PROCGROUPS_*` variables and flags.
 /// `process_names` is only accepted from the file: rules do not fit in a
@@ -36,6 +36,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "remove_empty_groups",
     "interval",
     "log_format",
+    "exit_accounting",
     "max_groups",
     "max_thread_names",
     "status_socket",
@@ -73,6 +74,8 @@ pub struct RawSettings {
     pub interval: Text,
     /// Log format.
     pub log_format: LogFormat,
+    /// Exit accounting mode.
+    pub exit_accounting: ExitAccounting,
     /// Group cap.
     pub max_groups: u64,
     /// Thread-name cap per group.
@@ -102,6 +105,7 @@ impl RawSettings {
             remove_empty_groups: false,
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
+            exit_accounting: ExitAccounting::Auto,
             max_groups: DEFAULT_MAX_GROUPS as u64,
             max_thread_names: DEFAULT_MAX_THREAD_NAMES as u64,
             status_socket: default_status_socket(env),
@@ -270,6 +274,8 @@ pub struct FlagSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    exit_accounting: Option<ExitAccounting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_groups: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_thread_names: Option<u64>,
@@ -294,6 +300,7 @@ impl From<&Cli> for FlagSettings {
             remove_empty_groups: cli.remove_empty_groups,
             interval: cli.interval.clone(),
             log_format: cli.log_format,
+            exit_accounting: cli.exit_accounting,
             max_groups: cli.max_groups,
             max_thread_names: cli.max_thread_names,
             status_socket: cli.status_socket.clone(),

@@ -55,7 +55,7 @@ pub use users::UserNames;
 use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
-use crate::cli::{Cli, LogFormat, OutputFormat};
+use crate::cli::{Cli, ExitAccounting, LogFormat, OutputFormat};
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
@@ -91,6 +91,8 @@ pub struct Config {
     pub output: OutputFormat,
     /// Log format.
     pub log_format: LogFormat,
+    /// How exited processes are accounted for (see [`ExitAccounting`]).
+    pub exit_accounting: ExitAccounting,
     /// The compiled naming rules.
     pub namer: Arc<dyn MatchNamer>,
     /// Where the configuration file came from, if any.
@@ -126,6 +128,7 @@ impl Config {
             once: None,
             output: OutputFormat::Table,
             log_format: LogFormat::Text,
+            exit_accounting: ExitAccounting::Auto,
             namer,
             source_file: None,
             max_groups: defaults::DEFAULT_MAX_GROUPS,
@@ -151,6 +154,7 @@ impl fmt::Debug for Config {
             .field("once", &self.once)
             .field("output", &self.output)
             .field("log_format", &self.log_format)
+            .field("exit_accounting", &self.exit_accounting)
             .field("namer", &self.namer.describe())
             .field("source_file", &self.source_file)
             .field("max_groups", &self.max_groups)
@@ -183,6 +187,7 @@ impl fmt::Display for Config {
             dur(self.recheck_time_limit)
         )?;
         writeln!(f, "remove_empty_groups: {}", self.remove_empty_groups)?;
+        writeln!(f, "exit_accounting: {}", self.exit_accounting.as_str())?;
         writeln!(f, "max_groups: {}", self.max_groups)?;
         writeln!(f, "max_thread_names: {}", self.max_thread_names)?;
         writeln!(f, "status_socket: {}", self.status_socket.display())?;
@@ -320,6 +325,7 @@ fn compile(
         once,
         output: cli.output.unwrap_or(OutputFormat::Table),
         log_format: raw.log_format,
+        exit_accounting: raw.exit_accounting,
         namer,
         source_file,
         max_groups,

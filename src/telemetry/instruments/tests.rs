@@ -185,6 +185,7 @@ fn snapshot_with(groups: &[(&str, Group)]) -> Snapshot {
             unattributed_seconds_total: 9.5,
             overshoot_cycles: 0,
         }),
+        ..Snapshot::default()
     }
 }
 
