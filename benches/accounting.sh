@@ -24,8 +24,8 @@
 # With -c COST_RATE, it then measures the agent's own CPU (utime + stime of
 # /proc/PID/stat over WINDOW) in each mode while exitloop starts COST_RATE
 # processes per second living 1-5 ms each, without busy work.
-# PROCGROUPS_BIN runs another build of the agent (an older one, for a
-# baseline). Everything it starts is stopped on exit.
+# AGENT_BIN and WORKLOAD_BIN run other builds of the agent and the
+# workload (an older agent, for a baseline). Everything it starts is stopped on exit.
 
 set -euo pipefail
 
@@ -50,8 +50,8 @@ while getopts "w:r:b:i:m:xc:h" opt; do
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG=${PROCGROUPS_BIN:-$ROOT/target/release/procgroups}
-WORKLOAD=$ROOT/target/release/procgroups-workload
+PG=${AGENT_BIN:-$ROOT/target/release/procgroups}
+WORKLOAD=${WORKLOAD_BIN:-$ROOT/target/release/procgroups-workload}
 WORK=$(mktemp -d /tmp/procgroups-accounting.XXXXXX)
 PIDS=()
 
@@ -99,7 +99,7 @@ start_agent() { # MODE SOCKET
 }
 # node and attributed CPU of the agent's last cycle, "NODE ATTRIBUTED".
 coverage_now() {
-    "$PG" status --socket "$1" --output json |
+    timeout 30 "$PG" status --socket "$1" --output json 2>>"$WORK/status.err" || { say "status failed; agent log:"; cat "$WORK"/agent-*.log >&2; } |
         python3 -c 'import json, sys; c = json.load(sys.stdin)["coverage"] or {}; print(c.get("node_cpu_seconds", 0), c.get("attributed_cpu_seconds", 0))'
 }
 stop_agent() {
