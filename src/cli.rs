@@ -55,6 +55,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the work of processes that exit between two samples is counted.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitAccounting {
+    /// Exit records (taskstats) when the agent may receive them, else the
+    /// reaped-children totals.
+    #[default]
+    Auto,
+    /// The reaped-children totals only, even where exit records would work.
+    Children,
+}
+
+impl ExitAccounting {
+    /// The setting's value as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitAccounting::Auto => "auto",
+            ExitAccounting::Children => "children",
+        }
+    }
+}
+
 /// procgroups: group processes by name and push their metrics over OTLP/gRPC.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "procgroups", version, about)]
@@ -126,6 +150,11 @@ pub struct Cli {
     /// exporter) [default: otel].
     #[arg(long, value_enum)]
     pub metric_names: Option<MetricNames>,
+    /// How the work of exited processes is counted: `auto` (exit records
+    /// where permitted, else reaped-children totals) or `children`
+    /// [default: auto].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub exit_accounting: Option<ExitAccounting>,
     /// Keep at most this many groups [default: 1000]; the processes of
     /// further groups are added up in the group `procgroups.overflow`.
     #[arg(long, value_name = "N")]

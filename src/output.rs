@@ -10,12 +10,36 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::proc::{Counts, Group, GroupByName};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, NodeCpu, Snapshot};
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
     groups: BTreeMap<&'a str, JsonGroup<'a>>,
     errors: JsonErrors,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<JsonCoverage>,
+}
+
+/// The share of the node's CPU the groups account for, over the interval
+/// the snapshot covers (between the two samples of `--once`).
+#[derive(Serialize)]
+struct JsonCoverage {
+    node_cpu_seconds: f64,
+    attributed_cpu_seconds: f64,
+    unattributed_cpu_seconds: f64,
+    /// `1 - unattributed / node`; `null` while the node used no CPU.
+    ratio: Option<f64>,
+}
+
+impl From<&NodeCpu> for JsonCoverage {
+    fn from(n: &NodeCpu) -> Self {
+        JsonCoverage {
+            node_cpu_seconds: n.node_seconds_total,
+            attributed_cpu_seconds: n.attributed_seconds_total,
+            unattributed_cpu_seconds: n.unattributed_seconds_total,
+            ratio: n.coverage(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -153,6 +177,26 @@ pub fn group_value(g: &Group) -> serde_json::Value {
     serde_json::to_value(json_group(g)).unwrap_or_default()
 }
 
+/// The node's CPU accounting as the `coverage` value of the design: the
+/// same keys in `--once` and in `procgroups status --output json`.
+pub fn coverage_value(n: &NodeCpu) -> serde_json::Value {
+    serde_json::to_value(JsonCoverage::from(n)).unwrap_or_default()
+}
+
+/// The coverage line under the table: how much of the node's CPU the groups
+/// account for, and how much is left.
+pub fn coverage_line(n: &NodeCpu) -> String {
+    match n.coverage() {
+        Some(ratio) => format!(
+            "coverage: {:.1} % of the node's CPU ({:.2} s of {:.2} s unattributed)",
+            ratio * 100.0,
+            n.unattributed_seconds_total,
+            n.node_seconds_total,
+        ),
+        None => "coverage: - (the node has used no CPU since the first sample)".to_owned(),
+    }
+}
+
 /// The snapshot as the JSON object of the design, pretty-printed.
 pub fn json(snapshot: &Snapshot) -> String {
     let doc = JsonSnapshot {
@@ -165,6 +209,7 @@ pub fn json(snapshot: &Snapshot) -> String {
             read: snapshot.errors.read,
             partial: snapshot.errors.partial,
         },
+        coverage: snapshot.node_cpu.as_ref().map(JsonCoverage::from),
     };
     // Serializing plain structs of numbers, strings and maps with string
     // keys cannot fail; an empty object is still valid JSON if it ever did.
@@ -251,6 +296,9 @@ pub fn table(snapshot: &Snapshot) -> String {
             u64::try_from(snapshot.cycle_duration.as_millis()).unwrap_or(u64::MAX)
         )),
     );
+    if let Some(n) = &snapshot.node_cpu {
+        let _ = writeln!(out, "{}", coverage_line(n));
+    }
     if snapshot.groups.values().any(|g| !g.io_known) {
         out.push_str(
             "READ, WRITE `-`: unknown, the processes' I/O could not be read \
@@ -419,6 +467,12 @@ mod tests {
             tracked_processes: 2,
             taken_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_003_600)),
             cycles: 2,
+            node_cpu: Some(NodeCpu {
+                node_seconds_total: 15.2,
+                attributed_seconds_total: 14.79,
+                unattributed_seconds_total: 0.41,
+                overshoot_cycles: 0,
+            }),
             ..Snapshot::default()
         };
         s.groups.insert("zeta".into(), busy);
@@ -435,8 +489,28 @@ mod tests {
     #[test]
     fn json_has_exactly_the_documented_keys_and_values() {
         let v: serde_json::Value = serde_json::from_str(&json(&sample())).unwrap();
-        assert_eq!(keys(&v), ["errors", "groups"]);
+        assert_eq!(keys(&v), ["coverage", "errors", "groups"]);
         assert_eq!(v["errors"], serde_json::json!({"read": 1, "partial": 2}));
+        assert_eq!(
+            keys(&v["coverage"]),
+            [
+                "attributed_cpu_seconds",
+                "node_cpu_seconds",
+                "ratio",
+                "unattributed_cpu_seconds"
+            ]
+        );
+        assert_eq!(v["coverage"]["node_cpu_seconds"], 15.2);
+        assert_eq!(v["coverage"]["unattributed_cpu_seconds"], 0.41);
+        let ratio = v["coverage"]["ratio"].as_f64().unwrap();
+        assert!((ratio - (1.0 - 0.41 / 15.2)).abs() < 1e-12, "{ratio}");
+        // Without the node's totals there is no coverage key.
+        let without = Snapshot {
+            node_cpu: None,
+            ..sample()
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&without)).unwrap();
+        assert_eq!(keys(&v), ["errors", "groups"]);
 
         let g = &v["groups"]["zeta"];
         let mut expected = vec![
@@ -563,6 +637,16 @@ mod tests {
         assert!(
             t.contains("2 groups, 2 processes tracked; errors: 1 read, 2 partial"),
             "{t}"
+        );
+        assert_eq!(
+            lines.last(),
+            Some(&"coverage: 97.3 % of the node's CPU (0.41 s of 15.20 s unattributed)"),
+            "{t}"
+        );
+        let idle = NodeCpu::default();
+        assert_eq!(
+            coverage_line(&idle),
+            "coverage: - (the node has used no CPU since the first sample)"
         );
     }
 

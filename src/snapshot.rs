@@ -9,7 +9,35 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::proc::{CollectErrors, GroupByName};
+use crate::proc::{CollectErrors, Counts, GroupByName};
+
+/// How the work of processes that exit between two samples is counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExitMode {
+    /// Exit records from the kernel (taskstats): every exit, named or not.
+    Taskstats,
+    /// The reaped-children totals of tracked processes (`cutime` and kin).
+    #[default]
+    Children,
+}
+
+impl ExitMode {
+    /// `taskstats` or `children`, as logs, status and metrics say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitMode::Taskstats => "taskstats",
+            ExitMode::Children => "children",
+        }
+    }
+}
+
+/// The exit accounting in force, and why the better mode is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountingMode {
+    pub mode: ExitMode,
+    /// Why exit records are not used (`None` when they are).
+    pub reason: Option<String>,
+}
 
 /// What one collection cycle produced.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,6 +56,54 @@ pub struct Snapshot {
     pub taken_at: Option<SystemTime>,
     /// Cycles run so far (this one included).
     pub cycles: u64,
+    /// The node's CPU time and the part of it the groups account for, since
+    /// the first cycle; `None` when the node's totals could not be read (a
+    /// source that is not a procfs mount).
+    pub node_cpu: Option<NodeCpu>,
+    /// The exit accounting in force.
+    pub accounting: AccountingMode,
+    /// Totals of exited processes that no rule took, since the agent
+    /// started: part of the node's work that no group shows. Known only
+    /// with exit records (zero in the children mode, where such exits are
+    /// not seen at all).
+    pub unattributed_exits: Counts,
+}
+
+/// The node's CPU time against what the groups account for, in seconds,
+/// cumulative from the agent's first cycle. Built by
+/// [`crate::agent::NodeCpuAccount`].
+///
+/// The node's CPU is `user + nice + system` of `/proc/stat`'s `cpu` line:
+/// the time CPUs spent running tasks, which is what the tasks' own `utime`
+/// and `stime` add up to. Guest time is part of `user` (and guest-nice of
+/// `nice`) on Linux, so a virtual machine run by a process counts for that
+/// process. `irq`, `softirq` and `steal` are left out: the kernel charges
+/// them to no process (with IRQ time accounting), and steal is time the
+/// hypervisor gave to others; no rule could ever account for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NodeCpu {
+    /// CPU the node used (user + nice + system) since the first cycle.
+    pub node_seconds_total: f64,
+    /// The increase of every group's CPU (user + system) since the first
+    /// cycle, summed.
+    pub attributed_seconds_total: f64,
+    /// What no group accounts for: the node's CPU less the groups', never
+    /// negative and never decreasing (see [`crate::agent::NodeCpuAccount`]).
+    pub unattributed_seconds_total: f64,
+    /// Cycles in which the groups' CPU grew by more than the node's: the
+    /// node's figure is sampled at each clock tick, the processes' is exact,
+    /// so over a short interval the groups may lead by a few ticks.
+    pub overshoot_cycles: u64,
+}
+
+impl NodeCpu {
+    /// The share of the node's CPU that the groups account for, in `0..=1`:
+    /// `1 - unattributed / node`; `None` before any node CPU was used.
+    pub fn coverage(&self) -> Option<f64> {
+        (self.node_seconds_total > 0.0).then(|| {
+            (1.0 - self.unattributed_seconds_total / self.node_seconds_total).clamp(0.0, 1.0)
+        })
+    }
 }
 
 impl Snapshot {

@@ -3,20 +3,27 @@
 //! `Grouper::update` and turns the result into a [`Snapshot`]. It is plain
 //! blocking code; the timer task runs it off the async threads.
 //!
+//! Each cycle also reads the node's CPU totals, when the source is a procfs
+//! mount, for the remainder ([`super::remainder`]).
+//!
 //! It also says once, the first time some process could be read only in
 //! part, when the agent lacks the capabilities that would let it read every
 //! process in full (see [`capability_hint`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::config::Config;
 use crate::proc::{
     CollectErrors, FsSource, FsSourceOptions, Grouper, GrouperOptions, MatchNamer, Source,
-    SourceError, Tracker, TrackerOptions,
+    SourceError, SystemFacts, Tracker, TrackerOptions, read_cpu_totals,
 };
 
 use super::Snapshot;
+use super::accounting::{self, ExitFeed};
+use super::remainder::{NodeCpuAccount, node_busy_ticks};
+use crate::snapshot::{AccountingMode, ExitMode};
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -32,10 +39,52 @@ pub struct Collection<S: Source> {
     cycles: u64,
     /// The capability hint was considered (it is logged at most once).
     capabilities_checked: bool,
+    /// Where the node's CPU totals are read from; `None` for a source that
+    /// is not a procfs mount (no remainder then).
+    node_stat: Option<NodeStat>,
+    account: NodeCpuAccount,
+    /// The exit accounting in force.
+    accounting: AccountingMode,
+    /// Exit records, in the taskstats mode.
+    exits: Option<ExitFeed>,
+}
+
+/// The procfs mount whose `stat` gives the node's CPU totals, and the tick
+/// rate that turns them into seconds.
+struct NodeStat {
+    root: PathBuf,
+    facts: SystemFacts,
+    /// A failed read was logged (once until a read succeeds again).
+    failing: bool,
+}
+
+impl NodeStat {
+    /// The node's busy CPU in seconds since boot; `None` (logged once until
+    /// it recovers) when `stat` cannot be read or parsed.
+    fn read(&mut self) -> Option<f64> {
+        match read_cpu_totals(&self.root, &self.facts) {
+            Ok(totals) => {
+                self.failing = false;
+                Some(self.facts.seconds(node_busy_ticks(&totals)))
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot read the node's CPU totals; the remainder waits (logged once until it recovers)"
+                    );
+                }
+                None
+            }
+        }
+    }
 }
 
 impl Collection<FsSource> {
     /// A collection over the procfs mount and rules of `config`.
+    /// Exit records are used when `exit_accounting` allows it and this
+    /// process may receive them; the listener starts before the first
+    /// cycle, so that nothing exiting after it is missed.
     pub fn from_config(config: &Config) -> Result<Self, SourceError> {
         let source = FsSource::new(
             &config.procfs,
@@ -43,10 +92,15 @@ impl Collection<FsSource> {
                 gather_smaps: config.gather_smaps,
             },
         )?;
-        Ok(Collection::new(
-            source,
-            Grouper::new(config.namer.clone(), grouper_options(config)),
-        ))
+        let (root, facts) = (source.root().to_path_buf(), source.facts());
+        let (mode, feed) = accounting::start(config.exit_accounting, facts.ticks_per_second);
+        let mut options = grouper_options(config);
+        options.tracker.children_accounting = mode.mode == ExitMode::Children;
+        let mut c = Collection::new(source, Grouper::new(config.namer.clone(), options))
+            .with_node_stat(root, facts);
+        c.accounting = mode;
+        c.exits = feed;
+        Ok(c)
     }
 }
 
@@ -58,6 +112,8 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             threads: config.threads,
             recheck: config.recheck,
             recheck_time_limit: config.recheck_time_limit,
+            // The fallback; switched off where exit records are used.
+            children_accounting: true,
         },
         remove_empty_groups: config.remove_empty_groups,
         max_groups: config.max_groups,
@@ -81,7 +137,27 @@ impl<S: Source> Collection<S> {
             errors: CollectErrors::default(),
             cycles: 0,
             capabilities_checked: false,
+            node_stat: None,
+            account: NodeCpuAccount::new(),
+            accounting: AccountingMode::default(),
+            exits: None,
         }
+    }
+
+    /// Reads the node's CPU totals from `<root>/stat` each cycle (in ticks
+    /// of `facts`), so that snapshots carry the remainder.
+    pub fn with_node_stat(mut self, root: impl Into<PathBuf>, facts: SystemFacts) -> Self {
+        self.node_stat = Some(NodeStat {
+            root: root.into(),
+            facts,
+            failing: false,
+        });
+        self
+    }
+
+    /// The exit accounting in force.
+    pub fn accounting(&self) -> &AccountingMode {
+        &self.accounting
     }
 
     /// Runs one cycle at wall-clock time `now`. An error means the source
@@ -89,7 +165,16 @@ impl<S: Source> Collection<S> {
     /// tries again next cycle (the per-process state is untouched).
     pub fn cycle(&mut self, now: SystemTime) -> Result<Snapshot, SourceError> {
         let started = Instant::now();
+        if let Some(feed) = &self.exits {
+            let exits = feed.drain();
+            self.grouper.tracker_mut().queue_exits(exits);
+        }
         let (errors, groups) = self.grouper.update(&mut self.source, now)?;
+        // Read right after the processes, so both cover the same interval.
+        let node_cpu = self.node_stat.as_mut().map(|stat| {
+            let node = stat.read();
+            self.account.update(node, &groups)
+        });
         self.errors += errors;
         self.cycles += 1;
         if errors.partial > 0 && !std::mem::replace(&mut self.capabilities_checked, true) {
@@ -115,6 +200,9 @@ impl<S: Source> Collection<S> {
             tracked_processes: self.grouper.tracker().stats().tracked as u64,
             taken_at: Some(now),
             cycles: self.cycles,
+            node_cpu,
+            accounting: self.accounting.clone(),
+            unattributed_exits: self.grouper.tracker().unattributed_exits(),
         })
     }
 

@@ -14,13 +14,16 @@
 //! SIGHUP, and a change of the configuration file, reload the rules
 //! ([`reload`]) before the next cycle.
 
+pub mod accounting;
 mod cycle;
 pub mod reload;
+mod remainder;
 mod status;
 
-pub use crate::snapshot::{Snapshot, SnapshotCell};
+pub use crate::snapshot::{AccountingMode, ExitMode, NodeCpu, Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
 pub use reload::{ReloadCounts, Reloader};
+pub use remainder::{NodeCpuAccount, node_busy_ticks};
 pub use status::AgentStatus;
 
 use std::future::Future;

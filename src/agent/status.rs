@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::Collection;
 use crate::proc::{
     FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc, ProcAttributes,
-    ProcError, Source, Static,
+    ProcError, Rename, Source, Static,
 };
 use crate::snapshot::SnapshotCell;
 use crate::telemetry::ExportHealth;
@@ -58,9 +58,15 @@ impl AgentStatus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Some(match collection.tracker().membership(pid)? {
-            Membership::Tracked { id, group, reason } => Known::Tracked {
+            Membership::Tracked {
+                id,
+                group,
+                reason,
+                history,
+            } => Known::Tracked {
                 id,
                 group: group.to_string(),
+                history: naming_history(history),
                 parent: match reason {
                     MatchReason::Namer => None,
                     MatchReason::Parent(parent) => Some(parent.pid),
@@ -77,6 +83,8 @@ enum Known {
         id: ID,
         group: String,
         parent: Option<i32>,
+        /// Its changes of program, as a sentence (empty: none).
+        history: String,
     },
     Ignored {
         id: ID,
@@ -97,6 +105,7 @@ impl StatusProvider for AgentStatus {
             count: s.cycles,
             errors: s.errors,
             tracked_processes: s.tracked_processes,
+            node_cpu: s.node_cpu,
         })
     }
 
@@ -175,6 +184,7 @@ impl StatusProvider for AgentStatus {
                 id: known,
                 group,
                 parent: None,
+                history,
             }) if known == id => {
                 let reason = if rules.group.is_some() {
                     rules.detail
@@ -183,7 +193,7 @@ impl StatusProvider for AgentStatus {
                         "named when first seen; the rules no longer match it ({})",
                         rules.detail
                     )
-                };
+                } + &history;
                 PidExplanation {
                     group: Some(group),
                     decision: Decision::Matched,
@@ -196,9 +206,10 @@ impl StatusProvider for AgentStatus {
                 id: known,
                 group,
                 parent: Some(parent),
+                history,
             }) if known == id => PidExplanation {
                 reason: format!(
-                    "{}; counted in the group of its parent, pid {parent}",
+                    "{}; counted in the group of its parent, pid {parent}{history}",
                     rules.detail
                 ),
                 group: Some(group),
@@ -225,6 +236,27 @@ impl StatusProvider for AgentStatus {
             }
         }
     }
+}
+
+/// A tracked process's changes of program, as `explain` appends them to
+/// its reason: `; named again after exec: sh (group "a") -> java (group
+/// "b") at 2026-…` (empty when it never changed).
+fn naming_history(history: &[Rename]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for r in history {
+        let to_group = match &r.to_group {
+            Some(g) => format!("group {g:?}"),
+            None => "no group".to_string(),
+        };
+        let at = humantime::format_rfc3339_seconds(r.at);
+        let _ = write!(
+            out,
+            "; named again after exec: {} (group {:?}) -> {} ({to_group}) at {at}",
+            r.from_name, r.from_group, r.to_name
+        );
+    }
+    out
 }
 
 /// The identity and naming attributes of `pid`, `None` when it does not

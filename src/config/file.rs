@@ -19,7 +19,7 @@ use super::defaults::{
     DEFAULT_HEALTH_EXPORT_INTERVALS, DEFAULT_K8S_LOG_ROOT, DEFAULT_MAX_GROUPS,
     DEFAULT_MAX_THREAD_NAMES, default_socket_path_in,
 };
-use crate::cli::{Cli, LogFormat, MetricNames};
+use crate::cli::{Cli, ExitAccounting, LogFormat, MetricNames};
 
 /// Keys that may be set through `PROCGROUPS_*` variables and flags.
 /// `process_names` is only accepted from the file: rules do not fit in a
@@ -38,6 +38,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "interval",
     "log_format",
     "metric_names",
+    "exit_accounting",
     "max_groups",
     "max_thread_names",
     "status_socket",
@@ -85,6 +86,8 @@ pub struct RawSettings {
     pub log_format: LogFormat,
     /// Metric names.
     pub metric_names: MetricNames,
+    /// Exit accounting mode.
+    pub exit_accounting: ExitAccounting,
     /// Group cap.
     pub max_groups: u64,
     /// Thread-name cap per group.
@@ -118,6 +121,7 @@ impl RawSettings {
             interval: Text("15s".into()),
             log_format: LogFormat::Text,
             metric_names: MetricNames::Otel,
+            exit_accounting: ExitAccounting::Auto,
             max_groups: DEFAULT_MAX_GROUPS as u64,
             max_thread_names: DEFAULT_MAX_THREAD_NAMES as u64,
             status_socket: default_status_socket(env),
@@ -354,6 +358,7 @@ pub struct FlagSettings {
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metric_names: Option<MetricNames>,
+    exit_accounting: Option<ExitAccounting>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_groups: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -383,6 +388,7 @@ impl From<&Cli> for FlagSettings {
             interval: cli.interval.clone(),
             log_format: cli.log_format,
             metric_names: cli.metric_names,
+            exit_accounting: cli.exit_accounting,
             max_groups: cli.max_groups,
             max_thread_names: cli.max_thread_names,
             status_socket: cli.status_socket.clone(),

@@ -57,7 +57,7 @@ pub use users::UserNames;
 use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
-use crate::cli::{Cli, LogFormat, MetricNames, OutputFormat};
+use crate::cli::{Cli, ExitAccounting, LogFormat, MetricNames, OutputFormat};
 use crate::containers::NameResolver;
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
@@ -108,6 +108,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Names of the exported metrics.
     pub metric_names: MetricNames,
+    /// How exited processes are accounted for (see [`ExitAccounting`]).
+    pub exit_accounting: ExitAccounting,
     /// The compiled naming rules.
     pub namer: Arc<dyn MatchNamer>,
     /// Where the configuration file came from, if any.
@@ -150,6 +152,7 @@ impl Config {
             output: OutputFormat::Table,
             log_format: LogFormat::Text,
             metric_names: MetricNames::Otel,
+            exit_accounting: ExitAccounting::Auto,
             namer,
             source_file: None,
             max_groups: defaults::DEFAULT_MAX_GROUPS,
@@ -179,6 +182,7 @@ impl fmt::Debug for Config {
             .field("output", &self.output)
             .field("log_format", &self.log_format)
             .field("metric_names", &self.metric_names)
+            .field("exit_accounting", &self.exit_accounting)
             .field("namer", &self.namer.describe())
             .field("source_file", &self.source_file)
             .field("max_groups", &self.max_groups)
@@ -216,6 +220,7 @@ impl fmt::Display for Config {
             Some(ttl) => writeln!(f, "empty_group_ttl: {}", dur(ttl))?,
             None => writeln!(f, "empty_group_ttl: never")?,
         }
+        writeln!(f, "exit_accounting: {}", self.exit_accounting.as_str())?;
         writeln!(f, "max_groups: {}", self.max_groups)?;
         writeln!(f, "max_thread_names: {}", self.max_thread_names)?;
         writeln!(f, "status_socket: {}", self.status_socket.display())?;
@@ -383,6 +388,7 @@ fn compile(
         output: cli.output.unwrap_or(OutputFormat::Table),
         log_format: raw.log_format,
         metric_names: raw.metric_names,
+        exit_accounting: raw.exit_accounting,
         namer,
         source_file,
         max_groups,

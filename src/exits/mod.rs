@@ -6,6 +6,8 @@
 //!
 //! - [`record`]: parsing `struct taskstats` and its netlink framing (pure).
 //! - [`cpus`]: the CPU list to register for, read from a path given.
+//! - [`account`]: records into one [`ProcExit`](crate::proc::ProcExit) per
+//!   exited process, thread records summed into their group's (pure).
 //! - [`listener`]: the socket (I/O edge): resolve the `TASKSTATS` family,
 //!   register on every possible CPU, receive, count overflows.
 //!
@@ -73,10 +75,12 @@
 //! (`SO_RCVBUFFORCE`, the kernel then reports 16 MiB), several seconds of a
 //! 1,000 exits/s churn if its thread stalls.
 
+pub mod account;
 pub mod cpus;
 pub mod listener;
 pub mod record;
 
+pub use account::ExitAssembler;
 pub use cpus::{CpuListError, parse_cpu_list, read_cpu_list};
 pub use listener::{Batch, ExitListener, ListenError, ListenerConfig, ListenerStats, Overflow};
 pub use record::{ExitRecord, ParseError, Scope, parse_datagram, parse_stats};

@@ -336,6 +336,13 @@ impl Grouper {
                 });
         let seen = self.witness.take();
         let errors = result?;
+        // What exits and reaped children added, outside the members' updates.
+        for (group, d) in self.tracker.take_closed() {
+            match sums.get_mut(&*group) {
+                Some(sum) => sum.latest += d,
+                None => sums.entry(group.to_string()).or_default().latest += d,
+            }
+        }
         self.cycles += 1;
 
         // Admission, in name order: groups already kept, then new ones while
@@ -577,6 +584,11 @@ impl Grouper {
     /// The inner tracker.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+
+    /// The inner tracker, to queue exit records for the next cycle.
+    pub fn tracker_mut(&mut self) -> &mut Tracker {
+        &mut self.tracker
     }
 
     /// The options in force.

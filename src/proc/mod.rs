@@ -28,7 +28,7 @@ pub use source::{
     FsProc, FsSource, FsSourceOptions, IDInfo, Proc, ReadStats, ScriptedFailure, ScriptedSource,
     Source, SystemFacts, parse_cpu_totals, raise_open_files_limit, read_cpu_totals,
 };
-pub use tracker::{MatchReason, Membership, Tracker, TrackerOptions, TrackerStats};
+pub use tracker::{MatchReason, Membership, Rename, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;
 
 use std::time::SystemTime;

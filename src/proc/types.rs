@@ -267,6 +267,35 @@ pub struct Metrics {
     pub wchan: String,
     /// How many optional files (io, fd, limits, wchan, smaps) failed to read.
     pub soft_errors: u32,
+    /// What the kernel added to this process for its children that it
+    /// reaped (`cutime`, `cstime`, `cminflt`, `cmajflt` of `stat`): CPU
+    /// and faults only; the other fields are zero. Totals since it started.
+    pub children: Counts,
+}
+
+/// A process whose exit the kernel reported (taskstats): who it was and
+/// its lifetime totals, for the tracker to close its account. Built by the
+/// exit listener's side from the raw records; the tracker only matches and
+/// attributes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcExit {
+    /// Its pid (the thread group id).
+    pub pid: i32,
+    /// Its parent's pid at exit.
+    pub parent_pid: i32,
+    /// comm at exit.
+    pub name: String,
+    /// Effective uid.
+    pub uid: u32,
+    /// The range of `stat` start times (clock ticks after boot, inclusive)
+    /// that a process seen under `pid` must have to be this one: the start
+    /// estimated from the record is known only to a few ticks.
+    pub start_ticks: (u64, u64),
+    /// Estimated wall-clock start, for rules that look at it.
+    pub start_time: SystemTime,
+    /// Everything the process did over its life, its exited threads
+    /// included; `read_bytes`/`write_bytes` as `io` reports them.
+    pub totals: Counts,
 }
 
 /// One thread (task) of a process.

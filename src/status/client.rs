@@ -17,7 +17,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::convert::group_from_pb;
+use super::convert::{group_from_pb, node_cpu_from_pb};
 use super::health::{fmt as fmt_duration, fmt_age};
 use super::pb;
 use super::pb::status_client::StatusClient;
@@ -260,6 +260,13 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
             "tracked_processes": c.tracked_processes,
         })
     });
+    let coverage = s
+        .last_cycle
+        .as_ref()
+        .and_then(|c| c.node_cpu.as_ref())
+        .map_or(Value::Null, |n| {
+            output::coverage_value(&node_cpu_from_pb(n))
+        });
     let export = s.export.clone().unwrap_or_default();
     let attempted = export.last_attempt_time_unix_nano != 0;
     let health = s.health.clone().unwrap_or_default();
@@ -283,6 +290,7 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
         },
         "groups": groups,
         "errors": errors_json(s.last_cycle.as_ref().and_then(|c| c.errors.as_ref())),
+        "coverage": coverage,
     })
 }
 
@@ -320,6 +328,9 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
                 e.read,
                 e.partial
             );
+            if let Some(n) = &c.node_cpu {
+                let _ = writeln!(out, "{}", output::coverage_line(&node_cpu_from_pb(n)));
+            }
         }
         None => {
             let _ = writeln!(out, "cycle:   none completed yet");

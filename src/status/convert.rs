@@ -10,6 +10,7 @@ use super::health::HealthPolicy;
 use super::pb;
 use super::{Decision, PidExplanation, StatusProvider};
 use crate::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
+use crate::snapshot::NodeCpu;
 
 /// The whole `GetSnapshot` answer at `now`.
 pub fn snapshot_response(
@@ -31,6 +32,7 @@ pub fn snapshot_response(
             count: c.count,
             errors: Some(errors_to_pb(c.errors)),
             tracked_processes: c.tracked_processes,
+            node_cpu: c.node_cpu.as_ref().map(node_cpu_to_pb),
         }),
         export: Some(pb::Export {
             enabled: export.enabled,
@@ -58,6 +60,25 @@ pub fn snapshot_response(
             .iter()
             .map(|(name, g)| group_to_pb(name, g))
             .collect(),
+    }
+}
+
+fn node_cpu_to_pb(n: &NodeCpu) -> pb::NodeCpu {
+    pb::NodeCpu {
+        node_seconds_total: n.node_seconds_total,
+        attributed_seconds_total: n.attributed_seconds_total,
+        unattributed_seconds_total: n.unattributed_seconds_total,
+        overshoot_cycles: n.overshoot_cycles,
+    }
+}
+
+/// The node's CPU accounting back from the wire (for the client).
+pub fn node_cpu_from_pb(n: &pb::NodeCpu) -> NodeCpu {
+    NodeCpu {
+        node_seconds_total: n.node_seconds_total,
+        attributed_seconds_total: n.attributed_seconds_total,
+        unattributed_seconds_total: n.unattributed_seconds_total,
+        overshoot_cycles: n.overshoot_cycles,
     }
 }
 
@@ -294,5 +315,16 @@ mod tests {
             group_from_pb(&group_to_pb("idle", &empty)),
             ("idle".to_owned(), empty)
         );
+    }
+
+    #[test]
+    fn the_node_cpu_accounting_survives_the_wire_unchanged() {
+        let n = NodeCpu {
+            node_seconds_total: 15.2,
+            attributed_seconds_total: 14.79,
+            unattributed_seconds_total: 0.41,
+            overshoot_cycles: 3,
+        };
+        assert_eq!(node_cpu_from_pb(&node_cpu_to_pb(&n)), n);
     }
 }

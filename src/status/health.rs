@@ -207,6 +207,7 @@ mod tests {
             count: 1,
             errors: CollectErrors::default(),
             tracked_processes: 1,
+            node_cpu: None,
         }
     }
 

@@ -22,6 +22,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::proc::{CollectErrors, GroupByName};
+use crate::snapshot::NodeCpu;
 
 pub use crate::config::defaults::{
     DEFAULT_HEALTH_EXPORT_INTERVALS, ROOT_SOCKET_PATH, default_socket_path, default_socket_path_in,
@@ -69,6 +70,8 @@ pub struct CycleInfo {
     pub errors: CollectErrors,
     /// Processes tracked in a group.
     pub tracked_processes: u64,
+    /// The node's CPU against the groups', since the first cycle.
+    pub node_cpu: Option<NodeCpu>,
 }
 
 /// One finished export.

@@ -182,6 +182,21 @@ pub const TRACKED_PROCESSES: MetricSpec = spec(
 /// Groups the agent reports.
 pub const GROUPS: MetricSpec = spec("procgroups.groups", "{group}", "Groups the agent reports");
 
+/// The node's CPU time (user + nice + system of `/proc/stat`) since the
+/// agent's first cycle: the whole that the groups' CPU is a part of.
+pub const NODE_CPU_TIME: MetricSpec = spec(
+    "procgroups.node.cpu.time",
+    "s",
+    "CPU time the node used (user, nice and system) since the agent's first cycle",
+);
+/// The node's CPU time that no group accounts for: what the rules leave out,
+/// kernel work charged to no process, and what sampling missed.
+pub const UNATTRIBUTED_CPU_TIME: MetricSpec = spec(
+    "procgroups.unattributed.cpu.time",
+    "s",
+    "CPU time the node used since the agent's first cycle that no group accounts for",
+);
+
 /// Every group metric, in table order (thread-name and smaps metrics
 /// included; whether they are registered depends on the configuration).
 pub const GROUP_METRICS: [MetricSpec; 21] = [
@@ -209,8 +224,14 @@ pub const GROUP_METRICS: [MetricSpec; 21] = [
 ];
 
 /// The agent's own metrics.
-pub const SELF_METRICS: [MetricSpec; 4] =
-    [COLLECT_DURATION, COLLECT_ERRORS, TRACKED_PROCESSES, GROUPS];
+pub const SELF_METRICS: [MetricSpec; 6] = [
+    COLLECT_DURATION,
+    COLLECT_ERRORS,
+    TRACKED_PROCESSES,
+    GROUPS,
+    NODE_CPU_TIME,
+    UNATTRIBUTED_CPU_TIME,
+];
 
 /// Attribute keys and their fixed values.
 pub mod attr {

@@ -446,6 +446,73 @@ fn example_overlay_changes_the_image_and_endpoint_and_nothing_else_of_the_agent(
     assert_eq!(ds, base_ds);
 }
 
+const EXIT_ACCOUNTING: &str = "deploy/kubernetes/overlays/exit-accounting";
+
+#[test]
+fn exit_accounting_overlay_renders_objects_that_pass_the_kubernetes_schemas() {
+    let Some((rendered, objects, validate)) = render_for_validation(EXIT_ACCOUNTING) else {
+        return;
+    };
+    // The whole base, the bundled Collector included.
+    assert_eq!(
+        kinds_and_names(&objects),
+        pairs(&[
+            ("Namespace", "procgroups"),
+            ("ServiceAccount", "procgroups"),
+            ("ConfigMap", "procgroups-rules"),
+            ("ConfigMap", "otel-collector-config"),
+            ("DaemonSet", "procgroups"),
+            ("Deployment", "otel-collector"),
+            ("Service", "otel-collector"),
+        ])
+    );
+    assert_passes_kubernetes_validate(
+        validate,
+        &rendered,
+        &objects,
+        EXIT_ACCOUNTING,
+        &K8S_VERSIONS,
+    );
+}
+
+/// What the kernel needs to deliver exit records to a container: the host's
+/// pid and network namespaces and CAP_NET_ADMIN (the `exits` module says
+/// why). Nothing else of the DaemonSet changes.
+#[test]
+fn exit_accounting_overlay_adds_host_namespaces_and_net_admin_and_nothing_else() {
+    let (Some(base), Some(overlay)) = (render_base(), render_text(EXIT_ACCOUNTING)) else {
+        return;
+    };
+    let overlay = yaml_documents(&overlay);
+    let mut ds = object(&overlay, "DaemonSet", "procgroups").clone();
+    let pod = &mut ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["hostNetwork"], true);
+    // The Collector's Service name must still resolve from the host network.
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_ne!(pod["hostIPC"], true);
+    let sc = &the_container(pod)["securityContext"];
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(
+        strings(&sc["capabilities"]["add"]),
+        ["SYS_PTRACE", "DAC_READ_SEARCH", "NET_ADMIN"]
+    );
+    assert_ne!(sc["privileged"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+
+    // Without those, the DaemonSet is the base's.
+    let map = pod.as_mapping_mut().unwrap();
+    for key in ["hostPID", "hostNetwork", "dnsPolicy"] {
+        map.remove(key);
+    }
+    let add = pod["containers"][0]["securityContext"]["capabilities"]["add"]
+        .as_sequence_mut()
+        .unwrap();
+    add.retain(|c| c != "NET_ADMIN");
+    assert_eq!(&ds, object(&base, "DaemonSet", "procgroups"));
+}
+
 #[test]
 fn readme_apparmor_patch_renders_and_validates() {
     let blocks = code_blocks(&read("README.md"));

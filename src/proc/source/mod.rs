@@ -43,6 +43,13 @@ pub trait Proc {
     fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
         Ok(self.threads()?.into_iter().map(TaskRead::Read).collect())
     }
+    /// The comm as of this cycle, when the source has read it anyway (after
+    /// [`Proc::metrics`]); `None` when it was not read this cycle, because
+    /// the process has not run since its last reading and so cannot have
+    /// `exec`ed. Lets the tracker notice a program change at no extra cost.
+    fn comm(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A source of processes: all processes present at this moment.

@@ -40,12 +40,20 @@ pub(crate) struct StatFields {
     pub flags: u64,
     /// Field 10.
     pub minflt: u64,
+    /// Field 11: minor faults of reaped children.
+    pub cminflt: u64,
     /// Field 12.
     pub majflt: u64,
+    /// Field 13: major faults of reaped children.
+    pub cmajflt: u64,
     /// Field 14, clock ticks.
     pub utime: u64,
     /// Field 15, clock ticks.
     pub stime: u64,
+    /// Field 16, clock ticks: user CPU of reaped children.
+    pub cutime: u64,
+    /// Field 17, clock ticks: system CPU of reaped children.
+    pub cstime: u64,
     /// Field 20.
     pub num_threads: u64,
     /// Field 22, clock ticks after boot.
@@ -106,12 +114,14 @@ pub(crate) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, Pa
     }
     s.flags = num(next("missing field 9 (flags)")?, "field 9 (flags)")?;
     s.minflt = num(next("missing field 10 (minflt)")?, "field 10 (minflt)")?;
-    next("missing field 11 (cminflt)")?;
+    s.cminflt = num(next("missing field 11 (cminflt)")?, "field 11 (cminflt)")?;
     s.majflt = num(next("missing field 12 (majflt)")?, "field 12 (majflt)")?;
-    next("missing field 13 (cmajflt)")?;
+    s.cmajflt = num(next("missing field 13 (cmajflt)")?, "field 13 (cmajflt)")?;
     s.utime = num(next("missing field 14 (utime)")?, "field 14 (utime)")?;
     s.stime = num(next("missing field 15 (stime)")?, "field 15 (stime)")?;
-    for _ in 16..20 {
+    s.cutime = num(next("missing field 16 (cutime)")?, "field 16 (cutime)")?;
+    s.cstime = num(next("missing field 17 (cstime)")?, "field 17 (cstime)")?;
+    for _ in 18..20 {
         next("stat is truncated before field 20 (num_threads)")?;
     }
     s.num_threads = num(
@@ -457,8 +467,26 @@ mod tests {
                 starttime: 324219,
                 vsize: 17174528,
                 rss: 1969,
+                ..StatFields::default()
             }
         );
+    }
+
+    #[test]
+    fn stat_children_totals_are_fields_11_13_16_17() {
+        // A shell that has reaped children: cminflt 5120, cmajflt 3,
+        // cutime 250, cstime 40.
+        let line = b"900 (bash) S 1 900 900 0 -1 4194560 1200 5120 2 3 30 8 250 40 20 0 1 0 5000 9000000 800 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n";
+        let s = parse_stat(line, &mut String::new()).unwrap();
+        assert_eq!(
+            (s.minflt, s.cminflt, s.majflt, s.cmajflt),
+            (1200, 5120, 2, 3)
+        );
+        assert_eq!((s.utime, s.stime, s.cutime, s.cstime), (30, 8, 250, 40));
+        assert_eq!((s.num_threads, s.starttime), (1, 5000));
+        // Cut before the children's CPU: an error, not zeros.
+        let cut = b"900 (bash) S 1 900 900 0 -1 4194560 1200 5120 2 3 30 8 250";
+        assert!(parse_stat(cut, &mut String::new()).is_err());
     }
 
     #[test]

@@ -117,6 +117,18 @@ impl IDInfo {
         self
     }
 
+    /// The same process with these reaped-children totals.
+    pub fn children(mut self, counts: Counts) -> Self {
+        self.metrics.children = counts;
+        self
+    }
+
+    /// The same process with this comm (as after an `exec`).
+    pub fn renamed(mut self, name: &str) -> Self {
+        self.static_info.name = name.to_string();
+        self
+    }
+
     /// The same process with these memory gauges.
     pub fn memory(mut self, memory: Memory) -> Self {
         self.metrics.memory = memory;
@@ -231,6 +243,10 @@ impl Proc for IDInfo {
         self.note("threads");
         self.failure(self.fail_threads, "task")?;
         Ok(self.threads.clone())
+    }
+
+    fn comm(&self) -> Option<&str> {
+        Some(&self.static_info.name)
     }
 }
 

@@ -28,10 +28,14 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, trace};
 
+mod accounts;
 mod observe;
 mod reading;
 mod rename;
 mod threads;
+
+pub use self::accounts::Rename;
+use self::accounts::{Gone, HISTORY};
 
 use self::observe::{Ctx, count_basic_error, first_sight, observe, without_deltas};
 
@@ -39,8 +43,8 @@ use self::reading::Reading;
 use self::threads::Threads;
 use super::names::Names;
 use super::{
-    CollectErrors, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
-    ProcError, Source, SourceError, States, TaskRead, Update,
+    CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
+    ProcError, ProcExit, Source, SourceError, States, TaskRead, Update,
 };
 
 /// The shared names no longer used are dropped once in this many cycles.
@@ -57,6 +61,11 @@ pub struct TrackerOptions {
     pub recheck: bool,
     /// With `recheck`, only for processes younger than this (zero: always).
     pub recheck_time_limit: Duration,
+    /// Attribute the growth of a tracked process's reaped-children totals
+    /// (`cutime`, `cstime`, `cminflt`, `cmajflt`) to its group (the
+    /// unprivileged exit accounting; off when exit records are used, which
+    /// would count the same work twice).
+    pub children_accounting: bool,
 }
 
 /// Sizes of the tracker's internal maps (for tests and self-metrics).
@@ -93,6 +102,8 @@ pub enum Membership<'a> {
         group: &'a str,
         /// Why it is in that group.
         reason: MatchReason,
+        /// Its changes of program (oldest first, the last few).
+        history: &'a [Rename],
     },
     /// The process was examined and is not tracked; it is not read again
     /// until it exits.
@@ -152,6 +163,21 @@ struct TrackedProc {
     threads: Threads,
     /// The gauges of the last update emitted; `None` before the first.
     last: Option<LastGauges>,
+    /// comm when it was (last) named: a different one means an `exec`.
+    name: Box<str>,
+    /// Its parent when first seen (whom it owes its totals when reaped).
+    parent_pid: i32,
+    /// Its reaped-children totals as last read (children accounting).
+    children_seen: Option<Counts>,
+    /// Their growth this cycle, settled after the sweep.
+    children_growth: Counts,
+    /// What was already counted for tracked children it reaped, not yet
+    /// seen in its children totals.
+    owed: Counts,
+    /// An exit record closed its account: nothing more is counted.
+    closed: bool,
+    /// Its changes of program.
+    history: Vec<Rename>,
 }
 
 #[derive(Debug)]
@@ -178,6 +204,7 @@ struct NewProc {
     id: ID,
     parent_pid: i32,
     start_time: SystemTime,
+    name: String,
 }
 
 /// What a cycle's helpers share: when the tracker started, the cycle's
@@ -188,6 +215,8 @@ struct CycleState<'a> {
     now: SystemTime,
     cycle: u64,
     errors: &'a mut CollectErrors,
+    /// Tracked processes whose comm changed (listing index, identity).
+    renamed: Vec<(usize, ID)>,
 }
 
 /// What naming decided for a new process.
@@ -219,6 +248,14 @@ pub struct Tracker {
     cycle: u64,
     /// The namer was replaced: known processes are named again next cycle.
     rename_pending: bool,
+    /// Exit records waiting for the next cycle.
+    exits: Vec<ProcExit>,
+    /// Attributions of the last cycle outside the updates.
+    closed: Vec<(Arc<str>, Delta)>,
+    /// Exits no rule took, since the start.
+    unattributed: Counts,
+    /// Processes swept in the last few cycles, for late exit records.
+    gone: HashMap<i32, Gone>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -262,6 +299,10 @@ impl Tracker {
             cycle: 0,
             names: Names::default(),
             rename_pending: false,
+            exits: Vec::new(),
+            closed: Vec::new(),
+            unattributed: Counts::default(),
+            gone: HashMap::new(),
         }
     }
 
@@ -319,6 +360,9 @@ impl Tracker {
         let cycle = self.cycle;
         let mut errors = CollectErrors::default();
         let mut fresh = Vec::new();
+        self.closed.clear();
+        // Exits first: a record closes the account of the last sample.
+        self.close_exits(first);
 
         // Scan: known processes are refreshed in place; new ones get the
         // cheap reads that naming needs, and the rest only if the namer
@@ -328,6 +372,7 @@ impl Tracker {
             now,
             cycle,
             errors: &mut errors,
+            renamed: Vec::new(),
         };
         for (index, proc) in procs.iter_mut().enumerate() {
             self.scan(index, proc, &mut cycle_ctx, &mut fresh, &mut sink);
@@ -338,8 +383,15 @@ impl Tracker {
         self.settle_new(&mut procs, fresh, now, &mut cycle_ctx, &mut sink);
         self.rename_pending = false;
 
+        // Programs changed by an exec are named again.
+        for (index, id) in std::mem::take(&mut cycle_ctx.renamed) {
+            if let Some(proc) = procs.get_mut(index) {
+                self.rename(proc, id, now);
+            }
+        }
+
         // Sweep: whatever this cycle did not list has exited.
-        self.entries.retain(|_, slot| slot.last_seen == cycle);
+        self.sweep(cycle, first);
         if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
             self.names.sweep();
         }
@@ -418,6 +470,11 @@ impl Tracker {
                 )
             {
                 sink(u);
+                if let Some(comm) = proc.comm()
+                    && *comm != *t.name
+                {
+                    state.renamed.push((index, id));
+                }
             }
             return;
         }
@@ -444,7 +501,7 @@ impl Tracker {
                 if let Some(slot) = first_sight(
                     proc,
                     id,
-                    s.start_time,
+                    (s.start_time, &s.name, s.parent_pid),
                     group,
                     MatchReason::Namer,
                     &mut ctx,
@@ -458,6 +515,7 @@ impl Tracker {
                 id,
                 parent_pid: s.parent_pid,
                 start_time: s.start_time,
+                name: s.name,
             }),
         }
     }
@@ -484,9 +542,15 @@ impl Tracker {
                     };
                     let group = self.names.get(group);
                     let mut ctx = self.ctx(first, cycle, errors);
-                    if let Some(slot) =
-                        first_sight(proc, np.id, np.start_time, group, *reason, &mut ctx, sink)
-                    {
+                    if let Some(slot) = first_sight(
+                        proc,
+                        np.id,
+                        (np.start_time, &np.name, np.parent_pid),
+                        group,
+                        *reason,
+                        &mut ctx,
+                        sink,
+                    ) {
                         self.entries.insert(np.id, slot);
                     }
                 }
@@ -534,6 +598,7 @@ impl Tracker {
                 id,
                 group: &t.group,
                 reason: t.reason,
+                history: &t.history,
             }),
             Entry::Ignored => Some(Membership::Ignored { id }),
         }
@@ -544,6 +609,71 @@ impl Tracker {
         match self.membership(pid)? {
             Membership::Tracked { group, .. } => Some(group),
             Membership::Ignored { .. } => None,
+        }
+    }
+
+    /// Names a tracked process again after its comm changed (an `exec`):
+    /// this cycle's update went to the old group; from now on it counts in
+    /// the group the rules give now (or its parent's, with `children`), or
+    /// is ignored when none takes it.
+    fn rename<P: Proc>(&mut self, proc: &mut P, id: ID, now: SystemTime) {
+        let s = match proc.static_info() {
+            Ok(s) => s,
+            Err(e) => {
+                trace!(pid = id.pid, error = %e, "cannot name a process again after exec");
+                return;
+            }
+        };
+        let named = self.namer.match_and_name(&ProcAttributes {
+            name: &s.name,
+            cmdline: &s.cmdline,
+            cgroups: &s.cgroups,
+            uid: s.effective_uid,
+            pid: id.pid,
+            start_time: s.start_time,
+        });
+        let decision = match named {
+            Some(g) => Some((self.names.get(&g), MatchReason::Namer)),
+            None if self.options.children => {
+                self.pids
+                    .get(&s.parent_pid)
+                    .copied()
+                    .and_then(|pid| match self.entries.get(&pid) {
+                        Some(Slot {
+                            entry: Entry::Tracked(p),
+                            ..
+                        }) => Some((p.group.clone(), MatchReason::Parent(pid))),
+                        _ => None,
+                    })
+            }
+            None => None,
+        };
+        let Some(slot) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Entry::Tracked(t) = &mut slot.entry else {
+            return;
+        };
+        let rename = Rename {
+            at: now,
+            from_name: t.name.to_string(),
+            to_name: s.name.clone(),
+            from_group: t.group.to_string(),
+            to_group: decision.as_ref().map(|(g, _)| g.to_string()),
+        };
+        debug!(pid = id.pid, from = %rename.from_name, to = %rename.to_name,
+            from_group = %rename.from_group, to_group = ?rename.to_group, "program changed");
+        match decision {
+            Some((group, reason)) => {
+                t.group = group;
+                t.reason = reason;
+                t.name = s.name.into();
+                if t.history.len() >= HISTORY {
+                    t.history.remove(0);
+                }
+                t.history.push(rename);
+            }
+            None => slot.entry = Entry::Ignored,
         }
     }
 

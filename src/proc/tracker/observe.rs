@@ -39,7 +39,7 @@ pub(super) fn count_metrics_error(e: &ProcError, pid: i32, errors: &mut CollectE
 pub(super) fn first_sight<P: Proc>(
     proc: &mut P,
     id: ID,
-    start: SystemTime,
+    (start, name, parent_pid): (SystemTime, &str, i32),
     group: Arc<str>,
     reason: MatchReason,
     ctx: &mut Ctx<'_>,
@@ -53,6 +53,13 @@ pub(super) fn first_sight<P: Proc>(
         reading: None,
         threads: Threads::default(),
         last: None,
+        name: name.into(),
+        parent_pid,
+        children_seen: None,
+        children_growth: Counts::default(),
+        owed: Counts::default(),
+        closed: false,
+        history: Vec::new(),
     });
     match proc.metrics() {
         Err(e) if e.is_gone() => return None,
@@ -184,6 +191,16 @@ fn observe_metrics<P: Proc>(
         }
     };
 
+    if ctx.options.children_accounting {
+        let now = metrics.children;
+        let growth = match t.children_seen {
+            Some(prev) => now.since(&prev),
+            None if born_since_start => now.as_delta(),
+            None => Delta::default(),
+        };
+        t.children_seen = Some(now);
+        t.children_growth += growth;
+    }
     let own = || {
         let mut wchans = BTreeMap::new();
         own_wchan(&metrics.wchan, &mut wchans);
@@ -216,6 +233,10 @@ fn observe_metrics<P: Proc>(
         }
     };
 
+    if t.closed {
+        // An exit record already counted everything (a zombie still listed).
+        latest = Delta::default();
+    }
     let update = Update {
         group_name: t.group.to_string(),
         latest,

@@ -30,6 +30,11 @@ impl Reading {
         }
     }
 
+    /// The counters as last read (io: the last good values).
+    pub(super) fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
     /// The whole of `counts` as an increase (first sight of something born
     /// while the tracker runs); io counts only when it is known.
     pub(super) fn whole(counts: &Counts, io_known: bool) -> Delta {

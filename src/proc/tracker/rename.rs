@@ -96,7 +96,7 @@ impl Tracker {
                 match first_sight(
                     proc,
                     id,
-                    s.start_time,
+                    (s.start_time, &s.name, s.parent_pid),
                     group,
                     MatchReason::Namer,
                     &mut ctx,

@@ -16,7 +16,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, AsyncInstrumentBuilder, Meter};
 
 use crate::proc::{Counts, Group};
-use crate::snapshot::{Snapshot, SnapshotCell, unix_seconds};
+use crate::snapshot::{NodeCpu, Snapshot, SnapshotCell, unix_seconds};
 
 use super::catalogue::{self as cat, Family, Kind, MetricSpec, MetricTable};
 
@@ -403,6 +403,27 @@ fn self_metrics(r: &Registrar<'_>) {
 
     self_updown(r, cat::TRACKED_PROCESSES, |s| s.tracked_processes);
     self_updown(r, cat::GROUPS, Snapshot::group_count);
+    node_cpu(r, cat::NODE_CPU_TIME, |n| n.node_seconds_total);
+    node_cpu(r, cat::UNATTRIBUTED_CPU_TIME, |n| {
+        n.unattributed_seconds_total
+    });
+}
+
+/// A counter of the node's CPU accounting; nothing is observed while the
+/// snapshot has none (before the first cycle, or a source without the
+/// node's totals).
+fn node_cpu(r: &Registrar<'_>, spec: MetricSpec, value: fn(&NodeCpu) -> f64) {
+    let cell = r.cell.clone();
+    described(
+        r.meter.f64_observable_counter(spec.name),
+        spec,
+        move |obs| {
+            if let Some(n) = &cell.load().node_cpu {
+                obs.observe(value(n), &[]);
+            }
+        },
+    )
+    .build();
 }
 
 fn self_updown(r: &Registrar<'_>, spec: MetricSpec, value: fn(&Snapshot) -> u64) {

@@ -180,6 +180,13 @@ fn snapshot_with(groups: &[(&str, Group)]) -> Snapshot {
             read: 2,
             partial: 7,
         },
+        node_cpu: Some(crate::snapshot::NodeCpu {
+            node_seconds_total: 40.0,
+            attributed_seconds_total: 30.5,
+            unattributed_seconds_total: 9.5,
+            overshoot_cycles: 0,
+        }),
+        ..Snapshot::default()
     }
 }
 
@@ -341,8 +348,15 @@ fn every_metric_of_the_table_is_observed_with_its_unit_and_attributes() {
     );
     assert_eq!(value(&out, "procgroups.tracked.processes", &[]), Some(3.0));
     assert_eq!(value(&out, "procgroups.groups", &[]), Some(1.0));
+    assert_eq!(value(&out, "procgroups.node.cpu.time", &[]), Some(40.0));
+    assert_eq!(
+        value(&out, "procgroups.unattributed.cpu.time", &[]),
+        Some(9.5)
+    );
 
     let kind = |name: &str| out[name][0].kind;
+    assert_eq!(kind("procgroups.node.cpu.time"), "counter");
+    assert_eq!(kind("procgroups.unattributed.cpu.time"), "counter");
     assert_eq!(kind("procgroup.cpu.time"), "counter");
     assert_eq!(kind("procgroup.disk.io"), "counter");
     assert_eq!(kind("procgroup.processes"), "updown");
@@ -423,6 +437,7 @@ fn nothing_but_self_metrics_before_the_first_cycle() {
     let out = h.export(Snapshot::default());
     assert!(out.keys().all(|k| k.starts_with("procgroups.")), "{out:?}");
     assert!(!out.contains_key("procgroups.collect.duration"));
+    assert!(!out.contains_key("procgroups.unattributed.cpu.time"));
     assert_eq!(value(&out, "procgroups.groups", &[]), Some(0.0));
 }
 

@@ -133,6 +133,8 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         cat::THREAD_NAME_PAGING_FAULTS,
         cat::THREAD_NAME_CONTEXT_SWITCHES,
         cat::COLLECT_ERRORS,
+        cat::NODE_CPU_TIME,
+        cat::UNATTRIBUTED_CPU_TIME,
     ] {
         assert_eq!(kind(metric.name), counter, "{}", metric.name);
     }

@@ -41,8 +41,17 @@ fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
 
-    assert_eq!(keys(&v), set(&["groups", "errors"]));
+    assert_eq!(keys(&v), set(&["groups", "errors", "coverage"]));
     assert_eq!(keys(&v["errors"]), set(&["read", "partial"]));
+    assert_eq!(
+        keys(&v["coverage"]),
+        set(&[
+            "node_cpu_seconds",
+            "attributed_cpu_seconds",
+            "unattributed_cpu_seconds",
+            "ratio",
+        ])
+    );
     assert_eq!(keys(&v["groups"]), set(&[&name]));
     let g = &v["groups"][&name];
     assert_eq!(
@@ -148,6 +157,12 @@ fn once_prints_an_aligned_table() {
         "procs and threads of {a}: {text}"
     );
     assert!(text.contains("2 groups"), "{text}");
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("coverage: ") && l.contains("% of the node's CPU")),
+        "{text}"
+    );
     wa.stop();
     wb.stop();
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::support::otlp::{Kind, points_of, value};
 use crate::support::receiver::{Mode, Receiver};
 use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
-use procgroups::agent::{Snapshot, SnapshotCell};
+use procgroups::agent::{NodeCpu, Snapshot, SnapshotCell};
 use procgroups::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
 use procgroups::telemetry::catalogue as cat;
 use procgroups::telemetry::{
@@ -75,6 +75,12 @@ fn snapshot(cpu_user: f64) -> Snapshot {
         tracked_processes: 2,
         taken_at: Some(SystemTime::now()),
         cycles: 1,
+        node_cpu: Some(NodeCpu {
+            node_seconds_total: 12.0,
+            attributed_seconds_total: 10.0,
+            unattributed_seconds_total: 2.0,
+            overshoot_cycles: 0,
+        }),
         ..Snapshot::default()
     };
     s.groups.insert("svc".into(), g);
@@ -193,7 +199,9 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
             | "procgroup.thread_name.disk.io"
             | "procgroup.thread_name.paging.faults"
             | "procgroup.thread_name.context_switches"
-            | "procgroups.collect.errors" => Kind::Sum {
+            | "procgroups.collect.errors"
+            | "procgroups.node.cpu.time"
+            | "procgroups.unattributed.cpu.time" => Kind::Sum {
                 monotonic: true,
                 temporality: cumulative,
             },

@@ -225,6 +225,7 @@ fn option_sets() -> Vec<TrackerOptions> {
             threads: true,
             recheck: true,
             recheck_time_limit: Duration::from_secs(30),
+            children_accounting: true,
         },
     ]
 }

@@ -208,6 +208,7 @@ fn read_fixture_process_exporter_14804() {
                 ctx_switch_nonvoluntary: 6,
             },
             io_known: true,
+            children: Counts::default(),
             memory: Memory {
                 resident_bytes: 8065024,
                 virtual_bytes: 17174528,
@@ -291,6 +292,7 @@ fn multi_threaded_process() {
             ctx_switch_nonvoluntary: 3,
         },
         io_known: true,
+        children: Counts::default(),
         memory: Memory {
             resident_bytes: 2560 * 4096,
             virtual_bytes: 104857600,
@@ -427,6 +429,7 @@ fn zombie() {
             ctx_switch_nonvoluntary: 0,
         },
         io_known: true,
+        children: Counts::default(),
         memory: Memory::default(),
         filedesc: Filedesc {
             open: Some(0),
@@ -477,6 +480,7 @@ fn kernel_thread() {
             ctx_switch_nonvoluntary: 2,
         },
         io_known: true,
+        children: Counts::default(),
         memory: Memory::default(),
         filedesc: Filedesc {
             open: Some(0),
@@ -536,6 +540,7 @@ fn comm_with_parentheses_sd_pam() {
                 ..Counts::default()
             },
             io_known: true,
+            children: Counts::default(),
             memory: Memory {
                 resident_bytes: 1024 * 4096,
                 virtual_bytes: 21004288,
@@ -579,6 +584,7 @@ fn comm_with_a_closing_parenthesis_and_smaps_without_rollup() {
             ctx_switch_nonvoluntary: 9,
         },
         io_known: true,
+        children: Counts::default(),
         memory: Memory {
             resident_bytes: 300 * 4096,
             virtual_bytes: 8192000,

@@ -1,5 +1,6 @@
 //! Reading processes from procfs, and tracking and grouping them.
 
+mod accounting;
 mod cardinality;
 mod churn;
 mod fixture;

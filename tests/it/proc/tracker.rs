@@ -756,6 +756,7 @@ fn pid_reuse_of_an_ignored_pid_by_a_matching_process() {
             },
             group: "g1",
             reason: MatchReason::Namer,
+            history: &[],
         })
     );
     assert_eq!(
@@ -955,6 +956,7 @@ fn children_inherit_through_new_parents_in_any_order() {
                 pid: 20,
                 start_time_ticks: 2
             }),
+            history: &[],
         })
     );
     assert!(matches!(

@@ -187,6 +187,12 @@ fn healthy_provider() -> Arc<FakeProvider> {
                 partial: 9,
             },
             tracked_processes: 3,
+            node_cpu: Some(procgroups::snapshot::NodeCpu {
+                node_seconds_total: 40.0,
+                attributed_seconds_total: 30.0,
+                unattributed_seconds_total: 10.0,
+                overshoot_cycles: 1,
+            }),
         });
         let mut e = ExportState::enabled(INTERVAL);
         e.record(ago(Duration::from_secs(2)), Ok(()));
@@ -216,6 +222,15 @@ fn status_json_shows_groups_errors_cycle_and_export() {
     assert_eq!(v["errors"]["partial"], 9);
     assert_eq!(v["cycle"]["count"], 42);
     assert_eq!(v["cycle"]["duration_seconds"], 0.012);
+    assert_eq!(
+        v["coverage"],
+        serde_json::json!({
+            "node_cpu_seconds": 40.0,
+            "attributed_cpu_seconds": 30.0,
+            "unattributed_cpu_seconds": 10.0,
+            "ratio": 0.75,
+        })
+    );
     assert_eq!(v["export"]["enabled"], true);
     assert_eq!(v["export"]["last_attempt_ok"], true);
     assert!(v["export"]["last_error"].is_null());
@@ -274,6 +289,10 @@ fn status_table_lists_each_group_with_its_process_count() {
     let text = stdout(&out);
     assert!(text.contains("health:  SERVING"), "{text}");
     assert!(text.contains("#42"), "{text}");
+    assert!(
+        text.contains("coverage: 75.0 % of the node's CPU (10.00 s of 40.00 s unattributed)"),
+        "{text}"
+    );
     let header = text.lines().find(|l| l.starts_with("GROUP")).unwrap();
     assert!(header.split_whitespace().nth(1) == Some("PROCS"), "{text}");
     let web = text.lines().find(|l| l.starts_with("web ")).unwrap();

@@ -143,6 +143,12 @@ pub(super) struct KeptStat {
     pub majflt: u64,
     pub utime: u64,
     pub stime: u64,
+    /// The children totals: a quiet process has reaped no child since (a
+    /// reap runs in the reaper), so they still hold.
+    pub cminflt: u64,
+    pub cmajflt: u64,
+    pub cutime: u64,
+    pub cstime: u64,
 }
 
 impl KeptStat {
@@ -155,6 +161,10 @@ impl KeptStat {
             majflt: s.majflt,
             utime: s.utime,
             stime: s.stime,
+            cminflt: s.cminflt,
+            cmajflt: s.cmajflt,
+            cutime: s.cutime,
+            cstime: s.cstime,
         }
     }
 
@@ -172,6 +182,10 @@ impl KeptStat {
             majflt: self.majflt,
             utime: self.utime,
             stime: self.stime,
+            cminflt: self.cminflt,
+            cmajflt: self.cmajflt,
+            cutime: self.cutime,
+            cstime: self.cstime,
             num_threads: u64::from(self.num_threads),
             ..StatFields::default()
         }

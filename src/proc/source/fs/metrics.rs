@@ -232,6 +232,7 @@ impl FsProc {
             states: States::from_letter(char::from(stat.state)),
             wchan: full.wchan.as_deref().unwrap_or_default().to_string(),
             soft_errors: soft,
+            children: process::children(&facts, &stat),
         })
     }
 
@@ -293,6 +294,7 @@ impl FsProc {
             states: States::from_letter(char::from(stat.state)),
             wchan,
             soft_errors: soft,
+            children: process::children(&facts, &stat),
         })
     }
 }

@@ -22,6 +22,17 @@ pub(super) fn counts(
     }
 }
 
+/// The reaped children's totals from `stat` (CPU and faults only).
+pub(super) fn children(facts: &SystemFacts, stat: &StatFields) -> Counts {
+    Counts {
+        cpu_user_time: facts.seconds(stat.cutime),
+        cpu_system_time: facts.seconds(stat.cstime),
+        major_page_faults: stat.cmajflt,
+        minor_page_faults: stat.cminflt,
+        ..Counts::default()
+    }
+}
+
 impl Proc for FsProc {
     fn pid(&self) -> i32 {
         self.pid
@@ -157,5 +168,13 @@ impl Proc for FsProc {
     /// again, and none is when the whole process is quiet.
     fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
         self.task_list(true)
+    }
+
+    /// The comm of the `stat` read this cycle, if it was read.
+    fn comm(&self) -> Option<&str> {
+        self.now
+            .as_ref()
+            .filter(|n| n.stat.is_some())
+            .map(|n| n.comm.as_str())
     }
 }

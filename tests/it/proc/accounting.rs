@@ -1,0 +1,258 @@
+//! Exit accounting and regrouping in the tracker, on scripted processes:
+//! the reaped-children totals (unprivileged mode), exit records closing
+//! accounts (privileged mode), and a program change after `exec`. Every
+//! scenario checks the group totals, so a figure counted twice or lost
+//! shows.
+
+use procgroups::proc::{
+    Counts, Grouper, IDInfo, MatchReason, Membership, ProcExit, ScriptedSource, TrackerOptions,
+};
+
+use super::scenario::{T0, at, cycle_time, grouper, p};
+
+fn cpu(secs: u64) -> Counts {
+    Counts {
+        cpu_user_time: secs as f64,
+        ..Counts::default()
+    }
+}
+
+fn children_mode() -> TrackerOptions {
+    TrackerOptions {
+        children: true,
+        children_accounting: true,
+        ..TrackerOptions::default()
+    }
+}
+
+fn exit_mode() -> TrackerOptions {
+    TrackerOptions {
+        children: true,
+        ..TrackerOptions::default()
+    }
+}
+
+/// A process born `secs` after the first cycle (so counted whole).
+fn young(pid: i32, name: &str, secs: u64) -> IDInfo {
+    IDInfo::named(pid, name, T0 + secs).started_at(at(T0 + secs))
+}
+
+/// An exit record of `pid` started at tick `start`, with these totals.
+fn exit(pid: i32, name: &str, start: u64, parent: i32, totals: Counts) -> ProcExit {
+    ProcExit {
+        pid,
+        parent_pid: parent,
+        name: name.into(),
+        uid: 1000,
+        start_ticks: (start.saturating_sub(1), start + 1),
+        start_time: at(start),
+        totals,
+    }
+}
+
+/// Runs cycle `n` over `procs`; the CPU (user) total of `group`.
+fn run(gr: &mut Grouper, n: u64, procs: Vec<IDInfo>, group: &str) -> f64 {
+    let mut src = ScriptedSource::new(vec![procs]);
+    let (_, groups) = gr.update(&mut src, cycle_time(n)).unwrap();
+    groups.get(group).map_or(0.0, |g| g.counts.cpu_user_time)
+}
+
+#[test]
+fn reaped_children_count_once_minus_what_tracked_children_counted() {
+    let mut gr = grouper(&["sh"], children_mode(), false);
+    // The shell started before the agent: its earlier children are a
+    // baseline, not counted.
+    assert_eq!(
+        run(&mut gr, 0, vec![p(1, "sh").children(cpu(10))], "sh"),
+        0.0
+    );
+    // A child, tracked through its parent, born after the start: all of
+    // its 2 s count.
+    let child = || young(2, "worker", 5).parent(1);
+    let cycle1 = vec![p(1, "sh").children(cpu(10)), child().counts(cpu(2))];
+    assert_eq!(run(&mut gr, 1, cycle1, "sh"), 2.0);
+    // The child exited (3 s in all) and was reaped, as was an untracked
+    // one of 2 s: cutime grew by 5, of which 2 were already counted.
+    assert_eq!(
+        run(&mut gr, 2, vec![p(1, "sh").children(cpu(15))], "sh"),
+        5.0
+    );
+    // Nothing new: nothing more.
+    assert_eq!(
+        run(&mut gr, 3, vec![p(1, "sh").children(cpu(15))], "sh"),
+        5.0
+    );
+}
+
+#[test]
+fn a_child_gone_before_its_parent_shows_the_growth_is_not_counted_twice() {
+    let mut gr = grouper(&["sh"], children_mode(), false);
+    run(&mut gr, 0, vec![p(1, "sh")], "sh");
+    let child = young(2, "worker", 5).parent(1).counts(cpu(4));
+    assert_eq!(run(&mut gr, 1, vec![p(1, "sh"), child], "sh"), 4.0);
+    // The child left /proc, but the parent read before the reap: no growth.
+    assert_eq!(run(&mut gr, 2, vec![p(1, "sh")], "sh"), 4.0);
+    // The reap shows a cycle later: 4 owed, 1 new.
+    assert_eq!(
+        run(&mut gr, 3, vec![p(1, "sh").children(cpu(5))], "sh"),
+        5.0
+    );
+    // The owed part is used up: later growth counts whole.
+    assert_eq!(
+        run(&mut gr, 4, vec![p(1, "sh").children(cpu(7))], "sh"),
+        7.0
+    );
+}
+
+#[test]
+fn a_new_reaper_counts_its_children_totals_whole_and_faults_too() {
+    let mut gr = grouper(&["make"], children_mode(), false);
+    run(&mut gr, 0, vec![], "make");
+    let totals = Counts {
+        cpu_system_time: 1.0,
+        minor_page_faults: 300,
+        major_page_faults: 2,
+        ..cpu(3)
+    };
+    let mut src = ScriptedSource::new(vec![vec![young(7, "make", 3).children(totals)]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["make"].counts, totals);
+}
+
+#[test]
+fn children_totals_are_not_used_with_exit_records() {
+    let mut gr = grouper(&["sh"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(1, "sh")], "sh");
+    assert_eq!(
+        run(&mut gr, 1, vec![p(1, "sh").children(cpu(9))], "sh"),
+        0.0
+    );
+}
+
+#[test]
+fn an_exit_record_closes_a_tracked_process_with_its_last_interval() {
+    let mut gr = grouper(&["web"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(3, "web").counts(cpu(1))], "web");
+    assert_eq!(
+        run(&mut gr, 1, vec![p(3, "web").counts(cpu(3))], "web"),
+        2.0
+    );
+    // It exited with 4 s in all: the 1 s since the last sample counts.
+    gr.tracker_mut().queue_exits([exit(3, "web", 0, 1, cpu(4))]);
+    assert_eq!(run(&mut gr, 2, vec![], "web"), 3.0);
+    assert_eq!(run(&mut gr, 3, vec![], "web"), 3.0);
+    assert_eq!(gr.tracker().unattributed_exits(), Counts::default());
+}
+
+#[test]
+fn a_zombie_sampled_in_the_cycle_of_its_exit_record_is_not_counted_twice() {
+    let mut gr = grouper(&["web"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(3, "web").counts(cpu(1))], "web");
+    gr.tracker_mut().queue_exits([exit(3, "web", 0, 1, cpu(4))]);
+    // Still listed (not reaped yet), its stat showing the final totals.
+    let zombie = || p(3, "web").counts(cpu(4));
+    assert_eq!(run(&mut gr, 1, vec![zombie()], "web"), 3.0);
+    assert_eq!(run(&mut gr, 2, vec![zombie()], "web"), 3.0);
+}
+
+#[test]
+fn a_record_arriving_after_its_process_left_proc_counts_only_the_rest() {
+    let mut gr = grouper(&["web"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(3, "web").counts(cpu(1))], "web");
+    assert_eq!(
+        run(&mut gr, 1, vec![p(3, "web").counts(cpu(3))], "web"),
+        2.0
+    );
+    assert_eq!(run(&mut gr, 2, vec![], "web"), 2.0);
+    gr.tracker_mut().queue_exits([exit(3, "web", 0, 1, cpu(4))]);
+    assert_eq!(run(&mut gr, 3, vec![], "web"), 3.0);
+    // The same record again (it cannot happen, but must not count twice).
+    gr.tracker_mut().queue_exits([exit(3, "web", 0, 1, cpu(4))]);
+    assert_eq!(run(&mut gr, 4, vec![], "web"), 3.0);
+}
+
+#[test]
+fn exits_never_sampled_are_named_by_rules_by_parent_or_left_unattributed() {
+    let mut gr = grouper(&["web", "sh"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(1, "sh")], "sh");
+    let born = T0 + 3;
+    gr.tracker_mut().queue_exits([
+        // Its comm matches a rule.
+        exit(50, "web", born, 999, cpu(2)),
+        // No rule: its parent is tracked, children are followed.
+        exit(51, "awk", born, 1, cpu(3)),
+        // No rule, an unknown parent: the remainder.
+        exit(52, "cron", born, 777, cpu(5)),
+        // Started before the first cycle and never seen: not counted.
+        exit(53, "web", T0 - 100, 999, cpu(11)),
+    ]);
+    let mut src = ScriptedSource::new(vec![vec![p(1, "sh")]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["web"].counts.cpu_user_time, 2.0);
+    assert_eq!(groups["web"].procs, 0);
+    assert_eq!(groups["sh"].counts.cpu_user_time, 3.0);
+    assert_eq!(gr.tracker().unattributed_exits(), cpu(5));
+}
+
+#[test]
+fn a_record_of_an_earlier_holder_of_the_pid_does_not_close_the_new_one() {
+    let mut gr = grouper(&["web", "db"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(3, "db").counts(cpu(1))], "db");
+    // A record for pid 3 whose start is not the tracked process's.
+    gr.tracker_mut()
+        .queue_exits([exit(3, "web", T0 + 2, 1, cpu(6))]);
+    let mut src = ScriptedSource::new(vec![vec![p(3, "db").counts(cpu(2))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["db"].counts.cpu_user_time, 1.0);
+    assert_eq!(groups["web"].counts.cpu_user_time, 6.0);
+}
+
+#[test]
+fn after_exec_the_old_group_keeps_its_count_and_the_new_one_gets_the_rest() {
+    let mut gr = grouper(&["sh", "java"], TrackerOptions::default(), false);
+    run(&mut gr, 0, vec![p(4, "sh").counts(cpu(1))], "sh");
+    assert_eq!(run(&mut gr, 1, vec![p(4, "sh").counts(cpu(2))], "sh"), 1.0);
+    // Same pid and start, new program: this cycle's increase is the old
+    // program's (it ran up to the exec), so it goes to the old group.
+    let execd = || p(4, "sh").renamed("java");
+    let mut src = ScriptedSource::new(vec![vec![execd().counts(cpu(5))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(2)).unwrap();
+    assert_eq!(groups["sh"].counts.cpu_user_time, 4.0);
+    assert!(!groups.contains_key("java"));
+    match gr.tracker().membership(4) {
+        Some(Membership::Tracked {
+            group,
+            reason,
+            history,
+            ..
+        }) => {
+            assert_eq!((group, reason), ("java", MatchReason::Namer));
+            assert_eq!(history.len(), 1);
+            let r = &history[0];
+            assert_eq!((r.from_name.as_str(), r.to_name.as_str()), ("sh", "java"));
+            assert_eq!(r.from_group, "sh");
+            assert_eq!(r.to_group.as_deref(), Some("java"));
+            assert_eq!(r.at, cycle_time(2));
+        }
+        other => panic!("not tracked: {other:?}"),
+    }
+    let mut src = ScriptedSource::new(vec![vec![execd().counts(cpu(9))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(3)).unwrap();
+    assert_eq!(groups["sh"].counts.cpu_user_time, 4.0);
+    assert_eq!(groups["sh"].procs, 0);
+    assert_eq!(groups["java"].counts.cpu_user_time, 4.0);
+    assert_eq!(groups["java"].procs, 1);
+}
+
+#[test]
+fn after_exec_into_a_program_no_rule_takes_the_process_is_ignored() {
+    let mut gr = grouper(&["sh"], TrackerOptions::default(), false);
+    run(&mut gr, 0, vec![p(4, "sh").counts(cpu(1))], "sh");
+    let execd = || p(4, "sh").renamed("cat");
+    assert_eq!(run(&mut gr, 1, vec![execd().counts(cpu(2))], "sh"), 1.0);
+    assert!(matches!(
+        gr.tracker().membership(4),
+        Some(Membership::Ignored { .. })
+    ));
+    assert_eq!(run(&mut gr, 2, vec![execd().counts(cpu(8))], "sh"), 1.0);
+}
