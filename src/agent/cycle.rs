@@ -17,7 +17,7 @@ use crate::proc::{
 
 use super::Snapshot;
 use super::accounting::{self, ExitFeed};
-use crate::snapshot::{AccountingMode, ExitMode};
+use crate::snapshot::AccountingMode;
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -53,9 +53,10 @@ impl Collection<FsSource> {
         )?;
         let ticks = crate::proc::SystemFacts::read(&config.procfs)?.ticks_per_second;
         let (mode, feed) = accounting::start(config.exit_accounting, ticks);
-        let mut options = grouper_options(config);
-        options.tracker.children_accounting = mode.mode == ExitMode::Children;
-        let mut c = Collection::new(source, Grouper::new(config.namer.clone(), options));
+        let mut c = Collection::new(
+            source,
+            Grouper::new(config.namer.clone(), grouper_options(config)),
+        );
         c.accounting = mode;
         c.exits = feed;
         Ok(c)
@@ -70,7 +71,7 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             threads: config.threads,
             recheck: config.recheck,
             recheck_time_limit: config.recheck_time_limit,
-            // The fallback; switched off where exit records are used.
+            // In both modes: alone, or reconciling the exit records.
             children_accounting: true,
         },
         remove_empty_groups: config.remove_empty_groups,

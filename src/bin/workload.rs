@@ -4,6 +4,11 @@
 //! burn CPU and touch memory, can start copies of itself as children, prints
 //! `ready <pid>` once all of that is in place, and lives until its standard
 //! input closes, its lifetime ends, or it is killed.
+//!
+//! With `--churn N` it then runs N short-lived children (copies of itself
+//! that burn 2 to 100 ms of CPU and exit), a few at a time, reaps them,
+//! and prints `children-cpu <seconds>`: the CPU they used, from its own
+//! `cutime` + `cstime`, the figure exit accounting must find.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -50,6 +55,70 @@ struct Args {
     /// Do not wait for stdin to close (for detached runs); needs a lifetime or a kill.
     #[arg(long)]
     ignore_stdin: bool,
+    /// After `ready`, run this many short-lived busy children, then print
+    /// `children-cpu <seconds>`.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+    /// Wait this long after `ready` before the churn starts, in ms.
+    #[arg(long, default_value_t = 0)]
+    churn_delay_ms: u64,
+    /// Churn children running at once.
+    #[arg(long, default_value_t = 2)]
+    churn_parallel: usize,
+}
+
+/// CPU each churn child burns, in ms, in turn: a few ms to 100 ms.
+const CHURN_BUSY_MS: [u64; 6] = [2, 5, 10, 20, 40, 100];
+
+/// Runs `n` children of `me` named `name`, `parallel` at a time, each
+/// burning CPU then exiting; returns the CPU all of them used, as the
+/// kernel added it to this process's children totals.
+fn churn(me: &std::path::Path, name: &str, n: usize, parallel: usize) -> Result<f64> {
+    let before = children_cpu()?;
+    let mut running: std::collections::VecDeque<Child> = std::collections::VecDeque::new();
+    for i in 0..n {
+        if running.len() >= parallel.max(1)
+            && let Some(mut c) = running.pop_front()
+        {
+            c.wait().context("reaping a churn child")?;
+        }
+        let busy = CHURN_BUSY_MS[i % CHURN_BUSY_MS.len()];
+        let child = Command::new(me)
+            .arg("--name")
+            .arg(name)
+            .arg("--busy-ms")
+            .arg(busy.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting a churn child")?;
+        running.push_back(child);
+    }
+    for mut c in running {
+        c.wait().context("reaping a churn child")?;
+    }
+    Ok(children_cpu()? - before)
+}
+
+/// `cutime` + `cstime` of this process (fields 16 and 17 of its `stat`),
+/// in seconds.
+fn children_cpu() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("no comm in stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm, field 3 is at index 0: cutime (16) is index 13.
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .context("stat too short")?
+            .parse::<u64>()
+            .context("stat field not a number")
+    };
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    Ok((tick(13)? + tick(14)?) as f64 / hz)
 }
 
 fn main() -> Result<()> {
@@ -123,6 +192,14 @@ fn main() -> Result<()> {
     writeln!(out, "ready {}", std::process::id())?;
     out.flush()?;
     drop(out);
+
+    if args.churn > 0 {
+        std::thread::sleep(Duration::from_millis(args.churn_delay_ms));
+        let cpu = churn(&me, &args.child_name, args.churn, args.churn_parallel)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "children-cpu {cpu:.3}")?;
+        out.flush()?;
+    }
 
     if args.ignore_stdin {
         let life = if args.lifetime_secs > 0 {

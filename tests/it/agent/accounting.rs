@@ -1,0 +1,134 @@
+//! Exit accounting end to end: a tracked parent runs a few hundred
+//! short-lived children between the two samples of `--once`, and its group
+//! must show at least 95 % of the CPU they used, as the parent's own
+//! `cutime` + `cstime` measures it, in each mode this machine allows; and a
+//! process that execs into a program matched by another rule moves there.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::support::procs::{Workload, agent_command, unique_name};
+
+/// Children run by the parent, 2 to 100 ms of CPU each.
+const CHILDREN: &str = "220";
+/// The parent starts its children this long after `ready`, so that the
+/// agent's first sample sees it first.
+const CHURN_DELAY_MS: &str = "2500";
+/// Between the two samples: the delay above, the churn (about 6 s of CPU
+/// spread over two at a time), and room for a loaded machine.
+const ONCE_DELAY: &str = "18s";
+
+/// `utime` + `stime` of `pid`, in seconds.
+fn own_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .take(13)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f[11] + f[12]) as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// CPU of `group` in the JSON of `--once`.
+fn group_cpu(out: &Output, group: &str) -> f64 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"));
+    let g = &v["groups"][group];
+    g["cpu_user_seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no group {group}: {v}"))
+        + g["cpu_system_seconds"].as_f64().unwrap()
+}
+
+/// Runs the churn under `procgroups --once` with `extra` settings; returns
+/// the share of the children's CPU found in the parent's group, and the
+/// agent's log.
+fn churn_coverage(extra: &[&str]) -> (f64, String) {
+    let name = unique_name("pgch");
+    let child = unique_name("pgck");
+    let mut parent = Workload::spawn(&[
+        "--name",
+        &name,
+        "--child-name",
+        &child,
+        "--churn",
+        CHILDREN,
+        "--churn-delay-ms",
+        CHURN_DELAY_MS,
+    ]);
+    let mut cmd = agent_command();
+    cmd.args(["--once", "--once-delay", ONCE_DELAY, "--output", "json"])
+        .args(["--procnames", &name])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    let started = Instant::now();
+    let agent = std::thread::spawn(move || cmd.output().expect("running procgroups --once"));
+    let line = parent.read_line();
+    let churned = started.elapsed();
+    let children_cpu: f64 = line
+        .strip_prefix("children-cpu ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("workload said {line:?}"));
+    let out = agent.join().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        churned + Duration::from_secs(1) < Duration::from_secs(18),
+        "the churn took {churned:?}, too long for the agent's window: the machine is too loaded"
+    );
+    // The group also holds the parent's own CPU (starting the children):
+    // all of it is taken off, a little more than its share in the window.
+    let found = group_cpu(&out, &name) - own_cpu(parent.pid);
+    parent.stop();
+    assert!(
+        children_cpu > 0.5,
+        "the children used only {children_cpu} s"
+    );
+    (found / children_cpu, log)
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn children_of_a_tracked_parent_count_in_its_group_in_the_default_mode() {
+    let (coverage, log) = churn_coverage(&[]);
+    let mode = if log.contains("mode=\"taskstats\"") {
+        "taskstats"
+    } else {
+        assert!(
+            log.contains("mode=\"children\""),
+            "no mode in the log: {log}"
+        );
+        // Root (as in CI) has what exit records need.
+        assert!(!is_root() || std::env::var_os("CI").is_none(), "{log}");
+        "children"
+    };
+    eprintln!(
+        "{mode} mode: {:.1} % of the children's CPU",
+        coverage * 100.0
+    );
+    assert!(
+        (0.95..1.10).contains(&coverage),
+        "{mode} mode found {:.1} % of the children's CPU\n{log}",
+        coverage * 100.0
+    );
+}
+
+#[test]
+fn children_of_a_tracked_parent_count_in_its_group_in_the_children_mode() {
+    let (coverage, log) = churn_coverage(&["--exit-accounting", "children"]);
+    assert!(log.contains("mode=\"children\""), "{log}");
+    assert!(log.contains("exit_accounting is set to children"), "{log}");
+    eprintln!(
+        "children mode: {:.1} % of the children's CPU",
+        coverage * 100.0
+    );
+    assert!(
+        (0.95..1.10).contains(&coverage),
+        "children mode found {:.1} % of the children's CPU\n{log}",
+        coverage * 100.0
+    );
+}
