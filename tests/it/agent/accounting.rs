@@ -132,3 +132,130 @@ fn children_of_a_tracked_parent_count_in_its_group_in_the_children_mode() {
         coverage * 100.0
     );
 }
+
+/// A client command against the agent's status socket.
+fn client(socket: &std::path::Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"))
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .env_remove("PROCGROUPS_STATUS_SOCKET")
+        .output()
+        .unwrap()
+}
+
+/// `status --output json`, once the agent answers.
+fn status(socket: &std::path::Path) -> Option<serde_json::Value> {
+    let out = client(socket, &["status", "--output", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cpu_of(v: &serde_json::Value, group: &str) -> f64 {
+    let g = &v["groups"][group];
+    g["cpu_user_seconds"].as_f64().unwrap_or(0.0) + g["cpu_system_seconds"].as_f64().unwrap_or(0.0)
+}
+
+#[test]
+fn a_process_that_execs_moves_to_the_new_group_and_the_old_keeps_its_count() {
+    let a = unique_name("pgxa");
+    let b = unique_name("pgxb");
+    let dir = tempfile::tempdir().unwrap();
+    // Started through links so that the comm is right from the exec on.
+    let shell = dir.path().join(&a);
+    std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
+    let program = dir.path().join(&b);
+    std::os::unix::fs::symlink(crate::support::procs::WORKLOAD, &program).unwrap();
+    let go = dir.path().join("go");
+    // A spins (so its group has CPU to keep) until told, then becomes B.
+    let script = format!(
+        "while [ ! -e '{go}' ]; do :; done; exec '{prog}' --name {b} --busy-ms 200 --ignore-stdin --lifetime-secs 60",
+        go = go.display(),
+        prog = program.display(),
+    );
+    let proc = KillOnDrop(
+        std::process::Command::new(&shell)
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = proc.0.id();
+
+    let socket = dir.path().join("status.sock");
+    let mut cmd = agent_command();
+    cmd.args(["--procnames", &format!("{a},{b}")])
+        .args(["--interval", "200ms", "--threads", "false"])
+        .arg("--status-socket")
+        .arg(&socket)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("RUST_LOG", "procgroups=info");
+    let agent = crate::support::procs::Agent::spawn(cmd);
+
+    let before = wait_for("the shell's group with some CPU", || {
+        let v = status(&socket)?;
+        (v["groups"][&a]["procs"] == 1 && cpu_of(&v, &a) > 0.05).then_some(v)
+    });
+    let cycle_at_exec = before["cycle"]["count"].as_u64().unwrap();
+    std::fs::write(&go, b"").unwrap();
+    let after = wait_for("the new program's group", || {
+        let v = status(&socket)?;
+        (v["groups"][&b]["procs"] == 1).then_some(v)
+    });
+    let cycle_seen = after["cycle"]["count"].as_u64().unwrap();
+    // The exec lands in cycle +1 (or +2 if that one had already read the
+    // process): named again there, counted in the new group from the next.
+    assert!(
+        cycle_seen <= cycle_at_exec + 3,
+        "seen in cycle {cycle_seen}, exec after cycle {cycle_at_exec}"
+    );
+    assert_eq!(after["groups"][&a]["procs"], 0, "{after}");
+    // The old group keeps what the shell did (and its last interval).
+    assert!(
+        cpu_of(&after, &a) >= cpu_of(&before, &a),
+        "{before}\n{after}"
+    );
+    // Let the new program's first CPU show in its own group.
+    let later = wait_for("the new program's CPU", || {
+        let v = status(&socket)?;
+        (cpu_of(&v, &b) > 0.0).then_some(v)
+    });
+    assert!(cpu_of(&later, &a) >= cpu_of(&after, &a));
+
+    let out = client(&socket, &["explain", &pid.to_string()]);
+    let explained = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        explained.contains(&format!(
+            "named again after exec: {a} (group \"{a}\") -> {b} (group \"{b}\")"
+        )),
+        "{explained}"
+    );
+
+    agent.terminate();
+    drop(proc);
+}
+
+/// A child killed when the test ends, passed or not (the shell above
+/// spins until told otherwise).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
