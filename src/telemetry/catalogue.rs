@@ -169,6 +169,12 @@ pub const TRACKED_PROCESSES: MetricSpec = spec(
     "{process}",
     "Processes the agent tracks in some group",
 );
+/// The exit accounting in force: 1, with the mode as `procgroups.accounting.mode`.
+pub const ACCOUNTING_MODE: MetricSpec = spec(
+    "procgroups.accounting.mode",
+    "1",
+    "Exit accounting in force (taskstats or children), as the attribute of a point of value 1",
+);
 /// Groups the agent reports.
 pub const GROUPS: MetricSpec = spec("procgroups.groups", "{group}", "Groups the agent reports");
 
@@ -199,8 +205,13 @@ pub const GROUP_METRICS: [MetricSpec; 21] = [
 ];
 
 /// The agent's own metrics.
-pub const SELF_METRICS: [MetricSpec; 4] =
-    [COLLECT_DURATION, COLLECT_ERRORS, TRACKED_PROCESSES, GROUPS];
+pub const SELF_METRICS: [MetricSpec; 5] = [
+    COLLECT_DURATION,
+    COLLECT_ERRORS,
+    TRACKED_PROCESSES,
+    GROUPS,
+    ACCOUNTING_MODE,
+];
 
 /// Attribute keys and their fixed values.
 pub mod attr {
@@ -244,6 +255,8 @@ pub mod attr {
     pub const ERROR_READ: &str = "read";
     /// `error.type` value for processes read only in part.
     pub const ERROR_PARTIAL: &str = "partial";
+    /// Mode of `procgroups.accounting.mode`: `taskstats` or `children`.
+    pub const ACCOUNTING_MODE: &str = "procgroups.accounting.mode";
 }
 
 /// Resource attribute keys.

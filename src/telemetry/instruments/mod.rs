@@ -347,6 +347,17 @@ fn self_metrics(meter: &Meter, cell: &SnapshotCell) {
 
     self_updown(meter, cat::TRACKED_PROCESSES, cell, |s| s.tracked_processes);
     self_updown(meter, cat::GROUPS, cell, Snapshot::group_count);
+
+    let c = cell.clone();
+    let spec = cat::ACCOUNTING_MODE;
+    described(meter.f64_observable_gauge(spec.name), spec, move |obs| {
+        let snapshot = c.load();
+        if snapshot.taken_at.is_some() {
+            let mode = snapshot.accounting.mode.as_str();
+            obs.observe(1.0, &[KeyValue::new(attr::ACCOUNTING_MODE, mode)]);
+        }
+    })
+    .build();
 }
 
 fn self_updown(meter: &Meter, spec: MetricSpec, cell: &SnapshotCell, value: fn(&Snapshot) -> u64) {

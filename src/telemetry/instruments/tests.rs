@@ -340,6 +340,14 @@ fn every_metric_of_the_table_is_observed_with_its_unit_and_attributes() {
     );
     assert_eq!(value(&out, "procgroups.tracked.processes", &[]), Some(3.0));
     assert_eq!(value(&out, "procgroups.groups", &[]), Some(1.0));
+    assert_eq!(
+        value(
+            &out,
+            "procgroups.accounting.mode",
+            &[("procgroups.accounting.mode", "children")]
+        ),
+        Some(1.0)
+    );
 
     let kind = |name: &str| out[name][0].kind;
     assert_eq!(kind("procgroup.cpu.time"), "counter");
