@@ -62,6 +62,9 @@ struct Args {
     /// Wait this long after `ready` before the churn starts, in ms.
     #[arg(long, default_value_t = 0)]
     churn_delay_ms: u64,
+    /// Start the churn only once a line arrives on stdin.
+    #[arg(long)]
+    churn_on_input: bool,
     /// Churn children running at once.
     #[arg(long, default_value_t = 2)]
     churn_parallel: usize,
@@ -195,6 +198,12 @@ fn main() -> Result<()> {
 
     if args.churn > 0 {
         std::thread::sleep(Duration::from_millis(args.churn_delay_ms));
+        if args.churn_on_input {
+            let mut go = String::new();
+            std::io::stdin()
+                .read_line(&mut go)
+                .context("waiting for the go line")?;
+        }
         let cpu = churn(&me, &args.child_name, args.churn, args.churn_parallel)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "children-cpu {cpu:.3}")?;

@@ -11,11 +11,9 @@ use crate::support::procs::{Workload, agent_command, unique_name};
 
 /// Children run by the parent, 2 to 100 ms of CPU each.
 const CHILDREN: &str = "220";
-/// The parent starts its children this long after `ready`, so that the
-/// agent's first sample sees it first.
-const CHURN_DELAY_MS: &str = "2500";
-/// Between the two samples: the delay above, the churn (about 6 s of CPU
-/// spread over two at a time), and room for a loaded machine.
+/// Between the two samples: the churn (about 6 s of CPU spread over two at
+/// a time), and room for a loaded machine. The parent starts its children
+/// only once the agent's first sample has seen it.
 const ONCE_DELAY: &str = "18s";
 
 /// `utime` + `stime` of `pid`, in seconds.
@@ -70,24 +68,56 @@ fn churn(extra: &[&str], counted: Counted) -> (f64, String) {
         &child,
         "--churn",
         CHILDREN,
-        "--churn-delay-ms",
-        CHURN_DELAY_MS,
+        "--churn-on-input",
     ]);
     let mut cmd = agent_command();
     cmd.args(["--once", "--once-delay", ONCE_DELAY, "--output", "json"])
         .args(["--procnames", &rule])
         .args(extra)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info,procgroups::proc::tracker=trace");
     let started = Instant::now();
-    let agent = std::thread::spawn(move || cmd.output().expect("running procgroups --once"));
+    let mut agent = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running procgroups --once");
+    // The log, line by line, to tell when the first sample saw the parent.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut stderr = std::io::BufReader::new(agent.stderr.take_or_panic());
+    let log_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut stderr, &mut line).is_ok_and(|n| n > 0) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            line.clear();
+        }
+        all
+    });
+    let seen = match counted {
+        // The first cycle tracks the parent...
+        Counted::Parent => format!("tracking new process pid={}", parent.pid),
+        // ...or leaves it untracked.
+        Counted::Children => format!("ignoring new process pid={}", parent.pid),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the agent's first sample within 60 s");
+        if line.contains(&seen) {
+            break;
+        }
+    }
+    parent.send_line("go");
     let line = parent.read_line();
     let churned = started.elapsed();
     let children_cpu: f64 = line
         .strip_prefix("children-cpu ")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("workload said {line:?}"));
-    let out = agent.join().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = agent.wait_with_output().unwrap();
+    let log = log_reader.join().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(
         churned + Duration::from_secs(1) < Duration::from_secs(18),
@@ -105,6 +135,17 @@ fn churn(extra: &[&str], counted: Counted) -> (f64, String) {
         "the children used only {children_cpu} s"
     );
     (found / children_cpu, log)
+}
+
+/// `Option::take` that fails the test when the pipe is missing.
+trait TakeOrPanic<T> {
+    fn take_or_panic(&mut self) -> T;
+}
+
+impl<T> TakeOrPanic<T> for Option<T> {
+    fn take_or_panic(&mut self) -> T {
+        self.take().expect("a piped stream")
+    }
 }
 
 fn is_root() -> bool {

@@ -149,6 +149,13 @@ impl Workload {
         }
     }
 
+    /// Writes `line` and a newline to the workload's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}").and_then(|()| stdin.flush());
+        }
+    }
+
     /// The next line the workload prints after `ready` (without the
     /// newline); empty once its output ends.
     pub fn read_line(&mut self) -> String {
