@@ -23,7 +23,7 @@ use crate::proc::{
 use super::Snapshot;
 use super::accounting::{self, ExitFeed};
 use super::remainder::{NodeCpuAccount, node_busy_ticks};
-use crate::snapshot::{AccountingMode, ExitMode};
+use crate::snapshot::AccountingMode;
 
 /// The capabilities that let an agent that is not root read every process
 /// in full: `CAP_SYS_PTRACE` for another user's `io` (and the ptrace access
@@ -94,10 +94,11 @@ impl Collection<FsSource> {
         )?;
         let (root, facts) = (source.root().to_path_buf(), source.facts());
         let (mode, feed) = accounting::start(config.exit_accounting, facts.ticks_per_second);
-        let mut options = grouper_options(config);
-        options.tracker.children_accounting = mode.mode == ExitMode::Children;
-        let mut c = Collection::new(source, Grouper::new(config.namer.clone(), options))
-            .with_node_stat(root, facts);
+        let mut c = Collection::new(
+            source,
+            Grouper::new(config.namer.clone(), grouper_options(config)),
+        )
+        .with_node_stat(root, facts);
         c.accounting = mode;
         c.exits = feed;
         Ok(c)
@@ -112,7 +113,7 @@ pub fn grouper_options(config: &Config) -> GrouperOptions {
             threads: config.threads,
             recheck: config.recheck,
             recheck_time_limit: config.recheck_time_limit,
-            // The fallback; switched off where exit records are used.
+            // In both modes: alone, or reconciling the exit records.
             children_accounting: true,
         },
         remove_empty_groups: config.remove_empty_groups,

@@ -14,6 +14,11 @@
 //! With `--churn N` it is instead a supervisor that keeps N copies of itself
 //! alive, each living a random time around N / `--exits-per-sec` and
 //! replaced when it exits: a population with a set rate of exits.
+//!
+//! With `--short-children N` it runs, once ready, N short-lived children (copies
+//! of itself that burn 2 to 100 ms of CPU and exit), a few at a time, reaps
+//! them, and prints `children-cpu <seconds>`: the CPU they used, from its own
+//! `cutime` + `cstime`, the figure exit accounting must find.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -89,6 +94,20 @@ struct Args {
     /// turn.
     #[arg(long, default_value = "0")]
     churn_threads: String,
+    /// After `ready`, run this many short-lived busy children, then print
+    /// `children-cpu <seconds>`.
+    #[arg(long, default_value_t = 0)]
+    short_children: usize,
+    /// Wait this long after `ready` before the short-lived children start,
+    /// in ms.
+    #[arg(long, default_value_t = 0)]
+    short_children_delay_ms: u64,
+    /// Start the short-lived children only once a line arrives on stdin.
+    #[arg(long)]
+    short_children_on_input: bool,
+    /// Short-lived children running at once.
+    #[arg(long, default_value_t = 2)]
+    short_children_parallel: usize,
 }
 
 /// How a thread spends its time once the process is ready.
@@ -190,6 +209,25 @@ fn main() -> Result<()> {
     writeln!(out, "ready {}", std::process::id())?;
     out.flush()?;
     drop(out);
+
+    if args.short_children > 0 {
+        std::thread::sleep(Duration::from_millis(args.short_children_delay_ms));
+        if args.short_children_on_input {
+            let mut go = String::new();
+            std::io::stdin()
+                .read_line(&mut go)
+                .context("waiting for the go line")?;
+        }
+        let cpu = run_children(
+            &me,
+            &args.child_name,
+            args.short_children,
+            args.short_children_parallel,
+        )?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "children-cpu {cpu:.3}")?;
+        out.flush()?;
+    }
 
     let life = Duration::from_secs(args.lifetime_secs) + Duration::from_millis(args.lifetime_ms);
     let deadline = (!life.is_zero()).then(|| Instant::now() + life);
@@ -356,4 +394,58 @@ fn burn(d: Duration) {
         }
         std::hint::black_box(x);
     }
+}
+
+/// CPU each churn child burns, in ms, in turn: a few ms to 100 ms.
+const CHURN_BUSY_MS: [u64; 6] = [2, 5, 10, 20, 40, 100];
+
+/// Runs `n` children of `me` named `name`, `parallel` at a time, each
+/// burning CPU then exiting; returns the CPU all of them used, as the
+/// kernel added it to this process's children totals.
+fn run_children(me: &std::path::Path, name: &str, n: usize, parallel: usize) -> Result<f64> {
+    let before = children_cpu()?;
+    let mut running: std::collections::VecDeque<Child> = std::collections::VecDeque::new();
+    for i in 0..n {
+        if running.len() >= parallel.max(1)
+            && let Some(mut c) = running.pop_front()
+        {
+            c.wait().context("reaping a churn child")?;
+        }
+        let busy = CHURN_BUSY_MS[i % CHURN_BUSY_MS.len()];
+        let child = Command::new(me)
+            .arg("--name")
+            .arg(name)
+            .arg("--busy-ms")
+            .arg(busy.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting a churn child")?;
+        running.push_back(child);
+    }
+    for mut c in running {
+        c.wait().context("reaping a churn child")?;
+    }
+    Ok(children_cpu()? - before)
+}
+
+/// `cutime` + `cstime` of this process (fields 16 and 17 of its `stat`),
+/// in seconds.
+fn children_cpu() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("no comm in stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm, field 3 is at index 0: cutime (16) is index 13.
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .context("stat too short")?
+            .parse::<u64>()
+            .context("stat field not a number")
+    };
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    Ok((tick(13)? + tick(14)?) as f64 / hz)
 }

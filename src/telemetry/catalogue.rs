@@ -179,6 +179,12 @@ pub const TRACKED_PROCESSES: MetricSpec = spec(
     "{process}",
     "Processes the agent tracks in some group",
 );
+/// The exit accounting in force: 1, with the mode as `procgroups.accounting.mode`.
+pub const ACCOUNTING_MODE: MetricSpec = spec(
+    "procgroups.accounting.mode",
+    "1",
+    "Exit accounting in force (taskstats or children), as the attribute of a point of value 1",
+);
 /// Groups the agent reports.
 pub const GROUPS: MetricSpec = spec("procgroups.groups", "{group}", "Groups the agent reports");
 
@@ -224,13 +230,14 @@ pub const GROUP_METRICS: [MetricSpec; 21] = [
 ];
 
 /// The agent's own metrics.
-pub const SELF_METRICS: [MetricSpec; 6] = [
+pub const SELF_METRICS: [MetricSpec; 7] = [
     COLLECT_DURATION,
     COLLECT_ERRORS,
     TRACKED_PROCESSES,
     GROUPS,
     NODE_CPU_TIME,
     UNATTRIBUTED_CPU_TIME,
+    ACCOUNTING_MODE,
 ];
 
 /// Attribute keys and their fixed values.
@@ -275,6 +282,8 @@ pub mod attr {
     pub const ERROR_READ: &str = "read";
     /// `error.type` value for processes read only in part.
     pub const ERROR_PARTIAL: &str = "partial";
+    /// Mode of `procgroups.accounting.mode`: `taskstats` or `children`.
+    pub const ACCOUNTING_MODE: &str = "procgroups.accounting.mode";
 }
 
 /// Resource attribute keys.

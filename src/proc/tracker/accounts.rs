@@ -1,38 +1,63 @@
 //! Accounts closed outside the sampling of `/proc`: what processes did
 //! between their last sample and their exit, and what they did without ever
-//! being sampled. Two sources feed it, never both at once:
+//! being sampled. Two sources feed it:
 //!
-//! - **Exit records** (privileged mode, [`ProcExit`] from taskstats),
+//! - **Reaped children** (`children_accounting`, both modes): the kernel
+//!   adds the CPU and faults of every child a process reaps with `wait` to
+//!   its `cutime`/`cstime`/`cminflt`/`cmajflt`, measured as the scheduler's
+//!   exact run time. The growth of those totals of a tracked process is
+//!   attributed to its group, minus what was already counted for that
+//!   subtree elsewhere: the last sample (own and children totals) of a
+//!   tracked child when it leaves `/proc`, and what exit records counted
+//!   (below). The owed part is settled after the sweep of the same cycle,
+//!   so a child reaped between two cycles is never counted twice, and
+//!   nothing is ever negative. Alone (the unprivileged mode) its limits
+//!   are: a parent that ignores `SIGCHLD` (auto-reaping) never gets the
+//!   totals, nor does anyone; an orphan is reaped by init or a subreaper,
+//!   counted only if that reaper is tracked; a reaper the rules ignore is
+//!   not read, so its children's work is not counted; and the kernel sums
+//!   no I/O or context switches of children.
+//! - **Exit records** (the privileged mode, [`ProcExit`] from taskstats),
 //!   queued with [`Tracker::queue_exits`] and drained at the start of the
 //!   next cycle, before `/proc` is scanned. A record closes the account of
 //!   the process it names (pid and start time): a tracked one gets its
 //!   totals minus its last sample, then counts nothing more (a zombie still
-//!   listed is reported with zero increases); one never sampled is named by
-//!   the rules from its comm and uid, or given its parent's group with
-//!   `children`, and all of it counts; what no rule takes is added to
-//!   [`Tracker::unattributed_exits`]. Recently swept processes are
-//!   remembered for [`GONE_CYCLES`] cycles, so a record arriving after its
-//!   process vanished from `/proc` is still matched to its last sample
-//!   instead of being counted whole a second time.
-//! - **Reaped children** (unprivileged mode, `children_accounting`): the
-//!   kernel adds the CPU and faults of every child a process reaps with
-//!   `wait` to its `cutime`/`cstime`/`cminflt`/`cmajflt`. The growth of
-//!   those totals of a tracked process is attributed to its group, minus
-//!   what was already counted for tracked children that it reaped (their
-//!   last sample of their own and their children's totals, owed when they
-//!   leave `/proc`). The owed part is settled after the sweep of the same
-//!   cycle, so a child reaped between two cycles is never counted twice,
-//!   and nothing is ever negative. Limits: a parent that ignores `SIGCHLD`
-//!   (auto-reaping) never gets the totals, nor does anyone; an orphan is
-//!   reaped by init or a subreaper, which is counted only if that reaper
-//!   is tracked; a reaper the rules ignore is not read, so its children's
-//!   work is not counted; the I/O and context switches of children are not
-//!   summed by the kernel at all.
+//!   listed is reported with zero increases). One never sampled is named
+//!   by the rules from its comm and uid, and all of it counts there; if no
+//!   rule takes it and its parent is tracked, its CPU and faults are left
+//!   to the parent's children totals (exact, where a record without delay
+//!   accounting has only the tick-sampled CPU, about 10 % short for
+//!   processes of a few ms) and only its I/O and context switches are
+//!   taken from the record; otherwise, with `children`, a parent that
+//!   exited gives its group, and what no rule takes is added to
+//!   [`Tracker::unattributed_exits`]. Every amount a record counts is owed
+//!   to the reaper's children totals (or, while the reaper is not tracked,
+//!   held under its pid until its own record passes it on). Recently swept
+//!   processes are remembered for [`GONE_CYCLES`] cycles, so a record
+//!   arriving after its process vanished from `/proc` is matched to its
+//!   last sample instead of being counted whole a second time. One race is
+//!   left: a child that a rule names, reaped after the cycle drained the
+//!   records but before its parent was read, is counted in both groups
+//!   until later children of that parent use up what is owed.
 
 use super::*;
 
 /// How many cycles a swept process is remembered for late exit records.
 pub(super) const GONE_CYCLES: u64 = 2;
+/// How many cycles what was counted below a process not tracked waits for
+/// that process's own exit record.
+const PENDING_CYCLES: u64 = 8;
+
+/// The CPU and fault fields of `c`: what a reaper's children totals hold.
+fn cpu_and_faults(c: &Counts) -> Counts {
+    Counts {
+        cpu_user_time: c.cpu_user_time,
+        cpu_system_time: c.cpu_system_time,
+        minor_page_faults: c.minor_page_faults,
+        major_page_faults: c.major_page_faults,
+        ..Counts::default()
+    }
+}
 
 /// What is remembered of a process swept from `/proc` recently.
 #[derive(Debug)]
@@ -46,6 +71,8 @@ pub(super) struct Gone {
     pub(super) closed: bool,
     /// Born after the tracker's first cycle.
     pub(super) born_since_start: bool,
+    /// Its parent's pid.
+    pub(super) parent_pid: i32,
     /// The cycle it was swept in.
     pub(super) cycle: u64,
 }
@@ -96,6 +123,13 @@ impl Tracker {
 
     fn close(&mut self, e: ProcExit, first: SystemTime) {
         let matches = |id: &ID| (e.start_ticks.0..=e.start_ticks.1).contains(&id.start_time_ticks);
+        // What of this process's subtree was counted here by other exit
+        // records: its reaper's children totals will hold it too.
+        let below = self
+            .pending
+            .remove(&e.pid)
+            .map(|(c, _)| c)
+            .unwrap_or_default();
         if let Some(id) = self.pids.get(&e.pid).copied()
             && matches(&id)
             && let Some(slot) = self.entries.get_mut(&id)
@@ -111,11 +145,15 @@ impl Tracker {
                         None => Delta::default(),
                     };
                     trace!(pid = e.pid, group = %t.group, "exit record closes a tracked process");
+                    // Owed to its reaper, instead of its last sample, when
+                    // it is swept.
+                    t.record_tail = cpu_and_faults(&e.totals) + below;
                     self.closed.push((t.group.clone(), d));
                 }
                 Entry::Ignored => {
                     if e.start_time > first {
                         self.unattributed += e.totals.as_delta();
+                        self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
                     }
                 }
             }
@@ -128,11 +166,13 @@ impl Tracker {
                 return;
             }
             let d = e.totals.since(&g.last);
+            let parent = g.parent_pid;
             match &g.group {
                 Some(group) => self.closed.push((group.clone(), d)),
                 None if g.born_since_start => self.unattributed += d,
-                None => {}
+                None => return,
             }
+            self.owe(parent, cpu_and_faults(&d) + below);
             return;
         }
         if e.start_time < first {
@@ -148,31 +188,73 @@ impl Tracker {
             pid: e.pid,
             start_time: e.start_time,
         });
-        let group = match named {
-            Some(g) => Some(self.names.get(&g)),
-            None if self.options.children => self.group_of_parent(e.parent_pid),
-            None => None,
-        };
-        match group {
-            Some(g) => {
-                trace!(pid = e.pid, group = %g, "exit record of a process never sampled");
+        if let Some(g) = named {
+            let g = self.names.get(&g);
+            trace!(pid = e.pid, group = %g, "exit record of a process never sampled");
+            self.closed.push((g, e.totals.as_delta()));
+            self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
+            return;
+        }
+        if let Some(parent) = self.live_tracked(e.parent_pid) {
+            // Its reaper is tracked, and its children totals will hold this
+            // process's CPU and faults, and its subtree's, exactly (the
+            // scheduler's run time, where a record without delay accounting
+            // has only the sampled split). Only what they never hold, I/O
+            // and context switches, is taken from the record.
+            trace!(pid = e.pid, group = %parent, "exit record of a tracked process's child");
+            let rest = e.totals.since(&cpu_and_faults(&e.totals));
+            self.closed.push((parent, rest));
+            self.owe(e.parent_pid, below);
+            return;
+        }
+        match self.gone.get(&e.parent_pid).and_then(|g| g.group.clone()) {
+            Some(g) if self.options.children => {
                 self.closed.push((g, e.totals.as_delta()));
             }
-            None => self.unattributed += e.totals.as_delta(),
+            _ => {
+                self.unattributed += e.totals.as_delta();
+                self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
+            }
         }
     }
 
-    /// The group of the tracked process `ppid` (alive or just swept).
-    fn group_of_parent(&self, ppid: i32) -> Option<Arc<str>> {
+    /// The group of `pid` when a tracked process listed in the last cycle
+    /// holds it.
+    fn live_tracked(&self, pid: i32) -> Option<Arc<str>> {
+        let id = self.pids.get(&pid)?;
+        match self.entries.get(id) {
+            Some(Slot {
+                entry: Entry::Tracked(t),
+                last_seen,
+            }) if *last_seen == self.cycle || *last_seen + 1 == self.cycle => Some(t.group.clone()),
+            _ => None,
+        }
+    }
+
+    /// Notes that `c` of the CPU and faults the reaper `ppid` will find in
+    /// its children totals was already counted: on the reaper when it is
+    /// tracked, else held under its pid for its own exit record, which
+    /// passes it on to its reaper in turn.
+    fn owe(&mut self, ppid: i32, c: Counts) {
+        if !self.options.children_accounting || c == Counts::default() || ppid < 1 {
+            return;
+        }
         if let Some(id) = self.pids.get(&ppid)
             && let Some(Slot {
-                entry: Entry::Tracked(t),
+                entry: Entry::Tracked(p),
                 ..
-            }) = self.entries.get(id)
+            }) = self.entries.get_mut(id)
         {
-            return Some(t.group.clone());
+            p.owed += c;
+            return;
         }
-        self.gone.get(&ppid).and_then(|g| g.group.clone())
+        let cycle = self.cycle;
+        let slot = self
+            .pending
+            .entry(ppid)
+            .or_insert((Counts::default(), cycle));
+        slot.0 += c;
+        slot.1 = cycle;
     }
 
     /// Moves the entries this cycle did not list to the recently gone, and
@@ -180,46 +262,50 @@ impl Tracker {
     pub(super) fn sweep(&mut self, cycle: u64, first: SystemTime) {
         let mut owed: Vec<(i32, Counts)> = Vec::new();
         let children_accounting = self.options.children_accounting;
-        let remember = !self.options.children_accounting;
         let gone = &mut self.gone;
         self.entries.retain(|id, slot| {
             if slot.last_seen == cycle {
                 return true;
             }
-            let (group, last, closed, born) = match &slot.entry {
+            let (group, last, closed, born, parent_pid) = match &slot.entry {
                 Entry::Tracked(t) => {
                     let last = t.reading.as_ref().map(|r| *r.counts()).unwrap_or_default();
                     if children_accounting {
-                        let mut o = Counts {
-                            cpu_user_time: last.cpu_user_time,
-                            cpu_system_time: last.cpu_system_time,
-                            minor_page_faults: last.minor_page_faults,
-                            major_page_faults: last.major_page_faults,
-                            ..Counts::default()
+                        let own = if t.closed {
+                            t.record_tail
+                        } else {
+                            cpu_and_faults(&last)
                         };
-                        o += t.children_seen.unwrap_or_default();
+                        let o = own + t.children_seen.unwrap_or_default();
                         owed.push((t.parent_pid, o));
                     }
-                    (Some(t.group.clone()), last, t.closed, t.start > first)
-                }
-                Entry::Ignored => (None, Counts::default(), false, false),
-            };
-            if remember {
-                gone.insert(
-                    id.pid,
-                    Gone {
-                        id: *id,
-                        group,
+                    (
+                        Some(t.group.clone()),
                         last,
-                        closed,
-                        born_since_start: born,
-                        cycle,
-                    },
-                );
-            }
+                        t.closed,
+                        t.start > first,
+                        t.parent_pid,
+                    )
+                }
+                Entry::Ignored => (None, Counts::default(), false, false, 0),
+            };
+            gone.insert(
+                id.pid,
+                Gone {
+                    id: *id,
+                    group,
+                    last,
+                    closed,
+                    born_since_start: born,
+                    parent_pid,
+                    cycle,
+                },
+            );
             false
         });
         self.gone.retain(|_, g| g.cycle + GONE_CYCLES > cycle);
+        self.pending
+            .retain(|_, (_, at)| *at + PENDING_CYCLES > cycle);
         for (ppid, o) in owed {
             if let Some(id) = self.pids.get(&ppid)
                 && let Some(Slot {

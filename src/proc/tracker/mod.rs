@@ -62,9 +62,12 @@ pub struct TrackerOptions {
     /// With `recheck`, only for processes younger than this (zero: always).
     pub recheck_time_limit: Duration,
     /// Attribute the growth of a tracked process's reaped-children totals
-    /// (`cutime`, `cstime`, `cminflt`, `cmajflt`) to its group (the
-    /// unprivileged exit accounting; off when exit records are used, which
-    /// would count the same work twice).
+    /// (`cutime`, `cstime`, `cminflt`, `cmajflt`) to its group, minus what
+    /// was already counted for those children (from their samples or
+    /// their exit records), so nothing counts twice. With exit records it
+    /// reconciles them: a reaper's children totals hold the scheduler's
+    /// exact run time, where a record (without delay accounting) holds
+    /// only the tick-sampled split.
     pub children_accounting: bool,
 }
 
@@ -176,6 +179,10 @@ struct TrackedProc {
     owed: Counts,
     /// An exit record closed its account: nothing more is counted.
     closed: bool,
+    /// Once closed: the CPU and faults of its exit record, and what was
+    /// counted below it from other records (owed to its reaper when it is
+    /// swept, in place of its last sample).
+    record_tail: Counts,
     /// Its changes of program.
     history: Vec<Rename>,
 }
@@ -256,6 +263,9 @@ pub struct Tracker {
     unattributed: Counts,
     /// Processes swept in the last few cycles, for late exit records.
     gone: HashMap<i32, Gone>,
+    /// CPU and faults counted from exit records below a process that is
+    /// not tracked, by its pid, with the cycle of the last addition.
+    pending: HashMap<i32, (Counts, u64)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -303,6 +313,7 @@ impl Tracker {
             closed: Vec::new(),
             unattributed: Counts::default(),
             gone: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 

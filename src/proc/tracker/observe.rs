@@ -59,6 +59,7 @@ pub(super) fn first_sight<P: Proc>(
         children_growth: Counts::default(),
         owed: Counts::default(),
         closed: false,
+        record_tail: Counts::default(),
         history: Vec::new(),
     });
     match proc.metrics() {

@@ -407,6 +407,17 @@ fn self_metrics(r: &Registrar<'_>) {
     node_cpu(r, cat::UNATTRIBUTED_CPU_TIME, |n| {
         n.unattributed_seconds_total
     });
+
+    let c = r.cell.clone();
+    let spec = cat::ACCOUNTING_MODE;
+    described(r.meter.f64_observable_gauge(spec.name), spec, move |obs| {
+        let snapshot = c.load();
+        if snapshot.taken_at.is_some() {
+            let mode = snapshot.accounting.mode.as_str();
+            obs.observe(1.0, &[KeyValue::new(cat::attr::ACCOUNTING_MODE, mode)]);
+        }
+    })
+    .build();
 }
 
 /// A counter of the node's CPU accounting; nothing is observed while the

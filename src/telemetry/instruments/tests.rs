@@ -353,6 +353,14 @@ fn every_metric_of_the_table_is_observed_with_its_unit_and_attributes() {
         value(&out, "procgroups.unattributed.cpu.time", &[]),
         Some(9.5)
     );
+    assert_eq!(
+        value(
+            &out,
+            "procgroups.accounting.mode",
+            &[("procgroups.accounting.mode", "children")]
+        ),
+        Some(1.0)
+    );
 
     let kind = |name: &str| out[name][0].kind;
     assert_eq!(kind("procgroups.node.cpu.time"), "counter");

@@ -2,6 +2,7 @@
 //! `--once` output, settings, lifecycle, running unprivileged, churn,
 //! empty groups forgotten after their time to live.
 
+mod accounting;
 mod coverage;
 mod empty_groups;
 mod export;

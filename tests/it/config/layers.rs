@@ -233,3 +233,35 @@ fn booleans_read_the_same_words_in_flags_variables_and_the_file() {
         }
     }
 }
+
+#[test]
+fn exit_accounting_from_file_environment_and_flag() {
+    use procgroups::cli::ExitAccounting;
+    let dir = tempfile::tempdir().unwrap();
+    let procfs = fake_procfs(dir.path(), "proc");
+    let p = procfs.to_str().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "exit_accounting: children\n").unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(
+        load(&["--procfs", p], &[]).exit_accounting,
+        ExitAccounting::Auto
+    );
+    assert_eq!(
+        load(&["--procfs", p, "--config", f], &[]).exit_accounting,
+        ExitAccounting::Children
+    );
+    let env = [("PROCGROUPS_EXIT_ACCOUNTING", "auto")];
+    assert_eq!(
+        load(&["--procfs", p, "--config", f], &env).exit_accounting,
+        ExitAccounting::Auto
+    );
+    assert_eq!(
+        load(&["--procfs", p, "--exit-accounting", "children"], &env).exit_accounting,
+        ExitAccounting::Children
+    );
+    // A value that is no mode is refused, naming the setting.
+    let bad = [("PROCGROUPS_EXIT_ACCOUNTING", "taskstats")];
+    let err = try_load(&["--procfs", p], &bad).unwrap_err().to_string();
+    assert!(err.contains("exit_accounting"), "{err}");
+}

@@ -190,7 +190,8 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
         let expected = match spec.name {
             "procgroup.unix.file_descriptor.limit_utilization"
             | "procgroup.oldest_start_time"
-            | "procgroups.collect.duration" => Kind::Gauge,
+            | "procgroups.collect.duration"
+            | "procgroups.accounting.mode" => Kind::Gauge,
             "procgroup.cpu.time"
             | "procgroup.disk.io"
             | "procgroup.paging.faults"

@@ -25,11 +25,10 @@ fn children_mode() -> TrackerOptions {
     }
 }
 
+/// With exit records the children totals reconcile them (the agent's
+/// setting in both modes).
 fn exit_mode() -> TrackerOptions {
-    TrackerOptions {
-        children: true,
-        ..TrackerOptions::default()
-    }
+    children_mode()
 }
 
 /// A process born `secs` after the first cycle (so counted whole).
@@ -120,13 +119,54 @@ fn a_new_reaper_counts_its_children_totals_whole_and_faults_too() {
 }
 
 #[test]
-fn children_totals_are_not_used_with_exit_records() {
+fn an_unnamed_child_of_a_tracked_parent_counts_once_from_the_parents_totals() {
     let mut gr = grouper(&["sh"], exit_mode(), false);
     run(&mut gr, 0, vec![p(1, "sh")], "sh");
-    assert_eq!(
-        run(&mut gr, 1, vec![p(1, "sh").children(cpu(9))], "sh"),
-        0.0
-    );
+    // The record's sampled CPU (3 s) is short of the exact 3.5 s the
+    // parent's cutime shows; its I/O is nowhere else.
+    let record = Counts {
+        read_bytes: 100,
+        ..cpu(3)
+    };
+    gr.tracker_mut()
+        .queue_exits([exit(60, "awk", T0 + 2, 1, record)]);
+    let exact = Counts {
+        cpu_user_time: 3.5,
+        ..Counts::default()
+    };
+    let mut src = ScriptedSource::new(vec![vec![p(1, "sh").children(exact)]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["sh"].counts.cpu_user_time, 3.5);
+    assert_eq!(groups["sh"].counts.read_bytes, 100);
+    assert_eq!(gr.tracker().unattributed_exits(), Counts::default());
+}
+
+#[test]
+fn a_child_a_rule_names_is_owed_to_its_parents_children_totals() {
+    let mut gr = grouper(&["sh", "web"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(1, "sh")], "sh");
+    gr.tracker_mut()
+        .queue_exits([exit(61, "web", T0 + 2, 1, cpu(2))]);
+    let mut src = ScriptedSource::new(vec![vec![p(1, "sh").children(cpu(2))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["web"].counts.cpu_user_time, 2.0);
+    assert_eq!(groups["sh"].counts.cpu_user_time, 0.0);
+}
+
+#[test]
+fn what_records_counted_below_an_unseen_process_is_owed_by_its_reaper() {
+    let mut gr = grouper(&["sh", "web"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(1, "sh")], "sh");
+    // sh -> make (never sampled, no rule) -> web (a rule): web's 2 s are
+    // in make's cutime, and so in sh's when sh reaps make.
+    gr.tracker_mut().queue_exits([
+        exit(62, "web", T0 + 3, 70, cpu(2)),
+        exit(70, "make", T0 + 2, 1, cpu(1)),
+    ]);
+    let mut src = ScriptedSource::new(vec![vec![p(1, "sh").children(cpu(3))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
+    assert_eq!(groups["web"].counts.cpu_user_time, 2.0);
+    assert_eq!(groups["sh"].counts.cpu_user_time, 1.0);
 }
 
 #[test]
@@ -179,14 +219,14 @@ fn exits_never_sampled_are_named_by_rules_by_parent_or_left_unattributed() {
     gr.tracker_mut().queue_exits([
         // Its comm matches a rule.
         exit(50, "web", born, 999, cpu(2)),
-        // No rule: its parent is tracked, children are followed.
+        // No rule: its parent is tracked, whose children totals show it.
         exit(51, "awk", born, 1, cpu(3)),
         // No rule, an unknown parent: the remainder.
         exit(52, "cron", born, 777, cpu(5)),
         // Started before the first cycle and never seen: not counted.
         exit(53, "web", T0 - 100, 999, cpu(11)),
     ]);
-    let mut src = ScriptedSource::new(vec![vec![p(1, "sh")]]);
+    let mut src = ScriptedSource::new(vec![vec![p(1, "sh").children(cpu(3))]]);
     let (_, groups) = gr.update(&mut src, cycle_time(1)).unwrap();
     assert_eq!(groups["web"].counts.cpu_user_time, 2.0);
     assert_eq!(groups["web"].procs, 0);

@@ -149,6 +149,23 @@ impl Workload {
         }
     }
 
+    /// Writes `line` and a newline to the workload's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}").and_then(|()| stdin.flush());
+        }
+    }
+
+    /// The next line the workload prints after `ready` (without the
+    /// newline); empty once its output ends.
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        if let Some(out) = self.child.stdout.as_mut() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        line.trim_end().to_string()
+    }
+
     /// Open fds of the process now (from its /proc entry).
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))

@@ -246,6 +246,7 @@ impl Source for FsSource {
                 tried_dir: false,
                 leader_sched: None,
                 quiet: false,
+                comm: None,
             });
         })
         .map_err(list_error)?;
@@ -369,6 +370,9 @@ pub struct FsProc {
     /// The files read this cycle; `None` while nothing but `schedstat` has
     /// been (a quiet process).
     now: Option<Box<ReadNow>>,
+    /// The comm of this cycle's `stat`, kept when `now` is let go after
+    /// the last read (for [`Proc::comm`]).
+    comm: Option<String>,
 }
 
 /// What a handle has read in its cycle, kept for the other calls.

@@ -176,5 +176,6 @@ impl Proc for FsProc {
             .as_ref()
             .filter(|n| n.stat.is_some())
             .map(|n| n.comm.as_str())
+            .or(self.comm.as_deref())
     }
 }

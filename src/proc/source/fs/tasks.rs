@@ -165,7 +165,7 @@ impl FsProc {
             k.tasks = tasks;
         }
         // The last read the tracker makes of this process this cycle.
-        self.now = None;
+        self.release_now();
         Ok(list)
     }
 
@@ -175,7 +175,17 @@ impl FsProc {
     /// the handles are given back. A later call reads again.
     pub(super) fn done_unless_threads(&mut self) {
         if !self.cycle.threads_wanted {
-            self.now = None;
+            self.release_now();
+        }
+    }
+
+    /// Lets go of this cycle's reads, keeping only the comm (if `stat` was
+    /// read), which tells the tracker about an `exec`.
+    fn release_now(&mut self) {
+        if let Some(now) = self.now.take()
+            && now.stat.is_some()
+        {
+            self.comm = Some(now.comm);
         }
     }
 }
