@@ -11,9 +11,11 @@
 pub mod cgroup;
 pub mod names;
 pub mod resolver;
+pub mod split;
 
 pub use cgroup::{
     CgroupIdentity, ContainerId, PodUid, identity_from_cgroup, identity_from_paths, read_identity,
 };
 pub use names::{ContainerInfo, ContainerNames, LogRootNames, NameIndex, PodNames, ScanStats};
 pub use resolver::NameResolver;
+pub use split::{ContainerAttrs, ContainerSplit};
