@@ -43,6 +43,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "status_socket",
     "health_export_intervals",
     "k8s_log_root",
+    "container_attributes",
 ];
 
 /// Prefix of the environment variables.
@@ -95,6 +96,9 @@ pub struct RawSettings {
     pub health_export_intervals: u64,
     /// The kubelet's log root, for container names.
     pub k8s_log_root: PathBuf,
+    /// Split every group by container, with its container attributes.
+    #[serde(deserialize_with = "flag")]
+    pub container_attributes: bool,
     /// The naming rules, process-exporter's format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_names: Option<Vec<RawRule>>,
@@ -123,6 +127,7 @@ impl RawSettings {
             status_socket: default_status_socket(env),
             health_export_intervals: u64::from(DEFAULT_HEALTH_EXPORT_INTERVALS),
             k8s_log_root: PathBuf::from(DEFAULT_K8S_LOG_ROOT),
+            container_attributes: false,
             process_names: None,
         }
     }
@@ -364,6 +369,8 @@ pub struct FlagSettings {
     health_export_intervals: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s_log_root: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_attributes: Option<bool>,
 }
 
 impl From<&Cli> for FlagSettings {
@@ -388,6 +395,7 @@ impl From<&Cli> for FlagSettings {
             status_socket: cli.status_socket.clone(),
             health_export_intervals: cli.health_export_intervals,
             k8s_log_root: cli.k8s_log_root.clone(),
+            container_attributes: cli.container_attributes,
         }
     }
 }
