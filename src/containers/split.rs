@@ -129,6 +129,24 @@ pub fn decode(key: &str) -> (&str, Option<ContainerAttrs<'_>>) {
     (group, Some(attrs))
 }
 
+/// How a key is shown where groups are listed by name (`--once` JSON,
+/// `status`): the group name, and for a container group a short
+/// identification of its container in brackets: the first 12 characters of
+/// its ID (as container runtimes show it), else its pod's UID.
+pub fn display_name(key: &str) -> String {
+    match decode(key) {
+        (group, Some(c)) => {
+            let id = c
+                .container_id
+                .map(|id| id.get(..12).unwrap_or(id))
+                .or(c.pod_uid)
+                .unwrap_or_default();
+            format!("{group} [{id}]")
+        }
+        (group, None) => group.to_string(),
+    }
+}
+
 /// Wraps a namer so that each group is split by container: a process in a
 /// container is tracked under [`encode`]'s key, any other under the inner
 /// namer's name unchanged.

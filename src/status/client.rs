@@ -249,7 +249,7 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
         .iter()
         .map(|g| {
             let (name, group) = group_from_pb(g);
-            (name, output::group_value(&group))
+            output::keyed_group_value(&name, &group)
         })
         .collect();
     let cycle = s.last_cycle.as_ref().map_or(Value::Null, |c| {
