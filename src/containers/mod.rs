@@ -7,6 +7,7 @@
 //! told the cycle it runs in, so that it rescans at most once per cycle and
 //! only when asked about something it does not know. [`resolver`] shares
 //! the cache with the namer, which asks while naming new processes.
+//! [`split`] splits groups by container for `--container-attributes`.
 
 pub mod cgroup;
 pub mod names;
