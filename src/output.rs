@@ -149,18 +149,13 @@ fn json_entry<'a>(key: &'a str, g: &'a Group) -> (String, JsonGroup<'a>) {
     (split::display_name(key), group)
 }
 
-/// [`group_value`] for a group under its key (see [`json_entry`]).
+/// One group under its key as the JSON value of the design (see
+/// [`json_entry`]): the same keys and units in `--once` and in
+/// `procgroups status --output json`.
 pub fn keyed_group_value(key: &str, g: &Group) -> (String, serde_json::Value) {
     let (name, group) = json_entry(key, g);
     // Plain structs of numbers and string-keyed maps always serialize.
     (name, serde_json::to_value(group).unwrap_or_default())
-}
-
-/// One group as the JSON value of the design: the same keys and units in
-/// `--once` and in `procgroups status --output json`.
-pub fn group_value(g: &Group) -> serde_json::Value {
-    // Plain structs of numbers and string-keyed maps always serialize.
-    serde_json::to_value(json_group(g)).unwrap_or_default()
 }
 
 /// The snapshot as the JSON object of the design, pretty-printed.
