@@ -177,6 +177,10 @@ pub struct Cli {
     /// process's container (default /var/log).
     #[arg(long, value_name = "DIR")]
     pub k8s_log_root: Option<PathBuf>,
+    /// Split every group by container, and give its data points the
+    /// container.id and k8s.* attributes of its container [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = bool_value)]
+    pub container_attributes: Option<bool>,
     /// A client command for a running agent; without one, run the agent.
     #[command(subcommand)]
     pub command: Option<Command>,

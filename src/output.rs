@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::containers::split;
 use crate::proc::{Counts, Group, GroupByName};
 use crate::snapshot::{self, NodeCpu, Snapshot};
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
-    groups: BTreeMap<&'a str, JsonGroup<'a>>,
+    groups: BTreeMap<String, JsonGroup<'a>>,
     errors: JsonErrors,
     #[serde(skip_serializing_if = "Option::is_none")]
     coverage: Option<JsonCoverage>,
@@ -72,6 +73,9 @@ struct JsonGroup<'a> {
     states: JsonStates,
     wchans: &'a BTreeMap<String, u64>,
     thread_names: BTreeMap<&'a str, JsonThread>,
+    /// The container's attributes, for a group split by container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<BTreeMap<&'static str, &'a str>>,
 }
 
 #[derive(Serialize)]
@@ -167,14 +171,26 @@ fn json_group(g: &Group) -> JsonGroup<'_> {
                 )
             })
             .collect(),
+        container: None,
     }
 }
 
-/// One group as the JSON value of the design: the same keys and units in
-/// `--once` and in `procgroups status --output json`.
-pub fn group_value(g: &Group) -> serde_json::Value {
+/// One group under its JSON key: a group split by container is listed
+/// under [`split::display_name`], with a `container` object holding the
+/// container's OpenTelemetry attributes (those known).
+fn json_entry<'a>(key: &'a str, g: &'a Group) -> (String, JsonGroup<'a>) {
+    let mut group = json_group(g);
+    group.container = split::decode(key).1.map(|c| c.pairs().collect());
+    (split::display_name(key), group)
+}
+
+/// One group under its key as the JSON value of the design (see
+/// [`json_entry`]): the same keys and units in `--once` and in
+/// `procgroups status --output json`.
+pub fn keyed_group_value(key: &str, g: &Group) -> (String, serde_json::Value) {
+    let (name, group) = json_entry(key, g);
     // Plain structs of numbers and string-keyed maps always serialize.
-    serde_json::to_value(json_group(g)).unwrap_or_default()
+    (name, serde_json::to_value(group).unwrap_or_default())
 }
 
 /// The node's CPU accounting as the `coverage` value of the design: the
@@ -203,7 +219,7 @@ pub fn json(snapshot: &Snapshot) -> String {
         groups: snapshot
             .groups
             .iter()
-            .map(|(name, g)| (name.as_str(), json_group(g)))
+            .map(|(name, g)| json_entry(name, g))
             .collect(),
         errors: JsonErrors {
             read: snapshot.errors.read,
@@ -331,9 +347,15 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
     let smaps = groups
         .values()
         .any(|g| g.memory.proportional_bytes > 0 || g.memory.proportional_swap_bytes > 0);
-    let mut header = vec![
-        "GROUP", "PROCS", "THREADS", "CPU USER", "CPU SYS", "READ", "WRITE", "RSS", "VIRT", "SWAP",
-    ];
+    // A CONTAINER column only when some group is split by container.
+    let containers = groups.keys().any(|k| split::decode(k).1.is_some());
+    let mut header = vec!["GROUP"];
+    if containers {
+        header.push("CONTAINER");
+    }
+    header.extend([
+        "PROCS", "THREADS", "CPU USER", "CPU SYS", "READ", "WRITE", "RSS", "VIRT", "SWAP",
+    ]);
     if smaps {
         header.extend(["PSS", "SWAP PSS"]);
     }
@@ -350,8 +372,12 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for (name, g) in groups {
         let c = &g.counts;
-        let mut row = vec![
-            name.clone(),
+        let (group, container) = split::decode(name);
+        let mut row = vec![group.to_string()];
+        if containers {
+            row.push(container.map_or_else(|| "-".to_owned(), |c| c.label()));
+        }
+        row.extend([
             g.procs.to_string(),
             g.num_threads.to_string(),
             human_seconds(c.cpu_user_time),
@@ -361,7 +387,7 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
             human_bytes(g.memory.resident_bytes),
             human_bytes(g.memory.virtual_bytes),
             human_bytes(g.memory.swap_bytes),
-        ];
+        ]);
         if smaps {
             row.push(human_bytes(g.memory.proportional_bytes));
             row.push(human_bytes(g.memory.proportional_swap_bytes));
@@ -397,6 +423,8 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
         for (i, cell) in row.iter().enumerate() {
             if i == 0 {
                 let _ = write!(line, "{cell:<w$}", w = widths[i]);
+            } else if containers && i == 1 {
+                let _ = write!(line, "  {cell:<w$}", w = widths[i]);
             } else {
                 let _ = write!(line, "  {cell:>w$}", w = widths[i]);
             }
@@ -664,5 +692,53 @@ mod tests {
         assert_eq!(human_count(999), "999");
         assert_eq!(human_count(1234), "1.2k");
         assert_eq!(human_count(3_400_000), "3.4M");
+    }
+
+    fn split_sample() -> (Snapshot, String) {
+        use crate::containers::{ContainerId, ContainerInfo};
+        let mut s = sample();
+        let busy = s.groups.remove("zeta").unwrap();
+        let info = ContainerInfo {
+            container_id: ContainerId::parse(
+                "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012",
+            ),
+            namespace: Some("shop".into()),
+            pod_name: Some("cart-7d9f".into()),
+            container_name: Some("api".into()),
+            ..ContainerInfo::default()
+        };
+        let key = split::encode("zeta", &info);
+        s.groups.insert(key.clone(), busy);
+        (s, key)
+    }
+
+    #[test]
+    fn json_lists_a_container_group_with_its_container_object() {
+        let (s, _) = split_sample();
+        let v: serde_json::Value = serde_json::from_str(&json(&s)).unwrap();
+        let g = &v["groups"]["zeta [4c1fd3e3b4a4]"];
+        assert_eq!(g["procs"], 2, "{v}");
+        assert_eq!(
+            g["container"],
+            serde_json::json!({
+                "container.id": "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012",
+                "k8s.namespace.name": "shop",
+                "k8s.pod.name": "cart-7d9f",
+                "k8s.container.name": "api",
+            })
+        );
+        assert!(v["groups"]["alpha"].get("container").is_none(), "{v}");
+    }
+
+    #[test]
+    fn table_shows_a_container_column_only_when_groups_are_split() {
+        assert!(!table(&sample()).contains("CONTAINER"));
+        let (s, _) = split_sample();
+        let t = table(&s);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("GROUP  CONTAINER"), "{t}");
+        assert!(lines[1].starts_with("alpha  -"), "{t}");
+        assert!(lines[2].starts_with("zeta   shop/cart-7d9f/api"), "{t}");
+        assert!(!t.contains('\u{1f}'), "{t}");
     }
 }

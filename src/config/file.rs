@@ -44,6 +44,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "status_socket",
     "health_export_intervals",
     "k8s_log_root",
+    "container_attributes",
 ];
 
 /// Prefix of the environment variables.
@@ -98,6 +99,9 @@ pub struct RawSettings {
     pub health_export_intervals: u64,
     /// The kubelet's log root, for container names.
     pub k8s_log_root: PathBuf,
+    /// Split every group by container, with its container attributes.
+    #[serde(deserialize_with = "flag")]
+    pub container_attributes: bool,
     /// The naming rules, process-exporter's format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_names: Option<Vec<RawRule>>,
@@ -127,6 +131,7 @@ impl RawSettings {
             status_socket: default_status_socket(env),
             health_export_intervals: u64::from(DEFAULT_HEALTH_EXPORT_INTERVALS),
             k8s_log_root: PathBuf::from(DEFAULT_K8S_LOG_ROOT),
+            container_attributes: false,
             process_names: None,
         }
     }
@@ -369,6 +374,8 @@ pub struct FlagSettings {
     health_export_intervals: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s_log_root: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_attributes: Option<bool>,
 }
 
 impl From<&Cli> for FlagSettings {
@@ -394,6 +401,7 @@ impl From<&Cli> for FlagSettings {
             status_socket: cli.status_socket.clone(),
             health_export_intervals: cli.health_export_intervals,
             k8s_log_root: cli.k8s_log_root.clone(),
+            container_attributes: cli.container_attributes,
         }
     }
 }

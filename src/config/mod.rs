@@ -58,7 +58,7 @@ use figment_error::{from_figment, origin_of};
 use rule_compile::compile_namer;
 
 use crate::cli::{Cli, ExitAccounting, LogFormat, MetricNames, OutputFormat};
-use crate::containers::NameResolver;
+use crate::containers::{ContainerSplit, NameResolver};
 use crate::proc::MatchNamer;
 use file::{EnvSettings, FlagSettings, Named, Text, TextList, Tokens, layer};
 
@@ -130,6 +130,9 @@ pub struct Config {
     pub k8s_log_root: PathBuf,
     /// The container names the rules ask for, from `k8s_log_root`.
     pub containers: Arc<NameResolver>,
+    /// Groups split by container, their points carrying its attributes
+    /// (the namer is wrapped in a [`crate::containers::ContainerSplit`]).
+    pub container_attributes: bool,
 }
 
 impl Config {
@@ -162,6 +165,7 @@ impl Config {
             health_export_intervals: defaults::DEFAULT_HEALTH_EXPORT_INTERVALS,
             k8s_log_root: PathBuf::from(defaults::DEFAULT_K8S_LOG_ROOT),
             containers: Arc::new(NameResolver::new(defaults::DEFAULT_K8S_LOG_ROOT)),
+            container_attributes: false,
         }
     }
 }
@@ -191,6 +195,7 @@ impl fmt::Debug for Config {
             .field("warnings", &self.warnings)
             .field("health_export_intervals", &self.health_export_intervals)
             .field("k8s_log_root", &self.k8s_log_root)
+            .field("container_attributes", &self.container_attributes)
             .finish()
     }
 }
@@ -240,6 +245,7 @@ impl fmt::Display for Config {
         };
         writeln!(f, "metric_names: {names}")?;
         writeln!(f, "k8s_log_root: {}", self.k8s_log_root.display())?;
+        writeln!(f, "container_attributes: {}", self.container_attributes)?;
         let rules = self.namer.describe();
         writeln!(f, "rules ({}):", rules.len())?;
         for r in rules {
@@ -398,6 +404,7 @@ fn compile(
         health_export_intervals,
         k8s_log_root: raw.k8s_log_root,
         containers,
+        container_attributes: raw.container_attributes,
     })
 }
 

@@ -273,6 +273,9 @@ pub(super) fn compile_namer(
         )?),
         (None, false) => Arc::new(default_rules(procfs)?),
     };
+    if raw.container_attributes {
+        return Ok(Arc::new(ContainerSplit::new(namer, Arc::clone(containers))));
+    }
     Ok(namer)
 }
 

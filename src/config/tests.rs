@@ -681,3 +681,54 @@ fn k8s_log_root_from_each_layer() {
         Path::new("/env/log")
     );
 }
+
+#[test]
+fn container_attributes_from_each_layer_split_the_groups() {
+    let c = cli_with(|_| {}).unwrap();
+    assert!(!c.container_attributes);
+    let c = cli_with(|c| c.container_attributes = Some(true)).unwrap();
+    assert!(c.container_attributes);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        procfs: Some(fake_procfs(dir.path())),
+        ..Cli::default()
+    };
+    let env = [(
+        "PROCGROUPS_CONTAINER_ATTRIBUTES".to_string(),
+        "on".to_string(),
+    )];
+    assert!(load_from(&cli, &env).unwrap().container_attributes);
+
+    let logs = tempfile::tempdir().unwrap();
+    let c = load_yaml(&format!(
+        "container_attributes: yes\nk8s_log_root: {}\nprocess_names:\n  - name: '{{{{.Comm}}}}'\n    comm: [nginx]\n",
+        logs.path().display()
+    ))
+    .unwrap();
+    assert!(c.container_attributes);
+    assert!(c.to_string().contains("container_attributes: true"), "{c}");
+    let id = "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012";
+    let in_container = vec![format!("/system.slice/docker-{id}.scope")];
+    let outside = vec!["/user.slice".to_string()];
+    let attrs = |cgroups| crate::proc::ProcAttributes {
+        name: "nginx",
+        cmdline: &[],
+        cgroups,
+        uid: 0,
+        pid: 1,
+        start_time: std::time::SystemTime::UNIX_EPOCH,
+    };
+    let key = c.namer.match_and_name(&attrs(&in_container)).unwrap();
+    let (group, container) = crate::containers::split::decode(&key);
+    assert_eq!(group, "nginx");
+    assert_eq!(container.unwrap().container_id, Some(id));
+    assert_eq!(
+        c.namer.match_and_name(&attrs(&outside)).as_deref(),
+        Some("nginx")
+    );
+
+    let e = load_yaml("container_attributes: maybe\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("maybe"), "{e}");
+}

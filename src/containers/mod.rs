@@ -7,13 +7,16 @@
 //! told the cycle it runs in, so that it rescans at most once per cycle and
 //! only when asked about something it does not know. [`resolver`] shares
 //! the cache with the namer, which asks while naming new processes.
+//! [`split`] splits groups by container for `--container-attributes`.
 
 pub mod cgroup;
 pub mod names;
 pub mod resolver;
+pub mod split;
 
 pub use cgroup::{
     CgroupIdentity, ContainerId, PodUid, identity_from_cgroup, identity_from_paths, read_identity,
 };
 pub use names::{ContainerInfo, ContainerNames, LogRootNames, NameIndex, PodNames, ScanStats};
 pub use resolver::NameResolver;
+pub use split::{ContainerAttrs, ContainerSplit};

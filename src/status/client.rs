@@ -22,6 +22,7 @@ use super::health::{fmt as fmt_duration, fmt_age};
 use super::pb;
 use super::pb::status_client::StatusClient;
 use crate::cli::{Command, OutputFormat, SocketArg};
+use crate::containers::split;
 use crate::output;
 use crate::proc::GroupByName;
 
@@ -249,7 +250,7 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
         .iter()
         .map(|g| {
             let (name, group) = group_from_pb(g);
-            (name, output::group_value(&group))
+            output::keyed_group_value(&name, &group)
         })
         .collect();
     let cycle = s.last_cycle.as_ref().map_or(Value::Null, |c| {
@@ -387,7 +388,10 @@ pub fn explain_json(e: &pb::ExplainResponse) -> Value {
         "name": e.found.then(|| e.name.clone()),
         "cmdline": e.found.then(|| e.cmdline.clone()),
         "uid": e.found.then_some(e.uid),
-        "group": nonempty(&e.group),
+        "group": nonempty(&e.group).map(|g| split::decode(&g).0.to_string()),
+        "container": split::decode(&e.group).1.map(|c| {
+            c.pairs().map(|(k, v)| (k.to_string(), Value::from(v))).collect::<Map<String, Value>>()
+        }),
         "decision": decision_word(e.decision()).replace(' ', "_"),
         "rule": nonempty(&e.rule),
         "reason": e.reason,
@@ -413,15 +417,17 @@ pub fn explain_table(e: &pb::ExplainResponse) -> String {
         let _ = writeln!(out, "cmdline:   {}", printable(&e.cmdline.join(" ")));
         let _ = writeln!(out, "uid:       {}", e.uid);
     }
+    let (group, container) = split::decode(&e.group);
     let _ = writeln!(
         out,
         "group:     {}",
-        if e.group.is_empty() {
-            "(none)"
-        } else {
-            &e.group
-        }
+        if group.is_empty() { "(none)" } else { group }
     );
+    if let Some(c) = container {
+        for (k, v) in c.pairs() {
+            let _ = writeln!(out, "{:<10} {v}", format!("{k}:"));
+        }
+    }
     let _ = writeln!(out, "decision:  {}", decision_word(e.decision()));
     if !e.rule.is_empty() {
         let _ = writeln!(out, "rule:      {}", e.rule);
@@ -495,6 +501,34 @@ mod tests {
         let text = explain_table(&e);
         assert!(text.contains("name:      evil?[2J\n"), "{text}");
         assert!(text.contains("cmdline:   a?b c\n"), "{text}");
+    }
+
+    #[test]
+    fn explain_shows_the_group_and_its_container_apart() {
+        use crate::containers::{ContainerInfo, PodUid};
+        let info = ContainerInfo {
+            pod_uid: PodUid::parse("0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c"),
+            namespace: Some("shop".into()),
+            ..ContainerInfo::default()
+        };
+        let e = pb::ExplainResponse {
+            pid: 7,
+            found: true,
+            group: split::encode("java", &info),
+            ..Default::default()
+        };
+        let text = explain_table(&e);
+        assert!(text.contains("group:     java\n"), "{text}");
+        assert!(
+            text.contains("k8s.pod.uid: 0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c\n"),
+            "{text}"
+        );
+        assert!(text.contains("k8s.namespace.name: shop\n"), "{text}");
+        assert!(!text.contains('\u{1f}'), "{text}");
+        let v = explain_json(&e);
+        assert_eq!(v["group"], "java");
+        assert_eq!(v["container"]["k8s.namespace.name"], "shop");
+        assert!(v["container"].get("container.id").is_none(), "{v}");
     }
 
     #[test]

@@ -262,3 +262,125 @@ fn once_groups_a_live_container_by_namespace_pod_and_container() {
     outside.stop();
     drop(guard);
 }
+
+#[test]
+fn container_attributes_split_a_group_and_label_its_points() {
+    use crate::support::otlp::{Point, points_of};
+    use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+    use crate::support::receiver::Receiver;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(20);
+    const KEYS: [&str; 5] = [
+        "container.id",
+        "k8s.pod.uid",
+        "k8s.pod.name",
+        "k8s.namespace.name",
+        "k8s.container.name",
+    ];
+
+    let Some(_turn) = ready() else { return };
+    let hierarchies = cgroups::hierarchies();
+    let (id, uid) = fresh_ids(11);
+    let slice_uid = uid.replace('-', "_");
+    let relative = format!(
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{id}.scope"
+    );
+    let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative) {
+        Ok(guard) => guard,
+        Err(e) => {
+            cgroups::skip(&format!("cannot create cgroups here: {e}"));
+            return;
+        }
+    };
+    let comm = unique_name("pgattr");
+    let inside = Workload::spawn(&["--name", &comm]);
+    let outside = Workload::spawn(&["--name", &comm]);
+    // In its cgroup before the agent first names it.
+    guard.enter(inside.pid).unwrap();
+
+    let logs = tempfile::tempdir().unwrap();
+    log_root(
+        logs.path(),
+        "shop",
+        "cart-7d9f8b6c5-x2x4z",
+        &uid,
+        "cart",
+        &id,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "k8s_log_root: {}\nprocess_names:\n  - name: '{{{{.Comm}}}}'\n    comm: [{comm}]\n",
+            logs.path().display()
+        ),
+    )
+    .unwrap();
+    let receiver = Receiver::start();
+    let mut cmd = agent_command();
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--container-attributes", "--interval", "200ms"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("RUST_LOG", "procgroups=info");
+    let agent = Agent::spawn(cmd);
+
+    let procs = |points: &[Point], in_container: bool| -> Option<f64> {
+        points
+            .iter()
+            .find(|p| {
+                p.metric == "procgroup.processes"
+                    && p.attrs.get("procgroup.name") == Some(&comm)
+                    && p.attrs.contains_key("container.id") == in_container
+            })
+            .map(|p| p.value)
+    };
+    let points = receiver
+        .wait_for_points(WAIT, |p| {
+            procs(p, true).is_some() && procs(p, false).is_some()
+        })
+        .unwrap_or_else(|| {
+            let last = receiver.received();
+            let mine: Vec<_> = last
+                .last()
+                .map(|r| points_of(&r.request))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| p.attrs.get("procgroup.name") == Some(&comm))
+                .collect();
+            panic!("no split groups for {comm}: {mine:#?}\n{}", agent.log())
+        });
+    assert_eq!(procs(&points, true), Some(1.0));
+    assert_eq!(procs(&points, false), Some(1.0));
+
+    let want = [
+        id.as_str(),
+        uid.as_str(),
+        "cart-7d9f8b6c5-x2x4z",
+        "shop",
+        "cart",
+    ];
+    let mine: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.attrs.get("procgroup.name") == Some(&comm))
+        .collect();
+    assert!(mine.len() > 10, "{mine:#?}");
+    for p in &mine {
+        if p.attrs.contains_key("container.id") {
+            for (k, v) in KEYS.iter().zip(want) {
+                assert_eq!(p.attrs.get(*k).map(String::as_str), Some(v), "{p:#?}");
+            }
+        } else {
+            for k in KEYS {
+                assert!(!p.attrs.contains_key(k), "{p:#?}");
+            }
+        }
+    }
+
+    agent.terminate();
+    inside.stop();
+    outside.stop();
+    drop(guard);
+}

@@ -136,7 +136,21 @@ type Points<T, const N: usize> =
     Arc<dyn Fn(&Snapshot, &mut dyn FnMut(&[KeyValue], [T; N])) + Send + Sync>;
 
 /// Receives each group and its name attribute.
-type EachGroup<'a> = dyn FnMut(&Group, KeyValue) + 'a;
+type EachGroup<'a> = dyn FnMut(&Group, &[KeyValue]) + 'a;
+
+/// A group's attributes: its name under `key`, and, for a group split by
+/// container, the container's OpenTelemetry attributes (those known). A
+/// key with no container part (every key with the setting off) gives the
+/// name alone.
+fn group_attributes(key: &'static str, group: &str) -> Vec<KeyValue> {
+    let (name, container) = crate::containers::split::decode(group);
+    let mut attrs = Vec::with_capacity(1 + container.as_ref().map_or(0, |_| 5));
+    attrs.push(KeyValue::new(key, name.to_string()));
+    if let Some(c) = container {
+        attrs.extend(c.pairs().map(|(k, v)| KeyValue::new(k, v.to_string())));
+    }
+    attrs
+}
 
 /// A value type and the instruments of each [`Kind`] that observe it.
 trait Value: Copy + Send + Sync + 'static {
@@ -237,13 +251,14 @@ impl Registrar<'_> {
         let (group_key, thread_key) = (self.t.group_name, self.t.thread_name);
         let points: Points<T, N> = Arc::new(move |snapshot, emit| {
             for (name, g) in snapshot.groups.iter().filter(|(_, g)| known(g)) {
-                let group = KeyValue::new(group_key, name.clone());
+                let group = group_attributes(group_key, name);
                 match per {
-                    Per::Group => emit(&[group], values(&g.counts)),
+                    Per::Group => emit(&group, values(&g.counts)),
                     Per::ThreadName => {
                         for t in &g.threads {
-                            let thread = KeyValue::new(thread_key, t.name.clone());
-                            emit(&[group.clone(), thread], values(&t.counts));
+                            let mut attrs = group.clone();
+                            attrs.push(KeyValue::new(thread_key, t.name.clone()));
+                            emit(&attrs, values(&t.counts));
                         }
                     }
                 }
@@ -262,7 +277,7 @@ impl Registrar<'_> {
         let group_key = self.t.group_name;
         let points: Points<u64, N> = Arc::new(move |snapshot, emit| {
             for (name, g) in &snapshot.groups {
-                emit(&[KeyValue::new(group_key, name.clone())], values(g));
+                emit(&group_attributes(group_key, name), values(g));
             }
         });
         self.family(family, used, Kind::UpDown, points);
@@ -281,7 +296,7 @@ impl Registrar<'_> {
         move |f| {
             let snapshot = cell.load();
             for (name, group) in &snapshot.groups {
-                f(group, KeyValue::new(key, name.clone()));
+                f(group, &group_attributes(key, name));
             }
         }
     }
@@ -323,8 +338,9 @@ fn thread_counts(r: &Registrar<'_>) {
         move |obs| {
             each(&mut |g, name| {
                 for t in &g.threads {
-                    let thread = KeyValue::new(key, t.name.clone());
-                    obs.observe(signed(t.num_threads), &[name.clone(), thread]);
+                    let mut attrs = name.to_vec();
+                    attrs.push(KeyValue::new(key, t.name.clone()));
+                    obs.observe(signed(t.num_threads), &attrs);
                 }
             });
         },
@@ -342,7 +358,7 @@ fn fd_utilization(r: &Registrar<'_>) {
             } else {
                 g.worst_fd_ratio
             };
-            obs.observe(ratio, &[name]);
+            obs.observe(ratio, name);
         });
     })
     .build();
@@ -358,7 +374,7 @@ fn oldest_start_time(r: &Registrar<'_>) {
             if g.procs > 0
                 && let Some(secs) = g.oldest_start_time.and_then(unix_seconds)
             {
-                obs.observe(secs, &[name]);
+                obs.observe(secs, name);
             }
         });
     })
@@ -374,10 +390,9 @@ fn wchans(r: &Registrar<'_>) {
         move |obs| {
             each(&mut |g, name| {
                 for (wchan, n) in &g.wchans {
-                    obs.observe(
-                        signed(*n),
-                        &[name.clone(), KeyValue::new(key, wchan.clone())],
-                    );
+                    let mut attrs = name.to_vec();
+                    attrs.push(KeyValue::new(key, wchan.clone()));
+                    obs.observe(signed(*n), &attrs);
                 }
             });
         },

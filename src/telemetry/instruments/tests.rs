@@ -797,3 +797,63 @@ fn process_exporter_names_without_smaps_leave_out_the_proportional_memory() {
     assert_eq!(memtypes, ["resident", "swapped", "virtual"]);
     assert!(!out.keys().any(|k| k.contains("thread_")), "{out:?}");
 }
+
+#[test]
+fn a_group_split_by_container_carries_its_container_attributes_in_both_tables() {
+    use crate::containers::{ContainerId, ContainerInfo, PodUid, split};
+    const ID: &str = "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012";
+    const UID: &str = "0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c";
+    let info = ContainerInfo {
+        container_id: ContainerId::parse(ID),
+        pod_uid: PodUid::parse(UID),
+        namespace: Some("shop".into()),
+        pod_name: Some("cart-7d9f".into()),
+        container_name: Some("api".into()),
+    };
+    let key = split::encode("web", &info);
+    let want = [
+        ("container.id", ID),
+        ("k8s.pod.uid", UID),
+        ("k8s.pod.name", "cart-7d9f"),
+        ("k8s.namespace.name", "shop"),
+        ("k8s.container.name", "api"),
+    ];
+    for (table, group_key) in [
+        (&cat::OTEL, "procgroup.name"),
+        (&cat::PROCESS_EXPORTER, "groupname"),
+    ] {
+        let h = Harness::new(InstrumentOptions {
+            threads: true,
+            smaps: true,
+            table,
+        });
+        let out = h.export(snapshot_with(&[
+            (key.as_str(), web_group()),
+            ("plain", web_group()),
+        ]));
+        let mut split_points = 0;
+        let mut plain_points = 0;
+        for (metric, points) in &out {
+            for p in points {
+                match p.attrs.get(group_key).map(String::as_str) {
+                    Some("web") => {
+                        split_points += 1;
+                        for (k, v) in want {
+                            assert_eq!(p.attrs.get(k).map(String::as_str), Some(v), "{metric}");
+                        }
+                    }
+                    Some("plain") => {
+                        plain_points += 1;
+                        for (k, _) in want {
+                            assert!(!p.attrs.contains_key(k), "{metric}: {:?}", p.attrs);
+                        }
+                    }
+                    Some(other) => panic!("{metric}: unexpected group {other:?}"),
+                    None => {}
+                }
+            }
+        }
+        assert!(split_points > 20, "{split_points}");
+        assert_eq!(split_points, plain_points);
+    }
+}
