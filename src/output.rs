@@ -185,7 +185,7 @@ fn json_entry<'a>(key: &'a str, g: &'a Group) -> (String, JsonGroup<'a>) {
 }
 
 /// One group under its key as the JSON value of the design (see
-/// [`json_entry`]): the same keys and units in `--once` and in
+/// `json_entry`): the same keys and units in `--once` and in
 /// `procgroups status --output json`.
 pub fn keyed_group_value(key: &str, g: &Group) -> (String, serde_json::Value) {
     let (name, group) = json_entry(key, g);
