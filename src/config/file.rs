@@ -363,6 +363,7 @@ pub struct FlagSettings {
     log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metric_names: Option<MetricNames>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     exit_accounting: Option<ExitAccounting>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_groups: Option<u64>,
