@@ -158,9 +158,11 @@ fn once_prints_an_aligned_table() {
     );
     assert!(text.contains("2 groups"), "{text}");
     assert!(
+        // Under the summary, among the notes that follow the table.
         lines
-            .last()
-            .is_some_and(|l| l.starts_with("coverage: ") && l.contains("% of the node's CPU")),
+            .iter()
+            .skip_while(|l| !l.contains("2 groups"))
+            .any(|l| l.starts_with("coverage: ") && l.contains("% of the node's CPU")),
         "{text}"
     );
     wa.stop();
