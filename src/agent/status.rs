@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::Collection;
 use crate::proc::{
-    FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc, ProcAttributes,
-    ProcError, Rename, Source, Static,
+    FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc, ProcError, Rename,
+    Source, Static,
 };
 use crate::snapshot::SnapshotCell;
 use crate::telemetry::ExportHealth;
@@ -142,14 +142,7 @@ impl StatusProvider for AgentStatus {
                 };
             }
         };
-        let attrs = ProcAttributes {
-            name: &st.name,
-            cmdline: &st.cmdline,
-            cgroups: &st.cgroups,
-            uid: st.effective_uid,
-            pid,
-            start_time: st.start_time,
-        };
+        let attrs = st.attributes(pid);
         // The rules in force, which a reload may have replaced.
         let namer = self
             .collection

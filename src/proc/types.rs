@@ -50,6 +50,23 @@ pub struct Static {
     pub effective_uid: u32,
 }
 
+impl Static {
+    /// What a namer is shown of the process `pid` read as `self`: one
+    /// constructor, so that every place that names a process (first
+    /// sight, after an `exec`, after a reload, `explain`) shows the rules
+    /// the same attributes.
+    pub fn attributes(&self, pid: i32) -> super::ProcAttributes<'_> {
+        super::ProcAttributes {
+            name: &self.name,
+            cmdline: &self.cmdline,
+            cgroups: &self.cgroups,
+            uid: self.effective_uid,
+            pid,
+            start_time: self.start_time,
+        }
+    }
+}
+
 /// Counters common to threads, processes and groups: totals since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {

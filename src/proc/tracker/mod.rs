@@ -497,14 +497,7 @@ impl Tracker {
             }
         };
         self.pids.insert(id.pid, id);
-        let named = self.namer.match_and_name(&ProcAttributes {
-            name: &s.name,
-            cmdline: &s.cmdline,
-            cgroups: &s.cgroups,
-            uid: s.effective_uid,
-            pid: id.pid,
-            start_time: s.start_time,
-        });
+        let named = self.namer.match_and_name(&s.attributes(id.pid));
         match named {
             Some(group) => {
                 let group = self.names.get(&group);
@@ -635,14 +628,7 @@ impl Tracker {
                 return;
             }
         };
-        let named = self.namer.match_and_name(&ProcAttributes {
-            name: &s.name,
-            cmdline: &s.cmdline,
-            cgroups: &s.cgroups,
-            uid: s.effective_uid,
-            pid: id.pid,
-            start_time: s.start_time,
-        });
+        let named = self.namer.match_and_name(&s.attributes(id.pid));
         let decision = match named {
             Some(g) => Some((self.names.get(&g), MatchReason::Namer)),
             None if self.options.children => {

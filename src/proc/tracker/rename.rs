@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use super::observe::{Ctx, first_sight};
 use super::{Entry, MatchReason, Tracker};
-use crate::proc::{CollectErrors, ID, MatchNamer, Proc, ProcAttributes, Update};
+use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Update};
 
 impl Tracker {
     /// Replaces the namer. Processes seen for the first time are named by
@@ -46,14 +46,7 @@ impl Tracker {
             // Unreadable now: it keeps its group until it is gone.
             return false;
         };
-        let named = self.namer.match_and_name(&ProcAttributes {
-            name: &s.name,
-            cmdline: &s.cmdline,
-            cgroups: &s.cgroups,
-            uid: s.effective_uid,
-            pid: id.pid,
-            start_time: s.start_time,
-        });
+        let named = self.namer.match_and_name(&s.attributes(id.pid));
         // Parents are usually listed first, so this is the parent's group
         // under the new rules already.
         let parent_group = self.pids.get(&s.parent_pid).and_then(|parent| {
