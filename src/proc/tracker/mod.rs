@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{debug, trace};
 
 mod accounts;
+mod inherit;
 mod observe;
 mod reading;
 mod rename;
@@ -37,6 +38,7 @@ mod threads;
 pub use self::accounts::Rename;
 use self::accounts::{Gone, HISTORY};
 
+use self::inherit::NewProc;
 use self::observe::{Ctx, count_basic_error, first_sight, observe, without_deltas};
 
 use self::reading::Reading;
@@ -200,20 +202,6 @@ struct Slot {
     entry: Entry,
 }
 
-/// A process seen for the first time this cycle, before naming.
-/// A new process the namer did not match, waiting for the inheritance pass.
-/// Only what that pass needs is kept: the process's attributes (command
-/// line, cgroups) are not, so a cycle full of new processes does not hold
-/// them all at once.
-struct NewProc {
-    /// Position in this cycle's listing.
-    index: usize,
-    id: ID,
-    parent_pid: i32,
-    start_time: SystemTime,
-    name: String,
-}
-
 /// What a cycle's helpers share: when the tracker started, the cycle's
 /// number, and its error counts.
 struct CycleState<'a> {
@@ -224,13 +212,6 @@ struct CycleState<'a> {
     errors: &'a mut CollectErrors,
     /// Tracked processes whose comm changed (listing index, identity).
     renamed: Vec<(usize, ID)>,
-}
-
-/// What naming decided for a new process.
-#[derive(Debug, Clone)]
-enum Decision {
-    Track(String, MatchReason),
-    Ignore,
 }
 
 /// What `task/` gave for a tracked process this cycle.
@@ -524,56 +505,6 @@ impl Tracker {
         }
     }
 
-    /// The new processes the namer did not match: tracked when an ancestor
-    /// is, otherwise remembered as ignored (or not at all, with recheck).
-    fn settle_new<P: Proc>(
-        &mut self,
-        procs: &mut [P],
-        fresh: Vec<NewProc>,
-        now: SystemTime,
-        state: &mut CycleState<'_>,
-        sink: &mut impl FnMut(Update),
-    ) {
-        let (first, cycle) = (state.first, state.cycle);
-        let errors = &mut *state.errors;
-        let decisions = self.name_new(&fresh);
-
-        for np in fresh {
-            match decisions.get(&np.id) {
-                Some(Decision::Track(group, reason)) => {
-                    let Some(proc) = procs.get_mut(np.index) else {
-                        continue;
-                    };
-                    let group = self.names.get(group);
-                    let mut ctx = self.ctx(first, cycle, errors);
-                    if let Some(slot) = first_sight(
-                        proc,
-                        np.id,
-                        (np.start_time, &np.name, np.parent_pid),
-                        group,
-                        *reason,
-                        &mut ctx,
-                        sink,
-                    ) {
-                        self.entries.insert(np.id, slot);
-                    }
-                }
-                Some(Decision::Ignore) | None => {
-                    if self.remember_ignored(np.start_time, now) {
-                        trace!(pid = np.id.pid, "ignoring new process");
-                        self.entries.insert(
-                            np.id,
-                            Slot {
-                                last_seen: cycle,
-                                entry: Entry::Ignored,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-    }
-
     /// Sizes of the internal maps.
     pub fn stats(&self) -> TrackerStats {
         let mut stats = TrackerStats {
@@ -613,156 +544,6 @@ impl Tracker {
         match self.membership(pid)? {
             Membership::Tracked { group, .. } => Some(group),
             Membership::Ignored { .. } => None,
-        }
-    }
-
-    /// Names a tracked process again after its comm changed (an `exec`):
-    /// this cycle's update went to the old group; from now on it counts in
-    /// the group the rules give now (or its parent's, with `children`), or
-    /// is ignored when none takes it.
-    fn rename<P: Proc>(&mut self, proc: &mut P, id: ID, now: SystemTime) {
-        let s = match proc.static_info() {
-            Ok(s) => s,
-            Err(e) => {
-                trace!(pid = id.pid, error = %e, "cannot name a process again after exec");
-                return;
-            }
-        };
-        let named = self.namer.match_and_name(&s.attributes(id.pid));
-        let decision = match named {
-            Some(g) => Some((self.names.get(&g), MatchReason::Namer)),
-            None if self.options.children => {
-                self.pids
-                    .get(&s.parent_pid)
-                    .copied()
-                    .and_then(|pid| match self.entries.get(&pid) {
-                        Some(Slot {
-                            entry: Entry::Tracked(p),
-                            ..
-                        }) => Some((p.group.clone(), MatchReason::Parent(pid))),
-                        _ => None,
-                    })
-            }
-            None => None,
-        };
-        let Some(slot) = self.entries.get_mut(&id) else {
-            return;
-        };
-        let Entry::Tracked(t) = &mut slot.entry else {
-            return;
-        };
-        let rename = Rename {
-            at: now,
-            from_name: t.name.to_string(),
-            to_name: s.name.clone(),
-            from_group: t.group.to_string(),
-            to_group: decision.as_ref().map(|(g, _)| g.to_string()),
-        };
-        debug!(pid = id.pid, from = %rename.from_name, to = %rename.to_name,
-            from_group = %rename.from_group, to_group = ?rename.to_group, "program changed");
-        match decision {
-            Some((group, reason)) => {
-                t.group = group;
-                t.reason = reason;
-                t.name = s.name.into();
-                if t.history.len() >= HISTORY {
-                    t.history.remove(0);
-                }
-                t.history.push(rename);
-            }
-            None => slot.entry = Entry::Ignored,
-        }
-    }
-
-    /// Decides the group of the new processes the namer did not match: with
-    /// `children`, the group of their nearest tracked ancestor.
-    fn name_new(&self, fresh: &[NewProc]) -> HashMap<ID, Decision> {
-        let mut decisions = HashMap::with_capacity(fresh.len());
-        if self.options.children {
-            let by_id: HashMap<ID, usize> =
-                fresh.iter().enumerate().map(|(i, np)| (np.id, i)).collect();
-            for i in 0..fresh.len() {
-                if !decisions.contains_key(&fresh[i].id) {
-                    self.inherit(i, fresh, &by_id, &mut decisions);
-                }
-            }
-        }
-        decisions
-    }
-
-    /// Walks up from `fresh[start]` through parents that are new and not yet
-    /// decided, until an ancestor whose fate is known: a tracked one gives
-    /// its group to the whole chain, anything else (ignored, unknown, pid 0,
-    /// a loop in bogus data) leaves the chain ignored. Iterative, so a long
-    /// chain of new processes cannot exhaust the stack.
-    fn inherit(
-        &self,
-        start: usize,
-        fresh: &[NewProc],
-        by_id: &HashMap<ID, usize>,
-        decisions: &mut HashMap<ID, Decision>,
-    ) {
-        let mut chain = vec![start];
-        let mut on_chain = HashSet::from([fresh[start].id]);
-        let found = loop {
-            let Some(&last) = chain.last() else {
-                break None;
-            };
-            let ppid = fresh[last].parent_pid;
-            if ppid < 1 {
-                break None;
-            }
-            let Some(parent) = self.pids.get(&ppid).copied() else {
-                break None;
-            };
-            if let Some(d) = decisions.get(&parent) {
-                break match d {
-                    Decision::Track(group, _) => Some((group.clone(), parent)),
-                    Decision::Ignore => None,
-                };
-            }
-            if let Some(slot) = self.entries.get(&parent) {
-                break match &slot.entry {
-                    Entry::Tracked(t) => Some((t.group.to_string(), parent)),
-                    Entry::Ignored => None,
-                };
-            }
-            match by_id.get(&parent) {
-                Some(&i) if on_chain.insert(parent) => chain.push(i),
-                _ => break None,
-            }
-        };
-        match found {
-            Some((group, mut parent)) => {
-                for &i in chain.iter().rev() {
-                    let id = fresh[i].id;
-                    decisions.insert(
-                        id,
-                        Decision::Track(group.clone(), MatchReason::Parent(parent)),
-                    );
-                    parent = id;
-                }
-            }
-            None => {
-                for &i in &chain {
-                    decisions.insert(fresh[i].id, Decision::Ignore);
-                }
-            }
-        }
-    }
-
-    /// Whether an unmatched process is remembered as ignored, or left to be
-    /// named again next cycle (recheck, within the time limit if any).
-    fn remember_ignored(&self, start: SystemTime, now: SystemTime) -> bool {
-        if !self.options.recheck {
-            return true;
-        }
-        if self.options.recheck_time_limit.is_zero() {
-            return false;
-        }
-        match start.checked_add(self.options.recheck_time_limit) {
-            Some(deadline) => deadline <= now,
-            None => false,
         }
     }
 }

@@ -1,8 +1,10 @@
-//! Naming known processes again, after the namer was replaced (a reload of
-//! the rules): in the first cycle after [`Tracker::set_namer`], every
-//! process the tracker already knows is named by the new namer.
+//! Naming known processes again, in two cases: after the namer was
+//! replaced (a reload of the rules), when in the first cycle after
+//! [`Tracker::set_namer`] every process the tracker already knows is named
+//! by the new namer; and after a tracked process changed its program (an
+//! `exec`, seen as a new comm), when that process alone is named again.
 //!
-//! What a process did before stays where it was counted: a tracked process
+//! After a reload, what a process did before stays where it was counted: a tracked process
 //! that changes group keeps its last reading, so only what it does from now
 //! on goes to its new group; an ignored process that the new rules track is
 //! baselined now, as if the tracker had started now, so its past goes
@@ -13,7 +15,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::observe::{Ctx, first_sight};
-use super::{Entry, MatchReason, Tracker};
+use tracing::{debug, trace};
+
+use super::{Entry, HISTORY, MatchReason, Rename, Slot, Tracker};
 use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Update};
 
 impl Tracker {
@@ -103,6 +107,64 @@ impl Tracker {
                 true
             }
             (Entry::Ignored, None) => false,
+        }
+    }
+
+    /// Names a tracked process again after its comm changed (an `exec`):
+    /// this cycle's update went to the old group; from now on it counts in
+    /// the group the rules give now (or its parent's, with `children`), or
+    /// is ignored when none takes it.
+    pub(super) fn rename<P: Proc>(&mut self, proc: &mut P, id: ID, now: SystemTime) {
+        let s = match proc.static_info() {
+            Ok(s) => s,
+            Err(e) => {
+                trace!(pid = id.pid, error = %e, "cannot name a process again after exec");
+                return;
+            }
+        };
+        let named = self.namer.match_and_name(&s.attributes(id.pid));
+        let decision = match named {
+            Some(g) => Some((self.names.get(&g), MatchReason::Namer)),
+            None if self.options.children => {
+                self.pids
+                    .get(&s.parent_pid)
+                    .copied()
+                    .and_then(|pid| match self.entries.get(&pid) {
+                        Some(Slot {
+                            entry: Entry::Tracked(p),
+                            ..
+                        }) => Some((p.group.clone(), MatchReason::Parent(pid))),
+                        _ => None,
+                    })
+            }
+            None => None,
+        };
+        let Some(slot) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Entry::Tracked(t) = &mut slot.entry else {
+            return;
+        };
+        let rename = Rename {
+            at: now,
+            from_name: t.name.to_string(),
+            to_name: s.name.clone(),
+            from_group: t.group.to_string(),
+            to_group: decision.as_ref().map(|(g, _)| g.to_string()),
+        };
+        debug!(pid = id.pid, from = %rename.from_name, to = %rename.to_name,
+            from_group = %rename.from_group, to_group = ?rename.to_group, "program changed");
+        match decision {
+            Some((group, reason)) => {
+                t.group = group;
+                t.reason = reason;
+                t.name = s.name.into();
+                if t.history.len() >= HISTORY {
+                    t.history.remove(0);
+                }
+                t.history.push(rename);
+            }
+            None => slot.entry = Entry::Ignored,
         }
     }
 }
