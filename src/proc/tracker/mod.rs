@@ -405,84 +405,126 @@ impl Tracker {
         fresh: &mut Vec<NewProc>,
         sink: &mut impl FnMut(Update),
     ) {
-        let (first, cycle) = (state.first, state.cycle);
-        let errors = &mut *state.errors;
         let id = match proc.id() {
             Ok(id) => id,
             Err(e) => {
-                count_basic_error(&e, proc.pid(), errors);
-                // Still there but unreadable this time: a known process
-                // keeps its place and reports its last values with no
-                // increase, as when its metrics fail. Swept, it would
-                // be new next cycle and, born after the agent, have its
-                // whole life counted a second time.
-                if !e.is_gone()
-                    && let Some(slot) = self
-                        .pids
-                        .get(&proc.pid())
-                        .and_then(|id| self.entries.get_mut(id))
-                {
-                    slot.last_seen = cycle;
-                    if let Entry::Tracked(t) = &slot.entry
-                        && let Some(u) = without_deltas(t)
-                    {
-                        sink(u);
-                    }
-                }
+                self.keep_unreadable(proc.pid(), &e, state, sink);
                 return;
             }
         };
+        self.forget_reused_pid(id);
+        if self.rename_pending
+            && self.entries.contains_key(&id)
+            && self.rename_known(id, proc, state.now, state.cycle, state.errors, sink)
+        {
+            return;
+        }
+        if self.observe_known(index, id, proc, state, sink) {
+            return;
+        }
+        self.meet(index, id, proc, state, fresh, sink);
+    }
+
+    /// `pid` could not even be identified this cycle. Still there but
+    /// unreadable this time, a known process keeps its place and reports
+    /// its last values with no increase, as when its metrics fail: swept,
+    /// it would be new next cycle and, born after the agent, have its
+    /// whole life counted a second time.
+    fn keep_unreadable(
+        &mut self,
+        pid: i32,
+        e: &ProcError,
+        state: &mut CycleState<'_>,
+        sink: &mut impl FnMut(Update),
+    ) {
+        count_basic_error(e, pid, state.errors);
+        if !e.is_gone()
+            && let Some(slot) = self.pids.get(&pid).and_then(|id| self.entries.get_mut(id))
+        {
+            slot.last_seen = state.cycle;
+            if let Entry::Tracked(t) = &slot.entry
+                && let Some(u) = without_deltas(t)
+            {
+                sink(u);
+            }
+        }
+    }
+
+    /// Drops what was known about an earlier holder of `id`'s pid (tracked
+    /// or ignored): a reused pid is another process, which must not
+    /// inherit its predecessor's group or readings.
+    fn forget_reused_pid(&mut self, id: ID) {
         if let Some(old) = self.pids.get(&id.pid).copied()
             && old != id
         {
-            // The pid was reused: whatever we knew about the previous
-            // holder (tracked or ignored) is gone with it.
             self.entries.remove(&old);
             self.pids.remove(&id.pid);
         }
-        if self.rename_pending
-            && self.entries.contains_key(&id)
-            && self.rename_known(id, proc, state.now, cycle, errors, sink)
+    }
+
+    /// Observes `id` when the tracker already knows it: a tracked process
+    /// is read and reported (and queued for naming again when its comm
+    /// changed), an ignored one only marked as listed. `false` when `id`
+    /// is new, so that the caller names it.
+    fn observe_known<P: Proc>(
+        &mut self,
+        index: usize,
+        id: ID,
+        proc: &mut P,
+        state: &mut CycleState<'_>,
+        sink: &mut impl FnMut(Update),
+    ) -> bool {
+        let Some(slot) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        slot.last_seen = state.cycle;
+        if let Entry::Tracked(t) = &mut slot.entry
+            && let Some(u) = observe(
+                t,
+                proc,
+                &mut Ctx {
+                    options: &self.options,
+                    first: state.first,
+                    cycle: state.cycle,
+                    errors: state.errors,
+                    names: &mut self.names,
+                },
+            )
         {
-            return;
-        }
-        if let Some(slot) = self.entries.get_mut(&id) {
-            slot.last_seen = cycle;
-            if let Entry::Tracked(t) = &mut slot.entry
-                && let Some(u) = observe(
-                    t,
-                    proc,
-                    &mut Ctx {
-                        options: &self.options,
-                        first,
-                        cycle,
-                        errors,
-                        names: &mut self.names,
-                    },
-                )
+            sink(u);
+            if let Some(comm) = proc.comm()
+                && *comm != *t.name
             {
-                sink(u);
-                if let Some(comm) = proc.comm()
-                    && *comm != *t.name
-                {
-                    state.renamed.push((index, id));
-                }
+                state.renamed.push((index, id));
             }
-            return;
         }
+        true
+    }
+
+    /// A process seen for the first time: the cheap reads that naming
+    /// needs, then, when the namer tracks it, its first full reading; an
+    /// unmatched one waits in `fresh` for the inheritance pass.
+    fn meet<P: Proc>(
+        &mut self,
+        index: usize,
+        id: ID,
+        proc: &mut P,
+        state: &mut CycleState<'_>,
+        fresh: &mut Vec<NewProc>,
+        sink: &mut impl FnMut(Update),
+    ) {
         let s = match proc.static_info() {
             Ok(s) => s,
             Err(e) => {
-                count_basic_error(&e, id.pid, errors);
+                count_basic_error(&e, id.pid, state.errors);
                 return;
             }
         };
         self.pids.insert(id.pid, id);
-        let named = self.namer.match_and_name(&s.attributes(id.pid));
-        match named {
+        match self.namer.match_and_name(&s.attributes(id.pid)) {
             Some(group) => {
                 let group = self.names.get(&group);
-                let mut ctx = self.ctx(first, cycle, errors);
+                let mut ctx = self.ctx(state.first, state.cycle, state.errors);
                 if let Some(slot) = first_sight(
                     proc,
                     id,
