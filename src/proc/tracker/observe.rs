@@ -5,6 +5,7 @@
 //! [`Threads`]: super::threads::Threads
 
 use super::*;
+use crate::proc::ThreadUpdate;
 
 /// `id()` or `static_info()` failed: an exited process is churn; a denied
 /// read of an untracked process is expected when not root; anything else
@@ -142,45 +143,89 @@ fn observe_metrics<P: Proc>(
     proc: &mut P,
     ctx: &mut Ctx<'_>,
 ) -> Update {
-    let first = ctx.first;
     // Thread marks hold the cycle number truncated: only equality matters.
     let mark = ctx.cycle as u32;
-    let mut soft_error = metrics.soft_errors > 0;
-    let thread_read = if ctx.options.threads {
-        let mut read = proc.tasks();
-        // A task said to be unchanged must be one kept here; if one is not
-        // (another caller was given it), every task is read instead.
-        if let Ok(list) = &read
-            && list.iter().any(|r| match r {
-                TaskRead::Unchanged(id) => !t.threads.contains(id),
-                TaskRead::Read(_) => false,
-            })
-        {
-            read = proc
-                .threads()
-                .map(|l| l.into_iter().map(TaskRead::Read).collect());
-        }
-        match read {
-            Ok(list) => ThreadRead::Listed(list),
-            Err(e) if e.is_gone() => ThreadRead::Failed,
-            Err(e) => {
-                debug!(pid = proc.pid(), error = %e, "cannot read process threads");
-                soft_error = true;
-                ThreadRead::Failed
-            }
-        }
-    } else {
-        ThreadRead::Off
-    };
-    if soft_error {
+    let (thread_read, thread_error) = read_tasks(&t.threads, proc, ctx.options.threads);
+    if metrics.soft_errors > 0 || thread_error {
         ctx.errors.partial += 1;
     }
 
     // A process seen for the first time that was born while the tracker runs
     // has all its consumption (and its threads') counted now; an older one
     // counts from here on.
-    let born_since_start = t.reading.is_none() && t.start > first;
-    let mut latest = match &mut t.reading {
+    let born_since_start = t.reading.is_none() && t.start > ctx.first;
+    let mut latest = advance_reading(t, &metrics, born_since_start);
+    if ctx.options.children_accounting {
+        note_children_growth(t, metrics.children, born_since_start);
+    }
+    let (states, wchans, thread_updates) = fold_tasks(
+        t,
+        thread_read,
+        &metrics,
+        &mut latest,
+        (mark, born_since_start),
+        ctx.names,
+    );
+
+    if t.closed {
+        // An exit record already counted everything (a zombie still listed).
+        latest = Delta::default();
+    }
+    let update = Update {
+        group_name: t.group.to_string(),
+        latest,
+        memory: metrics.memory,
+        filedesc: metrics.filedesc,
+        start: t.start,
+        num_threads: metrics.num_threads,
+        states,
+        wchans,
+        threads: thread_updates,
+        io_known: t.reading.as_ref().is_some_and(Reading::io_seen),
+    };
+    t.last
+        .get_or_insert_with(LastGauges::default)
+        .record(&update, ctx.names);
+    update
+}
+
+/// The tasks of a tracked process, when thread detail is on; with `true`
+/// when the listing failed for another reason than the process's exit (a
+/// partial read, counted by the caller). A task said to be unchanged must
+/// be one kept in `threads`; if one is not (another caller was given it),
+/// every task is read instead.
+fn read_tasks<P: Proc>(threads: &Threads, proc: &mut P, wanted: bool) -> (ThreadRead, bool) {
+    if !wanted {
+        return (ThreadRead::Off, false);
+    }
+    let mut read = proc.tasks();
+    if let Ok(list) = &read
+        && list.iter().any(|r| match r {
+            TaskRead::Unchanged(id) => !threads.contains(id),
+            TaskRead::Read(_) => false,
+        })
+    {
+        read = proc
+            .threads()
+            .map(|l| l.into_iter().map(TaskRead::Read).collect());
+    }
+    match read {
+        Ok(list) => (ThreadRead::Listed(list), false),
+        Err(e) if e.is_gone() => (ThreadRead::Failed, false),
+        Err(e) => {
+            debug!(pid = proc.pid(), error = %e, "cannot read process threads");
+            (ThreadRead::Failed, true)
+        }
+    }
+}
+
+/// The increase of the process's own counters since its last reading,
+/// which becomes the new last reading. On the first reading the increase
+/// is everything for a process `born_since_start`, nothing otherwise (a
+/// baseline): what it did before the tracker started is not this agent's
+/// to count.
+fn advance_reading(t: &mut TrackedProc, metrics: &Metrics, born_since_start: bool) -> Delta {
+    match &mut t.reading {
         Some(r) => r.advance(&metrics.counts, metrics.io_known),
         None => {
             t.reading = Some(Reading::first(&metrics.counts, metrics.io_known));
@@ -190,26 +235,45 @@ fn observe_metrics<P: Proc>(
                 Delta::default()
             }
         }
-    };
-
-    if ctx.options.children_accounting {
-        let now = metrics.children;
-        let growth = match t.children_seen {
-            Some(prev) => now.since(&prev),
-            None if born_since_start => now.as_delta(),
-            None => Delta::default(),
-        };
-        t.children_seen = Some(now);
-        t.children_growth += growth;
     }
+}
+
+/// Adds the growth of the process's reaped-children totals to what is
+/// settled after the sweep (children accounting): settled there, not here,
+/// because what its children already counted is known only once the
+/// cycle has seen which of them left.
+fn note_children_growth(t: &mut TrackedProc, now: Counts, born_since_start: bool) {
+    let growth = match t.children_seen {
+        Some(prev) => now.since(&prev),
+        None if born_since_start => now.as_delta(),
+        None => Delta::default(),
+    };
+    t.children_seen = Some(now);
+    t.children_growth += growth;
+}
+
+/// The states, wait channels and per-thread updates of the process from
+/// its tasks: reconciled when listed, so that `latest`'s context switches
+/// are the threads' sum; when the listing failed, the process's own
+/// values with the thread baselines kept (and no context switches, which
+/// the next good listing covers); without thread detail, the process's
+/// own values.
+fn fold_tasks(
+    t: &mut TrackedProc,
+    thread_read: ThreadRead,
+    metrics: &Metrics,
+    latest: &mut Delta,
+    (mark, born_since_start): (u32, bool),
+    names: &mut Names,
+) -> (States, BTreeMap<String, u64>, Vec<ThreadUpdate>) {
     let own = || {
         let mut wchans = BTreeMap::new();
         own_wchan(&metrics.wchan, &mut wchans);
         (metrics.states, wchans)
     };
-    let (states, wchans, thread_updates) = match thread_read {
+    match thread_read {
         ThreadRead::Listed(list) if !list.is_empty() => {
-            let r = t.threads.reconcile(list, mark, born_since_start, ctx.names);
+            let r = t.threads.reconcile(list, mark, born_since_start, names);
             latest.ctx_switch_voluntary = r.switches.0;
             latest.ctx_switch_nonvoluntary = r.switches.1;
             (r.states, r.wchans, r.updates)
@@ -232,28 +296,7 @@ fn observe_metrics<P: Proc>(
             let (states, wchans) = own();
             (states, wchans, Vec::new())
         }
-    };
-
-    if t.closed {
-        // An exit record already counted everything (a zombie still listed).
-        latest = Delta::default();
     }
-    let update = Update {
-        group_name: t.group.to_string(),
-        latest,
-        memory: metrics.memory,
-        filedesc: metrics.filedesc,
-        start: t.start,
-        num_threads: metrics.num_threads,
-        states,
-        wchans,
-        threads: thread_updates,
-        io_known: t.reading.as_ref().is_some_and(Reading::io_seen),
-    };
-    t.last
-        .get_or_insert_with(LastGauges::default)
-        .record(&update, ctx.names);
-    update
 }
 
 fn own_wchan(wchan: &str, wchans: &mut BTreeMap<String, u64>) {
