@@ -119,6 +119,15 @@ struct Witness {
 }
 
 impl Witness {
+    /// A disarmed witness of `inner`.
+    fn around(inner: Arc<dyn MatchNamer>) -> Arc<Self> {
+        Arc::new(Witness {
+            inner,
+            armed: AtomicBool::new(false),
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
     fn arm(&self, on: bool) {
         self.armed.store(on, Ordering::Relaxed);
     }
@@ -283,11 +292,7 @@ impl std::fmt::Debug for Grouper {
 impl Grouper {
     /// A grouper naming new processes with `namer`.
     pub fn new(namer: Arc<dyn MatchNamer>, options: GrouperOptions) -> Self {
-        let witness = Arc::new(Witness {
-            inner: namer,
-            armed: AtomicBool::new(false),
-            seen: Mutex::new(HashMap::new()),
-        });
+        let witness = Witness::around(namer);
         Grouper {
             tracker: Tracker::new(witness.clone(), options.tracker),
             options,
@@ -313,9 +318,24 @@ impl Grouper {
         source: &mut S,
         now: SystemTime,
     ) -> Result<(CollectErrors, GroupByName), SourceError> {
-        // Learning why groups are named costs an explanation per new
-        // process: only while the cap may be reached and was not yet
-        // reported (the first cycle sees every process at once).
+        self.arm_witness();
+        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
+        let result = self.sum_cycle(source, now, &mut sums);
+        let seen = self.witness.take();
+        let errors = result?;
+        self.cycles += 1;
+
+        let folded = self.admit(&mut sums, now);
+        let (mut groups, folded_threads, example_thread_group) = self.report(sums);
+        self.note_overflow(folded, &seen, folded_threads, example_thread_group);
+        self.report_empty(&mut groups);
+        Ok((errors, groups))
+    }
+
+    /// Learning why groups are named costs an explanation per new
+    /// process: the witness is armed only while the cap may be reached and
+    /// was not yet reported (the first cycle sees every process at once).
+    fn arm_witness(&self) {
         let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
         self.witness.arm(
             !self.warned_groups
@@ -323,9 +343,19 @@ impl Grouper {
                     || self.cause_pending
                     || named >= self.options.max_groups - self.options.max_groups / 10),
         );
-        // Each update is folded into its group's sum as soon as it is made.
-        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
-        let result =
+    }
+
+    /// Runs the tracker's cycle into `sums`: each update is folded into its
+    /// group's sum as soon as it is made, so the updates of every process
+    /// are never held at once; then what exits and reaped children added,
+    /// outside the members' updates.
+    fn sum_cycle<S: Source>(
+        &mut self,
+        source: &mut S,
+        now: SystemTime,
+        sums: &mut BTreeMap<String, Sum>,
+    ) -> Result<CollectErrors, SourceError> {
+        let errors =
             self.tracker
                 .update_with(source, now, |mut u| match sums.get_mut(&u.group_name) {
                     Some(sum) => sum.add(u),
@@ -333,27 +363,26 @@ impl Grouper {
                         .entry(std::mem::take(&mut u.group_name))
                         .or_default()
                         .add(u),
-                });
-        let seen = self.witness.take();
-        let errors = result?;
-        // What exits and reaped children added, outside the members' updates.
+                })?;
         for (group, d) in self.tracker.take_closed() {
             match sums.get_mut(&*group) {
                 Some(sum) => sum.latest += d,
                 None => sums.entry(group.to_string()).or_default().latest += d,
             }
         }
-        self.cycles += 1;
+        Ok(errors)
+    }
 
-        // Admission, in name order: groups already kept, then new ones while
-        // there is room; the rest are folded into the overflow group. Groups
-        // that are to be forgotten because they emptied give their places to
-        // this cycle's newcomers.
+    /// Admission, in name order: groups already kept, then new ones while
+    /// there is room; the rest are folded into the overflow group, and
+    /// returned (in name order). Groups that are to be forgotten because
+    /// they emptied give their places to this cycle's newcomers first.
+    fn admit(&mut self, sums: &mut BTreeMap<String, Sum>, now: SystemTime) -> Vec<String> {
         if self.options.remove_empty_groups {
             self.history
                 .retain(|name, _| name == OVERFLOW_NAME || sums.contains_key(name.as_str()));
         } else if let Some(ttl) = self.options.empty_group_ttl {
-            self.forget_expired(&sums, now, ttl);
+            self.forget_expired(sums, now, ttl);
         }
         let named = named_len(self.history.len(), self.history.contains_key(OVERFLOW_NAME));
         let mut room = self.options.max_groups.saturating_sub(named);
@@ -375,7 +404,13 @@ impl Grouper {
                     .merge(sum);
             }
         }
+        folded
+    }
 
+    /// The groups with members this cycle: each sum added to its group's
+    /// history, which gives the reported counters. Also returns how many
+    /// thread names were folded, and the first group that had some.
+    fn report(&mut self, sums: BTreeMap<String, Sum>) -> (GroupByName, usize, Option<String>) {
         let mut groups = GroupByName::new();
         let mut folded_threads = 0usize;
         let mut example_thread_group = None;
@@ -386,54 +421,41 @@ impl Grouper {
             group.counts = history.counts;
             history.io_known |= group.io_known;
             group.io_known = history.io_known;
-            // Live threads per reported thread name, after folding.
-            let mut live: BTreeMap<String, u64> = BTreeMap::new();
-            let mut room = self.options.max_thread_names.saturating_sub(named_len(
-                history.threads.len(),
-                history.threads.contains_key(OVERFLOW_NAME),
-            ));
-            for (thread_name, (n, d)) in sum.threads {
-                let key =
-                    if thread_name == OVERFLOW_NAME || history.threads.contains_key(&thread_name) {
-                        thread_name
-                    } else if room > 0 {
-                        room -= 1;
-                        thread_name
-                    } else {
-                        folded_threads += 1;
-                        example_thread_group.get_or_insert_with(|| name.clone());
-                        OVERFLOW_NAME.to_string()
-                    };
-                *history.threads.entry(key.clone()).or_default() += d;
-                *live.entry(key).or_default() += n;
+            let (live, folded) =
+                fold_thread_names(history, sum.threads, self.options.max_thread_names);
+            if folded > 0 {
+                folded_threads += folded;
+                example_thread_group.get_or_insert_with(|| name.clone());
             }
             group.threads = history.thread_rows(&live);
             groups.insert(name, group);
         }
-        self.note_overflow(folded, &seen, folded_threads, example_thread_group);
+        (groups, folded_threads, example_thread_group)
+    }
 
+    /// The groups with no member this cycle: forgotten with
+    /// `remove_empty_groups`, otherwise reported with their counters only.
+    /// Their thread-name totals go on being reported too: a delta exporter
+    /// forgets a series that is not observed, and would send its whole
+    /// total again when the group came back.
+    fn report_empty(&mut self, groups: &mut GroupByName) {
         if self.options.remove_empty_groups {
             self.history.retain(|name, _| groups.contains_key(name));
-        } else {
-            for (name, history) in &self.history {
-                if !groups.contains_key(name) {
-                    // The thread-name totals go on being reported too: a
-                    // delta exporter forgets a series that is not observed,
-                    // and would send its whole total again when the group
-                    // came back.
-                    groups.insert(
-                        name.clone(),
-                        Group {
-                            counts: history.counts,
-                            threads: history.thread_rows(&BTreeMap::new()),
-                            io_known: history.io_known,
-                            ..Group::default()
-                        },
-                    );
-                }
+            return;
+        }
+        for (name, history) in &self.history {
+            if !groups.contains_key(name) {
+                groups.insert(
+                    name.clone(),
+                    Group {
+                        counts: history.counts,
+                        threads: history.thread_rows(&BTreeMap::new()),
+                        io_known: history.io_known,
+                        ..Group::default()
+                    },
+                );
             }
         }
-        Ok((errors, groups))
     }
 
     /// Marks the groups that have no process in this cycle's `sums` as
@@ -500,8 +522,7 @@ impl Grouper {
     }
 
     /// Records the last cycle's folding and warns the first time each cap
-    /// is hit. The group warning waits one cycle for an explanation when
-    /// the folded groups were named before the witness was armed.
+    /// is hit.
     fn note_overflow(
         &mut self,
         folded: Vec<String>,
@@ -516,7 +537,15 @@ impl Grouper {
         self.overflow.example_group = folded.into_iter().next();
         self.overflow.thread_names = folded_threads;
         self.overflow.example_thread_group = example_thread_group;
+        self.warn_groups_once();
+        self.warn_threads_once();
+    }
 
+    /// Warns once that the group cap was hit, naming the rule and template
+    /// that made the folded group. The warning waits one cycle for that
+    /// explanation when the folded groups were named before the witness
+    /// was armed; without it then, it lists the rules.
+    fn warn_groups_once(&mut self) {
         if let Some(group) = &self.overflow.example_group
             && !self.warned_groups
         {
@@ -553,6 +582,10 @@ impl Grouper {
         if self.warned_groups {
             self.cause_pending = false;
         }
+    }
+
+    /// Warns once that a group's thread names were folded.
+    fn warn_threads_once(&mut self) {
         if let Some(group) = &self.overflow.example_thread_group
             && !self.warned_threads
         {
@@ -572,11 +605,7 @@ impl Grouper {
     /// same series; every known process is named again in the next cycle
     /// (see [`Tracker::set_namer`]).
     pub fn set_namer(&mut self, namer: Arc<dyn MatchNamer>) {
-        let witness = Arc::new(Witness {
-            inner: namer,
-            armed: AtomicBool::new(false),
-            seen: Mutex::new(HashMap::new()),
-        });
+        let witness = Witness::around(namer);
         self.tracker.set_namer(witness.clone());
         self.witness = witness;
     }
@@ -595,6 +624,38 @@ impl Grouper {
     pub fn options(&self) -> GrouperOptions {
         self.options
     }
+}
+
+/// Adds a group's thread sums to its `history`: under their own names when
+/// the group already has them or has room for them (at most `max` names),
+/// otherwise under the overflow name, so a group's thread names stay
+/// bounded. Returns the live threads per reported thread name, after
+/// folding, and how many names were folded.
+fn fold_thread_names(
+    history: &mut History,
+    threads: BTreeMap<String, (u64, Delta)>,
+    max: usize,
+) -> (BTreeMap<String, u64>, usize) {
+    let mut live: BTreeMap<String, u64> = BTreeMap::new();
+    let mut folded = 0usize;
+    let mut room = max.saturating_sub(named_len(
+        history.threads.len(),
+        history.threads.contains_key(OVERFLOW_NAME),
+    ));
+    for (thread_name, (n, d)) in threads {
+        let key = if thread_name == OVERFLOW_NAME || history.threads.contains_key(&thread_name) {
+            thread_name
+        } else if room > 0 {
+            room -= 1;
+            thread_name
+        } else {
+            folded += 1;
+            OVERFLOW_NAME.to_string()
+        };
+        *history.threads.entry(key.clone()).or_default() += d;
+        *live.entry(key).or_default() += n;
+    }
+    (live, folded)
 }
 
 /// Entries of a map keyed by name, the overflow entry not counted.
