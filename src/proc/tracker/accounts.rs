@@ -59,6 +59,13 @@ fn cpu_and_faults(c: &Counts) -> Counts {
     }
 }
 
+/// Whether the exit record `e` is of the process `id` found under its pid:
+/// a start time within the record's range, since the start estimated from
+/// a record is known only to a few ticks.
+fn record_of(e: &ProcExit, id: &ID) -> bool {
+    (e.start_ticks.0..=e.start_ticks.1).contains(&id.start_time_ticks)
+}
+
 /// What is remembered of a process swept from `/proc` recently.
 #[derive(Debug)]
 pub(super) struct Gone {
@@ -121,8 +128,9 @@ impl Tracker {
         }
     }
 
+    /// Closes the account of one exit record: of a process listed in the
+    /// last cycle, of one swept recently, or of one never sampled.
     fn close(&mut self, e: ProcExit, first: SystemTime) {
-        let matches = |id: &ID| (e.start_ticks.0..=e.start_ticks.1).contains(&id.start_time_ticks);
         // What of this process's subtree was counted here by other exit
         // records: its reaper's children totals will hold it too.
         let below = self
@@ -130,49 +138,7 @@ impl Tracker {
             .remove(&e.pid)
             .map(|(c, _)| c)
             .unwrap_or_default();
-        if let Some(id) = self.pids.get(&e.pid).copied()
-            && matches(&id)
-            && let Some(slot) = self.entries.get_mut(&id)
-        {
-            match &mut slot.entry {
-                Entry::Tracked(t) => {
-                    if std::mem::replace(&mut t.closed, true) {
-                        return;
-                    }
-                    let d = match &t.reading {
-                        Some(r) => e.totals.since(r.counts()),
-                        None if t.start > first => e.totals.as_delta(),
-                        None => Delta::default(),
-                    };
-                    trace!(pid = e.pid, group = %t.group, "exit record closes a tracked process");
-                    // Owed to its reaper, instead of its last sample, when
-                    // it is swept.
-                    t.record_tail = cpu_and_faults(&e.totals) + below;
-                    self.closed.push((t.group.clone(), d));
-                }
-                Entry::Ignored => {
-                    if e.start_time > first {
-                        self.unattributed += e.totals.as_delta();
-                        self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
-                    }
-                }
-            }
-            return;
-        }
-        if let Some(g) = self.gone.get_mut(&e.pid)
-            && matches(&g.id)
-        {
-            if std::mem::replace(&mut g.closed, true) {
-                return;
-            }
-            let d = e.totals.since(&g.last);
-            let parent = g.parent_pid;
-            match &g.group {
-                Some(group) => self.closed.push((group.clone(), d)),
-                None if g.born_since_start => self.unattributed += d,
-                None => return,
-            }
-            self.owe(parent, cpu_and_faults(&d) + below);
+        if self.close_listed(&e, below, first) || self.close_gone(&e, below) {
             return;
         }
         if e.start_time < first {
@@ -180,6 +146,78 @@ impl Tracker {
             // of what the tracker accounts for.
             return;
         }
+        self.close_unseen(e, below);
+    }
+
+    /// A record of a process the tracker knows now: a tracked one is
+    /// counted from its last sample and closed (nothing more counts); an
+    /// ignored one born since the start is unattributed. `false` when the
+    /// record is of no process known now.
+    fn close_listed(&mut self, e: &ProcExit, below: Counts, first: SystemTime) -> bool {
+        let Some(id) = self.pids.get(&e.pid).copied() else {
+            return false;
+        };
+        if !record_of(e, &id) {
+            return false;
+        }
+        let Some(slot) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        match &mut slot.entry {
+            Entry::Tracked(t) => {
+                if std::mem::replace(&mut t.closed, true) {
+                    return true;
+                }
+                let d = match &t.reading {
+                    Some(r) => e.totals.since(r.counts()),
+                    None if t.start > first => e.totals.as_delta(),
+                    None => Delta::default(),
+                };
+                trace!(pid = e.pid, group = %t.group, "exit record closes a tracked process");
+                // Owed to its reaper, instead of its last sample, when
+                // it is swept.
+                t.record_tail = cpu_and_faults(&e.totals) + below;
+                self.closed.push((t.group.clone(), d));
+            }
+            Entry::Ignored => {
+                if e.start_time > first {
+                    self.unattributed += e.totals.as_delta();
+                    self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
+                }
+            }
+        }
+        true
+    }
+
+    /// A late record of a process swept recently: counted from its last
+    /// sample, in its group (or unattributed), so that it is not counted
+    /// whole a second time. `false` when no such process is remembered.
+    fn close_gone(&mut self, e: &ProcExit, below: Counts) -> bool {
+        let Some(g) = self.gone.get_mut(&e.pid) else {
+            return false;
+        };
+        if !record_of(e, &g.id) {
+            return false;
+        }
+        if std::mem::replace(&mut g.closed, true) {
+            return true;
+        }
+        let d = e.totals.since(&g.last);
+        let parent = g.parent_pid;
+        match &g.group {
+            Some(group) => self.closed.push((group.clone(), d)),
+            None if g.born_since_start => self.unattributed += d,
+            None => return true,
+        }
+        self.owe(parent, cpu_and_faults(&d) + below);
+        true
+    }
+
+    /// A record of a process born since the start and never sampled: named
+    /// by the rules from its comm and uid; else left to its tracked
+    /// reaper's children totals but for what they never hold; else, with
+    /// `children`, in the group of a parent that exited; else unattributed.
+    fn close_unseen(&mut self, e: ProcExit, below: Counts) {
         let named = self.namer.match_and_name(&ProcAttributes {
             name: &e.name,
             cmdline: &[],
@@ -260,6 +298,20 @@ impl Tracker {
     /// Moves the entries this cycle did not list to the recently gone, and
     /// owes what a tracked one did to its tracked parent (children mode).
     pub(super) fn sweep(&mut self, cycle: u64, first: SystemTime) {
+        let owed = self.move_unlisted(cycle, first);
+        self.gone.retain(|_, g| g.cycle + GONE_CYCLES > cycle);
+        self.pending
+            .retain(|_, (_, at)| *at + PENDING_CYCLES > cycle);
+        self.pay_owed(owed, cycle);
+        if self.options.children_accounting {
+            self.settle_children_growth();
+        }
+    }
+
+    /// Moves the entries this cycle did not list to the recently gone, for
+    /// late exit records; returns what each tracked one owes its parent
+    /// (children mode).
+    fn move_unlisted(&mut self, cycle: u64, first: SystemTime) -> Vec<(i32, Counts)> {
         let mut owed: Vec<(i32, Counts)> = Vec::new();
         let children_accounting = self.options.children_accounting;
         let gone = &mut self.gone;
@@ -267,45 +319,18 @@ impl Tracker {
             if slot.last_seen == cycle {
                 return true;
             }
-            let (group, last, closed, born, parent_pid) = match &slot.entry {
-                Entry::Tracked(t) => {
-                    let last = t.reading.as_ref().map(|r| *r.counts()).unwrap_or_default();
-                    if children_accounting {
-                        let own = if t.closed {
-                            t.record_tail
-                        } else {
-                            cpu_and_faults(&last)
-                        };
-                        let o = own + t.children_seen.unwrap_or_default();
-                        owed.push((t.parent_pid, o));
-                    }
-                    (
-                        Some(t.group.clone()),
-                        last,
-                        t.closed,
-                        t.start > first,
-                        t.parent_pid,
-                    )
-                }
-                Entry::Ignored => (None, Counts::default(), false, false, 0),
-            };
-            gone.insert(
-                id.pid,
-                Gone {
-                    id: *id,
-                    group,
-                    last,
-                    closed,
-                    born_since_start: born,
-                    parent_pid,
-                    cycle,
-                },
-            );
+            let (g, o) = leaving(*id, &slot.entry, (first, cycle), children_accounting);
+            owed.extend(o);
+            gone.insert(id.pid, g);
             false
         });
-        self.gone.retain(|_, g| g.cycle + GONE_CYCLES > cycle);
-        self.pending
-            .retain(|_, (_, at)| *at + PENDING_CYCLES > cycle);
+        owed
+    }
+
+    /// Adds to each tracked parent listed in this cycle what its swept
+    /// children owe it: their totals will appear in its children totals,
+    /// where they must not count again.
+    fn pay_owed(&mut self, owed: Vec<(i32, Counts)>, cycle: u64) {
         for (ppid, o) in owed {
             if let Some(id) = self.pids.get(&ppid)
                 && let Some(Slot {
@@ -317,20 +342,69 @@ impl Tracker {
                 p.owed += o;
             }
         }
-        if children_accounting {
-            for slot in self.entries.values_mut() {
-                if let Entry::Tracked(t) = &mut slot.entry {
-                    let growth = std::mem::take(&mut t.children_growth);
-                    if growth == Counts::default() {
-                        continue;
-                    }
-                    let credit = growth.since(&t.owed);
-                    t.owed = t.owed.since(&growth);
-                    if credit != Counts::default() {
-                        self.closed.push((t.group.clone(), credit));
-                    }
+    }
+
+    /// Credits each tracked process's group with the growth of its
+    /// children totals this cycle, minus what was already counted for
+    /// those children (settled here, after the sweep, so that a child
+    /// reaped between two cycles is never counted twice).
+    fn settle_children_growth(&mut self) {
+        for slot in self.entries.values_mut() {
+            if let Entry::Tracked(t) = &mut slot.entry {
+                let growth = std::mem::take(&mut t.children_growth);
+                if growth == Counts::default() {
+                    continue;
+                }
+                let credit = growth.since(&t.owed);
+                t.owed = t.owed.since(&growth);
+                if credit != Counts::default() {
+                    self.closed.push((t.group.clone(), credit));
                 }
             }
         }
     }
+}
+
+/// What is remembered of the process `id` swept in `cycle`, and, for a
+/// tracked one in children mode, what it owes its parent: its own CPU and
+/// faults (its exit record's when one closed it) and its children totals,
+/// all of which the parent's children totals will hold once it reaps it.
+fn leaving(
+    id: ID,
+    entry: &Entry,
+    (first, cycle): (SystemTime, u64),
+    children_accounting: bool,
+) -> (Gone, Option<(i32, Counts)>) {
+    let mut owed = None;
+    let (group, last, closed, born, parent_pid) = match entry {
+        Entry::Tracked(t) => {
+            let last = t.reading.as_ref().map(|r| *r.counts()).unwrap_or_default();
+            if children_accounting {
+                let own = if t.closed {
+                    t.record_tail
+                } else {
+                    cpu_and_faults(&last)
+                };
+                owed = Some((t.parent_pid, own + t.children_seen.unwrap_or_default()));
+            }
+            (
+                Some(t.group.clone()),
+                last,
+                t.closed,
+                t.start > first,
+                t.parent_pid,
+            )
+        }
+        Entry::Ignored => (None, Counts::default(), false, false, 0),
+    };
+    let gone = Gone {
+        id,
+        group,
+        last,
+        closed,
+        born_since_start: born,
+        parent_pid,
+        cycle,
+    };
+    (gone, owed)
 }
