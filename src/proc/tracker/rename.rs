@@ -17,7 +17,8 @@ use std::time::SystemTime;
 use super::observe::{Ctx, first_sight};
 use tracing::{debug, trace};
 
-use super::{Entry, HISTORY, MatchReason, Rename, Slot, Tracker};
+use super::{Entry, HISTORY, MatchReason, Rename, TrackedProc, Tracker};
+use crate::proc::names::Names;
 use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Update};
 
 impl Tracker {
@@ -53,30 +54,15 @@ impl Tracker {
         let named = self.namer.match_and_name(&s.attributes(id.pid));
         // Parents are usually listed first, so this is the parent's group
         // under the new rules already.
-        let parent_group = self.pids.get(&s.parent_pid).and_then(|parent| {
-            match &self.entries.get(parent)?.entry {
-                Entry::Tracked(t) => Some((t.group.clone(), *parent)),
-                Entry::Ignored => None,
-            }
-        });
+        let parent_group = self.tracked_parent(s.parent_pid);
         let Some(slot) = self.entries.get_mut(&id) else {
             return false;
         };
         match (&mut slot.entry, named) {
-            (Entry::Tracked(t), Some(group)) => {
-                if *t.group != *group {
-                    t.group = self.names.get(&group);
-                }
-                t.reason = MatchReason::Namer;
-                false
-            }
-            (Entry::Tracked(t), None) => {
-                match (t.reason, parent_group) {
-                    (MatchReason::Parent(_), Some((group, parent))) if self.options.children => {
-                        t.group = group;
-                        t.reason = MatchReason::Parent(parent);
-                    }
-                    _ => slot.entry = Entry::Ignored,
+            (Entry::Tracked(t), named) => {
+                let children = self.options.children;
+                if !regroup(t, named.as_deref(), parent_group, children, &mut self.names) {
+                    slot.entry = Entry::Ignored;
                 }
                 false
             }
@@ -125,18 +111,9 @@ impl Tracker {
         let named = self.namer.match_and_name(&s.attributes(id.pid));
         let decision = match named {
             Some(g) => Some((self.names.get(&g), MatchReason::Namer)),
-            None if self.options.children => {
-                self.pids
-                    .get(&s.parent_pid)
-                    .copied()
-                    .and_then(|pid| match self.entries.get(&pid) {
-                        Some(Slot {
-                            entry: Entry::Tracked(p),
-                            ..
-                        }) => Some((p.group.clone(), MatchReason::Parent(pid))),
-                        _ => None,
-                    })
-            }
+            None if self.options.children => self
+                .tracked_parent(s.parent_pid)
+                .map(|(group, pid)| (group, MatchReason::Parent(pid))),
             None => None,
         };
         let Some(slot) = self.entries.get_mut(&id) else {
@@ -166,5 +143,46 @@ impl Tracker {
             }
             None => slot.entry = Entry::Ignored,
         }
+    }
+
+    /// The group and identity of the process holding `ppid`, when it is
+    /// tracked: the group a process inherits with `children`.
+    fn tracked_parent(&self, ppid: i32) -> Option<(Arc<str>, ID)> {
+        let parent = self.pids.get(&ppid)?;
+        match &self.entries.get(parent)?.entry {
+            Entry::Tracked(t) => Some((t.group.clone(), *parent)),
+            Entry::Ignored => None,
+        }
+    }
+}
+
+/// A tracked process under new rules: moved to the group they name
+/// (`named`), or, when they name none, kept in its parent's group if it
+/// inherited one and `children` is on. `false` when it is to be ignored
+/// from now on. What it counted so far stays in its old group: its
+/// reading is kept, so only what it does from now on counts in the new.
+fn regroup(
+    t: &mut TrackedProc,
+    named: Option<&str>,
+    parent_group: Option<(Arc<str>, ID)>,
+    children: bool,
+    names: &mut Names,
+) -> bool {
+    match named {
+        Some(group) => {
+            if *t.group != *group {
+                t.group = names.get(group);
+            }
+            t.reason = MatchReason::Namer;
+            true
+        }
+        None => match (t.reason, parent_group) {
+            (MatchReason::Parent(_), Some((group, parent))) if children => {
+                t.group = group;
+                t.reason = MatchReason::Parent(parent);
+                true
+            }
+            _ => false,
+        },
     }
 }
