@@ -30,29 +30,14 @@ pub(super) fn rule_location(i: usize, item: &RawRule, field: &str) -> String {
     }
 }
 
-/// Compiles one item; `Err((field, message))`.
-pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
-    let never = |field: &str| {
-        (
-            field.to_string(),
-            "empty list: remove the key or give at least one entry".to_string(),
-        )
-    };
-    let entries = |field: &str, list: &TextList| -> Result<Vec<String>, (String, String)> {
-        if list.0.is_empty() {
-            return Err(never(field));
-        }
-        for (j, e) in list.0.iter().enumerate() {
-            if e.is_empty() {
-                return Err((
-                    format!("{field}[{j}]"),
-                    "empty entry can never match".to_string(),
-                ));
-            }
-        }
-        Ok(list.0.clone())
-    };
+/// What went wrong in one rule: the field (empty for the rule as a whole)
+/// and the message; the caller adds where the rule is.
+type FieldError = (String, String);
 
+/// Compiles one item; `Err((field, message))`. The fields are checked in
+/// a fixed order (comm, exe, cmdline, the Kubernetes selectors, then the
+/// name), so the error reported is the same from one run to the next.
+pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, FieldError> {
     let comm = match &item.comm {
         None => None,
         Some(list) => {
@@ -72,31 +57,7 @@ pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
                 .collect(),
         ),
     };
-    let cmdline = match &item.cmdline {
-        None => None,
-        Some(list) => {
-            let mut regexes = Vec::new();
-            for (j, src) in entries("cmdline", list)?.iter().enumerate() {
-                let re = Regex::new(src)
-                    .map_err(|e| (format!("cmdline[{j}]"), format!("bad regex {src:?}: {e}")))?;
-                regexes.push(re);
-            }
-            Some(regexes)
-        }
-    };
-    let regexes = |field: &str,
-                   list: &Option<TextList>|
-     -> Result<Option<Vec<Regex>>, (String, String)> {
-        let Some(list) = list else { return Ok(None) };
-        let mut out = Vec::new();
-        for (j, src) in entries(field, list)?.iter().enumerate() {
-            out.push(
-                Regex::new(src)
-                    .map_err(|e| (format!("{field}[{j}]"), format!("bad regex {src:?}: {e}")))?,
-            );
-        }
-        Ok(Some(out))
-    };
+    let cmdline = regexes("cmdline", &item.cmdline)?;
     let k8s = K8sSelectors {
         namespace: regexes("namespace", &item.namespace)?,
         pod: regexes("pod", &item.pod)?,
@@ -115,9 +76,58 @@ pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
                 .to_string(),
         ));
     }
+    let name = name_template(item, cmdline.as_deref().unwrap_or_default())?;
+    Ok(Rule {
+        name,
+        comm,
+        exe,
+        cmdline,
+        k8s,
+    })
+}
 
+/// The entries of a selector list. An empty list or entry would never
+/// match, silently: it is an error, so that a typo does not disable a
+/// rule.
+fn entries(field: &str, list: &TextList) -> Result<Vec<String>, FieldError> {
+    if list.0.is_empty() {
+        return Err((
+            field.to_string(),
+            "empty list: remove the key or give at least one entry".to_string(),
+        ));
+    }
+    for (j, e) in list.0.iter().enumerate() {
+        if e.is_empty() {
+            return Err((
+                format!("{field}[{j}]"),
+                "empty entry can never match".to_string(),
+            ));
+        }
+    }
+    Ok(list.0.clone())
+}
+
+/// A selector list of regexes (`cmdline` and the Kubernetes selectors),
+/// compiled here so that a bad one is reported with its field and index.
+fn regexes(field: &str, list: &Option<TextList>) -> Result<Option<Vec<Regex>>, FieldError> {
+    let Some(list) = list else { return Ok(None) };
+    let mut out = Vec::new();
+    for (j, src) in entries(field, list)?.iter().enumerate() {
+        out.push(
+            Regex::new(src)
+                .map_err(|e| (format!("{field}[{j}]"), format!("bad regex {src:?}: {e}")))?,
+        );
+    }
+    Ok(Some(out))
+}
+
+/// The rule's name template (the default when it gives none), which may
+/// use the named captures of its `cmdline` regexes: they are passed to the
+/// parser so that a template naming an unknown capture is an error now,
+/// not an empty name later.
+fn name_template(item: &RawRule, cmdline: &[Regex]) -> Result<Template, FieldError> {
     let mut captures: Vec<String> = Vec::new();
-    for re in cmdline.iter().flatten() {
+    for re in cmdline {
         for n in re.capture_names().flatten() {
             if !captures.iter().any(|c| c == n) {
                 captures.push(n.to_string());
@@ -128,14 +138,7 @@ pub(super) fn compile_rule(item: &RawRule) -> Result<Rule, (String, String)> {
         Some(n) if !n.0.is_empty() => n.0.as_str(),
         _ => DEFAULT_TEMPLATE,
     };
-    let name = Template::parse(source, &captures).map_err(|e| ("name".to_string(), e.0))?;
-    Ok(Rule {
-        name,
-        comm,
-        exe,
-        cmdline,
-        k8s,
-    })
+    Template::parse(source, &captures).map_err(|e| ("name".to_string(), e.0))
 }
 
 pub(super) fn check_comm_len(c: &str) -> Result<(), String> {
@@ -163,72 +166,97 @@ pub(super) fn tokens(t: &Tokens) -> Vec<String> {
     }
 }
 
+/// The legacy `procnames`/`namemapping` settings as one namer.
 pub(super) fn compile_legacy(
     procnames: Option<&Tokens>,
     namemapping: Option<&Tokens>,
     origin: &dyn Fn(&str) -> Origin,
 ) -> Result<LegacyNamer, ConfigError> {
+    let mappings = match namemapping {
+        Some(nm) => compile_namemapping(nm, origin)?,
+        None => Vec::new(),
+    };
+    let names = match procnames {
+        Some(pn) => compile_procnames(pn, &mappings, origin)?,
+        None => Vec::new(),
+    };
+    Ok(LegacyNamer::new(names, mappings))
+}
+
+/// `namemapping`: name,regex pairs. Each regex needs a capture group (the
+/// group is `name:` + its first non-empty capture), and each name may be
+/// mapped once, so a pair that can never name a process is an error.
+fn compile_namemapping(
+    nm: &Tokens,
+    origin: &dyn Fn(&str) -> Origin,
+) -> Result<Vec<(String, Regex)>, ConfigError> {
+    let bad = |loc: String, m: String| ConfigError::invalid(origin("namemapping"), loc, m);
+    let toks = tokens(nm);
+    if toks.len() % 2 == 1 {
+        return Err(bad(
+            "namemapping".into(),
+            format!(
+                "odd number of tokens ({}): expected name,regex pairs (a regex cannot \
+                 contain a comma here; use a YAML list or process_names rules)",
+                toks.len()
+            ),
+        ));
+    }
     let mut mappings: Vec<(String, Regex)> = Vec::new();
-    if let Some(nm) = namemapping {
-        let bad = |loc: String, m: String| ConfigError::invalid(origin("namemapping"), loc, m);
-        let toks = tokens(nm);
-        if toks.len() % 2 == 1 {
+    for (j, pair) in toks.chunks(2).enumerate() {
+        let (name, src) = (&pair[0], &pair[1]);
+        let loc = format!("namemapping[{j}] (name {name:?})");
+        if name.is_empty() {
+            return Err(bad(loc, "empty name".into()));
+        }
+        if src.is_empty() {
+            return Err(bad(loc, "empty regex".into()));
+        }
+        check_comm_len(name).map_err(|m| bad(loc.clone(), m))?;
+        if mappings.iter().any(|(n, _)| n == name) {
+            return Err(bad(loc, format!("{name:?} is mapped twice")));
+        }
+        let re =
+            Regex::new(src).map_err(|e| bad(loc.clone(), format!("bad regex {src:?}: {e}")))?;
+        if re.captures_len() < 2 {
             return Err(bad(
-                "namemapping".into(),
+                loc,
                 format!(
-                    "odd number of tokens ({}): expected name,regex pairs (a regex cannot \
-                     contain a comma here; use a YAML list or process_names rules)",
-                    toks.len()
+                    "regex {src:?} has no capture group, so it can never name a process \
+                     (the group is \"{name}:\" + the first non-empty capture)"
                 ),
             ));
         }
-        for (j, pair) in toks.chunks(2).enumerate() {
-            let (name, src) = (&pair[0], &pair[1]);
-            let loc = format!("namemapping[{j}] (name {name:?})");
-            if name.is_empty() {
-                return Err(bad(loc, "empty name".into()));
-            }
-            if src.is_empty() {
-                return Err(bad(loc, "empty regex".into()));
-            }
-            check_comm_len(name).map_err(|m| bad(loc.clone(), m))?;
-            if mappings.iter().any(|(n, _)| n == name) {
-                return Err(bad(loc, format!("{name:?} is mapped twice")));
-            }
-            let re =
-                Regex::new(src).map_err(|e| bad(loc.clone(), format!("bad regex {src:?}: {e}")))?;
-            if re.captures_len() < 2 {
-                return Err(bad(
-                    loc,
-                    format!(
-                        "regex {src:?} has no capture group, so it can never name a process \
-                         (the group is \"{name}:\" + the first non-empty capture)"
-                    ),
-                ));
-            }
-            mappings.push((name.clone(), re));
-        }
+        mappings.push((name.clone(), re));
     }
+    Ok(mappings)
+}
 
+/// `procnames`: the comms to track, empty tokens skipped. A comm longer
+/// than the kernel keeps can never match and is an error, unless it is a
+/// mapped group name.
+fn compile_procnames(
+    pn: &Tokens,
+    mappings: &[(String, Regex)],
+    origin: &dyn Fn(&str) -> Origin,
+) -> Result<Vec<String>, ConfigError> {
     let mut names = Vec::new();
-    if let Some(pn) = procnames {
-        for (j, name) in tokens(pn).into_iter().filter(|t| !t.is_empty()).enumerate() {
-            // process-exporter's README has users list mapped group names
-            // (`java:app`) here too; they are harmless, the mapping applies
-            // anyway.
-            let mapped = mappings.iter().any(|(m, _)| {
-                name.strip_prefix(m.as_str())
-                    .is_some_and(|r| r.starts_with(':'))
-            });
-            if !mapped {
-                check_comm_len(&name).map_err(|m| {
-                    ConfigError::invalid(origin("procnames"), format!("procnames[{j}]"), m)
-                })?;
-            }
-            names.push(name);
+    for (j, name) in tokens(pn).into_iter().filter(|t| !t.is_empty()).enumerate() {
+        // process-exporter's README has users list mapped group names
+        // (`java:app`) here too; they are harmless, the mapping applies
+        // anyway.
+        let mapped = mappings.iter().any(|(m, _)| {
+            name.strip_prefix(m.as_str())
+                .is_some_and(|r| r.starts_with(':'))
+        });
+        if !mapped {
+            check_comm_len(&name).map_err(|m| {
+                ConfigError::invalid(origin("procnames"), format!("procnames[{j}]"), m)
+            })?;
         }
+        names.push(name);
     }
-    Ok(LegacyNamer::new(names, mappings))
+    Ok(names)
 }
 
 /// The namer the settings ask for: the `process_names` rules, the legacy
