@@ -336,31 +336,10 @@ fn compile(
     check_procfs(&procfs, origin("procfs"))?;
 
     let interval = interval(&raw.interval, origin("interval"))?;
-    let recheck_time_limit = parse_duration(
-        &raw.recheck_with_time_limit,
-        "recheck_with_time_limit",
-        &origin("recheck_with_time_limit"),
-    )?;
-    let recheck = raw.recheck || !recheck_time_limit.is_zero();
-    let empty_group_ttl = if raw.empty_group_ttl.0.trim().eq_ignore_ascii_case("never") {
-        None
-    } else {
-        Some(parse_duration(
-            &raw.empty_group_ttl,
-            "empty_group_ttl",
-            &origin("empty_group_ttl"),
-        )?)
-    };
+    let (recheck, recheck_time_limit) = recheck_policy(&raw, &origin)?;
+    let (empty_group_ttl, remove_empty_groups) = group_lifetime(&raw, &origin)?;
     let empty_group_ttl_explicit = origin("empty_group_ttl") != Origin::Default;
-    // A time to live of zero forgets a group as soon as it empties.
-    let remove_empty_groups = raw.remove_empty_groups || empty_group_ttl == Some(Duration::ZERO);
-
-    let max_groups = positive(raw.max_groups, "max_groups", &origin("max_groups"))?;
-    let max_thread_names = positive(
-        raw.max_thread_names,
-        "max_thread_names",
-        &origin("max_thread_names"),
-    )?;
+    let (max_groups, max_thread_names) = caps(&raw, &origin)?;
     let health_export_intervals = health_export_intervals(
         raw.health_export_intervals,
         origin("health_export_intervals"),
@@ -406,6 +385,52 @@ fn compile(
         containers,
         container_attributes: raw.container_attributes,
     })
+}
+
+/// Whether unmatched processes are named again each cycle, and for how
+/// long after they start: a time limit implies recheck, so that setting
+/// the limit alone turns it on.
+fn recheck_policy(
+    raw: &RawSettings,
+    origin: &dyn Fn(&str) -> Origin,
+) -> Result<(bool, Duration), ConfigError> {
+    let limit = parse_duration(
+        &raw.recheck_with_time_limit,
+        "recheck_with_time_limit",
+        &origin("recheck_with_time_limit"),
+    )?;
+    Ok((raw.recheck || !limit.is_zero(), limit))
+}
+
+/// How long an empty group is kept, and whether it is forgotten as soon as
+/// it empties: `never` keeps it for ever, and a time to live of zero is
+/// the same as `remove_empty_groups`.
+fn group_lifetime(
+    raw: &RawSettings,
+    origin: &dyn Fn(&str) -> Origin,
+) -> Result<(Option<Duration>, bool), ConfigError> {
+    let ttl = if raw.empty_group_ttl.0.trim().eq_ignore_ascii_case("never") {
+        None
+    } else {
+        Some(parse_duration(
+            &raw.empty_group_ttl,
+            "empty_group_ttl",
+            &origin("empty_group_ttl"),
+        )?)
+    };
+    Ok((ttl, raw.remove_empty_groups || ttl == Some(Duration::ZERO)))
+}
+
+/// The cardinality caps (`max_groups`, `max_thread_names`): zero would
+/// fold every group or thread into the overflow one, so it is refused.
+fn caps(raw: &RawSettings, origin: &dyn Fn(&str) -> Origin) -> Result<(usize, usize), ConfigError> {
+    let max_groups = positive(raw.max_groups, "max_groups", &origin("max_groups"))?;
+    let max_thread_names = positive(
+        raw.max_thread_names,
+        "max_thread_names",
+        &origin("max_thread_names"),
+    )?;
+    Ok((max_groups, max_thread_names))
 }
 
 /// A procfs mount has a `stat` file: checked here, so that a wrong
