@@ -232,6 +232,116 @@ fn check_headers(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds). Without it, or when it
+/// is not a positive number (warned), exports follow the collection
+/// interval, so that each export carries a fresh snapshot.
+fn export_interval(
+    env: &dyn Fn(&str) -> Option<String>,
+    collection_interval: Duration,
+) -> Duration {
+    match env("OTEL_METRIC_EXPORT_INTERVAL") {
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => {
+                tracing::warn!(
+                    value = %raw,
+                    "OTEL_METRIC_EXPORT_INTERVAL is not a positive number of milliseconds; \
+                     exporting at the collection interval"
+                );
+                collection_interval
+            }
+        },
+        None => collection_interval,
+    }
+}
+
+/// Refuses malformed OTLP header variables. Authentication usually travels
+/// in the headers: a malformed entry that the exporter would drop without
+/// a word turns into refused exports far from the cause, so it is refused
+/// here.
+fn check_header_vars(env: &dyn Fn(&str) -> Option<String>) -> Result<(), TelemetryError> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ] {
+        if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
+            check_headers(&value).map_err(|why| TelemetryError::Headers { var, why })?;
+        }
+    }
+    Ok(())
+}
+
+/// Warns when the variables ask for another protocol than gRPC, the only
+/// one this build exports with, so that the choice is not silently lost.
+fn warn_other_protocol(env: &dyn Fn(&str) -> Option<String>) {
+    if let Some((var, protocol)) = first_set(
+        env,
+        [
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ],
+    ) && protocol != "grpc"
+    {
+        tracing::warn!(
+            variable = var,
+            value = %protocol,
+            "procgroups exports over OTLP/gRPC only; ignoring the requested protocol"
+        );
+    }
+}
+
+/// The client certificate and key for mutual TLS. One without the other
+/// is refused at startup, naming the variable that is missing, rather than
+/// exporting without the identity the operator meant to give.
+fn client_identity(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(PathBuf, PathBuf)>, TelemetryError> {
+    let cert = first_set(
+        env,
+        [
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        ],
+    );
+    let key = first_set(
+        env,
+        [
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        ],
+    );
+    match (cert, key) {
+        (Some((_, c)), Some((_, k))) => Ok(Some((PathBuf::from(c), PathBuf::from(k)))),
+        (Some((var, _)), None) => Err(TelemetryError::HalfIdentity(
+            var,
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        )),
+        (None, Some((var, _))) => Err(TelemetryError::HalfIdentity(
+            var,
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `OTEL_METRICS_EXPORTER`: `none` turns exporting off; any other value
+/// than `otlp` is warned about and exports over OTLP anyway, since that is
+/// all this build can do.
+fn exporter_enabled(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    match env("OTEL_METRICS_EXPORTER").as_deref().map(str::trim) {
+        Some("none") => false,
+        None | Some("" | "otlp") => true,
+        Some(other) => {
+            tracing::warn!(
+                value = %other,
+                "OTEL_METRICS_EXPORTER: procgroups exports over OTLP or not at all (none); \
+                 exporting over OTLP"
+            );
+            true
+        }
+    }
+}
+
 impl ExportSettings {
     /// Decides the settings from the variables `env` returns and the
     /// collection interval.
@@ -243,20 +353,7 @@ impl ExportSettings {
             .map(|(_, v)| v)
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
 
-        let export_interval = match env("OTEL_METRIC_EXPORT_INTERVAL") {
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => {
-                    tracing::warn!(
-                        value = %raw,
-                        "OTEL_METRIC_EXPORT_INTERVAL is not a positive number of milliseconds; \
-                         exporting at the collection interval"
-                    );
-                    collection_interval
-                }
-            },
-            None => collection_interval,
-        };
+        let export_interval = export_interval(env, collection_interval);
 
         // A timeout (milliseconds) or a compression the exporter cannot use
         // is ignored with a warning, as the OpenTelemetry specification
@@ -281,32 +378,8 @@ impl ExportSettings {
             |v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("none"),
             "not a compression this build supports (gzip, none); ignored",
         );
-        // Authentication usually travels in the headers: a malformed entry
-        // that the exporter would drop without a word turns into refused
-        // exports far from the cause, so it is refused here.
-        for var in [
-            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ] {
-            if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
-                check_headers(&value).map_err(|why| TelemetryError::Headers { var, why })?;
-            }
-        }
-
-        if let Some((var, protocol)) = first_set(
-            env,
-            [
-                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-            ],
-        ) && protocol != "grpc"
-        {
-            tracing::warn!(
-                variable = var,
-                value = %protocol,
-                "procgroups exports over OTLP/gRPC only; ignoring the requested protocol"
-            );
-        }
+        check_header_vars(env)?;
+        warn_other_protocol(env);
 
         let ca_file = first_set(
             env,
@@ -316,49 +389,8 @@ impl ExportSettings {
             ],
         )
         .map(|(var, v)| (var, PathBuf::from(v)));
-        let cert = first_set(
-            env,
-            [
-                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-            ],
-        );
-        let key = first_set(
-            env,
-            [
-                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
-                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-            ],
-        );
-        let client_identity = match (cert, key) {
-            (Some((_, c)), Some((_, k))) => Some((PathBuf::from(c), PathBuf::from(k))),
-            (Some((var, _)), None) => {
-                return Err(TelemetryError::HalfIdentity(
-                    var,
-                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-                ));
-            }
-            (None, Some((var, _))) => {
-                return Err(TelemetryError::HalfIdentity(
-                    var,
-                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                ));
-            }
-            (None, None) => None,
-        };
-
-        let enabled = match env("OTEL_METRICS_EXPORTER").as_deref().map(str::trim) {
-            Some("none") => false,
-            None | Some("" | "otlp") => true,
-            Some(other) => {
-                tracing::warn!(
-                    value = %other,
-                    "OTEL_METRICS_EXPORTER: procgroups exports over OTLP or not at all (none); \
-                     exporting over OTLP"
-                );
-                true
-            }
-        };
+        let client_identity = client_identity(env)?;
+        let enabled = exporter_enabled(env);
 
         Ok(ExportSettings {
             enabled,
