@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::Collection;
 use crate::proc::{
-    FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc, ProcError, Rename,
-    Source, Static,
+    Explanation, FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc,
+    ProcError, Rename, Source, Static,
 };
 use crate::snapshot::SnapshotCell;
 use crate::telemetry::ExportHealth;
@@ -142,7 +142,6 @@ impl StatusProvider for AgentStatus {
                 };
             }
         };
-        let attrs = st.attributes(pid);
         // The rules in force, which a reload may have replaced.
         let namer = self
             .collection
@@ -151,19 +150,18 @@ impl StatusProvider for AgentStatus {
             .tracker()
             .namer()
             .clone();
-        let rules = namer.explain(&attrs);
+        let rules = namer.explain(&st.attributes(pid));
         let rule = rules
             .rule
             .and_then(|i| namer.describe().into_iter().nth(i))
             .or_else(|| rules.template.as_ref().map(|t| format!("name {t:?}")));
-        let process = Some(ProcessFacts {
-            name: st.name.clone(),
-            cmdline: st.cmdline.clone(),
-            uid: st.effective_uid,
-        });
         let base = PidExplanation {
             pid,
-            process,
+            process: Some(ProcessFacts {
+                name: st.name.clone(),
+                cmdline: st.cmdline.clone(),
+                uid: st.effective_uid,
+            }),
             group: None,
             decision: Decision::NotMatched,
             rule: None,
@@ -173,61 +171,94 @@ impl StatusProvider for AgentStatus {
         // The tracker's record counts only if it is about this very process,
         // not an earlier one that held the same pid.
         match self.membership(pid) {
-            Some(Known::Tracked {
-                id: known,
-                group,
-                parent: None,
-                history,
-            }) if known == id => {
-                let reason = if rules.group.is_some() {
+            Some(known) if known.id() == id => explain_known(known, rules, rule, base),
+            _ => explain_unseen(rules, rule, base),
+        }
+    }
+}
+
+impl Known {
+    /// The identity of the process the record is about.
+    fn id(&self) -> ID {
+        match self {
+            Known::Tracked { id, .. } | Known::Ignored { id } => *id,
+        }
+    }
+}
+
+/// The answer for a process the tracker has seen: its group, and whether
+/// it was named by the rules (which may no longer match it, after a reload
+/// or an `exec`: it keeps the group it was named into) or inherited its
+/// parent's group. `rules` is what the rules say now, `rule` the rule that
+/// matched, `base` the answer when not tracked.
+fn explain_known(
+    known: Known,
+    rules: Explanation,
+    rule: Option<String>,
+    base: PidExplanation,
+) -> PidExplanation {
+    match known {
+        Known::Tracked {
+            group,
+            parent: None,
+            history,
+            ..
+        } => {
+            let reason = if rules.group.is_some() {
+                rules.detail
+            } else {
+                format!(
+                    "named when first seen; the rules no longer match it ({})",
                     rules.detail
-                } else {
-                    format!(
-                        "named when first seen; the rules no longer match it ({})",
-                        rules.detail
-                    )
-                } + &history;
-                PidExplanation {
-                    group: Some(group),
-                    decision: Decision::Matched,
-                    rule,
-                    reason,
-                    ..base
-                }
-            }
-            Some(Known::Tracked {
-                id: known,
-                group,
-                parent: Some(parent),
-                history,
-            }) if known == id => PidExplanation {
-                reason: format!(
-                    "{}; counted in the group of its parent, pid {parent}{history}",
-                    rules.detail
-                ),
+                )
+            } + &history;
+            PidExplanation {
                 group: Some(group),
-                decision: Decision::Inherited,
-                ancestor_pid: Some(parent),
+                decision: Decision::Matched,
+                rule,
+                reason,
                 ..base
-            },
-            Some(Known::Ignored { id: known }) if known == id => base,
-            _ => {
-                let pending = "not seen by a collection cycle yet";
-                match rules.group {
-                    Some(group) => PidExplanation {
-                        group: Some(group),
-                        decision: Decision::Matched,
-                        rule,
-                        reason: format!("{} ({pending})", rules.detail),
-                        ..base
-                    },
-                    None => PidExplanation {
-                        reason: format!("{} ({pending})", rules.detail),
-                        ..base
-                    },
-                }
             }
         }
+        Known::Tracked {
+            group,
+            parent: Some(parent),
+            history,
+            ..
+        } => PidExplanation {
+            reason: format!(
+                "{}; counted in the group of its parent, pid {parent}{history}",
+                rules.detail
+            ),
+            group: Some(group),
+            decision: Decision::Inherited,
+            ancestor_pid: Some(parent),
+            ..base
+        },
+        Known::Ignored { .. } => base,
+    }
+}
+
+/// The answer for a process no cycle has seen yet: what the rules say
+/// now, marked as pending, since the tracker has not counted it anywhere.
+fn explain_unseen(
+    rules: Explanation,
+    rule: Option<String>,
+    base: PidExplanation,
+) -> PidExplanation {
+    let pending = "not seen by a collection cycle yet";
+    match rules.group {
+        Some(group) => PidExplanation {
+            group: Some(group),
+            decision: Decision::Matched,
+            rule,
+            reason: format!("{} ({pending})", rules.detail),
+            ..base
+        },
+        None => PidExplanation {
+            reason: format!("{} ({pending})", rules.detail),
+            ..base
+        },
     }
 }
 
