@@ -349,6 +349,21 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
         .any(|g| g.memory.proportional_bytes > 0 || g.memory.proportional_swap_bytes > 0);
     // A CONTAINER column only when some group is split by container.
     let containers = groups.keys().any(|k| split::decode(k).1.is_some());
+    let header = group_header(containers, smaps);
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for (name, g) in groups {
+        rows.push(group_row(name, g, (containers, smaps), now));
+    }
+    // The names (group, and container) read left-aligned, the numbers
+    // right-aligned.
+    align(&rows, if containers { 2 } else { 1 })
+}
+
+/// The column titles: the CONTAINER column only when some group is split by
+/// container, and the PSS columns only when some group has them (they are
+/// read only with `gather_smaps`), so that a plain run shows no empty
+/// columns.
+fn group_header(containers: bool, smaps: bool) -> Vec<&'static str> {
     let mut header = vec!["GROUP"];
     if containers {
         header.push("CONTAINER");
@@ -368,62 +383,76 @@ pub fn group_table(groups: &GroupByName, now: Option<SystemTime>) -> String {
         "CTXSW INV",
         "OLDEST",
     ]);
+    header
+}
 
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
-    for (name, g) in groups {
-        let c = &g.counts;
-        let (group, container) = split::decode(name);
-        let mut row = vec![group.to_string()];
-        if containers {
-            row.push(container.map_or_else(|| "-".to_owned(), |c| c.label()));
-        }
-        row.extend([
-            g.procs.to_string(),
-            g.num_threads.to_string(),
-            human_seconds(c.cpu_user_time),
-            human_seconds(c.cpu_system_time),
-            io_cell(g.io_known, c.read_bytes),
-            io_cell(g.io_known, c.write_bytes),
-            human_bytes(g.memory.resident_bytes),
-            human_bytes(g.memory.virtual_bytes),
-            human_bytes(g.memory.swap_bytes),
-        ]);
-        if smaps {
-            row.push(human_bytes(g.memory.proportional_bytes));
-            row.push(human_bytes(g.memory.proportional_swap_bytes));
-        }
-        let ratio = if g.procs == 0 {
-            0.0
-        } else {
-            finite(g.worst_fd_ratio)
-        };
-        row.extend([
-            g.open_fds.to_string(),
-            format!("{:.1}%", ratio * 100.0),
-            human_count(c.major_page_faults),
-            human_count(c.minor_page_faults),
-            human_count(c.ctx_switch_voluntary),
-            human_count(c.ctx_switch_nonvoluntary),
-            if g.procs == 0 {
-                "-".to_owned()
-            } else {
-                age(now, g.oldest_start_time)
-            },
-        ]);
-        rows.push(row);
+/// One group's cells, in the order of [`group_header`] with the same
+/// `(containers, smaps)` choices. A group with no process now shows a
+/// descriptor use of zero and no age: its last values would describe
+/// processes that are gone.
+fn group_row(
+    name: &str,
+    g: &Group,
+    (containers, smaps): (bool, bool),
+    now: Option<SystemTime>,
+) -> Vec<String> {
+    let c = &g.counts;
+    let (group, container) = split::decode(name);
+    let mut row = vec![group.to_string()];
+    if containers {
+        row.push(container.map_or_else(|| "-".to_owned(), |c| c.label()));
     }
+    row.extend([
+        g.procs.to_string(),
+        g.num_threads.to_string(),
+        human_seconds(c.cpu_user_time),
+        human_seconds(c.cpu_system_time),
+        io_cell(g.io_known, c.read_bytes),
+        io_cell(g.io_known, c.write_bytes),
+        human_bytes(g.memory.resident_bytes),
+        human_bytes(g.memory.virtual_bytes),
+        human_bytes(g.memory.swap_bytes),
+    ]);
+    if smaps {
+        row.push(human_bytes(g.memory.proportional_bytes));
+        row.push(human_bytes(g.memory.proportional_swap_bytes));
+    }
+    let ratio = if g.procs == 0 {
+        0.0
+    } else {
+        finite(g.worst_fd_ratio)
+    };
+    row.extend([
+        g.open_fds.to_string(),
+        format!("{:.1}%", ratio * 100.0),
+        human_count(c.major_page_faults),
+        human_count(c.minor_page_faults),
+        human_count(c.ctx_switch_voluntary),
+        human_count(c.ctx_switch_nonvoluntary),
+        if g.procs == 0 {
+            "-".to_owned()
+        } else {
+            age(now, g.oldest_start_time)
+        },
+    ]);
+    row
+}
 
-    let columns = rows[0].len();
+/// Lays `rows` out in columns as wide as their widest cell, two spaces
+/// apart: the first `left` columns left-aligned, the others right-aligned;
+/// no trailing spaces.
+fn align(rows: &[Vec<String>], left: usize) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i == 0 {
                 let _ = write!(line, "{cell:<w$}", w = widths[i]);
-            } else if containers && i == 1 {
+            } else if i < left {
                 let _ = write!(line, "  {cell:<w$}", w = widths[i]);
             } else {
                 let _ = write!(line, "  {cell:>w$}", w = widths[i]);
