@@ -139,32 +139,30 @@ pub fn group_to_pb(name: &str, g: &Group) -> pb::Group {
     }
 }
 
+/// The counters of a group or thread-name message, which carry them under
+/// the same field names: a macro, since the two are distinct generated
+/// types with no trait in common.
+macro_rules! counts_from_pb {
+    ($m:expr) => {
+        Counts {
+            cpu_user_time: $m.cpu_user_seconds,
+            cpu_system_time: $m.cpu_system_seconds,
+            read_bytes: $m.read_bytes,
+            write_bytes: $m.write_bytes,
+            major_page_faults: $m.major_page_faults,
+            minor_page_faults: $m.minor_page_faults,
+            ctx_switch_voluntary: $m.voluntary_context_switches,
+            ctx_switch_nonvoluntary: $m.nonvoluntary_context_switches,
+        }
+    };
+}
+
 /// The group back from the wire: the inverse of [`group_to_pb`], so that
 /// the client renders it with the `--once` functions.
 pub fn group_from_pb(g: &pb::Group) -> (String, Group) {
-    let counts =
-        |cpu_user_time, cpu_system_time, read_bytes, write_bytes, major, minor, vol, inv| Counts {
-            cpu_user_time,
-            cpu_system_time,
-            read_bytes,
-            write_bytes,
-            major_page_faults: major,
-            minor_page_faults: minor,
-            ctx_switch_voluntary: vol,
-            ctx_switch_nonvoluntary: inv,
-        };
     let states = g.states.unwrap_or_default();
     let group = Group {
-        counts: counts(
-            g.cpu_user_seconds,
-            g.cpu_system_seconds,
-            g.read_bytes,
-            g.write_bytes,
-            g.major_page_faults,
-            g.minor_page_faults,
-            g.voluntary_context_switches,
-            g.nonvoluntary_context_switches,
-        ),
+        counts: counts_from_pb!(g),
         states: States {
             running: states.running,
             sleeping: states.sleeping,
@@ -193,16 +191,7 @@ pub fn group_from_pb(g: &pb::Group) -> (String, Group) {
             .map(|t| Threads {
                 name: t.name.clone(),
                 num_threads: t.threads,
-                counts: counts(
-                    t.cpu_user_seconds,
-                    t.cpu_system_seconds,
-                    t.read_bytes,
-                    t.write_bytes,
-                    t.major_page_faults,
-                    t.minor_page_faults,
-                    t.voluntary_context_switches,
-                    t.nonvoluntary_context_switches,
-                ),
+                counts: counts_from_pb!(t),
             })
             .collect(),
     };
