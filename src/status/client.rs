@@ -316,56 +316,65 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
         },
         health.reason
     );
-    match &s.last_cycle {
-        Some(c) => {
-            let e = c.errors.unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "cycle:   #{} ended {}, took {}, {} processes tracked; errors since start: read {}, partial {}",
-                c.count,
-                ago(now, c.end_time_unix_nano),
-                fmt_duration(Duration::from_nanos(c.duration_nanos)),
-                c.tracked_processes,
-                e.read,
-                e.partial
-            );
-            if let Some(n) = &c.node_cpu {
-                let _ = writeln!(out, "{}", output::coverage_line(&node_cpu_from_pb(n)));
-            }
-        }
-        None => {
-            let _ = writeln!(out, "cycle:   none completed yet");
-        }
-    }
-    let export = s.export.clone().unwrap_or_default();
-    if export.enabled {
-        let last = if export.last_attempt_time_unix_nano == 0 {
-            "no export yet".to_string()
-        } else if export.last_attempt_ok {
-            format!("last ok {}", ago(now, export.last_attempt_time_unix_nano))
-        } else {
-            format!(
-                "last FAILED {}: {}; last success {}",
-                ago(now, export.last_attempt_time_unix_nano),
-                export.last_error,
-                ago(now, export.last_success_time_unix_nano)
-            )
-        };
-        let _ = writeln!(
-            out,
-            "export:  to {} every {}, {last}, {} failures since start",
-            export.endpoint,
-            fmt_duration(Duration::from_nanos(export.interval_nanos)),
-            export.failures_total
-        );
-    } else {
-        let _ = writeln!(out, "export:  disabled");
-    }
+    cycle_lines(&mut out, s.last_cycle.as_ref(), now);
+    export_line(&mut out, &s.export.clone().unwrap_or_default(), now);
     out.push('\n');
 
     let groups: GroupByName = s.groups.iter().map(group_from_pb).collect();
     out.push_str(&output::group_table(&groups, Some(now)));
     out
+}
+
+/// The last cycle: when it ended, how long it took, what it tracked and
+/// the errors so far, then the node's CPU coverage when the agent measures
+/// it (the same line as `--once` prints).
+fn cycle_lines(out: &mut String, cycle: Option<&pb::Cycle>, now: SystemTime) {
+    let Some(c) = cycle else {
+        let _ = writeln!(out, "cycle:   none completed yet");
+        return;
+    };
+    let e = c.errors.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "cycle:   #{} ended {}, took {}, {} processes tracked; errors since start: read {}, partial {}",
+        c.count,
+        ago(now, c.end_time_unix_nano),
+        fmt_duration(Duration::from_nanos(c.duration_nanos)),
+        c.tracked_processes,
+        e.read,
+        e.partial
+    );
+    if let Some(n) = &c.node_cpu {
+        let _ = writeln!(out, "{}", output::coverage_line(&node_cpu_from_pb(n)));
+    }
+}
+
+/// Where exports go and how the last one went: a failure shows its error
+/// and when the last success was, which is what an operator needs first.
+fn export_line(out: &mut String, export: &pb::Export, now: SystemTime) {
+    if !export.enabled {
+        let _ = writeln!(out, "export:  disabled");
+        return;
+    }
+    let last = if export.last_attempt_time_unix_nano == 0 {
+        "no export yet".to_string()
+    } else if export.last_attempt_ok {
+        format!("last ok {}", ago(now, export.last_attempt_time_unix_nano))
+    } else {
+        format!(
+            "last FAILED {}: {}; last success {}",
+            ago(now, export.last_attempt_time_unix_nano),
+            export.last_error,
+            ago(now, export.last_success_time_unix_nano)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "export:  to {} every {}, {last}, {} failures since start",
+        export.endpoint,
+        fmt_duration(Duration::from_nanos(export.interval_nanos)),
+        export.failures_total
+    );
 }
 
 fn decision_word(d: pb::explain_response::Decision) -> &'static str {
