@@ -403,6 +403,22 @@ impl ExportSettings {
         })
     }
 
+    /// The OTLP/gRPC exporter with the settings decided in code: TLS from
+    /// the certificate variables, gzip and the timeout only when no
+    /// variable chooses them (the exporter reads those variables itself).
+    fn exporter(&self) -> Result<MetricExporter, TelemetryError> {
+        let mut builder = MetricExporter::builder()
+            .with_tonic()
+            .with_tls_config(self.tls_config()?);
+        if self.gzip {
+            builder = builder.with_compression(Compression::Gzip);
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.with_timeout(timeout);
+        }
+        Ok(builder.build()?)
+    }
+
     fn tls_config(&self) -> Result<ClientTlsConfig, TelemetryError> {
         let mut tls = ClientTlsConfig::new().with_enabled_roots();
         if let Some((var, path)) = &self.ca_file {
@@ -458,27 +474,9 @@ impl Telemetry {
     ) -> Result<Self, TelemetryError> {
         let settings = &options.export;
         if !settings.enabled {
-            // No reader: the instruments are never collected, and the
-            // record says so, so that health does not wait for an export.
-            let health = Arc::new(ExportHealth::disabled());
-            let provider = SdkMeterProvider::builder().with_resource(resource).build();
-            tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
-            return Ok(Telemetry {
-                provider,
-                health,
-                delta: false,
-            });
+            return Ok(Telemetry::without_export(resource));
         }
-        let mut builder = MetricExporter::builder()
-            .with_tonic()
-            .with_tls_config(settings.tls_config()?);
-        if settings.gzip {
-            builder = builder.with_compression(Compression::Gzip);
-        }
-        if let Some(timeout) = settings.timeout {
-            builder = builder.with_timeout(timeout);
-        }
-        let exporter = builder.build()?;
+        let exporter = settings.exporter()?;
         let health = Arc::new(ExportHealth::new(settings.endpoint.clone()));
         // A group that empties is forgotten, and starts again from zero if it
         // comes back. When both happen between two collections, the SDK sees
@@ -519,6 +517,20 @@ impl Telemetry {
             health,
             delta,
         })
+    }
+
+    /// The pipeline under `OTEL_METRICS_EXPORTER=none`. No reader: the
+    /// instruments are never collected, and the record says so, so that
+    /// health does not wait for an export.
+    fn without_export(resource: Resource) -> Self {
+        let health = Arc::new(ExportHealth::disabled());
+        let provider = SdkMeterProvider::builder().with_resource(resource).build();
+        tracing::info!("OTEL_METRICS_EXPORTER=none: collecting without exporting");
+        Telemetry {
+            provider,
+            health,
+            delta: false,
+        }
     }
 
     /// True when the exporter sends deltas: a group that is forgotten and
