@@ -98,6 +98,33 @@ pub struct StatusSocket {
     _lock: File,
 }
 
+/// Removes a socket left at `path` by an agent that is gone (nothing
+/// answers on it), so that a crash does not keep the next agent from
+/// starting. A socket that answers is another agent's; anything else at
+/// the path is not ours to remove.
+fn remove_stale(path: &Path) -> Result<(), SocketError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(_) => Err(SocketError::InUse {
+                path: path.to_path_buf(),
+                pid: None,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(SocketError::io("removing stale socket", path))?;
+                tracing::info!(path = %path.display(), "removed stale status socket");
+                Ok(())
+            }
+            Err(e) => Err(SocketError::io("probing existing socket", path)(e)),
+        },
+        Ok(_) => Err(SocketError::NotASocket {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SocketError::io("inspecting", path)(e)),
+    }
+}
+
 impl StatusSocket {
     /// Binds `path`: creates its directory when missing (mode 0700), takes
     /// the lock, removes a stale socket, binds with mode 0600. The listener is
@@ -121,29 +148,7 @@ impl StatusSocket {
         let lock_path = PathBuf::from(lock_name);
         let lock = take_lock(&lock_path, path)?;
 
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
-                Ok(_) => {
-                    return Err(SocketError::InUse {
-                        path: path.to_path_buf(),
-                        pid: None,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path)
-                        .map_err(SocketError::io("removing stale socket", path))?;
-                    tracing::info!(path = %path.display(), "removed stale status socket");
-                }
-                Err(e) => return Err(SocketError::io("probing existing socket", path)(e)),
-            },
-            Ok(_) => {
-                return Err(SocketError::NotASocket {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SocketError::io("inspecting", path)(e)),
-        }
+        remove_stale(path)?;
 
         // The umask is process-wide, but it only narrows permissions, and
         // for the few instructions it is set nothing else creates files.
