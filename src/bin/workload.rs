@@ -146,9 +146,33 @@ fn main() -> Result<()> {
         burn(Duration::from_millis(args.busy_ms));
     }
 
-    // Every thread names itself on start; wait until all have, so that
-    // `ready` means the thread names are visible in /proc.
     let period = Duration::from_millis(args.wake_every_ms);
+    start_threads(&args, period)?;
+    let me = std::env::current_exe().context("finding own executable")?;
+    let children = start_children(&args, &me)?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready {}", std::process::id())?;
+    out.flush()?;
+    drop(out);
+
+    if args.short_children > 0 {
+        short_children(&args, &me)?;
+    }
+    live(&args, period);
+
+    for mut c in children {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+    drop(files);
+    std::hint::black_box(&memory);
+    Ok(())
+}
+
+/// Starts the named threads and waits until every one has named itself,
+/// so that `ready` means the thread names are visible in /proc.
+fn start_threads(args: &Args, period: Duration) -> Result<()> {
     let started = std::sync::Arc::new(std::sync::Barrier::new(args.threads + 1));
     for i in 0..args.threads {
         let idle = if args.spin {
@@ -180,13 +204,17 @@ fn main() -> Result<()> {
             })
             .context("starting a thread")?;
     }
-
     started.wait();
+    Ok(())
+}
 
+/// Starts the long-lived children (copies of this program, `me`), each
+/// waited for until it is ready, so that `ready` means the whole tree is
+/// in place. They live until their standard input closes.
+fn start_children(args: &Args, me: &std::path::Path) -> Result<Vec<Child>> {
     let mut children: Vec<Child> = Vec::with_capacity(args.children);
-    let me = std::env::current_exe().context("finding own executable")?;
     for _ in 0..args.children {
-        let mut cmd = Command::new(&me);
+        let mut cmd = Command::new(me);
         cmd.arg("--name")
             .arg(&args.child_name)
             .stdin(Stdio::piped())
@@ -204,31 +232,35 @@ fn main() -> Result<()> {
         }
         children.push(child);
     }
+    Ok(children)
+}
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "ready {}", std::process::id())?;
-    out.flush()?;
-    drop(out);
-
-    if args.short_children > 0 {
-        std::thread::sleep(Duration::from_millis(args.short_children_delay_ms));
-        if args.short_children_on_input {
-            let mut go = String::new();
-            std::io::stdin()
-                .read_line(&mut go)
-                .context("waiting for the go line")?;
-        }
-        let cpu = run_children(
-            &me,
-            &args.child_name,
-            args.short_children,
-            args.short_children_parallel,
-        )?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "children-cpu {cpu:.3}")?;
-        out.flush()?;
+/// Runs the short-lived children (after the delay, and the go line when
+/// asked) and prints the CPU they used, as its own children totals count
+/// it: the figure the tests compare exit accounting with.
+fn short_children(args: &Args, me: &std::path::Path) -> Result<()> {
+    std::thread::sleep(Duration::from_millis(args.short_children_delay_ms));
+    if args.short_children_on_input {
+        let mut go = String::new();
+        std::io::stdin()
+            .read_line(&mut go)
+            .context("waiting for the go line")?;
     }
+    let cpu = run_children(
+        me,
+        &args.child_name,
+        args.short_children,
+        args.short_children_parallel,
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "children-cpu {cpu:.3}")?;
+    out.flush()?;
+    Ok(())
+}
 
+/// Lives until the lifetime ends or standard input closes (unless told to
+/// ignore it), waking on its period when it has one.
+fn live(args: &Args, period: Duration) {
     let life = Duration::from_secs(args.lifetime_secs) + Duration::from_millis(args.lifetime_ms);
     let deadline = (!life.is_zero()).then(|| Instant::now() + life);
     if !period.is_zero() {
@@ -250,14 +282,6 @@ fn main() -> Result<()> {
             .unwrap_or(false)
         {}
     }
-
-    for mut c in children {
-        drop(c.stdin.take());
-        let _ = c.wait();
-    }
-    drop(files);
-    std::hint::black_box(&memory);
-    Ok(())
 }
 
 /// Keeps `args.churn` copies of this program alive, each for a random
