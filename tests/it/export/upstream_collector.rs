@@ -24,7 +24,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::procs::{Agent, Workload, agent_command, free_port, unique_name};
+use crate::support::procs::{
+    Agent, Workload, agent_command, free_port, stat_fields, ticks_to_seconds, unique_name,
+};
 use crate::support::tools::{self, KUBECTL, OTELCOL, PROMETHEUS, repo_root};
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -652,16 +654,8 @@ impl Drop for Prometheus {
 
 /// CPU seconds (user + system) the process `pid` and its threads have used.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / rustix::param::clock_ticks_per_second() as f64
+    let [utime, stime] = stat_fields(pid, [14, 15]).unwrap();
+    ticks_to_seconds(utime + stime)
 }
 
 #[test]

@@ -91,6 +91,22 @@ pub fn stop_workload(mut child: Child) {
     assert!(status.success(), "{status}");
 }
 
+/// The numeric fields `numbers` of `/proc/PID/stat`, numbered as in
+/// proc(5) (from 4 on: after the comm and the state); `None` once the
+/// process is gone.
+pub fn stat_fields<const N: usize>(pid: u32, numbers: [usize; N]) -> Option<[u64; N]> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (the state).
+    Some(numbers.map(|n| fields[n - 3].parse().unwrap()))
+}
+
+/// Clock ticks (the unit of CPU times in `stat`) as seconds.
+pub fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
 /// A running `procgroups-workload`; it exits when dropped (stdin closes).
 pub struct Workload {
     child: Child,
