@@ -96,7 +96,7 @@ fn live(c: &mut Criterion) {
 
 fn main() {
     let mut c = Criterion::default()
-        .sample_size(if support::quick() { 10 } else { 20 })
+        .sample_size(support::size(20, 10))
         .configure_from_args();
     synthetic(&mut c);
     live(&mut c);
