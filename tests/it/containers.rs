@@ -7,7 +7,7 @@
 
 use crate::support::cgroups;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -189,6 +189,8 @@ struct LiveContainer {
     id: String,
     uid: String,
     logs: tempfile::TempDir,
+    /// Where [`LiveContainer::config`] writes.
+    config_dir: tempfile::TempDir,
     _inside: Workload,
     _outside: Workload,
     _guard: cgroups::CgroupGuard,
@@ -222,11 +224,27 @@ impl LiveContainer {
             id,
             uid,
             logs,
+            config_dir: tempfile::tempdir().unwrap(),
             _inside: inside,
             _outside: outside,
             _guard: guard,
             _turn: turn,
         })
+    }
+
+    /// Writes a configuration with the fake log root and the rules
+    /// `process_names` (YAML list items), and returns its path.
+    fn config(&self, process_names: &str) -> PathBuf {
+        let config = self.config_dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "k8s_log_root: {}\nprocess_names:\n{process_names}",
+                self.logs.path().display()
+            ),
+        )
+        .unwrap();
+        config
     }
 }
 
@@ -242,20 +260,12 @@ fn once_groups_a_live_container_by_namespace_pod_and_container() {
     let Some(live) = LiveContainer::start(7, "pgk8s") else {
         return;
     };
-    let (comm, logs) = (&live.comm, &live.logs);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "k8s_log_root: {}\nprocess_names:\n  \
-             - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
-               namespace: ['^shop$']\n    comm: [{comm}]\n  \
-             - name: 'host:{{{{.Comm}}}}{{{{.ContainerID}}}}'\n    comm: [{comm}]\n",
-            logs.path().display()
-        ),
-    )
-    .unwrap();
+    let comm = &live.comm;
+    let config = live.config(&format!(
+        "  - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
+             namespace: ['^shop$']\n    comm: [{comm}]\n  \
+           - name: 'host:{{{{.Comm}}}}{{{{.ContainerID}}}}'\n    comm: [{comm}]\n"
+    ));
     let out = run_once(&[
         "--config",
         config.to_str().unwrap(),
@@ -297,17 +307,8 @@ fn container_attributes_split_a_group_and_label_its_points() {
     let Some(live) = LiveContainer::start(11, "pgattr") else {
         return;
     };
-    let (comm, logs) = (&live.comm, &live.logs);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "k8s_log_root: {}\nprocess_names:\n  - name: '{{{{.Comm}}}}'\n    comm: [{comm}]\n",
-            logs.path().display()
-        ),
-    )
-    .unwrap();
+    let comm = &live.comm;
+    let config = live.config(&format!("  - name: '{{{{.Comm}}}}'\n    comm: [{comm}]\n"));
     let receiver = Receiver::start();
     let mut cmd = agent_command();
     cmd.arg("--config")

@@ -7,7 +7,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::procs::{Workload, agent_command, unique_name};
+use crate::support::procs::{Workload, agent_command, status_client, unique_name};
 
 /// Children run by the parent, 2 to 100 ms of CPU each.
 const CHILDREN: &str = "220";
@@ -223,20 +223,9 @@ fn exits_never_sampled_are_named_by_the_rules_with_exit_records() {
     );
 }
 
-/// A client command against the agent's status socket.
-fn client(socket: &std::path::Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"))
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("PROCGROUPS_STATUS_SOCKET")
-        .output()
-        .unwrap()
-}
-
 /// `status --output json`, once the agent answers.
 fn status(socket: &std::path::Path) -> Option<serde_json::Value> {
-    let out = client(socket, &["status", "--output", "json"]);
+    let out = status_client(socket, &["status", "--output", "json"]);
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).ok())
@@ -325,7 +314,7 @@ fn a_process_that_execs_moves_to_the_new_group_and_the_old_keeps_its_count() {
     });
     assert!(cpu_of(&later, &a) >= cpu_of(&after, &a));
 
-    let out = client(&socket, &["explain", &pid.to_string()]);
+    let out = status_client(&socket, &["explain", &pid.to_string()]);
     let explained = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{out:?}");
     assert!(

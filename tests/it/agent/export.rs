@@ -120,20 +120,12 @@ fn capture_live_export() -> LiveExport {
         agent.log()
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        THREAD_NAME,
-        "--files",
-        "5",
-        "--busy-ms",
-        "300",
-        "--touch-kib",
-        "8192",
-    ]);
+    let workload = Workload::named(&name)
+        .threads(3, THREAD_NAME)
+        .files(5)
+        .busy_ms(300)
+        .touch_kib(8192)
+        .spawn();
     assert_eq!(workload.threads(), 4);
     // stdin, stdout, stderr, 5 files, and what the test process passes on.
     let fds = (3 + 5 + workload.inherited_fds) as f64;

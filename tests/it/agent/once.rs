@@ -17,16 +17,10 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 #[test]
 fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
     let name = unique_name("pgoj");
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        "pgojworker",
-        "--files",
-        "4",
-    ]);
+    let workload = Workload::named(&name)
+        .threads(3, "pgojworker")
+        .files(4)
+        .spawn();
     let out = run_once(&[
         "--procnames",
         &name,

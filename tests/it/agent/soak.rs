@@ -97,15 +97,7 @@ fn churn(name: &str, threads: usize, stop: &AtomicBool) -> usize {
                     && Instant::now() < deadline
                     && started.fetch_add(TREE, Ordering::SeqCst) + TREE <= CHURN_COUNT
                 {
-                    let children = (TREE - 1).to_string();
-                    let w = Workload::spawn(&[
-                        "--name",
-                        name,
-                        "--children",
-                        &children,
-                        "--child-name",
-                        name,
-                    ]);
+                    let w = Workload::named(name).children(TREE - 1, name).spawn();
                     // Closing its stdin ends the tree; stop() reaps it.
                     w.stop();
                     // At most ~125 processes a second in all.

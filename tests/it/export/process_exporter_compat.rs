@@ -135,22 +135,12 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
     // Two processes (the workload and a child of the same name), named
     // threads, open files, touched memory; nothing spins, so the gauges
     // hold still between the two scrapes.
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        "pgpethread",
-        "--files",
-        "4",
-        "--touch-kib",
-        "8192",
-        "--children",
-        "1",
-        "--child-name",
-        &name,
-    ]);
+    let workload = Workload::named(&name)
+        .threads(3, "pgpethread")
+        .files(4)
+        .touch_kib(8192)
+        .children(1, &name)
+        .spawn();
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,

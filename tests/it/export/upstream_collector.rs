@@ -448,17 +448,11 @@ pub(super) fn parse_exposition(text: &str) -> (Vec<Sample>, Vec<(String, String)
 /// spins (burns CPU) and one child of the same name, so the group has two
 /// processes and a CPU counter that grows.
 fn spinning_workload(name: &str) -> Workload {
-    Workload::spawn(&[
-        "--name",
-        name,
-        "--threads",
-        "1",
-        "--spin",
-        "--children",
-        "1",
-        "--child-name",
-        name,
-    ])
+    Workload::named(name)
+        .threads(1, "worker")
+        .spin()
+        .children(1, name)
+        .spawn()
 }
 
 /// The agent pushing to `collector` every 500 ms, with a rules file that

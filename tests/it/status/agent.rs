@@ -9,10 +9,11 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use crate::support::procs::status_client as client;
 use crate::support::procs::{Agent, Workload, agent_command, stat_fields, unique_name};
 use crate::support::receiver::Receiver;
 use serde_json::Value;
@@ -20,17 +21,6 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 const INTERVAL_MS: u64 = 200;
 const EXPORT_INTERVALS: u64 = 3;
-
-/// A client command against `socket`.
-fn client(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_procgroups"))
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("PROCGROUPS_STATUS_SOCKET")
-        .output()
-        .unwrap()
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -143,14 +133,7 @@ fn live() -> &'static LiveStatus {
 fn capture_live_status() -> LiveStatus {
     let name = unique_name("pgst");
     let child_name = unique_name("pgsk");
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--children",
-        "2",
-        "--child-name",
-        &child_name,
-    ]);
+    let workload = Workload::named(&name).children(2, &child_name).spawn();
     let kids = children_of(workload.pid);
     assert_eq!(kids.len(), 2, "{kids:?}");
 
