@@ -35,10 +35,7 @@ fn grouper(procfs: &Path, threads: bool) -> Grouper {
                 threads,
                 ..TrackerOptions::default()
             },
-            remove_empty_groups: false,
-            max_groups: procgroups::proc::DEFAULT_MAX_GROUPS,
-            max_thread_names: procgroups::proc::DEFAULT_MAX_THREAD_NAMES,
-            empty_group_ttl: None,
+            ..GrouperOptions::default()
         },
     )
 }

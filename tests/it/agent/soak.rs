@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::otlp::{Kind, points_of, value};
-use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::otlp::{counters, points_of, value};
+use crate::support::procs::{Agent, Workload, agent_command, log_field, unique_name};
 use crate::support::receiver::{Received, Receiver};
 use procgroups::telemetry::catalogue as cat;
 
@@ -48,12 +48,7 @@ fn states(log: &str) -> Vec<State> {
     log.lines()
         .filter(|l| l.contains("tracker state"))
         .filter_map(|l| {
-            let field = |name: &str| -> Option<u64> {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(name))?
-                    .parse()
-                    .ok()
-            };
+            let field = |key: &str| -> Option<u64> { log_field(l, key)?.parse().ok() };
             Some(State {
                 cycle: field("cycle=")?,
                 tracked: field("tracked=")?,
@@ -122,23 +117,6 @@ fn spawn_with_pid(name: &str, pid: u32) -> Option<Workload> {
         w.stop();
     }
     None
-}
-
-/// The counters (monotonic sums) of one export, by metric and attributes.
-fn counters(request: &Received) -> BTreeMap<String, f64> {
-    points_of(&request.request)
-        .into_iter()
-        .filter(|p| {
-            matches!(
-                p.kind,
-                Kind::Sum {
-                    monotonic: true,
-                    ..
-                }
-            )
-        })
-        .map(|p| (format!("{} {:?}", p.metric, p.attrs), p.value))
-        .collect()
 }
 
 /// The names of the soak's groups: the churn, a long-lived workload, and
@@ -276,7 +254,7 @@ fn counters_never_went_down(exports: &[Received], churn_name: &str) {
     assert!(exports.len() >= 60, "{} exports", exports.len());
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     for (i, e) in exports.iter().enumerate() {
-        for (series, v) in counters(e) {
+        for (series, v) in counters(&points_of(&e.request)) {
             if let Some(before) = last.get(&series) {
                 assert!(
                     v >= *before,

@@ -318,6 +318,11 @@ pub fn run_once(args: &[&str]) -> Output {
         .expect("running procgroups --once")
 }
 
+/// The value of field `key` (`name=`) in a line of the agent's text log.
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key))
+}
+
 /// A running agent whose stderr (the log) is collected.
 pub struct Agent {
     child: Child,
