@@ -287,6 +287,23 @@ fn once_groups_a_live_container_by_namespace_pod_and_container() {
     assert_eq!(host_group["procs"], 1, "{groups:#}");
 }
 
+/// The process count of group `comm`, split by container (the point with
+/// container attributes) or not.
+fn processes(
+    points: &[crate::support::otlp::Point],
+    comm: &str,
+    in_container: bool,
+) -> Option<f64> {
+    points
+        .iter()
+        .find(|p| {
+            p.metric == "procgroup.processes"
+                && p.attrs.get("procgroup.name").map(String::as_str) == Some(comm)
+                && p.attrs.contains_key("container.id") == in_container
+        })
+        .map(|p| p.value)
+}
+
 #[test]
 fn container_attributes_split_a_group_and_label_its_points() {
     use crate::support::otlp::{Point, points_of};
@@ -318,16 +335,7 @@ fn container_attributes_split_a_group_and_label_its_points() {
         .env("RUST_LOG", "procgroups=info");
     let agent = Agent::spawn(cmd);
 
-    let procs = |points: &[Point], in_container: bool| -> Option<f64> {
-        points
-            .iter()
-            .find(|p| {
-                p.metric == "procgroup.processes"
-                    && p.attrs.get("procgroup.name") == Some(comm)
-                    && p.attrs.contains_key("container.id") == in_container
-            })
-            .map(|p| p.value)
-    };
+    let procs = |points: &[Point], in_container: bool| processes(points, comm, in_container);
     let points = receiver
         .wait_for_points(WAIT, |p| {
             procs(p, true).is_some() && procs(p, false).is_some()
