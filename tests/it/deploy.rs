@@ -186,24 +186,25 @@ fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The objects of the base, by kind and name: the agent and the bundled
+/// Collector.
+const BASE_OBJECTS: [(&str, &str); 7] = [
+    ("Namespace", "procgroups"),
+    ("ServiceAccount", "procgroups"),
+    ("ConfigMap", "procgroups-rules"),
+    ("ConfigMap", "otel-collector-config"),
+    ("DaemonSet", "procgroups"),
+    ("Deployment", "otel-collector"),
+    ("Service", "otel-collector"),
+];
+
 #[test]
 fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
     let Some((rendered, objects, validate)) = render_for_validation(BASE) else {
         return;
     };
 
-    assert_eq!(
-        kinds_and_names(&objects),
-        pairs(&[
-            ("Namespace", "procgroups"),
-            ("ServiceAccount", "procgroups"),
-            ("ConfigMap", "procgroups-rules"),
-            ("ConfigMap", "otel-collector-config"),
-            ("DaemonSet", "procgroups"),
-            ("Deployment", "otel-collector"),
-            ("Service", "otel-collector"),
-        ])
-    );
+    assert_eq!(kinds_and_names(&objects), pairs(&BASE_OBJECTS));
     for o in objects.iter().filter(|o| o["kind"] != "Namespace") {
         assert_eq!(o["metadata"]["namespace"], "procgroups", "{o:?}");
     }
@@ -484,18 +485,7 @@ fn exit_accounting_overlay_renders_objects_that_pass_the_kubernetes_schemas() {
         return;
     };
     // The whole base, the bundled Collector included.
-    assert_eq!(
-        kinds_and_names(&objects),
-        pairs(&[
-            ("Namespace", "procgroups"),
-            ("ServiceAccount", "procgroups"),
-            ("ConfigMap", "procgroups-rules"),
-            ("ConfigMap", "otel-collector-config"),
-            ("DaemonSet", "procgroups"),
-            ("Deployment", "otel-collector"),
-            ("Service", "otel-collector"),
-        ])
-    );
+    assert_eq!(kinds_and_names(&objects), pairs(&BASE_OBJECTS));
     assert_passes_kubernetes_validate(
         validate,
         &rendered,
