@@ -35,10 +35,7 @@ fn grouper(procfs: &Path, threads: bool) -> Grouper {
                 threads,
                 ..TrackerOptions::default()
             },
-            remove_empty_groups: false,
-            max_groups: procgroups::proc::DEFAULT_MAX_GROUPS,
-            max_thread_names: procgroups::proc::DEFAULT_MAX_THREAD_NAMES,
-            empty_group_ttl: None,
+            ..GrouperOptions::default()
         },
     )
 }
@@ -96,7 +93,7 @@ fn live(c: &mut Criterion) {
 
 fn main() {
     let mut c = Criterion::default()
-        .sample_size(if support::quick() { 10 } else { 20 })
+        .sample_size(support::size(20, 10))
         .configure_from_args();
     synthetic(&mut c);
     live(&mut c);

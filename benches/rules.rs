@@ -147,7 +147,7 @@ fn processes(n: usize) -> Vec<Attrs> {
 
 fn main() {
     let mut c = Criterion::default()
-        .sample_size(if support::quick() { 10 } else { 30 })
+        .sample_size(support::size(30, 10))
         .configure_from_args();
 
     let dir = tempfile::tempdir().unwrap();

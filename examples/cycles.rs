@@ -43,10 +43,7 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 ..TrackerOptions::default()
             },
-            remove_empty_groups: false,
-            max_groups: procgroups::proc::DEFAULT_MAX_GROUPS,
-            max_thread_names: procgroups::proc::DEFAULT_MAX_THREAD_NAMES,
-            empty_group_ttl: None,
+            ..GrouperOptions::default()
         },
     );
     let mut source = FsSource::new(&root, FsSourceOptions::default())?;

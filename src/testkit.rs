@@ -426,3 +426,77 @@ pub fn synthetic_tree(root: &Path, n: usize) -> io::Result<usize> {
     write_tree(root, SYNTHETIC_BTIME, &procs)?;
     Ok(procs.iter().map(|p| p.tasks.len()).sum())
 }
+
+/// One container as the kubelet lays out its logs under a log root: a
+/// directory `pods/<namespace>_<pod>_<uid>/<container>/` holding `0.log`,
+/// and a link `containers/<pod>_<namespace>_<container>-<id>.log` pointing
+/// where the kubelet points it on the host (`/var/log/pods/...`), which the
+/// container names are read from but never followed.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeletLog<'a> {
+    /// The pod's namespace.
+    pub namespace: &'a str,
+    /// The pod's name.
+    pub pod: &'a str,
+    /// The pod's UID, with dashes.
+    pub uid: &'a str,
+    /// The container's name.
+    pub container: &'a str,
+    /// The container's 64-hex-digit ID.
+    pub id: &'a str,
+}
+
+impl KubeletLog<'_> {
+    /// Writes the container's log directory and link under `root`.
+    pub fn write(&self, root: &Path) -> io::Result<()> {
+        let KubeletLog {
+            namespace,
+            pod,
+            uid,
+            container,
+            id,
+        } = *self;
+        let pod_dir = format!("{namespace}_{pod}_{uid}");
+        let dir = root.join("pods").join(&pod_dir).join(container);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("0.log"), "")?;
+        std::fs::create_dir_all(root.join("containers"))?;
+        std::os::unix::fs::symlink(
+            format!("/var/log/pods/{pod_dir}/{container}/0.log"),
+            root.join(format!("containers/{pod}_{namespace}_{container}-{id}.log")),
+        )
+    }
+
+    /// Everything the container's names say of it, as resolved from its
+    /// cgroup and this layout.
+    pub fn info(&self) -> crate::containers::ContainerInfo {
+        crate::containers::ContainerInfo {
+            container_id: crate::containers::ContainerId::parse(self.id),
+            pod_uid: crate::containers::PodUid::parse(self.uid),
+            namespace: Some(self.namespace.into()),
+            pod_name: Some(self.pod.into()),
+            container_name: Some(self.container.into()),
+        }
+    }
+
+    /// The container's cgroup under the systemd driver with containerd, in
+    /// the pod slice of quality-of-service class `qos` (`burstable`,
+    /// `besteffort`).
+    pub fn systemd_cgroup(&self, qos: &str) -> String {
+        format!(
+            "/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/cri-containerd-{}.scope",
+            self.uid.replace('-', "_"),
+            self.id
+        )
+    }
+}
+
+/// The container the unit tests of container naming share:
+/// `shop/cart-7d9f/api`.
+pub const SHOP_CART_API: KubeletLog<'static> = KubeletLog {
+    namespace: "shop",
+    pod: "cart-7d9f",
+    uid: "0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c",
+    container: "api",
+    id: "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012",
+};

@@ -3,8 +3,6 @@
 //! inputs shrink to keep that run to a few seconds). The synthetic procfs
 //! tree is `procgroups::testkit::synthetic_tree`, shared with the tests.
 
-#![allow(dead_code)] // each bench target uses a different part
-
 /// True unless the binary was started by `cargo bench` (which passes
 /// `--bench`) without `--test`: in test mode every benchmark runs once,
 /// so the inputs are kept small.

@@ -69,30 +69,17 @@ impl NameResolver {
 mod tests {
     use super::*;
 
-    const ID: &str = "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012";
-    const UID: &str = "0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c";
+    use crate::testkit::SHOP_CART_API;
+
+    const ID: &str = SHOP_CART_API.id;
+    const UID: &str = SHOP_CART_API.uid;
 
     #[test]
     fn names_a_pod_container_from_its_cgroup_paths_and_the_log_root() {
         let root = tempfile::tempdir().unwrap();
-        let pod_dir = root.path().join(format!("pods/shop_cart-7d9f_{UID}/api"));
-        std::fs::create_dir_all(&pod_dir).unwrap();
-        std::fs::write(pod_dir.join("0.log"), "").unwrap();
-        std::fs::create_dir_all(root.path().join("containers")).unwrap();
-        std::os::unix::fs::symlink(
-            pod_dir.join("0.log"),
-            root.path()
-                .join(format!("containers/cart-7d9f_shop_api-{ID}.log")),
-        )
-        .unwrap();
+        SHOP_CART_API.write(root.path()).unwrap();
         let resolver = NameResolver::new(root.path());
-        let slice_uid = UID.replace('-', "_");
-        let cgroups = vec![
-            "/".to_string(),
-            format!(
-                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{ID}.scope"
-            ),
-        ];
+        let cgroups = vec!["/".to_string(), SHOP_CART_API.systemd_cgroup("burstable")];
         let info = resolver.info(&cgroups).unwrap();
         assert_eq!(info.container_id.unwrap().as_str(), ID);
         assert_eq!(info.pod_uid.unwrap().as_str(), UID);

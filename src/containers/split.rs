@@ -190,20 +190,16 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::containers::{ContainerId, PodUid};
+    use crate::containers::ContainerId;
     use crate::proc::CommSetNamer;
 
-    const ID: &str = "4c1fd3e3b4a4e3a1b2f8a6e8d59a0c1f2e3d4c5b6a7980123456789abcdef012";
-    const UID: &str = "0b7e1c3a-5d2f-4e6a-9b8c-7d6e5f4a3b2c";
+    use crate::testkit::SHOP_CART_API;
+
+    const ID: &str = SHOP_CART_API.id;
+    const UID: &str = SHOP_CART_API.uid;
 
     fn full_info() -> ContainerInfo {
-        ContainerInfo {
-            container_id: ContainerId::parse(ID),
-            pod_uid: PodUid::parse(UID),
-            namespace: Some("shop".into()),
-            pod_name: Some("cart-7d9f".into()),
-            container_name: Some("api".into()),
-        }
+        SHOP_CART_API.info()
     }
 
     #[test]
@@ -277,22 +273,10 @@ mod tests {
     #[test]
     fn the_wrapper_splits_container_processes_and_leaves_the_rest() {
         let root = tempfile::tempdir().unwrap();
-        let pod_dir = root.path().join(format!("pods/shop_cart-7d9f_{UID}/api"));
-        std::fs::create_dir_all(&pod_dir).unwrap();
-        std::fs::write(pod_dir.join("0.log"), "").unwrap();
-        std::fs::create_dir_all(root.path().join("containers")).unwrap();
-        std::os::unix::fs::symlink(
-            pod_dir.join("0.log"),
-            root.path()
-                .join(format!("containers/cart-7d9f_shop_api-{ID}.log")),
-        )
-        .unwrap();
+        SHOP_CART_API.write(root.path()).unwrap();
         let inner: Arc<dyn MatchNamer> = Arc::new(CommSetNamer::new(["nginx"]));
         let namer = ContainerSplit::new(inner, Arc::new(NameResolver::new(root.path())));
-        let slice_uid = UID.replace('-', "_");
-        let in_pod = vec![format!(
-            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{ID}.scope"
-        )];
+        let in_pod = vec![SHOP_CART_API.systemd_cgroup("burstable")];
         let outside = vec!["/user.slice/user-0.slice/session-1.scope".to_string()];
 
         let key = namer.match_and_name(&attrs_of("nginx", &in_pod)).unwrap();

@@ -7,13 +7,14 @@
 
 use crate::support::cgroups;
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::procs::{Workload, unique_name};
 use procgroups::containers::{LogRootNames, identity_from_cgroup, read_identity};
+use procgroups::testkit::KubeletLog;
 
 /// A container ID and pod UID no real runtime on this machine uses.
 fn fresh_ids(salt: u32) -> (String, String) {
@@ -44,18 +45,16 @@ impl Drop for Sleeper {
     }
 }
 
-/// The kubelet's log layout for one container, at `root`.
-fn log_root(root: &Path, namespace: &str, pod: &str, uid: &str, container: &str, id: &str) {
-    let pod_dir = format!("{namespace}_{pod}_{uid}");
-    let dir = root.join("pods").join(&pod_dir).join(container);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("0.log"), "").unwrap();
-    std::fs::create_dir_all(root.join("containers")).unwrap();
-    symlink(
-        format!("/var/log/pods/{pod_dir}/{container}/0.log"),
-        root.join(format!("containers/{pod}_{namespace}_{container}-{id}.log")),
-    )
-    .unwrap();
+/// The kubelet's log layout for container `cart` of pod
+/// `shop/cart-7d9f8b6c5-x2x4z`, with the given IDs.
+fn cart<'a>(id: &'a str, uid: &'a str) -> KubeletLog<'a> {
+    KubeletLog {
+        namespace: "shop",
+        pod: "cart-7d9f8b6c5-x2x4z",
+        uid,
+        container: "cart",
+        id,
+    }
 }
 
 /// Moves a `sleep` into `relative` in every usable hierarchy and checks what
@@ -96,14 +95,7 @@ fn check_layout(salt: u32, layout: impl Fn(&str, &str) -> String, in_pod: bool) 
     );
 
     let logs = tempfile::tempdir().unwrap();
-    log_root(
-        logs.path(),
-        "shop",
-        "cart-7d9f8b6c5-x2x4z",
-        &uid,
-        "cart",
-        &id,
-    );
+    cart(&id, &uid).write(logs.path()).unwrap();
     let mut names = LogRootNames::new(logs.path());
     let info = names.resolve(&identity, 1);
     assert_eq!(info.namespace.as_deref(), Some("shop"));
@@ -188,6 +180,74 @@ fn docker_outside_kubernetes() {
     check_layout(4, |id, _| format!("system.slice/docker-{id}.scope"), false);
 }
 
+/// Two workloads of one comm, one moved into a fresh kubepods-style cgroup
+/// (systemd driver, burstable pod) before any agent sees it, and a fake
+/// kubelet log root naming its container `shop/cart-7d9f8b6c5-x2x4z/cart`.
+/// Dropped, the workloads stop, then the cgroup goes, then the turn.
+struct LiveContainer {
+    comm: String,
+    id: String,
+    uid: String,
+    logs: tempfile::TempDir,
+    /// Where [`LiveContainer::config`] writes.
+    config_dir: tempfile::TempDir,
+    _inside: Workload,
+    _outside: Workload,
+    _guard: cgroups::CgroupGuard,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl LiveContainer {
+    /// The container with IDs from `salt` and a comm tagged `tag`; `None`
+    /// (with the skip said) where cgroups cannot be created.
+    fn start(salt: u32, tag: &str) -> Option<LiveContainer> {
+        let turn = ready()?;
+        let hierarchies = cgroups::hierarchies();
+        let (id, uid) = fresh_ids(salt);
+        let layout = cart(&id, &uid);
+        let relative = layout.systemd_cgroup("burstable");
+        let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative[1..]) {
+            Ok(guard) => guard,
+            Err(e) => {
+                cgroups::skip(&format!("cannot create cgroups here: {e}"));
+                return None;
+            }
+        };
+        let comm = unique_name(tag);
+        let inside = Workload::spawn(&["--name", &comm]);
+        let outside = Workload::spawn(&["--name", &comm]);
+        guard.enter(inside.pid).unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        layout.write(logs.path()).unwrap();
+        Some(LiveContainer {
+            comm,
+            id,
+            uid,
+            logs,
+            config_dir: tempfile::tempdir().unwrap(),
+            _inside: inside,
+            _outside: outside,
+            _guard: guard,
+            _turn: turn,
+        })
+    }
+
+    /// Writes a configuration with the fake log root and the rules
+    /// `process_names` (YAML list items), and returns its path.
+    fn config(&self, process_names: &str) -> PathBuf {
+        let config = self.config_dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "k8s_log_root: {}\nprocess_names:\n{process_names}",
+                self.logs.path().display()
+            ),
+        )
+        .unwrap();
+        config
+    }
+}
+
 /// The agent end to end on a real cgroup: a workload moved into a
 /// kubepods-style cgroup, a fake kubelet log root, and a rule grouping
 /// every process of namespace `shop` by pod and container. `--once --output
@@ -195,49 +255,17 @@ fn docker_outside_kubernetes() {
 /// namespace does not take processes outside the container.
 #[test]
 fn once_groups_a_live_container_by_namespace_pod_and_container() {
-    use crate::support::procs::{Workload, run_once, unique_name};
+    use crate::support::procs::run_once;
 
-    let Some(_turn) = ready() else { return };
-    let hierarchies = cgroups::hierarchies();
-    let (id, uid) = fresh_ids(7);
-    let slice_uid = uid.replace('-', "_");
-    let relative = format!(
-        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{id}.scope"
-    );
-    let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative) {
-        Ok(guard) => guard,
-        Err(e) => {
-            cgroups::skip(&format!("cannot create cgroups here: {e}"));
-            return;
-        }
+    let Some(live) = LiveContainer::start(7, "pgk8s") else {
+        return;
     };
-    let comm = unique_name("pgk8s");
-    let inside = Workload::spawn(&["--name", &comm]);
-    let outside = Workload::spawn(&["--name", &comm]);
-    guard.enter(inside.pid).unwrap();
-
-    let logs = tempfile::tempdir().unwrap();
-    log_root(
-        logs.path(),
-        "shop",
-        "cart-7d9f8b6c5-x2x4z",
-        &uid,
-        "cart",
-        &id,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "k8s_log_root: {}\nprocess_names:\n  \
-             - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
-               namespace: ['^shop$']\n    comm: [{comm}]\n  \
-             - name: 'host:{{{{.Comm}}}}{{{{.ContainerID}}}}'\n    comm: [{comm}]\n",
-            logs.path().display()
-        ),
-    )
-    .unwrap();
+    let comm = &live.comm;
+    let config = live.config(&format!(
+        "  - name: '{{{{.Namespace}}}}/{{{{.PodName}}}}/{{{{.ContainerName}}}}'\n    \
+             namespace: ['^shop$']\n    comm: [{comm}]\n  \
+           - name: 'host:{{{{.Comm}}}}{{{{.ContainerID}}}}'\n    comm: [{comm}]\n"
+    ));
     let out = run_once(&[
         "--config",
         config.to_str().unwrap(),
@@ -257,16 +285,29 @@ fn once_groups_a_live_container_by_namespace_pod_and_container() {
     assert_eq!(pod_group["procs"], 1, "{groups:#}");
     let host_group = &groups[format!("host:{comm}")];
     assert_eq!(host_group["procs"], 1, "{groups:#}");
+}
 
-    inside.stop();
-    outside.stop();
-    drop(guard);
+/// The process count of group `comm`, split by container (the point with
+/// container attributes) or not.
+fn processes(
+    points: &[crate::support::otlp::Point],
+    comm: &str,
+    in_container: bool,
+) -> Option<f64> {
+    points
+        .iter()
+        .find(|p| {
+            p.metric == "procgroup.processes"
+                && p.attrs.get("procgroup.name").map(String::as_str) == Some(comm)
+                && p.attrs.contains_key("container.id") == in_container
+        })
+        .map(|p| p.value)
 }
 
 #[test]
 fn container_attributes_split_a_group_and_label_its_points() {
     use crate::support::otlp::{Point, points_of};
-    use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+    use crate::support::procs::{Agent, agent_command};
     use crate::support::receiver::Receiver;
     use std::time::Duration;
 
@@ -279,45 +320,12 @@ fn container_attributes_split_a_group_and_label_its_points() {
         "k8s.container.name",
     ];
 
-    let Some(_turn) = ready() else { return };
-    let hierarchies = cgroups::hierarchies();
-    let (id, uid) = fresh_ids(11);
-    let slice_uid = uid.replace('-', "_");
-    let relative = format!(
-        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{slice_uid}.slice/cri-containerd-{id}.scope"
-    );
-    let guard = match cgroups::CgroupGuard::create(&hierarchies, &relative) {
-        Ok(guard) => guard,
-        Err(e) => {
-            cgroups::skip(&format!("cannot create cgroups here: {e}"));
-            return;
-        }
-    };
-    let comm = unique_name("pgattr");
-    let inside = Workload::spawn(&["--name", &comm]);
-    let outside = Workload::spawn(&["--name", &comm]);
     // In its cgroup before the agent first names it.
-    guard.enter(inside.pid).unwrap();
-
-    let logs = tempfile::tempdir().unwrap();
-    log_root(
-        logs.path(),
-        "shop",
-        "cart-7d9f8b6c5-x2x4z",
-        &uid,
-        "cart",
-        &id,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "k8s_log_root: {}\nprocess_names:\n  - name: '{{{{.Comm}}}}'\n    comm: [{comm}]\n",
-            logs.path().display()
-        ),
-    )
-    .unwrap();
+    let Some(live) = LiveContainer::start(11, "pgattr") else {
+        return;
+    };
+    let comm = &live.comm;
+    let config = live.config(&format!("  - name: '{{{{.Comm}}}}'\n    comm: [{comm}]\n"));
     let receiver = Receiver::start();
     let mut cmd = agent_command();
     cmd.arg("--config")
@@ -327,16 +335,7 @@ fn container_attributes_split_a_group_and_label_its_points() {
         .env("RUST_LOG", "procgroups=info");
     let agent = Agent::spawn(cmd);
 
-    let procs = |points: &[Point], in_container: bool| -> Option<f64> {
-        points
-            .iter()
-            .find(|p| {
-                p.metric == "procgroup.processes"
-                    && p.attrs.get("procgroup.name") == Some(&comm)
-                    && p.attrs.contains_key("container.id") == in_container
-            })
-            .map(|p| p.value)
-    };
+    let procs = |points: &[Point], in_container: bool| processes(points, comm, in_container);
     let points = receiver
         .wait_for_points(WAIT, |p| {
             procs(p, true).is_some() && procs(p, false).is_some()
@@ -348,7 +347,7 @@ fn container_attributes_split_a_group_and_label_its_points() {
                 .map(|r| points_of(&r.request))
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|p| p.attrs.get("procgroup.name") == Some(&comm))
+                .filter(|p| p.attrs.get("procgroup.name") == Some(comm))
                 .collect();
             panic!("no split groups for {comm}: {mine:#?}\n{}", agent.log())
         });
@@ -356,15 +355,15 @@ fn container_attributes_split_a_group_and_label_its_points() {
     assert_eq!(procs(&points, false), Some(1.0));
 
     let want = [
-        id.as_str(),
-        uid.as_str(),
+        live.id.as_str(),
+        live.uid.as_str(),
         "cart-7d9f8b6c5-x2x4z",
         "shop",
         "cart",
     ];
     let mine: Vec<&Point> = points
         .iter()
-        .filter(|p| p.attrs.get("procgroup.name") == Some(&comm))
+        .filter(|p| p.attrs.get("procgroup.name") == Some(comm))
         .collect();
     assert!(mine.len() > 10, "{mine:#?}");
     for p in &mine {
@@ -380,7 +379,4 @@ fn container_attributes_split_a_group_and_label_its_points() {
     }
 
     agent.terminate();
-    inside.stop();
-    outside.stop();
-    drop(guard);
 }

@@ -186,24 +186,25 @@ fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The objects of the base, by kind and name: the agent and the bundled
+/// Collector.
+const BASE_OBJECTS: [(&str, &str); 7] = [
+    ("Namespace", "procgroups"),
+    ("ServiceAccount", "procgroups"),
+    ("ConfigMap", "procgroups-rules"),
+    ("ConfigMap", "otel-collector-config"),
+    ("DaemonSet", "procgroups"),
+    ("Deployment", "otel-collector"),
+    ("Service", "otel-collector"),
+];
+
 #[test]
 fn kustomize_base_renders_objects_that_pass_the_kubernetes_schemas() {
     let Some((rendered, objects, validate)) = render_for_validation(BASE) else {
         return;
     };
 
-    assert_eq!(
-        kinds_and_names(&objects),
-        pairs(&[
-            ("Namespace", "procgroups"),
-            ("ServiceAccount", "procgroups"),
-            ("ConfigMap", "procgroups-rules"),
-            ("ConfigMap", "otel-collector-config"),
-            ("DaemonSet", "procgroups"),
-            ("Deployment", "otel-collector"),
-            ("Service", "otel-collector"),
-        ])
-    );
+    assert_eq!(kinds_and_names(&objects), pairs(&BASE_OBJECTS));
     for o in objects.iter().filter(|o| o["kind"] != "Namespace") {
         assert_eq!(o["metadata"]["namespace"], "procgroups", "{o:?}");
     }
@@ -255,12 +256,32 @@ fn assert_passes_kubernetes_validate(
     }
 }
 
+/// The rendered base, for the tests of its DaemonSet.
+struct Base {
+    objects: Vec<Value>,
+}
+
+impl Base {
+    /// `None` (the test skipped) where the base cannot be rendered.
+    fn render() -> Option<Base> {
+        render_base().map(|objects| Base { objects })
+    }
+
+    /// The DaemonSet's pod spec.
+    fn pod(&self) -> &Value {
+        &object(&self.objects, "DaemonSet", "procgroups")["spec"]["template"]["spec"]
+    }
+
+    /// The agent's container.
+    fn agent(&self) -> &Value {
+        the_container(self.pod())
+    }
+}
+
 #[test]
 fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
-    let Some(objects) = render_base() else { return };
-    let ds = object(&objects, "DaemonSet", "procgroups");
-    let pod = &ds["spec"]["template"]["spec"];
-    let c = the_container(pod);
+    let Some(base) = Base::render() else { return };
+    let (pod, c) = (base.pod(), base.agent());
     let args = strings(&c["args"]);
 
     // Host /proc, read-only, is what the agent reads.
@@ -294,6 +315,19 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
     // Capabilities granted to a non-root user are not effective in Kubernetes.
     assert_eq!(sc["runAsUser"], 0);
 
+    // The Namespace admits host paths and added capabilities.
+    let ns = object(&base.objects, "Namespace", "procgroups");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+}
+
+#[test]
+fn daemonset_has_the_benchmarked_budget_and_runs_on_every_node() {
+    let Some(base) = Base::render() else { return };
+    let (pod, c) = (base.pod(), base.agent());
+
     // Budget: both requests and limits, exactly the sizing that
     // BENCHMARKS.md derives from its measurements.
     let res = &c["resources"];
@@ -318,6 +352,12 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
         env_var(c, "K8S_NODE_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
         "spec.nodeName"
     );
+}
+
+#[test]
+fn daemonset_probes_ask_the_agent_s_health_on_a_writable_socket() {
+    let Some(base) = Base::render() else { return };
+    let (pod, c) = (base.pod(), base.agent());
 
     // Probes run `procgroups health`; liveness judges only the cycles, so
     // that a collector outage makes the pod unready but never restarts it.
@@ -337,21 +377,12 @@ fn daemonset_reads_host_proc_with_two_capabilities_and_nothing_else() {
     let run_dir = socket.parent().unwrap().to_str().unwrap();
     let run_volume = volume(pod, str_of(&mount(c, run_dir)["name"]));
     assert!(run_volume["emptyDir"].is_mapping(), "{run_volume:?}");
-
-    // The Namespace admits host paths and added capabilities.
-    let ns = object(&objects, "Namespace", "procgroups");
-    assert_eq!(
-        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
-        "privileged"
-    );
 }
 
 #[test]
 fn daemonset_reads_the_kubelets_log_directories_read_only() {
-    let Some(objects) = render_base() else { return };
-    let ds = object(&objects, "DaemonSet", "procgroups");
-    let pod = &ds["spec"]["template"]["spec"];
-    let c = the_container(pod);
+    let Some(base) = Base::render() else { return };
+    let (pod, c) = (base.pod(), base.agent());
     // At the host's own paths, under the default log root /var/log, so that
     // the links in containers/ (absolute paths into pods/) resolve.
     for path in ["/var/log/pods", "/var/log/containers"] {
@@ -454,18 +485,7 @@ fn exit_accounting_overlay_renders_objects_that_pass_the_kubernetes_schemas() {
         return;
     };
     // The whole base, the bundled Collector included.
-    assert_eq!(
-        kinds_and_names(&objects),
-        pairs(&[
-            ("Namespace", "procgroups"),
-            ("ServiceAccount", "procgroups"),
-            ("ConfigMap", "procgroups-rules"),
-            ("ConfigMap", "otel-collector-config"),
-            ("DaemonSet", "procgroups"),
-            ("Deployment", "otel-collector"),
-            ("Service", "otel-collector"),
-        ])
-    );
+    assert_eq!(kinds_and_names(&objects), pairs(&BASE_OBJECTS));
     assert_passes_kubernetes_validate(
         validate,
         &rendered,
@@ -566,10 +586,8 @@ fn readme_apparmor_patch_renders_and_validates() {
 
 #[test]
 fn daemonset_loads_the_rules_configmap_and_pushes_to_the_collector_service() {
-    let Some(objects) = render_base() else { return };
-    let ds = object(&objects, "DaemonSet", "procgroups");
-    let pod = &ds["spec"]["template"]["spec"];
-    let c = the_container(pod);
+    let Some(base) = Base::render() else { return };
+    let (pod, c) = (base.pod(), base.agent());
     let args = strings(&c["args"]);
 
     // --config names a key of the rules ConfigMap, whose content is the
@@ -578,7 +596,7 @@ fn daemonset_loads_the_rules_configmap_and_pushes_to_the_collector_service() {
     let dir = config.parent().unwrap().to_str().unwrap();
     let key = config.file_name().unwrap().to_str().unwrap();
     let rules_volume = volume(pod, str_of(&mount(c, dir)["name"]));
-    let rules = generated_config_map(&objects, "procgroups-rules");
+    let rules = generated_config_map(&base.objects, "procgroups-rules");
     assert_eq!(rules_volume["configMap"]["name"], rules["metadata"]["name"]);
     assert_eq!(
         str_of(&rules["data"][key]),
@@ -594,13 +612,13 @@ fn daemonset_loads_the_rules_configmap_and_pushes_to_the_collector_service() {
     let (host, port) = authority.trim_end_matches('/').rsplit_once(':').unwrap();
     let port: u64 = port.parse().unwrap();
     let service_name = host.split('.').next().unwrap();
-    let service = object(&objects, "Service", service_name);
+    let service = object(&base.objects, "Service", service_name);
     let service_port = seq(&service["spec"]["ports"])
         .iter()
         .find(|p| p["port"] == port)
         .unwrap_or_else(|| panic!("Service {service_name} has no port {port}"));
 
-    let collector = object(&objects, "Deployment", "otel-collector");
+    let collector = object(&base.objects, "Deployment", "otel-collector");
     let cpod = &collector["spec"]["template"];
     for (k, v) in service["spec"]["selector"].as_mapping().unwrap() {
         assert_eq!(&cpod["metadata"]["labels"][k], v, "selector {k:?}");
@@ -623,7 +641,7 @@ fn daemonset_loads_the_rules_configmap_and_pushes_to_the_collector_service() {
     );
 
     // The Collector runs the top-level otel-collector.yaml.
-    let generated = generated_config_map(&objects, "otel-collector-config");
+    let generated = generated_config_map(&base.objects, "otel-collector-config");
     let config_arg = strings(&cc["args"])
         .iter()
         .find_map(|a| a.strip_prefix("--config=").map(PathBuf::from))

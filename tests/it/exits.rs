@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::procs::stat_fields;
 use procgroups::exits::{
     ExitListener, ExitRecord, ListenerConfig, ParseError, Scope, parse_datagram,
 };
@@ -177,15 +178,11 @@ struct Stat {
 
 /// Fields 4, 14 + 15 and 22 of /proc/PID/stat.
 fn stat(pid: u32) -> Stat {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &text[text.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (state).
-    let field = |n: usize| f[n - 3].parse::<u64>().unwrap();
+    let [ppid, utime, stime, start_ticks] = stat_fields(pid, [4, 14, 15, 22]).unwrap();
     Stat {
-        ppid: u32::try_from(field(4)).unwrap(),
-        cpu_ticks: field(14) + field(15),
-        start_ticks: field(22),
+        ppid: u32::try_from(ppid).unwrap(),
+        cpu_ticks: utime + stime,
+        start_ticks,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::support::procs::{Workload, agent_command, unique_name};
+use crate::support::procs::{Workload, agent_command, status_client, unique_name};
 
 /// Children run by the parent, 2 to 100 ms of CPU each.
 const CHILDREN: &str = "220";
@@ -81,34 +81,14 @@ fn churn(extra: &[&str], counted: Counted) -> (f64, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("running procgroups --once");
-    // The log, line by line, to tell when the first sample saw the parent.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let mut stderr = std::io::BufReader::new(agent.stderr.take_or_panic());
-    let log_reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let mut line = String::new();
-        while std::io::BufRead::read_line(&mut stderr, &mut line).is_ok_and(|n| n > 0) {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            line.clear();
-        }
-        all
-    });
+    let log = FollowedLog::follow(agent.stderr.take_or_panic());
     let seen = match counted {
         // The first cycle tracks the parent...
         Counted::Parent => format!("tracking new process pid={}", parent.pid),
         // ...or leaves it untracked.
         Counted::Children => format!("ignoring new process pid={}", parent.pid),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the agent's first sample within 60 s");
-        if line.contains(&seen) {
-            break;
-        }
-    }
+    log.wait_for(&seen);
     parent.send_line("go");
     let line = parent.read_line();
     let churned = started.elapsed();
@@ -117,7 +97,7 @@ fn churn(extra: &[&str], counted: Counted) -> (f64, String) {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("workload said {line:?}"));
     let out = agent.wait_with_output().unwrap();
-    let log = log_reader.join().unwrap();
+    let log = log.all();
     assert!(out.status.success(), "{out:?}");
     assert!(
         churned + Duration::from_secs(1) < Duration::from_secs(18),
@@ -135,6 +115,51 @@ fn churn(extra: &[&str], counted: Counted) -> (f64, String) {
         "the children used only {children_cpu} s"
     );
     (found / children_cpu, log)
+}
+
+/// A child's log read line by line as it comes, to tell when a line has
+/// been logged, and kept whole for the end.
+struct FollowedLog {
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl FollowedLog {
+    fn follow(stderr: std::process::ChildStderr) -> FollowedLog {
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let mut stderr = std::io::BufReader::new(stderr);
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut stderr, &mut line).is_ok_and(|n| n > 0) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                line.clear();
+            }
+            all
+        });
+        FollowedLog { lines, reader }
+    }
+
+    /// Waits, at most 60 s, for a line containing `needle`: the agent's
+    /// first sample.
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the agent's first sample within 60 s");
+            if line.contains(needle) {
+                break;
+            }
+        }
+    }
+
+    /// The whole log, once the child has closed it.
+    fn all(self) -> String {
+        self.reader.join().unwrap()
+    }
 }
 
 /// `Option::take` that fails the test when the pipe is missing.
@@ -223,20 +248,9 @@ fn exits_never_sampled_are_named_by_the_rules_with_exit_records() {
     );
 }
 
-/// A client command against the agent's status socket.
-fn client(socket: &std::path::Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"))
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("PROCGROUPS_STATUS_SOCKET")
-        .output()
-        .unwrap()
-}
-
 /// `status --output json`, once the agent answers.
 fn status(socket: &std::path::Path) -> Option<serde_json::Value> {
-    let out = client(socket, &["status", "--output", "json"]);
+    let out = status_client(socket, &["status", "--output", "json"]);
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).ok())
@@ -325,7 +339,7 @@ fn a_process_that_execs_moves_to_the_new_group_and_the_old_keeps_its_count() {
     });
     assert!(cpu_of(&later, &a) >= cpu_of(&after, &a));
 
-    let out = client(&socket, &["explain", &pid.to_string()]);
+    let out = status_client(&socket, &["explain", &pid.to_string()]);
     let explained = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{out:?}");
     assert!(

@@ -21,11 +21,19 @@ fn cpu_user<'a>(points: &'a [Point], name: &str) -> Option<&'a Point> {
     })
 }
 
-#[test]
-fn an_empty_group_is_forgotten_after_its_ttl_and_resumes_its_counters() {
-    let name = unique_name("pgttl");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("procgroups.yaml");
+/// The points of group `name` in the last export so far.
+fn last_of_group(receiver: &Receiver, name: &str) -> Vec<Point> {
+    let last = receiver.received();
+    points_of(&last.last().unwrap().request)
+        .into_iter()
+        .filter(|p| p.attrs.get("procgroup.name").map(String::as_str) == Some(name))
+        .collect()
+}
+
+/// The agent with rules naming the comm `name` and a time to live of one
+/// second for empty groups, started and logging; its config lives in `dir`.
+fn agent_with_a_ttl(dir: &std::path::Path, name: &str, receiver: &Receiver) -> Agent {
+    let config = dir.join("procgroups.yaml");
     std::fs::write(
         &config,
         format!(
@@ -33,7 +41,6 @@ fn an_empty_group_is_forgotten_after_its_ttl_and_resumes_its_counters() {
         ),
     )
     .unwrap();
-    let receiver = Receiver::start();
     let mut cmd = agent_command();
     cmd.arg("--config")
         .arg(&config)
@@ -46,52 +53,58 @@ fn an_empty_group_is_forgotten_after_its_ttl_and_resumes_its_counters() {
         "{}",
         agent.log()
     );
+    agent
+}
+
+/// Waits for an export without group `name` at all.
+fn wait_until_forgotten(receiver: &Receiver, name: &str, agent: &Agent) {
+    let gone = receiver.wait_for(WAIT, |r| {
+        let last = points_of(&r.last()?.request);
+        let has_group = last
+            .iter()
+            .any(|p| p.attrs.get("procgroup.name").map(String::as_str) == Some(name));
+        // (The agent's own metrics are always there.)
+        let exporting = !last.is_empty();
+        (exporting && !has_group).then_some(())
+    });
+    if gone.is_none() {
+        let mine: Vec<_> = last_of_group(receiver, name)
+            .into_iter()
+            .map(|p| (p.metric, p.attrs, p.value))
+            .collect();
+        panic!("{name} never forgotten: {mine:#?}\n{}", agent.log());
+    }
+}
+
+#[test]
+fn an_empty_group_is_forgotten_after_its_ttl_and_resumes_its_counters() {
+    let name = unique_name("pgttl");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let agent = agent_with_a_ttl(dir.path(), &name, &receiver);
 
     // Start times are reckoned from the boot time, which /proc gives in
     // whole seconds: more than a second after the first cycle, the
     // workload is surely born after it, and its CPU burnt before ready
     // counts.
     std::thread::sleep(Duration::from_millis(1500));
-    let workload = Workload::spawn(&["--name", &name, "--busy-ms", "300"]);
+    let workload = Workload::named(&name).busy_ms(300).spawn();
     let before = receiver
         .wait_for_points(WAIT, |p| cpu_user(p, &name).is_some_and(|p| p.value > 0.0))
         .unwrap_or_else(|| {
-            let last = receiver.received();
-            let pts = points_of(&last.last().unwrap().request);
-            let mine: Vec<_> = pts
-                .iter()
-                .filter(|p| p.attrs.get("procgroup.name") == Some(&name))
-                .collect();
+            let mine = last_of_group(&receiver, &name);
             panic!("no CPU for {name}: {mine:#?}\n{}", agent.log())
         });
     let before = cpu_user(&before, &name).unwrap().clone();
     workload.stop();
 
     // Empty, then forgotten: an export without the group at all.
-    let gone = receiver.wait_for(WAIT, |r| {
-        let last = points_of(&r.last()?.request);
-        let has_group = last
-            .iter()
-            .any(|p| p.attrs.get("procgroup.name") == Some(&name));
-        // (The agent's own metrics are always there.)
-        let exporting = !last.is_empty();
-        (exporting && !has_group).then_some(())
-    });
-    if gone.is_none() {
-        let last = receiver.received();
-        let pts = points_of(&last.last().unwrap().request);
-        let mine: Vec<_> = pts
-            .iter()
-            .filter(|p| p.attrs.get("procgroup.name") == Some(&name))
-            .map(|p| (&p.metric, &p.attrs, p.value))
-            .collect();
-        panic!("{name} never forgotten: {mine:#?}\n{}", agent.log());
-    }
+    wait_until_forgotten(&receiver, &name, &agent);
 
     // Back: the counter goes on from where it was, under the same start
     // time, so no point ever goes backwards (restarting from zero, this
     // shorter burn would give a lower value).
-    let workload = Workload::spawn(&["--name", &name, "--busy-ms", "50"]);
+    let workload = Workload::named(&name).busy_ms(50).spawn();
     let after = receiver
         .wait_for_points(WAIT, |p| {
             cpu_user(p, &name).is_some_and(|p| p.time_unix_nano > before.time_unix_nano)

@@ -3,17 +3,31 @@
 //! name, unit, kind, temporality, attributes and value (exact process,
 //! thread and fd counts; CPU and page faults > 0 for a busy process), and
 //! the resource describes the agent and the host.
+//!
+//! One agent run over one workload serves the tests of the table: it is
+//! captured once (the export, and the kernel's own figures for the
+//! workload at that moment), the processes are stopped, and each test
+//! reads the capture alone.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::otlp::{Kind, Point, select, value};
-use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::procs::{
+    Agent, Workload, agent_command, stat_fields, ticks_to_seconds, unique_name,
+};
 use crate::support::receiver::Receiver;
 use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use procgroups::telemetry::catalogue as cat;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// The comm of the workload's three worker threads.
+const THREAD_NAME: &str = "pgexworker";
+/// What the workload touches, page by page, on its main thread.
+const TOUCHED_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
+/// 8 MiB in 4 KiB pages.
+const TOUCHED_PAGES: f64 = 2048.0;
 
 fn sum_of(points: &[Point], metric: &str, want: &[(&str, &str)]) -> f64 {
     select(points, metric, want).iter().map(|p| p.value).sum()
@@ -31,13 +45,15 @@ fn soft_fd_limit(pid: u32) -> f64 {
 
 /// utime and stime of a process so far, in seconds.
 fn cpu_seconds_now(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let tick = rustix::param::clock_ticks_per_second() as f64;
-    let secs = |i: usize| fields[i].parse::<f64>().unwrap() / tick;
-    // Fields 14 and 15 of stat; after the comm, field 3 is index 0.
-    (secs(14 - 3), secs(15 - 3))
+    let [utime, stime] = stat_fields(pid, [14, 15]).unwrap();
+    (ticks_to_seconds(utime), ticks_to_seconds(stime))
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn start_agent(receiver: &Receiver, name: &str, extra: &[&str]) -> Agent {
@@ -48,13 +64,52 @@ fn start_agent(receiver: &Receiver, name: &str, extra: &[&str]) -> Agent {
     Agent::spawn(cmd)
 }
 
-#[test]
-fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
+/// What one agent run (threads and smaps on) exported for a workload of
+/// known shape, with what the kernel said of the workload at that moment.
+struct LiveExport {
+    /// The workload's comm, which is also its group's name.
+    name: String,
+    /// The first export that showed the workload whole.
+    points: Vec<Point>,
+    /// The workload's open descriptors.
+    fds: f64,
+    /// The workload's soft open-files limit.
+    fd_limit: f64,
+    /// The workload's utime and stime when the export had arrived.
+    kernel_cpu: (f64, f64),
+    /// Unix seconds when the run began and when the export had arrived.
+    started: f64,
+    captured: f64,
+    /// The `grpc-encoding` of every export received by then.
+    encodings: Vec<Option<String>>,
+}
+
+impl LiveExport {
+    fn group(&self) -> [(&str, &str); 1] {
+        [("procgroup.name", self.name.as_str())]
+    }
+
+    /// The group with one more attribute.
+    fn with<'a>(&'a self, key: &'a str, value: &'a str) -> [(&'a str, &'a str); 2] {
+        [("procgroup.name", self.name.as_str()), (key, value)]
+    }
+
+    fn value(&self, metric: &str, want: &[(&str, &str)]) -> Option<f64> {
+        value(&self.points, metric, want)
+    }
+}
+
+/// The shared run, captured by whichever test reads it first.
+fn live() -> &'static LiveExport {
+    static LIVE: LazyLock<LiveExport> = LazyLock::new(capture_live_export);
+    &LIVE
+}
+
+fn capture_live_export() -> LiveExport {
     let receiver = Receiver::start();
     let name = unique_name("pgex");
-    let thread_name = "pgexworker";
     let agent = start_agent(&receiver, &name, &["--threads", "--gather-smaps"]);
-    let test_start = SystemTime::now();
+    let started = unix_now();
 
     // The first export proves the first cycle ran; a process born clearly
     // after it (boot time has a resolution of one second) has all of its
@@ -65,20 +120,12 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         agent.log()
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        thread_name,
-        "--files",
-        "5",
-        "--busy-ms",
-        "300",
-        "--touch-kib",
-        "8192",
-    ]);
+    let workload = Workload::named(&name)
+        .threads(3, THREAD_NAME)
+        .files(5)
+        .busy_ms(300)
+        .touch_kib(8192)
+        .spawn();
     assert_eq!(workload.threads(), 4);
     // stdin, stdout, stderr, 5 files, and what the test process passes on.
     let fds = (3 + 5 + workload.inherited_fds) as f64;
@@ -93,8 +140,28 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
                 && sum_of(p, cat::CPU_TIME.name, &group) > 0.0
         })
         .unwrap_or_else(|| panic!("no export with the workload: {}", agent.log()));
+    let live = LiveExport {
+        fd_limit: soft_fd_limit(workload.pid),
+        kernel_cpu: cpu_seconds_now(workload.pid),
+        captured: unix_now(),
+        encodings: receiver
+            .received()
+            .into_iter()
+            .map(|r| r.encoding)
+            .collect(),
+        name,
+        points,
+        fds,
+        started,
+    };
+    workload.stop();
+    live
+}
 
-    // Every metric of the table, with its unit and kind; sums cumulative.
+#[test]
+fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
+    let points = &live().points;
+    // Every metric of the table, with its unit; sums cumulative.
     let names: BTreeSet<&str> = points.iter().map(|p| p.metric.as_str()).collect();
     for spec in cat::GROUP_METRICS.iter().chain(cat::SELF_METRICS.iter()) {
         assert!(
@@ -114,7 +181,12 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
             }
         }
     }
-    let kind = |metric: &str| select(&points, metric, &[])[0].kind;
+}
+
+#[test]
+fn each_metric_has_the_kind_of_the_table() {
+    let points = &live().points;
+    let kind = |metric: &str| select(points, metric, &[])[0].kind;
     let counter = Kind::Sum {
         monotonic: true,
         temporality: AggregationTemporality::Cumulative,
@@ -162,88 +234,116 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     ] {
         assert_eq!(kind(metric.name), Kind::Gauge, "{}", metric.name);
     }
+}
 
-    // Every group point names the group; only ours is tracked.
-    for p in points.iter().filter(|p| p.metric.starts_with("procgroup.")) {
-        assert_eq!(p.attrs["procgroup.name"], name, "{p:?}");
+#[test]
+fn every_group_point_names_the_only_tracked_group() {
+    let live = live();
+    for p in live
+        .points
+        .iter()
+        .filter(|p| p.metric.starts_with("procgroup."))
+    {
+        assert_eq!(p.attrs["procgroup.name"], live.name, "{p:?}");
     }
+}
 
-    // Exact shape of the workload.
-    assert_eq!(value(&points, cat::PROCESSES.name, &group), Some(1.0));
-    assert_eq!(value(&points, cat::THREAD_COUNT.name, &group), Some(4.0));
-    assert_eq!(value(&points, cat::FD_COUNT.name, &group), Some(fds));
-    let utilization = value(&points, cat::FD_LIMIT_UTILIZATION.name, &group).unwrap();
-    let expected = fds / soft_fd_limit(workload.pid);
+#[test]
+fn process_thread_and_fd_counts_are_the_workload_s() {
+    let live = live();
+    let group = live.group();
+    assert_eq!(live.value(cat::PROCESSES.name, &group), Some(1.0));
+    assert_eq!(live.value(cat::THREAD_COUNT.name, &group), Some(4.0));
+    assert_eq!(live.value(cat::FD_COUNT.name, &group), Some(live.fds));
+    let utilization = live.value(cat::FD_LIMIT_UTILIZATION.name, &group).unwrap();
+    let expected = live.fds / live.fd_limit;
     assert!(
         (utilization - expected).abs() < 1e-9,
         "{utilization} vs {expected}"
     );
+}
 
-    // Split counters: both attribute values, consumption above zero.
-    let with = |k: &'static str, v: &'static str| [("procgroup.name", name.as_str()), (k, v)];
-    let user = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "user")).unwrap();
-    let system = value(&points, cat::CPU_TIME.name, &with("cpu.mode", "system")).unwrap();
+#[test]
+fn split_counters_carry_both_attribute_values_and_the_consumption() {
+    let live = live();
+    let user = live
+        .value(cat::CPU_TIME.name, &live.with("cpu.mode", "user"))
+        .unwrap();
+    let system = live
+        .value(cat::CPU_TIME.name, &live.with("cpu.mode", "system"))
+        .unwrap();
     // Born after the first cycle, the whole consumption counts: above zero,
-    // and at most what the kernel reports for the process by now.
-    let (utime, stime) = cpu_seconds_now(workload.pid);
+    // and at most what the kernel reported for the process by then.
+    let (utime, stime) = live.kernel_cpu;
     assert!(
         user > 0.0 && user <= utime + 1e-9,
         "user {user}, kernel {utime}"
     );
     assert!(system <= stime + 1e-9, "system {system}, kernel {stime}");
     for dir in ["read", "write"] {
-        let v = value(&points, cat::DISK_IO.name, &with("disk.io.direction", dir));
+        let v = live.value(cat::DISK_IO.name, &live.with("disk.io.direction", dir));
         assert!(v.is_some_and(|v| v >= 0.0), "disk.io {dir}");
     }
-    let minor = value(
-        &points,
-        cat::PAGING_FAULTS.name,
-        &with("system.paging.fault.type", "minor"),
-    )
-    .unwrap();
+    let fault = |kind| {
+        live.value(
+            cat::PAGING_FAULTS.name,
+            &live.with("system.paging.fault.type", kind),
+        )
+    };
+    let minor = fault("minor").unwrap();
     assert!(
-        minor >= 2048.0,
+        minor >= TOUCHED_PAGES,
         "8 MiB touched page by page: {minor} minor faults"
     );
-    assert!(
-        value(
-            &points,
-            cat::PAGING_FAULTS.name,
-            &with("system.paging.fault.type", "major")
-        )
-        .is_some()
-    );
-    let switches = sum_of(&points, cat::CONTEXT_SWITCHES.name, &group);
+    assert!(fault("major").is_some());
+    let group = live.group();
+    let switches = sum_of(&live.points, cat::CONTEXT_SWITCHES.name, &group);
     assert!(switches > 0.0, "context switches {switches}");
-    assert_eq!(select(&points, cat::CONTEXT_SWITCHES.name, &group).len(), 2);
-
-    // Memory: the 8 MiB are resident; PSS with smaps on.
-    let rss = value(&points, cat::MEMORY_USAGE.name, &group).unwrap();
-    let vsz = value(&points, cat::MEMORY_VIRTUAL.name, &group).unwrap();
-    assert!(rss >= 8.0 * 1024.0 * 1024.0, "rss {rss}");
-    assert!(vsz > rss, "virtual {vsz} rss {rss}");
-    assert!(value(&points, cat::MEMORY_SWAP.name, &group).is_some_and(|v| v >= 0.0));
-    let pss = value(&points, cat::MEMORY_PROPORTIONAL.name, &group).unwrap();
-    assert!(
-        pss >= 8.0 * 1024.0 * 1024.0 && pss <= rss,
-        "pss {pss} rss {rss}"
+    assert_eq!(
+        select(&live.points, cat::CONTEXT_SWITCHES.name, &group).len(),
+        2
     );
-    assert!(value(&points, cat::MEMORY_PROPORTIONAL_SWAP.name, &group).is_some());
+}
 
-    // Start time: the workload started during this test.
-    let start = value(&points, cat::OLDEST_START_TIME.name, &group).unwrap();
-    let t0 = test_start.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+#[test]
+fn memory_holds_the_touched_mebibytes_resident_and_proportional() {
+    let live = live();
+    let group = live.group();
+    let rss = live.value(cat::MEMORY_USAGE.name, &group).unwrap();
+    let vsz = live.value(cat::MEMORY_VIRTUAL.name, &group).unwrap();
+    assert!(rss >= TOUCHED_BYTES, "rss {rss}");
+    assert!(vsz > rss, "virtual {vsz} rss {rss}");
+    assert!(
+        live.value(cat::MEMORY_SWAP.name, &group)
+            .is_some_and(|v| v >= 0.0)
+    );
+    // PSS with smaps on.
+    let pss = live.value(cat::MEMORY_PROPORTIONAL.name, &group).unwrap();
+    assert!(pss >= TOUCHED_BYTES && pss <= rss, "pss {pss} rss {rss}");
+    assert!(
+        live.value(cat::MEMORY_PROPORTIONAL_SWAP.name, &group)
+            .is_some()
+    );
+}
+
+#[test]
+fn the_oldest_start_time_falls_within_the_run() {
+    let live = live();
+    let start = live
+        .value(cat::OLDEST_START_TIME.name, &live.group())
+        .unwrap();
+    let (t0, now) = (live.started, live.captured);
     assert!(
         start >= t0 - 2.0 && start <= now + 1.0,
         "start {start}, test {t0}..{now}"
     );
+}
 
-    // States and wait channels count each of the 4 threads once.
-    let states = select(&points, cat::STATE_COUNT.name, &group);
+#[test]
+fn states_and_wait_channels_count_each_thread_once() {
+    let live = live();
+    let group = live.group();
+    let states = select(&live.points, cat::STATE_COUNT.name, &group);
     let state_names: BTreeSet<&str> = states
         .iter()
         .map(|p| p.attrs["process.state"].as_str())
@@ -253,7 +353,7 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         BTreeSet::from(["other", "running", "sleeping", "waiting", "zombie"])
     );
     assert_eq!(states.iter().map(|p| p.value).sum::<f64>(), 4.0);
-    let wchans = select(&points, cat::WCHAN_COUNT.name, &group);
+    let wchans = select(&live.points, cat::WCHAN_COUNT.name, &group);
     assert!(!wchans.is_empty(), "sleeping threads have a wait channel");
     assert!(
         wchans
@@ -262,23 +362,24 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
     );
     let waiting: f64 = wchans.iter().map(|p| p.value).sum();
     assert!((1.0..=4.0).contains(&waiting), "wchan threads {waiting}");
+}
 
-    // Thread names: 3 workers and the main thread (named like the process).
-    let main_thread = name.as_str();
-    let thread = |t| [("procgroup.name", main_thread), ("thread.name", t)];
+#[test]
+fn thread_names_count_the_workers_and_the_main_thread() {
+    let live = live();
+    let points = &live.points;
+    // The main thread is named like the process.
+    let main_thread = live.name.as_str();
+    let thread = |t| live.with("thread.name", t);
     assert_eq!(
-        value(&points, cat::THREAD_NAME_COUNT.name, &thread(thread_name)),
+        live.value(cat::THREAD_NAME_COUNT.name, &thread(THREAD_NAME)),
         Some(3.0)
     );
     assert_eq!(
-        value(&points, cat::THREAD_NAME_COUNT.name, &thread(main_thread)),
+        live.value(cat::THREAD_NAME_COUNT.name, &thread(main_thread)),
         Some(1.0)
     );
-    let main_cpu = sum_of(
-        &points,
-        cat::THREAD_NAME_CPU_TIME.name,
-        &thread(main_thread),
-    );
+    let main_cpu = sum_of(points, cat::THREAD_NAME_CPU_TIME.name, &thread(main_thread));
     assert!(main_cpu > 0.0, "the main thread burnt 300 ms: {main_cpu}");
     for metric in [
         cat::THREAD_NAME_CPU_TIME,
@@ -286,47 +387,52 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         cat::THREAD_NAME_PAGING_FAULTS,
         cat::THREAD_NAME_CONTEXT_SWITCHES,
     ] {
-        assert_eq!(
-            select(&points, metric.name, &thread(thread_name)).len(),
-            2,
-            "{}",
-            metric.name
-        );
-        assert_eq!(
-            select(&points, metric.name, &thread(main_thread)).len(),
-            2,
-            "{}",
-            metric.name
-        );
+        for t in [THREAD_NAME, main_thread] {
+            assert_eq!(
+                select(points, metric.name, &thread(t)).len(),
+                2,
+                "{}",
+                metric.name
+            );
+        }
     }
-    let main_minor = value(
-        &points,
-        cat::THREAD_NAME_PAGING_FAULTS.name,
-        &[
-            ("procgroup.name", name.as_str()),
-            ("thread.name", main_thread),
-            ("system.paging.fault.type", "minor"),
-        ],
-    )
-    .unwrap();
+    let main_minor = live
+        .value(
+            cat::THREAD_NAME_PAGING_FAULTS.name,
+            &[
+                ("procgroup.name", live.name.as_str()),
+                ("thread.name", main_thread),
+                ("system.paging.fault.type", "minor"),
+            ],
+        )
+        .unwrap();
     assert!(
-        main_minor >= 2048.0,
+        main_minor >= TOUCHED_PAGES,
         "the main thread touched 8 MiB: {main_minor}"
     );
+}
 
-    // The agent's own metrics.
-    assert_eq!(value(&points, cat::GROUPS.name, &[]), Some(1.0));
-    assert_eq!(value(&points, cat::TRACKED_PROCESSES.name, &[]), Some(1.0));
-    assert!(value(&points, cat::COLLECT_DURATION.name, &[]).is_some_and(|d| d > 0.0));
+#[test]
+fn the_agent_reports_its_own_metrics() {
+    let live = live();
+    assert_eq!(live.value(cat::GROUPS.name, &[]), Some(1.0));
+    assert_eq!(live.value(cat::TRACKED_PROCESSES.name, &[]), Some(1.0));
+    assert!(
+        live.value(cat::COLLECT_DURATION.name, &[])
+            .is_some_and(|d| d > 0.0)
+    );
     for t in ["read", "partial"] {
         assert!(
-            value(&points, cat::COLLECT_ERRORS.name, &[("error.type", t)]).is_some(),
+            live.value(cat::COLLECT_ERRORS.name, &[("error.type", t)])
+                .is_some(),
             "{t}"
         );
     }
+}
 
-    // The resource.
-    let resource = &points[0].resource;
+#[test]
+fn the_resource_describes_the_agent_and_the_host() {
+    let resource = &live().points[0].resource;
     assert_eq!(resource["service.name"], "procgroups");
     assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -335,15 +441,13 @@ fn agent_exports_every_metric_of_the_table_for_a_live_workload() {
         assert_eq!(resource["host.id"], id.trim());
     }
     assert!(!resource.contains_key("k8s.node.name"));
+}
 
-    // gzip by default.
-    assert!(
-        receiver
-            .received()
-            .iter()
-            .all(|r| r.encoding.as_deref() == Some("gzip"))
-    );
-    workload.stop();
+#[test]
+fn exports_are_gzipped_by_default() {
+    let encodings = &live().encodings;
+    assert!(!encodings.is_empty());
+    assert!(encodings.iter().all(|e| e.as_deref() == Some("gzip")));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! its counters cover the window between the two samples; no collector.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use crate::support::procs::{Workload, run_once, unique_name};
 
@@ -14,34 +15,66 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
-    let name = unique_name("pgoj");
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        "pgojworker",
-        "--files",
-        "4",
-    ]);
-    let out = run_once(&[
-        "--procnames",
-        &name,
-        "--threads",
-        "true",
-        "--output",
-        "json",
-        "--once-delay",
-        "200ms",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+/// The counters of a group and of each of its thread names.
+const COUNTER_KEYS: [&str; 8] = [
+    "cpu_user_seconds",
+    "cpu_system_seconds",
+    "read_bytes",
+    "write_bytes",
+    "major_page_faults",
+    "minor_page_faults",
+    "voluntary_context_switches",
+    "nonvoluntary_context_switches",
+];
 
-    assert_eq!(keys(&v), set(&["groups", "errors", "coverage"]));
+/// What `--once --output json` printed for a workload of known shape (one
+/// process, 3 named worker threads, 4 files), with the workload's open
+/// descriptors; captured once, the workload stopped, for each test to read.
+struct OnceJson {
+    name: String,
+    doc: serde_json::Value,
+    fds: usize,
+}
+
+impl OnceJson {
+    fn group(&self) -> &serde_json::Value {
+        &self.doc["groups"][&self.name]
+    }
+}
+
+fn once_json() -> &'static OnceJson {
+    static RUN: LazyLock<OnceJson> = LazyLock::new(|| {
+        let name = unique_name("pgoj");
+        let workload = Workload::named(&name)
+            .threads(3, "pgojworker")
+            .files(4)
+            .spawn();
+        let out = run_once(&[
+            "--procnames",
+            &name,
+            "--threads",
+            "true",
+            "--output",
+            "json",
+            "--once-delay",
+            "200ms",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let doc = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        let fds = 3 + 4 + workload.inherited_fds;
+        assert_eq!(workload.open_fds(), fds);
+        workload.stop();
+        OnceJson { name, doc, fds }
+    });
+    &RUN
+}
+
+#[test]
+fn once_json_has_exactly_the_documented_keys() {
+    let run = once_json();
+    let v = &run.doc;
+    assert_eq!(keys(v), set(&["groups", "errors", "coverage"]));
     assert_eq!(keys(&v["errors"]), set(&["read", "partial"]));
     assert_eq!(
         keys(&v["coverage"]),
@@ -52,61 +85,50 @@ fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
             "ratio",
         ])
     );
-    assert_eq!(keys(&v["groups"]), set(&[&name]));
-    let g = &v["groups"][&name];
-    assert_eq!(
-        keys(g),
-        set(&[
-            "procs",
-            "threads",
-            "cpu_user_seconds",
-            "cpu_system_seconds",
-            "read_bytes",
-            "write_bytes",
-            "major_page_faults",
-            "minor_page_faults",
-            "voluntary_context_switches",
-            "nonvoluntary_context_switches",
-            "resident_bytes",
-            "virtual_bytes",
-            "swap_bytes",
-            "proportional_resident_bytes",
-            "proportional_swap_bytes",
-            "open_fds",
-            "worst_fd_ratio",
-            "oldest_start_time_seconds",
-            "states",
-            "wchans",
-            "thread_names",
-        ])
-    );
+    assert_eq!(keys(&v["groups"]), set(&[&run.name]));
+}
+
+#[test]
+fn once_json_groups_and_thread_names_have_exactly_the_documented_keys() {
+    let run = once_json();
+    let g = run.group();
+    let mut group_keys = set(&["procs", "threads"]);
+    group_keys.extend(set(&COUNTER_KEYS));
+    group_keys.extend(set(&[
+        "resident_bytes",
+        "virtual_bytes",
+        "swap_bytes",
+        "proportional_resident_bytes",
+        "proportional_swap_bytes",
+        "open_fds",
+        "worst_fd_ratio",
+        "oldest_start_time_seconds",
+        "states",
+        "wchans",
+        "thread_names",
+    ]));
+    assert_eq!(keys(g), group_keys);
     assert_eq!(
         keys(&g["states"]),
         set(&["running", "sleeping", "waiting", "zombie", "other"])
     );
-    let thread_keys = set(&[
-        "threads",
-        "cpu_user_seconds",
-        "cpu_system_seconds",
-        "read_bytes",
-        "write_bytes",
-        "major_page_faults",
-        "minor_page_faults",
-        "voluntary_context_switches",
-        "nonvoluntary_context_switches",
-    ]);
-    assert_eq!(keys(&g["thread_names"]), set(&["pgojworker", &name]));
+    let mut thread_keys = set(&["threads"]);
+    thread_keys.extend(set(&COUNTER_KEYS));
+    assert_eq!(keys(&g["thread_names"]), set(&["pgojworker", &run.name]));
     for t in g["thread_names"].as_object().unwrap().values() {
         assert_eq!(keys(t), thread_keys);
     }
+}
 
+#[test]
+fn once_json_has_the_workload_shape() {
+    let run = once_json();
+    let g = run.group();
     assert_eq!(g["procs"], 1);
     assert_eq!(g["threads"], 4);
-    let fds = 3 + 4 + workload.inherited_fds;
-    assert_eq!(workload.open_fds(), fds);
-    assert_eq!(g["open_fds"], fds);
+    assert_eq!(g["open_fds"], run.fds);
     assert_eq!(g["thread_names"]["pgojworker"]["threads"], 3);
-    assert_eq!(g["thread_names"][&name]["threads"], 1);
+    assert_eq!(g["thread_names"][&run.name]["threads"], 1);
     let states: u64 = g["states"]
         .as_object()
         .unwrap()
@@ -117,7 +139,6 @@ fn once_json_has_exactly_the_documented_keys_and_the_workload_shape() {
     assert!(g["resident_bytes"].as_u64().unwrap() > 0);
     assert!(g["oldest_start_time_seconds"].as_f64().unwrap() > 1.6e9);
     assert!(g["worst_fd_ratio"].as_f64().unwrap() > 0.0);
-    workload.stop();
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::otlp::{Point, points_of};
-use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::procs::{Agent, Workload, agent_command, status_client, unique_name};
 use crate::support::receiver::Receiver;
 use procgroups::telemetry::catalogue as cat;
 
@@ -176,125 +176,175 @@ fn wait_cycles_past(receiver: &Receiver, exports: usize) {
     assert!(receiver.wait_for_exports(now + exports, WAIT));
 }
 
+/// The agent running over a ConfigMap directory of rules, with a spinning
+/// workload whose group survives every reload and one that moves from
+/// group to group with the stages.
+struct ReloadRun {
+    keep: String,
+    moving: String,
+    keeper: Workload,
+    mover: Workload,
+    receiver: Receiver,
+    configmap: ConfigMapDir,
+    socket: PathBuf,
+    agent: Agent,
+}
+
+impl ReloadRun {
+    /// Starts the agent on the rules of `stage-1` and waits for both groups.
+    fn start() -> ReloadRun {
+        let keep = unique_name("pgrk");
+        let moving = unique_name("pgrm");
+        let keeper = Workload::named(&keep).threads(1, "worker").spin().spawn();
+        let mover = Workload::named(&moving).spawn();
+        let receiver = Receiver::start();
+        let configmap = ConfigMapDir::new(&rules(&keep, &moving, "stage-1"));
+        let socket = configmap.dir.path().join("status.sock");
+        let mut cmd = agent_command();
+        cmd.arg("--config")
+            .arg(configmap.file())
+            .arg("--status-socket")
+            .arg(&socket)
+            .args(["--interval", "300ms"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
+            .env("RUST_LOG", "info,procgroups::agent=debug");
+        let agent = Agent::spawn(cmd);
+        assert!(wait_members(&receiver, "stage-1"), "{}", agent.log());
+        assert!(has_members(
+            &receiver
+                .wait_for_points(WAIT, |p| has_members(p, "keep"))
+                .unwrap(),
+            "keep"
+        ));
+        ReloadRun {
+            keep,
+            moving,
+            keeper,
+            mover,
+            receiver,
+            configmap,
+            socket,
+            agent,
+        }
+    }
+
+    fn rules(&self, stage: &str) -> String {
+        rules(&self.keep, &self.moving, stage)
+    }
+
+    /// Waits for the group `stage`, which `change` brings, and checks that
+    /// it came within two cycles of the change.
+    fn reloads_to(&mut self, stage: &str, change: impl FnOnce(&mut ReloadRun)) {
+        std::thread::sleep(Duration::from_millis(100));
+        let from = self.agent.log().len();
+        change(self);
+        assert!(wait_members(&self.receiver, stage), "{}", self.agent.log());
+        let cycles = cycles_before_reload(&self.agent, from, 1);
+        assert!(
+            cycles <= 2,
+            "{cycles} cycles before the reload:\n{}",
+            self.agent.log()
+        );
+    }
+
+    /// SIGHUP: the file changed in a way only a reload can see.
+    fn sighup_reloads(&mut self) {
+        let stage_2 = self.rules("stage-2");
+        self.configmap.rewrite_unnoticed(&stage_2);
+        wait_cycles_past(&self.receiver, 2);
+        let points = self.receiver.received();
+        let last = points_of(&points.last().unwrap().request);
+        assert!(has_members(&last, "stage-1"), "no reload without SIGHUP");
+        self.reloads_to("stage-2", |run| sighup(&run.agent));
+        let points = self
+            .receiver
+            .wait_for_points(WAIT, |p| has_members(p, "stage-2"))
+            .unwrap();
+        assert!(
+            !has_members(&points, "stage-1"),
+            "{:?}",
+            group_names(&points)
+        );
+        alive(&mut self.agent);
+        assert!(
+            self.agent.log().contains("configuration reloaded"),
+            "{}",
+            self.agent.log()
+        );
+    }
+
+    /// The ConfigMap's swap, seen without any signal; `explain` answers
+    /// with the rules in force.
+    fn configmap_swap_reloads(&mut self) {
+        let stage_3 = self.rules("stage-3");
+        self.reloads_to("stage-3", |run| run.configmap.swap(&stage_3));
+        alive(&mut self.agent);
+        let out = status_client(&self.socket, &["explain", &self.mover.pid.to_string()]);
+        let explained = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{explained}");
+        assert!(explained.contains("group:     stage-3"), "{explained}");
+        assert!(explained.contains("name \"stage-3\""), "{explained}");
+    }
+
+    /// An invalid version: refused, on the swap and on SIGHUP, counted, and
+    /// the rules stay.
+    fn invalid_rules_are_refused(&mut self) {
+        self.configmap
+            .swap("process_names:\n  - name: broken\n    cmdline: ['(unclosed']\n");
+        assert!(
+            self.agent
+                .wait_for_log("configuration reload refused", WAIT),
+            "{}",
+            self.agent.log()
+        );
+        sighup(&self.agent);
+        // Refused again, and counted.
+        assert!(
+            self.agent.wait_for_log("failed_reloads=2", WAIT),
+            "{}",
+            self.agent.log()
+        );
+        wait_cycles_past(&self.receiver, 3);
+        alive(&mut self.agent);
+        let last = points_of(&self.receiver.received().last().unwrap().request);
+        assert!(has_members(&last, "stage-3"), "{:?}", group_names(&last));
+        assert!(!group_names(&last).contains(&"broken".to_string()));
+    }
+
+    /// The surviving group: one series, never going down, still counting.
+    fn the_surviving_group_kept_one_series(&self) {
+        let series = cpu_series(&self.receiver, "keep");
+        assert!(series.len() > 5, "{series:?}");
+        for pair in series.windows(2) {
+            assert!(pair[1].0 >= pair[0].0, "CPU went down: {series:?}");
+            assert_eq!(pair[1].1, pair[0].1, "start time changed: {series:?}");
+        }
+        assert!(series.last().unwrap().0 > series[0].0, "{series:?}");
+    }
+
+    fn stop(mut self) {
+        self.agent.terminate();
+        assert!(
+            self.agent
+                .wait_timeout(Duration::from_secs(10))
+                .unwrap()
+                .success()
+        );
+        self.keeper.stop();
+        self.mover.stop();
+    }
+}
+
+/// One run through the stages in order: each reload is checked on the
+/// same agent, and the surviving group's series across all of them.
 #[test]
 fn sighup_and_a_configmap_swap_reload_the_rules_and_keep_the_counters() {
     let _cpu = crate::support::cpu_heavy();
-    let keep = unique_name("pgrk");
-    let moving = unique_name("pgrm");
-    let keeper = Workload::spawn(&["--name", &keep, "--threads", "1", "--spin"]);
-    let mover = Workload::spawn(&["--name", &moving]);
-    let receiver = Receiver::start();
-    let mut configmap = ConfigMapDir::new(&rules(&keep, &moving, "stage-1"));
-    let socket = configmap.dir.path().join("status.sock");
-    let mut cmd = agent_command();
-    cmd.arg("--config")
-        .arg(configmap.file())
-        .arg("--status-socket")
-        .arg(&socket)
-        .args(["--interval", "300ms"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
-        .env("RUST_LOG", "info,procgroups::agent=debug");
-    let mut agent = Agent::spawn(cmd);
-    assert!(wait_members(&receiver, "stage-1"), "{}", agent.log());
-    assert!(has_members(
-        &receiver
-            .wait_for_points(WAIT, |p| has_members(p, "keep"))
-            .unwrap(),
-        "keep"
-    ));
-
-    // SIGHUP: the file changed in a way only a reload can see.
-    configmap.rewrite_unnoticed(&rules(&keep, &moving, "stage-2"));
-    wait_cycles_past(&receiver, 2);
-    let points = receiver.received();
-    let last = points_of(&points.last().unwrap().request);
-    assert!(has_members(&last, "stage-1"), "no reload without SIGHUP");
-    std::thread::sleep(Duration::from_millis(100));
-    let from = agent.log().len();
-    sighup(&agent);
-    assert!(wait_members(&receiver, "stage-2"), "{}", agent.log());
-    let cycles = cycles_before_reload(&agent, from, 1);
-    assert!(
-        cycles <= 2,
-        "{cycles} cycles before the reload:\n{}",
-        agent.log()
-    );
-    let points = receiver
-        .wait_for_points(WAIT, |p| has_members(p, "stage-2"))
-        .unwrap();
-    assert!(
-        !has_members(&points, "stage-1"),
-        "{:?}",
-        group_names(&points)
-    );
-    alive(&mut agent);
-    assert!(
-        agent.log().contains("configuration reloaded"),
-        "{}",
-        agent.log()
-    );
-
-    // The ConfigMap's swap, seen without any signal.
-    std::thread::sleep(Duration::from_millis(100));
-    let from = agent.log().len();
-    configmap.swap(&rules(&keep, &moving, "stage-3"));
-    assert!(wait_members(&receiver, "stage-3"), "{}", agent.log());
-    let cycles = cycles_before_reload(&agent, from, 1);
-    assert!(
-        cycles <= 2,
-        "{cycles} cycles before the reload:\n{}",
-        agent.log()
-    );
-    alive(&mut agent);
-    // `explain` answers with the rules in force.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"))
-        .args(["explain", &mover.pid.to_string(), "--socket"])
-        .arg(&socket)
-        .env_remove("PROCGROUPS_STATUS_SOCKET")
-        .output()
-        .unwrap();
-    let explained = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{explained}");
-    assert!(explained.contains("group:     stage-3"), "{explained}");
-    assert!(explained.contains("name \"stage-3\""), "{explained}");
-
-    // An invalid version: refused, the rules stay.
-    configmap.swap("process_names:\n  - name: broken\n    cmdline: ['(unclosed']\n");
-    assert!(
-        agent.wait_for_log("configuration reload refused", WAIT),
-        "{}",
-        agent.log()
-    );
-    sighup(&agent);
-    // Refused again, and counted.
-    assert!(
-        agent.wait_for_log("failed_reloads=2", WAIT),
-        "{}",
-        agent.log()
-    );
-    wait_cycles_past(&receiver, 3);
-    alive(&mut agent);
-    let last = points_of(&receiver.received().last().unwrap().request);
-    assert!(has_members(&last, "stage-3"), "{:?}", group_names(&last));
-    assert!(!group_names(&last).contains(&"broken".to_string()));
-
-    // The surviving group: one series, never going down, still counting.
-    let series = cpu_series(&receiver, "keep");
-    assert!(series.len() > 5, "{series:?}");
-    for pair in series.windows(2) {
-        assert!(pair[1].0 >= pair[0].0, "CPU went down: {series:?}");
-        assert_eq!(pair[1].1, pair[0].1, "start time changed: {series:?}");
-    }
-    assert!(series.last().unwrap().0 > series[0].0, "{series:?}");
-
-    agent.terminate();
-    assert!(
-        agent
-            .wait_timeout(Duration::from_secs(10))
-            .unwrap()
-            .success()
-    );
-    keeper.stop();
-    mover.stop();
+    let mut run = ReloadRun::start();
+    run.sighup_reloads();
+    run.configmap_swap_reloads();
+    run.invalid_rules_are_refused();
+    run.the_surviving_group_kept_one_series();
+    run.stop();
 }

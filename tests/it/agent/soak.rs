@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::otlp::{Kind, points_of, value};
-use crate::support::procs::{Agent, Workload, agent_command, unique_name};
-use crate::support::receiver::Receiver;
+use crate::support::otlp::{counters, points_of, value};
+use crate::support::procs::{Agent, Workload, agent_command, log_field, unique_name};
+use crate::support::receiver::{Received, Receiver};
 use procgroups::telemetry::catalogue as cat;
 
 /// How long the agent runs at least.
@@ -48,12 +48,7 @@ fn states(log: &str) -> Vec<State> {
     log.lines()
         .filter(|l| l.contains("tracker state"))
         .filter_map(|l| {
-            let field = |name: &str| -> Option<u64> {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(name))?
-                    .parse()
-                    .ok()
-            };
+            let field = |key: &str| -> Option<u64> { log_field(l, key)?.parse().ok() };
             Some(State {
                 cycle: field("cycle=")?,
                 tracked: field("tracked=")?,
@@ -97,15 +92,7 @@ fn churn(name: &str, threads: usize, stop: &AtomicBool) -> usize {
                     && Instant::now() < deadline
                     && started.fetch_add(TREE, Ordering::SeqCst) + TREE <= CHURN_COUNT
                 {
-                    let children = (TREE - 1).to_string();
-                    let w = Workload::spawn(&[
-                        "--name",
-                        name,
-                        "--children",
-                        &children,
-                        "--child-name",
-                        name,
-                    ]);
+                    let w = Workload::named(name).children(TREE - 1, name).spawn();
                     // Closing its stdin ends the tree; stop() reaps it.
                     w.stop();
                     // At most ~125 processes a second in all.
@@ -123,7 +110,7 @@ fn churn(name: &str, threads: usize, stop: &AtomicBool) -> usize {
 fn spawn_with_pid(name: &str, pid: u32) -> Option<Workload> {
     for _ in 0..50 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
-        let w = Workload::spawn(&["--name", name]);
+        let w = Workload::named(name).spawn();
         if w.pid == pid {
             return Some(w);
         }
@@ -132,59 +119,41 @@ fn spawn_with_pid(name: &str, pid: u32) -> Option<Workload> {
     None
 }
 
-/// The counters (monotonic sums) of one export, by metric and attributes.
-fn counters(request: &crate::support::receiver::Received) -> BTreeMap<String, f64> {
-    points_of(&request.request)
-        .into_iter()
-        .filter(|p| {
-            matches!(
-                p.kind,
-                Kind::Sum {
-                    monotonic: true,
-                    ..
-                }
-            )
-        })
-        .map(|p| (format!("{} {:?}", p.metric, p.attrs), p.value))
-        .collect()
+/// The names of the soak's groups: the churn, a long-lived workload, and
+/// the two holders of a reused PID.
+struct Names {
+    churn: String,
+    long: String,
+    a: String,
+    b: String,
 }
 
-#[test]
-fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
-    let _cpu = crate::support::cpu_heavy();
-    let churn_name = unique_name("pgsc");
-    let long_name = unique_name("pgsl");
-    let a_name = unique_name("pgra");
-    let b_name = unique_name("pgrb");
-
-    let long = Workload::spawn(&["--name", &long_name, "--threads", "2"]);
-    let receiver = Receiver::start();
+/// The agent at a 100 ms interval with debug logs, tracking the four
+/// groups of `names`.
+fn soak_agent(names: &Names, receiver: &Receiver) -> Agent {
     let mut cmd = agent_command();
     cmd.args([
         "--procnames",
-        &format!("{churn_name},{long_name},{a_name},{b_name}"),
+        &format!("{},{},{},{}", names.churn, names.long, names.a, names.b),
         "--interval",
         "100ms",
     ])
     .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
     .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
     .env("RUST_LOG", "procgroups=debug");
-    let started = Instant::now();
-    let mut agent = Agent::spawn(cmd);
-    let pid = agent.pid();
-    assert!(agent.wait_for_log("tracker state", WAIT), "{}", agent.log());
-    std::thread::sleep(Duration::from_secs(3));
-    let baseline = *states(&agent.log()).last().unwrap();
-    let baseline_live = live_processes();
+    Agent::spawn(cmd)
+}
 
-    // Churn, with the RSS reference taken ten seconds into it.
+/// Churns, and returns the agent's RSS taken [`WARM_UP`] after `started`
+/// (ten seconds into the churn); checks that the churn was large and seen.
+fn churn_with_warm_rss(agent: &Agent, churn_name: &str, started: Instant) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let rss_warm = std::thread::scope(|s| {
-        let churner = s.spawn(|| churn(&churn_name, 2, &stop));
+        let churner = s.spawn(|| churn(churn_name, 2, &stop));
         while started.elapsed() < WARM_UP {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let rss = rss_kib(pid);
+        let rss = rss_kib(agent.pid());
         let spawned = churner.join().unwrap();
         assert!(spawned >= 2000, "only {spawned} processes were started");
         eprintln!("churn: {spawned} processes");
@@ -196,14 +165,16 @@ fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
         .max()
         .unwrap();
     assert!(peak > 1, "the churn was never seen: {peak}");
+    rss_warm
+}
 
-    // PID reuse: A's PID goes to B, then back to a new A, each time within
-    // about one cycle; each holder must be counted in its own group.
-    let group = |n: &str| [("procgroup.name", n.to_string())];
+/// PID reuse: A's PID goes to B, then back to a new A, each time within
+/// about one cycle; each holder must be counted in its own group.
+fn pid_reuse_is_counted_in_the_holder_s_group(receiver: &Receiver, agent: &Agent, names: &Names) {
+    let (a_name, b_name) = (&names.a, &names.b);
     let expect = |holder: &str, other: &str, pid: u32| {
-        let (h, o) = (group(holder), group(other));
-        let h = [(h[0].0, h[0].1.as_str())];
-        let o = [(o[0].0, o[0].1.as_str())];
+        let h = [("procgroup.name", holder)];
+        let o = [("procgroup.name", other)];
         let since = receiver.received().len();
         receiver
             .wait_for(WAIT, |r| {
@@ -221,19 +192,19 @@ fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
                 )
             });
     };
-    let a = Workload::spawn(&["--name", &a_name]);
+    let a = Workload::named(a_name).spawn();
     let reused = a.pid;
-    expect(&a_name, &b_name, reused);
+    expect(a_name, b_name, reused);
     a.stop();
-    match spawn_with_pid(&b_name, reused) {
+    match spawn_with_pid(b_name, reused) {
         Some(b) => {
-            expect(&b_name, &a_name, reused);
+            expect(b_name, a_name, reused);
             b.stop();
-            let a2 = spawn_with_pid(&a_name, reused).expect("pid reused a second time");
-            expect(&a_name, &b_name, reused);
+            let a2 = spawn_with_pid(a_name, reused).expect("pid reused a second time");
+            expect(a_name, b_name, reused);
             a2.stop();
             let log = agent.log();
-            for n in [&a_name, &b_name] {
+            for n in [a_name, b_name] {
                 assert!(
                     log.contains(&format!("pid={reused} group={n}")),
                     "{n} never tracked at pid {reused}"
@@ -247,28 +218,23 @@ fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
             "PID reuse not checked (cannot set /proc/sys/kernel/ns_last_pid)",
         ),
     }
+}
 
-    // Quiet: the state comes back to what is alive.
-    while started.elapsed() < SOAK {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let live_before = live_processes();
-    std::thread::sleep(Duration::from_millis(500));
-    let end = *states(&agent.log()).last().unwrap();
-    let live_after = live_processes();
-    let rss_end = rss_kib(pid);
-    assert!(agent.is_running(), "{}", agent.log());
-    let log = agent.log();
-
-    // Only the long-lived workload is tracked, with its three threads, and
-    // the groups are the four named ones.
+/// The tracker's state at the end comes back to what is alive: only the
+/// long-lived workload tracked, with its three threads, the four named
+/// groups, and every remembered identity a process alive now (give or
+/// take the few that came or went in between), as before the churn.
+fn state_came_back_to_what_is_alive(
+    end: State,
+    baseline: State,
+    baseline_live: u64,
+    live: (u64, u64),
+) {
     assert_eq!(end.tracked, 1, "{end:?}");
     assert_eq!(end.threads, 3, "{end:?}");
     assert_eq!(end.groups, 4, "{end:?}");
-    // Every remembered identity is a process alive now (give or take the
-    // few that came or went in between), as before the churn.
     let remembered = end.tracked + end.ignored;
-    let (low, high) = (live_before.min(live_after), live_before.max(live_after));
+    let (low, high) = (live.0.min(live.1), live.0.max(live.1));
     assert!(
         remembered + 10 >= low && remembered <= high + 10,
         "{remembered} identities remembered, {low}..{high} processes alive: {end:?}"
@@ -279,18 +245,16 @@ fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
         "baseline {baseline:?} ({baseline_live} alive), end {end:?}"
     );
     assert!(end.cycle >= 500, "{} cycles in a minute", end.cycle);
+}
 
-    assert!(
-        rss_end * 10 <= rss_warm * 11,
-        "RSS {rss_end} KiB at the end, {rss_warm} KiB after warm-up"
-    );
-
-    // No counter of any group ever went down between two exports.
-    let exports = receiver.received();
+/// No counter of any group ever went down between two exports, and the
+/// churn's processes, which live for milliseconds (too short for a clock
+/// tick of CPU) but each fault in its pages, were all counted.
+fn counters_never_went_down(exports: &[Received], churn_name: &str) {
     assert!(exports.len() >= 60, "{} exports", exports.len());
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     for (i, e) in exports.iter().enumerate() {
-        for (series, v) in counters(e) {
+        for (series, v) in counters(&points_of(&e.request)) {
             if let Some(before) = last.get(&series) {
                 assert!(
                     v >= *before,
@@ -300,16 +264,55 @@ fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
             last.insert(series, v);
         }
     }
-    // The churn's processes live for milliseconds (too short for a clock
-    // tick of CPU) but each faults in its pages: all of that was counted.
     let churn_faults = last
         .iter()
         .find(|(k, _)| {
-            k.starts_with(cat::PAGING_FAULTS.name) && k.contains(&churn_name) && k.contains("minor")
+            k.starts_with(cat::PAGING_FAULTS.name) && k.contains(churn_name) && k.contains("minor")
         })
         .map(|(_, v)| *v)
         .unwrap_or(0.0);
     assert!(churn_faults >= 1000.0, "churn page faults: {churn_faults}");
+}
+
+#[test]
+fn agent_survives_a_minute_of_churn_with_bounded_state_and_memory() {
+    let _cpu = crate::support::cpu_heavy();
+    let names = Names {
+        churn: unique_name("pgsc"),
+        long: unique_name("pgsl"),
+        a: unique_name("pgra"),
+        b: unique_name("pgrb"),
+    };
+    let long = Workload::named(&names.long).threads(2, "worker").spawn();
+    let receiver = Receiver::start();
+    let started = Instant::now();
+    let mut agent = soak_agent(&names, &receiver);
+    assert!(agent.wait_for_log("tracker state", WAIT), "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(3));
+    let baseline = *states(&agent.log()).last().unwrap();
+    let baseline_live = live_processes();
+
+    let rss_warm = churn_with_warm_rss(&agent, &names.churn, started);
+    pid_reuse_is_counted_in_the_holder_s_group(&receiver, &agent, &names);
+
+    // Quiet: the state comes back to what is alive.
+    while started.elapsed() < SOAK {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let live_before = live_processes();
+    std::thread::sleep(Duration::from_millis(500));
+    let end = *states(&agent.log()).last().unwrap();
+    let live_after = live_processes();
+    let rss_end = rss_kib(agent.pid());
+    assert!(agent.is_running(), "{}", agent.log());
+    let log = agent.log();
+    state_came_back_to_what_is_alive(end, baseline, baseline_live, (live_before, live_after));
+    assert!(
+        rss_end * 10 <= rss_warm * 11,
+        "RSS {rss_end} KiB at the end, {rss_warm} KiB after warm-up"
+    );
+    let exports = receiver.received();
+    counters_never_went_down(&exports, &names.churn);
     eprintln!(
         "soak: {} cycles, {} exports, state {baseline:?} -> {end:?}, RSS {rss_warm} -> {rss_end} KiB",
         end.cycle,

@@ -17,27 +17,61 @@ fn load(args: &[&str], env: &[(&str, &str)]) -> Config {
     try_load(args, env).unwrap()
 }
 
-#[test]
-fn file_then_environment_then_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    let p_file = fake_procfs(dir.path(), "file-proc");
-    let p_env = fake_procfs(dir.path(), "env-proc");
-    let p_flag = fake_procfs(dir.path(), "flag-proc");
-    let file = dir.path().join("c.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "procfs: {}\ninterval: 10s\nthreads: false\nmax_groups: 10\nlog_format: json\n\
-             status_socket: /file.sock\nrecheck_with_time_limit: 1m\nmax_thread_names: 7\n\
-             metric_names: process-exporter\n",
-            p_file.display()
-        ),
-    )
-    .unwrap();
-    let f = file.to_str().unwrap();
+/// Three fake procfs roots, one per layer that names one, and a YAML file
+/// that sets every layered setting to a value of its own.
+struct Layers {
+    dir: tempfile::TempDir,
+    p_file: PathBuf,
+    p_env: PathBuf,
+    p_flag: PathBuf,
+}
 
-    // Defaults alone.
-    let c = load(&["--procfs", p_flag.to_str().unwrap()], &[]);
+impl Layers {
+    fn new() -> Layers {
+        let dir = tempfile::tempdir().unwrap();
+        let p_file = fake_procfs(dir.path(), "file-proc");
+        let p_env = fake_procfs(dir.path(), "env-proc");
+        let p_flag = fake_procfs(dir.path(), "flag-proc");
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            format!(
+                "procfs: {}\ninterval: 10s\nthreads: false\nmax_groups: 10\nlog_format: json\n\
+                 status_socket: /file.sock\nrecheck_with_time_limit: 1m\nmax_thread_names: 7\n\
+                 metric_names: process-exporter\n",
+                p_file.display()
+            ),
+        )
+        .unwrap();
+        Layers {
+            dir,
+            p_file,
+            p_env,
+            p_flag,
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("c.yaml")
+    }
+
+    /// Variables for every layered setting but `max_thread_names`.
+    fn env(&self) -> [(&'static str, &str); 7] {
+        [
+            ("PROCGROUPS_PROCFS", self.p_env.to_str().unwrap()),
+            ("PROCGROUPS_INTERVAL", "20s"),
+            ("PROCGROUPS_THREADS", "true"),
+            ("PROCGROUPS_MAX_GROUPS", "20"),
+            ("PROCGROUPS_LOG_FORMAT", "text"),
+            ("PROCGROUPS_STATUS_SOCKET", "/env.sock"),
+            ("PROCGROUPS_METRIC_NAMES", "otel"),
+        ]
+    }
+}
+
+#[test]
+fn defaults_apply_without_file_variables_or_flags() {
+    let layers = Layers::new();
+    let c = load(&["--procfs", layers.p_flag.to_str().unwrap()], &[]);
     assert_eq!(c.interval, Duration::from_secs(15));
     assert!(c.threads);
     assert_eq!(c.max_groups, 1000);
@@ -45,10 +79,14 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.metric_names, MetricNames::Otel);
     assert!(!c.recheck);
+}
 
-    // The file overrides the defaults.
-    let c = load(&["--config", f], &[]);
-    assert_eq!(c.procfs, p_file);
+#[test]
+fn the_file_overrides_the_defaults() {
+    let layers = Layers::new();
+    let file = layers.file();
+    let c = load(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(c.procfs, layers.p_file);
     assert_eq!(c.interval, Duration::from_secs(10));
     assert!(!c.threads);
     assert_eq!(c.max_groups, 10);
@@ -59,19 +97,16 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.recheck_time_limit, Duration::from_secs(60));
     assert!(c.recheck, "a recheck time limit implies recheck");
     assert_eq!(c.source_file.as_deref(), Some(file.as_path()));
+}
 
-    // The environment overrides the file; what it does not set stays.
-    let env = [
-        ("PROCGROUPS_PROCFS", p_env.to_str().unwrap()),
-        ("PROCGROUPS_INTERVAL", "20s"),
-        ("PROCGROUPS_THREADS", "true"),
-        ("PROCGROUPS_MAX_GROUPS", "20"),
-        ("PROCGROUPS_LOG_FORMAT", "text"),
-        ("PROCGROUPS_STATUS_SOCKET", "/env.sock"),
-        ("PROCGROUPS_METRIC_NAMES", "otel"),
-    ];
-    let c = load(&["--config", f], &env);
-    assert_eq!(c.procfs, p_env);
+#[test]
+fn the_environment_overrides_the_file_and_keeps_what_it_does_not_set() {
+    let layers = Layers::new();
+    let c = load(
+        &["--config", layers.file().to_str().unwrap()],
+        &layers.env(),
+    );
+    assert_eq!(c.procfs, layers.p_env);
     assert_eq!(c.interval, Duration::from_secs(20));
     assert!(c.threads);
     assert_eq!(c.max_groups, 20);
@@ -79,14 +114,18 @@ fn file_then_environment_then_flag() {
     assert_eq!(c.status_socket, PathBuf::from("/env.sock"));
     assert_eq!(c.metric_names, MetricNames::Otel);
     assert_eq!(c.max_thread_names, 7, "file value kept");
+}
 
-    // Flags override the environment; absent flags override nothing.
+/// Flags override the environment; absent flags override nothing.
+#[test]
+fn file_then_environment_then_flag() {
+    let layers = Layers::new();
     let c = load(
         &[
             "--config",
-            f,
+            layers.file().to_str().unwrap(),
             "--procfs",
-            p_flag.to_str().unwrap(),
+            layers.p_flag.to_str().unwrap(),
             "--interval",
             "30s",
             "--threads=false",
@@ -97,9 +136,9 @@ fn file_then_environment_then_flag() {
             "--metric-names",
             "process-exporter",
         ],
-        &env,
+        &layers.env(),
     );
-    assert_eq!(c.procfs, p_flag);
+    assert_eq!(c.procfs, layers.p_flag);
     assert_eq!(c.interval, Duration::from_secs(30));
     assert!(!c.threads);
     assert_eq!(c.max_groups, 30);

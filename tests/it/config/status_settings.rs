@@ -74,18 +74,6 @@ fn zero_export_intervals_is_refused_naming_the_setting() {
 
 #[test]
 fn the_default_socket_follows_the_runtime_dir() {
-    if rustix::process::geteuid().is_root() {
-        // Root always uses /run/procgroups; the per-user rule is unit-tested.
-        let dir = tempfile::tempdir().unwrap();
-        let procfs = fake_procfs(dir.path(), "proc");
-        let c = load(
-            &["--procfs", procfs.to_str().unwrap()],
-            &[("XDG_RUNTIME_DIR", "/xdg")],
-        )
-        .unwrap();
-        assert_eq!(c.status_socket, Path::new("/run/procgroups/status.sock"));
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let procfs = fake_procfs(dir.path(), "proc");
     let c = load(
@@ -93,6 +81,11 @@ fn the_default_socket_follows_the_runtime_dir() {
         &[("XDG_RUNTIME_DIR", "/xdg")],
     )
     .unwrap();
+    if rustix::process::geteuid().is_root() {
+        // Root always uses /run/procgroups; the per-user rule is unit-tested.
+        assert_eq!(c.status_socket, Path::new("/run/procgroups/status.sock"));
+        return;
+    }
     let uid = rustix::process::geteuid().as_raw();
     assert_eq!(
         c.status_socket,

@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::otlp::{Kind, Point, points_of};
-use crate::support::procs::{Agent, agent_command, free_port, unique_name};
+use crate::support::otlp::{Point, counters, points_of};
+use crate::support::procs::{Agent, agent_command, free_port, log_field, unique_name};
 use crate::support::receiver::{Mode, Receiver};
 use crate::support::rotel::{DebugPoint, Rotel};
 use procgroups::telemetry::catalogue as cat;
@@ -297,14 +297,10 @@ fn cycles(log: &str) -> Vec<LoggedCycle> {
     log.lines()
         .filter(|l| l.contains("cycle done"))
         .filter_map(|l| {
-            let field = |name: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(name))
-                    .map(str::to_string)
-            };
+            let field = |key: &str| log_field(l, key);
             Some(LoggedCycle {
                 n: field("cycle=")?.parse().ok()?,
-                start: humantime::parse_rfc3339(&field("started=")?).ok()?,
+                start: humantime::parse_rfc3339(field("started=")?).ok()?,
                 took: Duration::from_secs_f64(field("duration_ms=")?.parse::<f64>().ok()? / 1e3),
             })
         })
@@ -313,21 +309,12 @@ fn cycles(log: &str) -> Vec<LoggedCycle> {
 
 /// The counters (monotonic sums) of the subject's group in one export,
 /// by metric and attributes.
-fn counters(points: &[Point], comm: &str) -> BTreeMap<String, f64> {
-    points
-        .iter()
-        .filter(|p| {
-            matches!(
-                p.kind,
-                Kind::Sum {
-                    monotonic: true,
-                    ..
-                }
-            )
-        })
-        .filter(|p| p.attrs.get("procgroup.name").map(String::as_str) == Some(comm))
-        .map(|p| (format!("{} {:?}", p.metric, p.attrs), p.value))
-        .collect()
+fn group_counters(points: &[Point], comm: &str) -> BTreeMap<String, f64> {
+    counters(
+        points
+            .iter()
+            .filter(|p| p.attrs.get("procgroup.name").map(String::as_str) == Some(comm)),
+    )
 }
 
 fn cpu_seconds(counters: &BTreeMap<String, f64>) -> f64 {
@@ -354,7 +341,7 @@ fn received_counters(receiver: &Receiver, comm: &str) -> Vec<BTreeMap<String, f6
     receiver
         .received()
         .iter()
-        .map(|r| counters(&points_of(&r.request), comm))
+        .map(|r| group_counters(&points_of(&r.request), comm))
         .filter(|c| !c.is_empty())
         .collect()
 }
@@ -365,7 +352,7 @@ fn nth_export(receiver: &Receiver, comm: &str, n: usize, agent: &Agent) -> BTree
     receiver
         .wait_for(WAIT, |r| {
             r.iter()
-                .map(|x| counters(&points_of(&x.request), comm))
+                .map(|x| group_counters(&points_of(&x.request), comm))
                 .filter(|c| !c.is_empty())
                 .nth(n - 1)
         })
@@ -468,7 +455,7 @@ fn receiver_stalling_longer_than_the_export_timeout() {
         .wait_for(WAIT, |r| {
             r.iter()
                 .filter(|x| x.at > recovered)
-                .map(|x| counters(&points_of(&x.request), &s.comm))
+                .map(|x| group_counters(&points_of(&x.request), &s.comm))
                 .find(|c| !c.is_empty() && cpu_seconds(c) >= s.cpu_floor(cpu))
         })
         .unwrap_or_else(|| panic!("no export after the stall: {}", s.agent.log()));

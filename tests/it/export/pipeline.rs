@@ -4,12 +4,13 @@
 //! (names, units, kinds, temporality, attributes, values, resource, gzip)
 //! and that a refusing collector is recorded and recovered from.
 //!
-//! One test per binary: it sets process environment variables, which is
-//! only sound while no other thread reads them.
+//! Each test sets process environment variables, which is only sound
+//! while no other thread reads them, so each runs its body in a child
+//! process of this binary in which it is the only test.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::otlp::{Kind, points_of, value};
+use crate::support::otlp::{Kind, Point, points_of, value};
 use crate::support::receiver::{Mode, Receiver};
 use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use procgroups::agent::{NodeCpu, Snapshot, SnapshotCell};
@@ -91,79 +92,132 @@ fn snapshot(cpu_user: f64) -> Snapshot {
 const IN_CHILD: &str = "PROCGROUPS_TEST_PIPELINE_CHILD";
 
 /// The OTLP exporter reads its endpoint from the process environment, so
-/// the test sets variables, which is sound only while no other thread reads
-/// the environment. The other tests of this binary do, so the body runs in
-/// a child process of this binary in which it is the only test.
-#[test]
-fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
-    if std::env::var_os(IN_CHILD).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "export::pipeline::exported_points_arrive_gzipped_with_resource_and_recover_after_refusal",
-                "--test-threads",
-                "1",
-            ])
-            .env(IN_CHILD, "1")
-            .output()
+/// a test sets variables, which is sound only while no other thread reads
+/// the environment. The other tests of this binary do, so the body of test
+/// `name` (this module's) runs in a child process of this binary in which
+/// it is the only test: true in that child, false in the parent once the
+/// child has passed.
+fn in_own_process(name: &str) -> bool {
+    if std::env::var_os(IN_CHILD).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            &format!("export::pipeline::{name}"),
+            "--test-threads",
+            "1",
+        ])
+        .env(IN_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// The real pipeline, built from the environment, pushing to an
+/// in-process receiver.
+struct Pipeline {
+    receiver: Receiver,
+    rt: tokio::runtime::Runtime,
+    cell: SnapshotCell,
+    facts: HostFacts,
+    telemetry: Telemetry,
+}
+
+impl Pipeline {
+    /// Sets the variables (only in a process of its own: see
+    /// [`in_own_process`]) and starts the pipeline.
+    fn start() -> Pipeline {
+        let receiver = Receiver::start();
+        // SAFETY: this process runs this test alone (see in_own_process),
+        // and sets the variables before starting any thread that reads the
+        // environment.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+            std::env::set_var(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=test,host.name=override-host",
+            );
+            std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+            std::env::remove_var("OTEL_EXPORTER_OTLP_COMPRESSION");
+            std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE");
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let cell = SnapshotCell::new();
+        let env = |k: &str| std::env::var(k).ok();
+        let facts = HostFacts::gather(std::path::Path::new("/proc"), |k| std::env::var(k).ok());
+        let options = PipelineOptions {
+            export: ExportSettings::from_env(&env, Duration::from_secs(3600)).unwrap(),
+            instruments: InstrumentOptions {
+                threads: true,
+                smaps: true,
+                ..InstrumentOptions::default()
+            },
+            limits: CardinalityLimits::default(),
+            remove_empty_groups: false,
+        };
+        let telemetry = {
+            let _guard = rt.enter();
+            Telemetry::start(
+                &options,
+                procgroups::telemetry::resource::build(&facts),
+                &cell,
+            )
+            .unwrap()
+        };
+        Pipeline {
+            receiver,
+            rt,
+            cell,
+            facts,
+            telemetry,
+        }
+    }
+
+    /// Publishes the snapshot with `cpu_user` seconds and forces an export.
+    fn export(&self, cpu_user: f64) -> Result<(), String> {
+        self.cell.publish(snapshot(cpu_user));
+        let t = self.telemetry.clone();
+        self.rt
+            .block_on(self.rt.spawn_blocking(move || t.force_flush()))
+            .unwrap()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The first export, which the receiver accepted.
+    fn first_export(&self) -> Vec<Point> {
+        self.export(3.25).unwrap();
+        assert!(self.receiver.wait_for_exports(1, Duration::from_secs(5)));
+        points_of(&self.receiver.received()[0].request)
+    }
+
+    fn shutdown(self) {
+        let t = self.telemetry.clone();
+        self.rt
+            .block_on(self.rt.spawn_blocking(move || t.shutdown()))
+            .unwrap()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    }
+}
+
+const CPU_USER: [(&str, &str); 2] = [("procgroup.name", "svc"), ("cpu.mode", "user")];
+
+#[test]
+fn exported_points_arrive_gzipped_with_resource() {
+    if !in_own_process("exported_points_arrive_gzipped_with_resource") {
         return;
     }
-    let receiver = Receiver::start();
-    // SAFETY: this process runs this test alone (see above), and sets the
-    // variables before starting any thread that reads the environment.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
-        std::env::set_var(
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "deployment.environment.name=test,host.name=override-host",
-        );
-        std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
-        std::env::remove_var("OTEL_EXPORTER_OTLP_COMPRESSION");
-        std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE");
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cell = SnapshotCell::new();
-    let env = |k: &str| std::env::var(k).ok();
-    let facts = HostFacts::gather(std::path::Path::new("/proc"), |k| std::env::var(k).ok());
-    let options = PipelineOptions {
-        export: ExportSettings::from_env(&env, Duration::from_secs(3600)).unwrap(),
-        instruments: InstrumentOptions {
-            threads: true,
-            smaps: true,
-            ..InstrumentOptions::default()
-        },
-        limits: CardinalityLimits::default(),
-        remove_empty_groups: false,
-    };
-    let telemetry = {
-        let _guard = rt.enter();
-        Telemetry::start(
-            &options,
-            procgroups::telemetry::resource::build(&facts),
-            &cell,
-        )
-        .unwrap()
-    };
-    let flush = |t: &Telemetry| {
-        let t = t.clone();
-        rt.block_on(rt.spawn_blocking(move || t.force_flush()))
-            .unwrap()
-    };
-
-    cell.publish(snapshot(3.25));
-    flush(&telemetry).unwrap();
-    assert!(receiver.wait_for_exports(1, Duration::from_secs(5)));
-    let first = &receiver.received()[0];
+    let pipeline = Pipeline::start();
+    let points = pipeline.first_export();
+    let first = &pipeline.receiver.received()[0];
     assert_eq!(first.encoding.as_deref(), Some("gzip"));
-    let points = points_of(&first.request);
 
     // Resource: ours, with OTEL_RESOURCE_ATTRIBUTES on top.
     let resource = &points[0].resource;
@@ -171,9 +225,19 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
     assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(resource["host.name"], "override-host");
     assert_eq!(resource["deployment.environment.name"], "test");
-    if let Some(id) = &facts.host_id {
+    if let Some(id) = &pipeline.facts.host_id {
         assert_eq!(&resource["host.id"], id);
     }
+    pipeline.shutdown();
+}
+
+#[test]
+fn exported_points_carry_the_table_s_units_kinds_and_values() {
+    if !in_own_process("exported_points_carry_the_table_s_units_kinds_and_values") {
+        return;
+    }
+    let pipeline = Pipeline::start();
+    let points = pipeline.first_export();
 
     // Every metric of the table, with its unit; counters cumulative and
     // monotonic, up-down counters cumulative and not monotonic.
@@ -214,9 +278,8 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
         assert_eq!(of[0].kind, expected, "{}", spec.name);
     }
     let svc = [("procgroup.name", "svc")];
-    let cpu_user = [("procgroup.name", "svc"), ("cpu.mode", "user")];
     assert_eq!(value(&points, "procgroup.processes", &svc), Some(2.0));
-    assert_eq!(value(&points, "procgroup.cpu.time", &cpu_user), Some(3.25));
+    assert_eq!(value(&points, "procgroup.cpu.time", &CPU_USER), Some(3.25));
     assert_eq!(
         value(
             &points,
@@ -245,12 +308,23 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
         ),
         Some(1.0)
     );
+    assert_eq!(pipeline.telemetry.health().status().last_ok, Some(true));
+    pipeline.shutdown();
+}
+
+#[test]
+fn exported_points_recover_after_refusal() {
+    if !in_own_process("exported_points_recover_after_refusal") {
+        return;
+    }
+    let pipeline = Pipeline::start();
+    let points = pipeline.first_export();
+    let (receiver, telemetry) = (&pipeline.receiver, &pipeline.telemetry);
     assert_eq!(telemetry.health().status().last_ok, Some(true));
 
     // The collector refuses: the failure is recorded, nothing is stored.
     receiver.set_mode(Mode::Unavailable);
-    cell.publish(snapshot(5.5));
-    assert!(flush(&telemetry).is_err());
+    assert!(pipeline.export(5.5).is_err());
     let status = telemetry.health().status();
     assert_eq!(status.last_ok, Some(false));
     assert!(status.last_error.unwrap().contains("Unavailable"));
@@ -260,12 +334,11 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
     // It comes back: the next export carries the current totals, with the
     // same start time as before (one cumulative series, no reset).
     receiver.set_mode(Mode::Accept);
-    cell.publish(snapshot(7.75));
-    flush(&telemetry).unwrap();
+    pipeline.export(7.75).unwrap();
     assert!(receiver.wait_for_exports(2, Duration::from_secs(5)));
     let second = points_of(&receiver.received()[1].request);
-    assert_eq!(value(&second, "procgroup.cpu.time", &cpu_user), Some(7.75));
-    let start = |ps: &[crate::support::otlp::Point]| {
+    assert_eq!(value(&second, "procgroup.cpu.time", &CPU_USER), Some(7.75));
+    let start = |ps: &[Point]| {
         ps.iter()
             .find(|p| p.metric == "procgroup.cpu.time")
             .unwrap()
@@ -275,9 +348,5 @@ fn exported_points_arrive_gzipped_with_resource_and_recover_after_refusal() {
     let status = telemetry.health().status();
     assert_eq!(status.last_ok, Some(true));
     assert_eq!((status.succeeded, status.failed), (2, 1));
-
-    let t = telemetry.clone();
-    rt.block_on(rt.spawn_blocking(move || t.shutdown()))
-        .unwrap()
-        .unwrap();
+    pipeline.shutdown();
 }

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use super::upstream_collector::{Collector, Sample, http_get, otelcol, parse_exposition};
@@ -124,33 +125,47 @@ fn value(values: &BTreeMap<Series, f64>, family: &str, labels: &[(&str, &str)]) 
     values.get(&key).copied()
 }
 
-#[test]
-fn process_exporter_names_through_the_collector_match_process_exporter() {
-    let Some(otelcol) = otelcol() else { return };
-    let Some(exporter_bin) = tools::require(&PROCESS_EXPORTER) else {
-        return;
-    };
+/// Both scrapes of one workload (two processes, named threads, open files,
+/// touched memory): the Collector's, once the group was complete there,
+/// and process-exporter's right after; captured once, the programs
+/// stopped, for the tests below. `None` where a program is missing.
+struct Compared {
+    name: String,
+    /// The Collector's scrape, whole and as the group's series and types.
+    body: String,
+    ours: BTreeMap<Series, f64>,
+    our_types: BTreeMap<String, String>,
+    /// process-exporter's scrape, likewise.
+    theirs_body: String,
+    theirs: BTreeMap<Series, f64>,
+    their_types: BTreeMap<String, String>,
+}
+
+impl Compared {
+    fn group(&self) -> [(&str, &str); 1] {
+        [("groupname", self.name.as_str())]
+    }
+}
+
+fn compared() -> Option<&'static Compared> {
+    static RUN: LazyLock<Option<Compared>> = LazyLock::new(scrape_both);
+    RUN.as_ref()
+}
+
+fn scrape_both() -> Option<Compared> {
+    let otelcol = otelcol()?;
+    let exporter_bin = tools::require(&PROCESS_EXPORTER)?;
     let dir = tempfile::tempdir().unwrap();
     let name = unique_name("pgpe");
     // Two processes (the workload and a child of the same name), named
     // threads, open files, touched memory; nothing spins, so the gauges
     // hold still between the two scrapes.
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--threads",
-        "3",
-        "--thread-name",
-        "pgpethread",
-        "--files",
-        "4",
-        "--touch-kib",
-        "8192",
-        "--children",
-        "1",
-        "--child-name",
-        &name,
-    ]);
+    let workload = Workload::named(&name)
+        .threads(3, "pgpethread")
+        .files(4)
+        .touch_kib(8192)
+        .children(1, &name)
+        .spawn();
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,
@@ -209,6 +224,23 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
         ) == Some(2.0),
         "process-exporter does not see the workload:\n{theirs_body}"
     );
+    drop(agent);
+    workload.stop();
+    Some(Compared {
+        name,
+        body,
+        ours,
+        our_types,
+        theirs_body,
+        theirs,
+        their_types,
+    })
+}
+
+#[test]
+fn process_exporter_names_through_the_collector_match_process_exporter() {
+    let Some(c) = compared() else { return };
+    let (ours, theirs, body) = (&c.ours, &c.theirs, &c.body);
 
     // Every series of process-exporter for the group is at the Collector,
     // with the same type; the scrape error counts keep their names but are
@@ -227,7 +259,7 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
         if !ours.contains_key(series) {
             missing.push(format!("{family}{labels:?}"));
         }
-        let (want, got) = (their_types.get(family), our_types.get(family));
+        let (want, got) = (c.their_types.get(family), c.our_types.get(family));
         if family.starts_with("namedprocess_scrape_") {
             assert_eq!(
                 (want.map(String::as_str), got.map(String::as_str)),
@@ -240,28 +272,50 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
     }
     assert!(
         missing.is_empty(),
-        "series of process-exporter missing at the Collector: {missing:#?}\ncollector:\n{body}\nprocess-exporter:\n{theirs_body}"
+        "series of process-exporter missing at the Collector: {missing:#?}\ncollector:\n{body}\nprocess-exporter:\n{}",
+        c.theirs_body
     );
     // ...except the general scrape error count, which has no counterpart.
     let families = |v: &BTreeMap<Series, f64>| -> BTreeSet<String> {
         v.keys().map(|(f, _)| f.clone()).collect()
     };
-    let only_theirs: Vec<String> = families(&theirs)
-        .difference(&families(&ours))
+    let only_theirs: Vec<String> = families(theirs)
+        .difference(&families(ours))
         .cloned()
         .collect();
     assert_eq!(only_theirs, ["namedprocess_scrape_errors"], "{body}");
 
-    // Counts equal.
-    let g = [("groupname", name.as_str())];
+    // What a user sees that process-exporter does not give: the labels the
+    // Collector adds, on every series.
+    let (samples, types) = parse_exposition(body);
+    let added: BTreeSet<&str> = samples
+        .iter()
+        .filter(|s| s.label("groupname") == Some(c.name.as_str()))
+        .flat_map(|s| s.labels.iter().map(|(k, _)| k.as_str()))
+        .filter(|k| is_added(k))
+        .collect();
+    let others: BTreeSet<&str> = types
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !n.starts_with("namedprocess_"))
+        .collect();
+    println!("labels added by the Collector: {added:?}");
+    println!("other families at the Collector: {others:?}");
+}
+
+#[test]
+fn process_thread_and_descriptor_counts_through_the_collector_equal_process_exporter_s() {
+    let Some(c) = compared() else { return };
+    let (ours, theirs, name) = (&c.ours, &c.theirs, c.name.as_str());
+    let g = c.group();
     for family in [
         "namedprocess_namegroup_num_procs",
         "namedprocess_namegroup_num_threads",
         "namedprocess_namegroup_open_filedesc",
     ] {
         assert_eq!(
-            value(&ours, family, &g),
-            value(&theirs, family, &g),
+            value(ours, family, &g),
+            value(theirs, family, &g),
             "{family}"
         );
     }
@@ -269,12 +323,18 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
     // of its per-thread-name families; the agent counts them. The child is
     // single-threaded, so the main thread's name counts one more here.
     let family = "namedprocess_namegroup_thread_count";
-    let t = |thread_name: &'static str| [("groupname", name.as_str()), ("threadname", thread_name)];
-    assert_eq!(value(&ours, family, &t("pgpethread")), Some(3.0));
-    assert_eq!(value(&theirs, family, &t("pgpethread")), Some(3.0));
-    let main = [("groupname", name.as_str()), ("threadname", name.as_str())];
-    assert_eq!(value(&theirs, family, &main), Some(1.0));
-    assert_eq!(value(&ours, family, &main), Some(2.0));
+    let t = |thread_name: &'static str| [("groupname", name), ("threadname", thread_name)];
+    assert_eq!(value(ours, family, &t("pgpethread")), Some(3.0));
+    assert_eq!(value(theirs, family, &t("pgpethread")), Some(3.0));
+    let main = [("groupname", name), ("threadname", name)];
+    assert_eq!(value(theirs, family, &main), Some(1.0));
+    assert_eq!(value(ours, family, &main), Some(2.0));
+}
+
+#[test]
+fn threads_by_wait_channel_through_the_collector_count_each_thread_once() {
+    let Some(c) = compared() else { return };
+    let (ours, theirs) = (&c.ours, &c.theirs);
     let wchan_total = |v: &BTreeMap<Series, f64>| -> f64 {
         v.iter()
             .filter(|((f, _), _)| f == "namedprocess_namegroup_threads_wchan")
@@ -290,44 +350,29 @@ fn process_exporter_names_through_the_collector_match_process_exporter() {
     // process-exporter counts the wait channel of a multi-threaded
     // process's main thread twice (as the process's and as a thread's); the
     // agent counts every thread once. One process here has threads.
-    let threads = value(&ours, "namedprocess_namegroup_num_threads", &g).unwrap();
+    let threads = value(ours, "namedprocess_namegroup_num_threads", &c.group()).unwrap();
     assert_eq!(
-        (wchan_total(&ours), wchan_total(&theirs)),
+        (wchan_total(ours), wchan_total(theirs)),
         (threads, threads + 1.0),
         "threads by wchan: {:?} at the Collector, {:?} from process-exporter",
-        wchans(&ours),
-        wchans(&theirs)
+        wchans(ours),
+        wchans(theirs)
     );
-    // Memory within a few percent.
+}
+
+#[test]
+fn memory_through_the_collector_is_within_a_few_percent_of_process_exporter_s() {
+    let Some(c) = compared() else { return };
     for memtype in ["resident", "virtual", "proportionalResident"] {
-        let m = [("groupname", name.as_str()), ("memtype", memtype)];
+        let m = [("groupname", c.name.as_str()), ("memtype", memtype)];
         let family = "namedprocess_namegroup_memory_bytes";
         let (a, b) = (
-            value(&ours, family, &m).unwrap(),
-            value(&theirs, family, &m).unwrap(),
+            value(&c.ours, family, &m).unwrap(),
+            value(&c.theirs, family, &m).unwrap(),
         );
         assert!(
             b > 0.0 && (a - b).abs() <= 0.05 * b,
             "{memtype}: {a} at the Collector, {b} from process-exporter"
         );
     }
-
-    // What a user sees that process-exporter does not give: the labels the
-    // Collector adds, on every series.
-    let (samples, types) = parse_exposition(&body);
-    let added: BTreeSet<&str> = samples
-        .iter()
-        .filter(|s| s.label("groupname") == Some(name.as_str()))
-        .flat_map(|s| s.labels.iter().map(|(k, _)| k.as_str()))
-        .filter(|k| is_added(k))
-        .collect();
-    let others: BTreeSet<&str> = types
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| !n.starts_with("namedprocess_"))
-        .collect();
-    println!("labels added by the Collector: {added:?}");
-    println!("other families at the Collector: {others:?}");
-    drop(agent);
-    workload.stop();
 }

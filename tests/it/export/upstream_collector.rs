@@ -24,7 +24,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::procs::{Agent, Workload, agent_command, free_port, unique_name};
+use crate::support::procs::{
+    Agent, Workload, agent_command, free_port, stat_fields, ticks_to_seconds, unique_name,
+};
 use crate::support::tools::{self, KUBECTL, OTELCOL, PROMETHEUS, repo_root};
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -102,13 +104,30 @@ fn yaml_documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn validate_accepts_every_shipped_collector_config() {
-    let Some(otelcol) = otelcol() else { return };
-    let dir = tempfile::tempdir().unwrap();
+/// The Collector configurations held in the data of `doc` when it is a
+/// ConfigMap: (key, text) pairs.
+fn collector_configs_in_config_map(doc: &Value) -> Vec<(String, String)> {
+    if doc.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
+        return Vec::new();
+    }
+    doc.get("data")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| {
+            let text = value.as_str()?;
+            yaml_documents(text)
+                .iter()
+                .any(is_collector_config)
+                .then(|| (key.as_str().unwrap_or_default().to_owned(), text.to_owned()))
+        })
+        .collect()
+}
 
-    // Every file in the repository that is a Collector configuration, and
-    // every Collector configuration held in a ConfigMap of a manifest.
+/// Every file in the repository that is a Collector configuration, and
+/// every Collector configuration held in a ConfigMap of a manifest (written
+/// to `dir`), each with how to name it.
+fn repository_collector_configs(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut configs: Vec<(String, PathBuf)> = Vec::new();
     for (path, text) in repository_yaml_files() {
         let shown = path
@@ -120,76 +139,61 @@ fn validate_accepts_every_shipped_collector_config() {
             if is_collector_config(doc) {
                 configs.push((shown.clone(), path.clone()));
             }
-            if doc.get("kind").and_then(Value::as_str) == Some("ConfigMap") {
-                for (key, value) in doc
-                    .get("data")
-                    .and_then(Value::as_mapping)
-                    .into_iter()
-                    .flatten()
-                {
-                    let Some(embedded) = value.as_str() else {
-                        continue;
-                    };
-                    if yaml_documents(embedded).iter().any(is_collector_config) {
-                        let file = dir
-                            .path()
-                            .join(format!("configmap-{}-{i}.yaml", configs.len()));
-                        std::fs::write(&file, embedded).unwrap();
-                        let key = key.as_str().unwrap_or_default();
-                        configs.push((format!("{shown} ConfigMap key {key}"), file));
-                    }
-                }
+            for (key, embedded) in collector_configs_in_config_map(doc) {
+                let file = dir.join(format!("configmap-{}-{i}.yaml", configs.len()));
+                std::fs::write(&file, embedded).unwrap();
+                configs.push((format!("{shown} ConfigMap key {key}"), file));
             }
         }
     }
+    configs
+}
+
+/// The Collector configurations of the ConfigMaps kustomize renders from
+/// deploy/kubernetes/base/, as deployed (written to `dir`); `None` where
+/// kubectl is missing.
+fn kustomized_collector_configs(dir: &Path) -> Option<Vec<(String, PathBuf)>> {
+    let kubectl = tools::require(&KUBECTL)?;
+    let out = Command::new(kubectl)
+        .args(["kustomize", "deploy/kubernetes/base"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        describe(&out)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let mut configs = Vec::new();
+    for doc in yaml_documents(&rendered) {
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for (key, text) in collector_configs_in_config_map(&doc) {
+            let file = dir.join(format!("rendered-{}.yaml", configs.len()));
+            std::fs::write(&file, text).unwrap();
+            configs.push((format!("kustomize ConfigMap {name} key {key}"), file));
+        }
+    }
+    assert!(
+        !configs.is_empty(),
+        "kubectl kustomize deploy/kubernetes/base rendered no ConfigMap holding a Collector configuration:\n{rendered}"
+    );
+    Some(configs)
+}
+
+#[test]
+fn validate_accepts_every_shipped_collector_config() {
+    let Some(otelcol) = otelcol() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = repository_collector_configs(dir.path());
     assert!(
         configs.iter().any(|(shown, _)| shown == SHIPPED_CONFIG),
         "{SHIPPED_CONFIG} is not recognised as a Collector configuration: {configs:?}"
     );
-
-    // The ConfigMap kustomize renders from deploy/kubernetes/base/, as deployed.
-    if let Some(kubectl) = tools::require(&KUBECTL) {
-        let out = Command::new(kubectl)
-            .args(["kustomize", "deploy/kubernetes/base"])
-            .current_dir(repo_root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kubectl kustomize: {}",
-            describe(&out)
-        );
-        let rendered = String::from_utf8(out.stdout).unwrap();
-        let mut embedded = 0;
-        for doc in yaml_documents(&rendered) {
-            if doc.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
-                continue;
-            }
-            let name = doc["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            for (key, value) in doc
-                .get("data")
-                .and_then(Value::as_mapping)
-                .into_iter()
-                .flatten()
-            {
-                let Some(text) = value.as_str() else { continue };
-                if yaml_documents(text).iter().any(is_collector_config) {
-                    let file = dir.path().join(format!("rendered-{embedded}.yaml"));
-                    std::fs::write(&file, text).unwrap();
-                    let key = key.as_str().unwrap_or_default();
-                    configs.push((format!("kustomize ConfigMap {name} key {key}"), file));
-                    embedded += 1;
-                }
-            }
-        }
-        assert!(
-            embedded >= 1,
-            "kubectl kustomize deploy/kubernetes/base rendered no ConfigMap holding a Collector configuration:\n{rendered}"
-        );
-    }
+    configs.extend(kustomized_collector_configs(dir.path()).unwrap_or_default());
 
     for (shown, path) in &configs {
         let out = validate(&otelcol, path);
@@ -446,17 +450,11 @@ pub(super) fn parse_exposition(text: &str) -> (Vec<Sample>, Vec<(String, String)
 /// spins (burns CPU) and one child of the same name, so the group has two
 /// processes and a CPU counter that grows.
 fn spinning_workload(name: &str) -> Workload {
-    Workload::spawn(&[
-        "--name",
-        name,
-        "--threads",
-        "1",
-        "--spin",
-        "--children",
-        "1",
-        "--child-name",
-        name,
-    ])
+    Workload::named(name)
+        .threads(1, "worker")
+        .spin()
+        .children(1, name)
+        .spawn()
 }
 
 /// The agent pushing to `collector` every 500 ms, with a rules file that
@@ -652,16 +650,8 @@ impl Drop for Prometheus {
 
 /// CPU seconds (user + system) the process `pid` and its threads have used.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / rustix::param::clock_ticks_per_second() as f64
+    let [utime, stime] = stat_fields(pid, [14, 15]).unwrap();
+    ticks_to_seconds(utime + stime)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! never decrease, and one warning names the rule that caused it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
@@ -16,6 +16,7 @@ use procgroups::proc::{
 };
 
 use super::scenario::cycle_time;
+use crate::support::procs::{Workload, run_once};
 
 fn cpu(user: f64) -> Counts {
     Counts {
@@ -474,54 +475,61 @@ fn defaults_are_the_documented_caps() {
     assert_eq!(OVERFLOW_NAME, "procgroups.overflow");
 }
 
+/// What `--once` printed (JSON) and logged on a busy host: forty processes
+/// with command lines, each its own group under a `{{.PID}}` template,
+/// with at most 25 groups and 3 thread names each; captured once for the
+/// tests below.
+struct CappedRun {
+    json: serde_json::Value,
+    stderr: String,
+}
+
+impl CappedRun {
+    fn groups(&self) -> &serde_json::Map<String, serde_json::Value> {
+        self.json["groups"].as_object().unwrap()
+    }
+}
+
+fn capped_run() -> &'static CappedRun {
+    static RUN: LazyLock<CappedRun> = LazyLock::new(|| {
+        let name = format!("pgcg{}", std::process::id() % 100_000);
+        let busy = Workload::named(&name)
+            .children(39, &name)
+            .threads(2, "worker")
+            .spawn();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("per-pid.yaml");
+        std::fs::write(
+            &file,
+            "process_names:\n  - name: \"{{.Comm}}:{{.PID}}\"\n    cmdline: [\".+\"]\n",
+        )
+        .unwrap();
+        let out = run_once(&[
+            "--output",
+            "json",
+            "--once-delay",
+            "200ms",
+            "--config",
+            file.to_str().unwrap(),
+            "--max-groups",
+            "25",
+            "--max-thread-names",
+            "3",
+        ]);
+        busy.stop();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        CappedRun {
+            json: serde_json::from_slice(&out.stdout).unwrap(),
+            stderr,
+        }
+    });
+    &RUN
+}
+
 #[test]
 fn live_pid_template_is_capped_in_the_agent_output() {
-    // A busy host: forty more processes with command lines, each its own
-    // group under a {{.PID}} template.
-    let name = format!("pgcg{}", std::process::id() % 100_000);
-    let mut busy = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups-workload"))
-        .args(["--name", &name, "--children", "39", "--child-name", &name])
-        .args(["--threads", "2"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(busy.stdout.take().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    assert!(ready.starts_with("ready "), "{ready}");
-
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("per-pid.yaml");
-    std::fs::write(
-        &file,
-        "process_names:\n  - name: \"{{.Comm}}:{{.PID}}\"\n    cmdline: [\".+\"]\n",
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_procgroups"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("PROCGROUPS_") || k.starts_with("OTEL_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .env("PROCGROUPS_STATUS_SOCKET", "none")
-        .args(["--once", "--output", "json", "--once-delay", "200ms"])
-        .args(["--config", file.to_str().unwrap()])
-        .args(["--max-groups", "25", "--max-thread-names", "3"])
-        .output()
-        .unwrap();
-    drop(busy.stdin.take());
-    busy.wait().unwrap();
-
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let groups = json["groups"].as_object().unwrap();
+    let groups = capped_run().groups();
     // Twenty-five groups of one process each (none when that process exited
     // between the two cycles), and the rest added up.
     assert_eq!(groups.len(), 26, "{:?}", groups.keys().collect::<Vec<_>>());
@@ -537,13 +545,19 @@ fn live_pid_template_is_capped_in_the_agent_output() {
     let in_overflow = overflow["procs"].as_u64().unwrap();
     assert_eq!(in_overflow, procs - named.iter().sum::<u64>());
     assert!(in_overflow >= 15, "{in_overflow}");
-    // Thread names too: at most three per group, the rest under the
-    // overflow name (the overflow group holds many processes' names).
+}
+
+#[test]
+fn live_thread_names_are_capped_in_the_agent_output() {
+    let groups = capped_run().groups();
+    // At most three per group, the rest under the overflow name (the
+    // overflow group holds many processes' names).
     for (k, g) in groups {
         let names = g["thread_names"].as_object().unwrap();
         let named = names.keys().filter(|n| *n != OVERFLOW_NAME).count();
         assert!(named <= 3, "{k}: {names:?}");
     }
+    let overflow = &groups[OVERFLOW_NAME];
     assert!(
         overflow["thread_names"][OVERFLOW_NAME]["threads"]
             .as_u64()
@@ -551,8 +565,11 @@ fn live_pid_template_is_capped_in_the_agent_output() {
             > 0,
         "{overflow}"
     );
+}
 
-    // One warning for the groups naming the rule, one for thread names.
+#[test]
+fn live_caps_warn_once_for_groups_naming_the_rule_and_once_for_thread_names() {
+    let stderr = &capped_run().stderr;
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     let groups_warning: Vec<&&str> = warnings
         .iter()

@@ -249,7 +249,7 @@ fn smaps_that_cannot_be_read_is_a_soft_error() {
 }
 
 #[test]
-fn multi_threaded_process() {
+fn multi_threaded_process_identity_and_static_info() {
     let mut p = proc_of(&fixture(), false, 2000);
     assert_eq!(
         p.id().unwrap(),
@@ -280,7 +280,11 @@ fn multi_threaded_process() {
             effective_uid: 1001,
         }
     );
-    let expected = Metrics {
+}
+
+/// The metrics of process 2000 (three threads) without smaps.
+fn multi_threaded_metrics() -> Metrics {
+    Metrics {
         counts: Counts {
             cpu_user_time: 2.5,
             cpu_system_time: 1.2,
@@ -312,9 +316,18 @@ fn multi_threaded_process() {
         },
         wchan: "do_epoll_wait".into(),
         soft_errors: 0,
-    };
-    assert_eq!(p.metrics().unwrap(), expected);
+    }
+}
 
+#[test]
+fn multi_threaded_process_metrics() {
+    let mut p = proc_of(&fixture(), false, 2000);
+    assert_eq!(p.metrics().unwrap(), multi_threaded_metrics());
+}
+
+#[test]
+fn multi_threaded_process_threads() {
+    let mut p = proc_of(&fixture(), false, 2000);
     assert_eq!(
         sorted_threads(&mut p),
         vec![
@@ -391,7 +404,11 @@ fn multi_threaded_process() {
             },
         ]
     );
+}
 
+#[test]
+fn multi_threaded_process_proportional_memory_from_smaps_rollup() {
+    let expected = multi_threaded_metrics();
     // With smaps gathering, Pss and SwapPss come from smaps_rollup.
     let with_smaps = proc_of(&fixture(), true, 2000).metrics().unwrap();
     assert_eq!(

@@ -9,27 +9,18 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use crate::support::procs::{Agent, Workload, agent_command, unique_name};
+use crate::support::procs::status_client as client;
+use crate::support::procs::{Agent, Workload, agent_command, stat_fields, unique_name};
 use crate::support::receiver::Receiver;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 const INTERVAL_MS: u64 = 200;
 const EXPORT_INTERVALS: u64 = 3;
-
-/// A client command against `socket`.
-fn client(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_procgroups"))
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("PROCGROUPS_STATUS_SOCKET")
-        .output()
-        .unwrap()
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -63,17 +54,7 @@ fn children_of(pid: u32) -> Vec<u32> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after_comm
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        if ppid == pid {
+        if stat_fields(child, [4]) == Some([u64::from(pid)]) {
             kids.push(child);
         }
     }
@@ -81,7 +62,8 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 struct Setup {
-    dir: tempfile::TempDir,
+    /// Holds the directory of the socket and the rules for the test's time.
+    _dir: tempfile::TempDir,
     socket: PathBuf,
     config: PathBuf,
 }
@@ -97,7 +79,7 @@ fn setup(name: &str) -> Setup {
     .unwrap();
     let socket = dir.path().join("run/status.sock");
     Setup {
-        dir,
+        _dir: dir,
         socket,
         config,
     }
@@ -121,28 +103,43 @@ fn agent(s: &Setup, endpoint: &str) -> Agent {
     Agent::spawn(cmd)
 }
 
-#[test]
-fn status_explain_and_health_follow_the_live_agent() {
+/// What the client commands said of one live agent over a workload with two
+/// children: the agent and the workload are stopped once it is captured,
+/// and each test reads it alone.
+struct LiveStatus {
+    /// The workload's comm, which names its group.
+    name: String,
+    /// The comm of its children, which match no rule.
+    child_name: String,
+    workload_pid: u32,
+    /// The receiver's endpoint the agent was given.
+    endpoint: String,
+    /// `status --output json` once the group held all three processes.
+    snapshot: Value,
+    /// `status` as a table, right after.
+    table: Output,
+    /// `explain PID` of the workload.
+    explained: Output,
+    /// `explain PID --output json` of a child.
+    explained_child: Output,
+}
+
+/// The shared run, captured by whichever test reads it first.
+fn live() -> &'static LiveStatus {
+    static LIVE: LazyLock<LiveStatus> = LazyLock::new(capture_live_status);
+    &LIVE
+}
+
+fn capture_live_status() -> LiveStatus {
     let name = unique_name("pgst");
     let child_name = unique_name("pgsk");
-    let workload = Workload::spawn(&[
-        "--name",
-        &name,
-        "--children",
-        "2",
-        "--child-name",
-        &child_name,
-    ]);
+    let workload = Workload::named(&name).children(2, &child_name).spawn();
     let kids = children_of(workload.pid);
     assert_eq!(kids.len(), 2, "{kids:?}");
 
     let receiver = Receiver::start();
-    let addr = receiver.addr();
     let s = setup(&name);
-    let mut agent = agent(&s, &receiver.endpoint());
-
-    // `status`: the workload's group with its three processes (the children
-    // match no rule and join their parent's group).
+    let _agent = agent(&s, &receiver.endpoint());
     let snapshot: Value = wait_until("the workload's group in `status`", || {
         let out = client(&s.socket, &["status", "--output", "json"]);
         if !out.status.success() {
@@ -151,17 +148,38 @@ fn status_explain_and_health_follow_the_live_agent() {
         let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
         (v["groups"][&name]["procs"] == 3).then_some(v)
     });
+    LiveStatus {
+        table: client(&s.socket, &["status"]),
+        explained: client(&s.socket, &["explain", &workload.pid.to_string()]),
+        explained_child: client(
+            &s.socket,
+            &["explain", &kids[0].to_string(), "--output", "json"],
+        ),
+        endpoint: receiver.endpoint(),
+        workload_pid: workload.pid,
+        snapshot,
+        name,
+        child_name,
+    }
+}
+
+#[test]
+fn status_shows_the_workload_group_with_its_children() {
+    let live = live();
+    let (name, snapshot) = (&live.name, &live.snapshot);
+    // The workload's group with its three processes (the children match no
+    // rule and join their parent's group).
     assert_eq!(
         snapshot["groups"].as_object().unwrap().len(),
         1,
         "{snapshot}"
     );
-    assert!(snapshot["groups"][&child_name].is_null());
+    assert!(snapshot["groups"][&live.child_name].is_null());
     assert!(snapshot["cycle"]["count"].as_u64().unwrap() >= 1);
     assert_eq!(snapshot["agent"]["interval_seconds"], 0.2);
-    assert_eq!(snapshot["export"]["endpoint"], receiver.endpoint());
+    assert_eq!(snapshot["export"]["endpoint"], live.endpoint);
 
-    let out = client(&s.socket, &["status"]);
+    let out = &live.table;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let row = table
@@ -169,9 +187,13 @@ fn status_explain_and_health_follow_the_live_agent() {
         .find(|l| l.split_whitespace().next() == Some(name.as_str()))
         .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
     assert_eq!(row.split_whitespace().nth(1), Some("3"), "{table}");
+}
 
-    // `explain`: the rule that matched the workload, and the parent of a child.
-    let out = client(&s.socket, &["explain", &workload.pid.to_string()]);
+#[test]
+fn explain_names_the_rule_that_matched_the_workload() {
+    let live = live();
+    let name = &live.name;
+    let out = &live.explained;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let explained = text(&out.stdout);
     assert!(
@@ -189,24 +211,35 @@ fn status_explain_and_health_follow_the_live_agent() {
         )),
         "{explained}"
     );
+}
 
-    let out = client(
-        &s.socket,
-        &["explain", &kids[0].to_string(), "--output", "json"],
-    );
+#[test]
+fn explain_names_the_parent_a_child_inherited_its_group_from() {
+    let live = live();
+    let out = &live.explained_child;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
-    assert_eq!(v["name"], child_name.as_str());
+    assert_eq!(v["name"], live.child_name.as_str());
     assert_eq!(v["decision"], "inherited");
-    assert_eq!(v["group"], name.as_str());
-    assert_eq!(v["ancestor_pid"], workload.pid);
+    assert_eq!(v["group"], live.name.as_str());
+    assert_eq!(v["ancestor_pid"], live.workload_pid);
     assert!(v["rule"].is_null(), "{v}");
     assert!(
         v["reason"].as_str().unwrap().contains("no rule matched"),
         "{v}"
     );
+}
 
-    // `health`: SERVING once exports get through ...
+#[test]
+fn health_follows_the_collector_going_down_and_coming_back() {
+    let name = unique_name("pgsh");
+    let _workload = Workload::spawn(&["--name", &name]);
+    let receiver = Receiver::start();
+    let addr = receiver.addr();
+    let s = setup(&name);
+    let mut agent = agent(&s, &receiver.endpoint());
+
+    // SERVING once exports get through ...
     wait_until("a successful export", || {
         let out = client(&s.socket, &["status", "--output", "json"]);
         let v: Value = serde_json::from_str(&text(&out.stdout)).ok()?;
@@ -259,12 +292,11 @@ fn status_explain_and_health_follow_the_live_agent() {
     });
     assert!(receiver.attempts() > 0);
 
+    // At exit the agent removes its socket.
     agent.terminate();
     let status = agent.wait_timeout(Duration::from_secs(10)).unwrap();
     assert!(status.success(), "{status:?}: {}", agent.log());
     assert!(!s.socket.exists(), "the socket is removed at exit");
-    drop(workload);
-    drop(s.dir);
 }
 
 #[test]

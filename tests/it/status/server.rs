@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use crate::support::procs::status_client;
 use procgroups::proc::{CollectErrors, Counts, Group, GroupByName, Memory, States, Threads};
 use procgroups::status::{
     CycleInfo, Decision, ExportState, HealthPolicy, PidExplanation, ProcessFacts, SocketError,
@@ -100,12 +101,7 @@ impl TestServer {
     }
 
     fn client(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_procgroups"));
-        cmd.args(args)
-            .arg("--socket")
-            .arg(&self.path)
-            .env_remove("PROCGROUPS_STATUS_SOCKET");
-        cmd.output().unwrap()
+        status_client(&self.path, args)
     }
 
     fn stop(&mut self) {

@@ -140,3 +140,21 @@ pub fn value(points: &[Point], metric: &str, want: &[(&str, &str)]) -> Option<f6
         })
         .map(|p| p.value)
 }
+
+/// The counters (monotonic sums) among `points`, by metric and attributes
+/// (one key a series).
+pub fn counters<'a>(points: impl IntoIterator<Item = &'a Point>) -> BTreeMap<String, f64> {
+    points
+        .into_iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                Kind::Sum {
+                    monotonic: true,
+                    ..
+                }
+            )
+        })
+        .map(|p| (format!("{} {:?}", p.metric, p.attrs), p.value))
+        .collect()
+}

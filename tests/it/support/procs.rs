@@ -91,6 +91,22 @@ pub fn stop_workload(mut child: Child) {
     assert!(status.success(), "{status}");
 }
 
+/// The numeric fields `numbers` of `/proc/PID/stat`, numbered as in
+/// proc(5) (from 4 on: after the comm and the state); `None` once the
+/// process is gone.
+pub fn stat_fields<const N: usize>(pid: u32, numbers: [usize; N]) -> Option<[u64; N]> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (the state).
+    Some(numbers.map(|n| fields[n - 3].parse().unwrap()))
+}
+
+/// Clock ticks (the unit of CPU times in `stat`) as seconds.
+pub fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
 /// A running `procgroups-workload`; it exits when dropped (stdin closes).
 pub struct Workload {
     child: Child,
@@ -201,6 +217,64 @@ impl Workload {
     }
 }
 
+/// A workload's options by name, for [`Workload::named`].
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    args: Vec<String>,
+}
+
+impl WorkloadSpec {
+    fn with(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// `n` threads besides the main one, with comm `name`.
+    pub fn threads(self, n: usize, name: &str) -> Self {
+        self.with(&["--threads", &n.to_string(), "--thread-name", name])
+    }
+
+    /// `n` open files besides stdin, stdout and stderr.
+    pub fn files(self, n: usize) -> Self {
+        self.with(&["--files", &n.to_string()])
+    }
+
+    /// `n` children started as copies of the workload, with comm `name`.
+    pub fn children(self, n: usize, name: &str) -> Self {
+        self.with(&["--children", &n.to_string(), "--child-name", name])
+    }
+
+    /// Burns `ms` of CPU on the main thread before it reports ready.
+    pub fn busy_ms(self, ms: u64) -> Self {
+        self.with(&["--busy-ms", &ms.to_string()])
+    }
+
+    /// Allocates and touches `kib` KiB of memory before it reports ready.
+    pub fn touch_kib(self, kib: u64) -> Self {
+        self.with(&["--touch-kib", &kib.to_string()])
+    }
+
+    /// Keeps the extra threads spinning (CPU load) instead of sleeping.
+    pub fn spin(self) -> Self {
+        self.with(&["--spin"])
+    }
+
+    /// Starts it (see [`Workload::spawn`]).
+    pub fn spawn(self) -> Workload {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Workload::spawn(&args)
+    }
+}
+
+impl Workload {
+    /// A workload with comm `name`, its other options to be given by name.
+    pub fn named(name: &str) -> WorkloadSpec {
+        WorkloadSpec {
+            args: vec!["--name".into(), name.into()],
+        }
+    }
+}
+
 impl Drop for Workload {
     fn drop(&mut self) {
         self.finish();
@@ -223,6 +297,18 @@ pub fn agent_command() -> Command {
     cmd
 }
 
+/// A client command (`status`, `explain`, `health`) against the status
+/// socket at `socket`, with the variable that names a socket removed.
+pub fn status_client(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_procgroups"))
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .env_remove("PROCGROUPS_STATUS_SOCKET")
+        .output()
+        .expect("running a procgroups client command")
+}
+
 /// Runs `procgroups --once` with `args` and returns its output.
 pub fn run_once(args: &[&str]) -> Output {
     agent_command()
@@ -230,6 +316,11 @@ pub fn run_once(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running procgroups --once")
+}
+
+/// The value of field `key` (`name=`) in a line of the agent's text log.
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key))
 }
 
 /// A running agent whose stderr (the log) is collected.
