@@ -49,7 +49,11 @@ fn main() -> anyhow::Result<()> {
             empty_group_ttl: None,
         },
     );
-    let mut source = FsSource::new(&root, FsSourceOptions::default())?;
+    let options = FsSourceOptions {
+        threads,
+        ..FsSourceOptions::default()
+    };
+    let mut source = FsSource::new(&root, options)?;
     for n in 0..cycles {
         let (errors, groups) = grouper.update(&mut source, SystemTime::now())?;
         let s = source.read_stats();

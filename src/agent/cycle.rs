@@ -90,6 +90,7 @@ impl Collection<FsSource> {
             &config.procfs,
             FsSourceOptions {
                 gather_smaps: config.gather_smaps,
+                threads: config.threads,
             },
         )?;
         let (root, facts) = (source.root().to_path_buf(), source.facts());

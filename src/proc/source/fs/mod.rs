@@ -28,8 +28,8 @@
 //!   `open = None`, `limit = None`, empty wchan) and [`Metrics::soft_errors`]
 //!   counts it; `cgroup` that fails is an empty list;
 //! - `task/` is opened by [`Proc::threads`], and by [`Proc::metrics`] only
-//!   when the source was told that threads are wanted
-//!   ([`Source::expect_threads`]).
+//!   when the source was built with thread detail
+//!   ([`FsSourceOptions::threads`]).
 
 mod files;
 mod known;
@@ -75,6 +75,12 @@ const KEEP_LIMIT: usize = 64 << 10;
 pub struct FsSourceOptions {
     /// Read `smaps_rollup` for proportional memory (expensive; off by default).
     pub gather_smaps: bool,
+    /// Whether [`Proc::threads`] or [`Proc::tasks`] will be called on the
+    /// processes whose [`Proc::metrics`] are read, so that the two can
+    /// share work (the tasks' `schedstat` read to tell whether a process is
+    /// quiet). Every call is answered correctly either way; without it,
+    /// [`Proc::metrics`] reads no per-thread file.
+    pub threads: bool,
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -121,8 +127,6 @@ pub struct FsSource {
     known: HashMap<i32, Box<Known>>,
     /// Shared thread names and wait channels of the remembered tasks.
     names: Arc<Mutex<Names>>,
-    /// Whether [`Proc::threads`] will be called this cycle.
-    threads_wanted: bool,
     /// Cycles started.
     cycles: u64,
     /// The counters of the cycle in progress, and the last cycle's totals.
@@ -158,7 +162,6 @@ impl FsSource {
             listed: 0,
             known: HashMap::new(),
             names: Arc::default(),
-            threads_wanted: false,
             cycles: 0,
             counters: Arc::default(),
             stats: ReadStats::default(),
@@ -184,24 +187,10 @@ impl FsSource {
     pub fn read_stats(&self) -> ReadStats {
         self.stats
     }
-}
 
-impl Source for FsSource {
-    type Proc = FsProc;
-
-    /// The numeric entries of the mount point, in directory order.
-    fn all_procs(&mut self) -> Result<Vec<FsProc>, SourceError> {
-        let list_error = |e: Errno| SourceError::List {
-            path: self.root.to_path_buf(),
-            source: e.into(),
-        };
-        let dir = rustix::fs::open(
-            &*self.root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(list_error)?;
-        let listing = Dir::read_from(&dir).map_err(list_error)?;
+    /// Counts a new cycle and sets up what its handles share, over the
+    /// mount point `dir` opened for it.
+    fn start_cycle(&mut self, dir: OwnedFd) -> Arc<Cycle> {
         self.cycles += 1;
         let procfs = read::is_procfs(&dir);
         // With no swap area, no process has swapped memory: `status` need
@@ -219,19 +208,25 @@ impl Source for FsSource {
         };
         let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
         self.counters = Arc::default();
-        let cycle = Arc::new(Cycle {
+        Arc::new(Cycle {
             procfs,
             root: Arc::clone(&self.root),
             dir,
             facts: self.facts,
             options: self.options,
             number: self.cycles,
-            threads_wanted: self.threads_wanted,
+            threads_wanted: self.options.threads,
             swap_in_use,
             free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
-        });
+        })
+    }
+
+    /// One handle per numeric entry of `listing`, each taking what is
+    /// remembered of its PID; whatever was remembered and not listed has
+    /// exited and is dropped (its directory closed).
+    fn handles(&mut self, listing: Dir, cycle: &Arc<Cycle>) -> Result<Vec<FsProc>, Errno> {
         let mut procs = std::mem::take(&mut self.spare_list);
         procs.clear();
         // About as many as last time: no doubling slack on a large host.
@@ -240,19 +235,44 @@ impl Source for FsSource {
         read::for_each_id(listing, |pid| {
             procs.push(FsProc {
                 pid,
-                cycle: Arc::clone(&cycle),
+                cycle: Arc::clone(cycle),
                 now: None,
-                known: if procfs { known.remove(&pid) } else { None },
+                known: if cycle.procfs {
+                    known.remove(&pid)
+                } else {
+                    None
+                },
                 tried_dir: false,
                 leader_sched: None,
                 quiet: false,
                 comm: None,
             });
-        })
-        .map_err(list_error)?;
+        })?;
         self.listed = procs.len();
-        // Whatever was not listed has exited: close its directory.
         self.known.clear();
+        Ok(procs)
+    }
+}
+
+impl Source for FsSource {
+    type Proc = FsProc;
+
+    /// The numeric entries of the mount point, in directory order.
+    fn all_procs(&mut self) -> Result<Vec<FsProc>, SourceError> {
+        let root = Arc::clone(&self.root);
+        let list_error = |e: Errno| SourceError::List {
+            path: root.to_path_buf(),
+            source: e.into(),
+        };
+        let dir = rustix::fs::open(
+            &*self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(list_error)?;
+        let listing = Dir::read_from(&dir).map_err(list_error)?;
+        let cycle = self.start_cycle(dir);
+        let procs = self.handles(listing, &cycle).map_err(list_error)?;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
             self.names
                 .lock()
@@ -281,10 +301,6 @@ impl Source for FsSource {
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
         };
-    }
-
-    fn expect_threads(&mut self, wanted: bool) {
-        self.threads_wanted = wanted;
     }
 }
 

@@ -96,18 +96,16 @@ impl FsProc {
             .ok()
     }
 
-    /// The tasks, read in directory order; with `unchanged`, those known
-    /// not to have run since their last reading come back unread. Either
-    /// way, what tells that next cycle is remembered.
-    pub(super) fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
-        if unchanged
-            && self.quiet
-            && let Some(k) = &self.known
-            && !k.tasks.is_empty()
-        {
-            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
-            return Ok(k
-                .tasks
+    /// Every remembered task as unchanged, when the whole process was found
+    /// quiet this cycle (none of its tasks has run): `task/` is not listed.
+    fn quiet_tasks(&self) -> Option<Vec<TaskRead>> {
+        let k = self
+            .known
+            .as_ref()
+            .filter(|k| self.quiet && !k.tasks.is_empty())?;
+        Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
+        Some(
+            k.tasks
                 .iter()
                 .map(|t| {
                     TaskRead::Unchanged(ThreadID {
@@ -115,7 +113,16 @@ impl FsProc {
                         start_time_ticks: t.start_ticks,
                     })
                 })
-                .collect());
+                .collect(),
+        )
+    }
+
+    /// The tasks, read in directory order; with `unchanged`, those known
+    /// not to have run since their last reading come back unread. Either
+    /// way, what tells that next cycle is remembered.
+    pub(super) fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
+        if unchanged && let Some(list) = self.quiet_tasks() {
+            return Ok(list);
         }
         let tids = self.list_tasks()?;
         let remember = self.known.is_some();
