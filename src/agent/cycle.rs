@@ -91,6 +91,7 @@ impl Collection<FsSource> {
             FsSourceOptions {
                 gather_smaps: config.gather_smaps,
                 threads: config.threads,
+                ..FsSourceOptions::default()
             },
         )?;
         let (root, facts) = (source.root().to_path_buf(), source.facts());

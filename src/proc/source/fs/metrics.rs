@@ -14,7 +14,7 @@ impl FsProc {
         }
         self.open_dir();
         let mut comm = String::new();
-        let s = self.read(&RelPath::file("stat"), |b| parse::parse_stat(b, &mut comm))?;
+        let s = self.kept_read(KeptFile::Stat, |b| parse::parse_stat(b, &mut comm))?;
         let now = self.now.get_or_insert_with(Box::default);
         now.comm = comm;
         now.stat = Some(s);

@@ -14,7 +14,10 @@
 //! ([`known`]): each keeps a path-only descriptor of its directory (identity
 //! without reading `stat`, shorter lookups), and a process whose tasks have
 //! not run since its last full reading is answered from that reading plus
-//! the few values that change without it running. The handles given back
+//! the few values that change without it running. Within a budget of
+//! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
+//! read every cycle (`schedstat`, `stat`) open and re-reads them with
+//! `pread`. The handles given back
 //! by [`Source::recycle`] carry that state to the next cycle. Only file
 //! contents the kernel defines are relied on this way; any other tree (a
 //! fixture, a copy) is read in full every cycle.
@@ -51,7 +54,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::known::{Full, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
+use self::known::{Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
 pub(super) use self::read::open_files_limit;
 use self::read::{End, RelPath};
 use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
@@ -71,7 +74,7 @@ pub(super) const READ_LIMIT: usize = 1 << 20;
 const KEEP_LIMIT: usize = 64 << 10;
 
 /// What an [`FsSource`] reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsSourceOptions {
     /// Read `smaps_rollup` for proportional memory (expensive; off by default).
     pub gather_smaps: bool,
@@ -81,6 +84,27 @@ pub struct FsSourceOptions {
     /// quiet). Every call is answered correctly either way; without it,
     /// [`Proc::metrics`] reads no per-thread file.
     pub threads: bool,
+    /// How many procfs files may be kept open between cycles (see
+    /// [`known`]): each holds about 4.3 KiB of kernel memory charged to
+    /// the agent, so this is a kernel-memory budget. 0 keeps none.
+    pub kept_files: u64,
+}
+
+impl FsSourceOptions {
+    /// The default budget of kept files: about 10 MiB of kernel memory,
+    /// leaving room under 16 MiB for the path-only directories (about
+    /// 0.2 KiB each) of a large host.
+    pub const DEFAULT_KEPT_FILES: u64 = 2_400;
+}
+
+impl Default for FsSourceOptions {
+    fn default() -> Self {
+        FsSourceOptions {
+            gather_smaps: false,
+            threads: false,
+            kept_files: FsSourceOptions::DEFAULT_KEPT_FILES,
+        }
+    }
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -88,6 +112,9 @@ pub struct FsSourceOptions {
 pub struct ReadStats {
     /// Processes remembered for the next cycle (one descriptor each).
     pub remembered: usize,
+    /// Files kept open for the next cycle (within
+    /// [`FsSourceOptions::kept_files`]).
+    pub kept_files: u64,
     /// Processes whose metrics came from their last reading (quiet).
     pub quiet: u64,
     /// Processes whose files were read for their metrics.
@@ -125,6 +152,9 @@ pub struct FsSource {
     listed: usize,
     /// Processes remembered from the last cycle, by PID (real procfs only).
     known: HashMap<i32, Box<Known>>,
+    /// Descriptors and kept files `known` holds.
+    held_fds: u64,
+    held_files: u64,
     /// Shared thread names and wait channels of the remembered tasks.
     names: Arc<Mutex<Names>>,
     /// Cycles started.
@@ -161,6 +191,8 @@ impl FsSource {
             spare_list: Vec::new(),
             listed: 0,
             known: HashMap::new(),
+            held_fds: 0,
+            held_files: 0,
             names: Arc::default(),
             cycles: 0,
             counters: Arc::default(),
@@ -207,6 +239,7 @@ impl FsSource {
             .map_or(true, |()| parse::swaps_in_use(&buf))
         };
         let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
+        let files = self.options.kept_files;
         self.counters = Arc::default();
         Arc::new(Cycle {
             procfs,
@@ -217,7 +250,11 @@ impl FsSource {
             number: self.cycles,
             threads_wanted: self.options.threads,
             swap_in_use,
-            free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
+            free_slots: AtomicU64::new(budget.saturating_sub(self.held_fds)),
+            free_files: AtomicU64::new(files.saturating_sub(self.held_files)),
+            // Two files per process (`schedstat` and `stat`) when the budget
+            // covers them for all, else only `schedstat` for as many as fit.
+            keep_stat: files >= 2 * (self.listed as u64 + self.listed as u64 / 32 + 16),
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
         })
@@ -283,10 +320,13 @@ impl Source for FsSource {
     }
 
     fn recycle(&mut self, mut procs: Vec<FsProc>) {
+        (self.held_fds, self.held_files) = (0, 0);
         for p in procs.drain(..) {
             if let Some(k) = p.known
                 && k.start_ticks.is_some()
             {
+                self.held_fds += k.fds();
+                self.held_files += k.files.count();
                 self.known.insert(p.pid, k);
             }
         }
@@ -296,6 +336,7 @@ impl Source for FsSource {
         let c = &self.counters;
         self.stats = ReadStats {
             remembered: self.known.len(),
+            kept_files: self.held_files,
             quiet: c.quiet.load(Ordering::Relaxed),
             read: c.read.load(Ordering::Relaxed),
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
@@ -320,8 +361,13 @@ struct Cycle {
     threads_wanted: bool,
     /// Whether the system has a swap area (always true off procfs).
     swap_in_use: bool,
-    /// How many more process directories may be kept open.
+    /// How many more descriptors (process directories, kept files) may be
+    /// kept open.
     free_slots: AtomicU64,
+    /// How many more files may be kept open (the kernel-memory budget).
+    free_files: AtomicU64,
+    /// Whether `stat` is kept too, not only `schedstat`.
+    keep_stat: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
 }
@@ -334,10 +380,39 @@ impl Cycle {
 
     /// Takes one slot for a kept directory, if any is left.
     fn take_slot(&self) -> bool {
-        self.free_slots
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+        take_one(&self.free_slots)
     }
+
+    /// Takes one descriptor slot and one file of the budget for a kept
+    /// file, if both are left.
+    fn take_file(&self) -> bool {
+        if !take_one(&self.free_files) {
+            return false;
+        }
+        if !take_one(&self.free_slots) {
+            self.free_files.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back what `files` kept files held.
+    fn release_files(&self, files: u64) {
+        self.free_files.fetch_add(files, Ordering::Relaxed);
+        self.free_slots.fetch_add(files, Ordering::Relaxed);
+    }
+
+    /// Gives back everything a remembered process held.
+    fn release(&self, k: &Known) {
+        self.release_files(k.files.count());
+        self.free_slots.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes one from `n` unless it is 0.
+fn take_one(n: &AtomicU64) -> bool {
+    n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 thread_local! {
@@ -353,9 +428,23 @@ fn read_with<T>(
     procfs: bool,
     f: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, Errno> {
+    with_buf(|buf| read_in(dir, rel, buf, procfs), f)
+}
+
+/// Re-reads the kept file `fd` from its start and hands its content to `f`.
+fn pread_with<T>(fd: BorrowedFd<'_>, procfs: bool, f: impl FnOnce(&[u8]) -> T) -> Result<T, Errno> {
+    let end = if procfs { End::Short } else { End::Zero };
+    with_buf(|buf| read::pread_file(fd, buf, READ_LIMIT, end), f)
+}
+
+/// Fills the thread's read buffer with `fill` and hands its content to `f`.
+fn with_buf<T>(
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), Errno>,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Errno> {
     BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            let r = read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf));
+            let r = fill(&mut buf).map(|()| f(&buf));
             if buf.capacity() > KEEP_LIMIT {
                 *buf = Vec::new();
             }
@@ -364,7 +453,7 @@ fn read_with<T>(
         // Only if `f` itself reads, which none does.
         Err(_) => {
             let mut buf = Vec::new();
-            read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf))
+            fill(&mut buf).map(|()| f(&buf))
         }
     })
 }
