@@ -4,7 +4,8 @@
 //! left, the same readings through files opened every cycle.
 //!
 //! What is kept is seen from outside, as the kernel shows it: the links in
-//! `/proc/self/fd` that name a workload's `schedstat` or `stat`. Tests run
+//! `/proc/self/fd` that name a workload's `schedstat`, `stat` or `fd`
+//! (its descriptor directory, kept path-only outside the budget of files). Tests run
 //! in parallel in this process, so only the links to their own workloads'
 //! files are counted.
 
@@ -39,7 +40,7 @@ fn cycle(src: &mut FsSource, pids: &[i32]) -> Vec<(i32, Metrics)> {
 }
 
 /// The files of process `pid` this test process has open (`schedstat`,
-/// `stat`: the names after `/proc/<pid>/`), sorted.
+/// `stat`, `fd`: the names after `/proc/<pid>/`), sorted.
 fn open_files_of(pid: i32) -> Vec<String> {
     let prefix = format!("/proc/{pid}/");
     let mut names: Vec<String> = std::fs::read_dir("/proc/self/fd")
@@ -74,17 +75,21 @@ fn kept_files_stay_within_the_budget() {
         assert_eq!(stats.remembered, 2, "{stats:?}");
         assert_eq!(stats.kept_files, 1, "{stats:?}");
         // The one file goes to the first process read; the other is read
-        // by opening its files each cycle.
-        assert_eq!(open_files_of(pa), ["schedstat"]);
-        assert!(open_files_of(pb).is_empty(), "{:?}", open_files_of(pb));
+        // by opening its files each cycle. Both keep their `fd/`, which
+        // holds no buffer.
+        assert_eq!(open_files_of(pa), ["fd", "schedstat"]);
+        assert_eq!(open_files_of(pb), ["fd"]);
     }
     // A budget that covers two files per listed process keeps `stat` too.
     let mut roomy = source(100_000);
     cycle(&mut roomy, &[pa, pb]);
     cycle(&mut roomy, &[pa, pb]);
     assert_eq!(roomy.read_stats().kept_files, 4);
-    assert_eq!(open_files_of(pa), ["schedstat", "schedstat", "stat"]);
-    assert_eq!(open_files_of(pb), ["schedstat", "stat"]);
+    assert_eq!(
+        open_files_of(pa),
+        ["fd", "fd", "schedstat", "schedstat", "stat"]
+    );
+    assert_eq!(open_files_of(pb), ["fd", "fd", "schedstat", "stat"]);
     drop((src, roomy));
     assert!(open_files_of(pa).is_empty());
     stop(a);
@@ -97,7 +102,7 @@ fn a_kept_file_is_closed_when_its_process_exits() {
     let mut src = source(100_000);
     cycle(&mut src, &[pid]);
     cycle(&mut src, &[pid]);
-    assert_eq!(open_files_of(pid), ["schedstat", "stat"]);
+    assert_eq!(open_files_of(pid), ["fd", "schedstat", "stat"]);
     stop(child);
     assert!(cycle(&mut src, &[pid]).is_empty());
     assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));

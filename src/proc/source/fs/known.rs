@@ -108,6 +108,10 @@ pub(super) struct Known {
     pub dir: OwnedFd,
     /// Its files kept open, within the source's budget.
     pub files: KeptFiles,
+    /// Its `fd/` directory, opened path-only (no buffer, like `dir`): its
+    /// size, the count of open descriptors, is taken by `fstat` without a
+    /// lookup.
+    pub fd_dir: Option<OwnedFd>,
     /// Start time, once `stat` has been read through `dir`.
     pub start_ticks: Option<u64>,
     /// The last full reading, replayed while the process is quiet.
@@ -127,6 +131,7 @@ impl Known {
         Known {
             dir,
             files: KeptFiles::default(),
+            fd_dir: None,
             start_ticks: None,
             full: None,
             limit: None,
@@ -137,7 +142,7 @@ impl Known {
 
     /// Descriptors held: the directory and the kept files.
     pub(super) fn fds(&self) -> u64 {
-        1 + self.files.count()
+        1 + u64::from(self.fd_dir.is_some()) + self.files.count()
     }
 
     /// The remembered task `tid`.

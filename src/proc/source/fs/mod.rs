@@ -404,8 +404,9 @@ impl Cycle {
 
     /// Gives back everything a remembered process held.
     fn release(&self, k: &Known) {
-        self.release_files(k.files.count());
-        self.free_slots.fetch_add(1, Ordering::Relaxed);
+        self.free_files
+            .fetch_add(k.files.count(), Ordering::Relaxed);
+        self.free_slots.fetch_add(k.fds(), Ordering::Relaxed);
     }
 }
 
