@@ -84,9 +84,11 @@ pub struct FsSourceOptions {
     /// quiet). Every call is answered correctly either way; without it,
     /// [`Proc::metrics`] reads no per-thread file.
     pub threads: bool,
-    /// How many procfs files may be kept open between cycles (see
-    /// [`known`]): each holds about 4.3 KiB of kernel memory charged to
-    /// the agent, so this is a kernel-memory budget. 0 keeps none.
+    /// How many procfs files may be kept open between cycles (a
+    /// remembered process's `schedstat`, and its `stat` when the budget
+    /// covers two per process), re-read with `pread`: each holds about
+    /// 4.3 KiB of kernel memory charged to the agent, so this is a
+    /// kernel-memory budget. 0 keeps none.
     pub kept_files: u64,
 }
 
