@@ -6,7 +6,7 @@
 # BENCHMARKS.md.
 #
 #   benches/compare.sh [-n PROCS] [-c CYCLES] [-t on|off|both] [-i INTERVAL]
-#                      [-w WORKLOADS] [-x]
+#                      [-w WORKLOADS] [-x] [-e EXITS] [-m MODES]
 #
 # For each workload in WORKLOADS (comma-separated; default idle,main,all)
 # it starts PROCS copies of target/release/procgroups-workload (20 comms,
@@ -33,6 +33,13 @@
 # the kept-open loop each run in one of their own, and it prints the kernel
 # memory they held: what their cgroup's kernel memory dropped by when
 # procgroups exited / when the loop closed its kept descriptors.
+# With -e EXITS (exits per second, e.g. 1000), it then measures, on the
+# same population and threads off, procgroups' CPU per cycle while
+# benches/exitloop.c starts EXITS processes per second living 1-5 ms each
+# (the churn of benches/accounting.sh -c), once per --exit-accounting mode
+# in MODES (comma-separated; `sampling` runs without the flag; default
+# sampling,auto,children), and prints a second table with the share of
+# one core that is.
 # Everything it starts is stopped on exit.
 #
 # PROCGROUPS and PROCESS_EXPORTER, when set, name the binaries to run.
@@ -49,7 +56,9 @@ MODES=both
 INTERVAL=500ms
 WORKLOADS=idle,main,all
 WITH_PE=1
-while getopts "n:c:t:i:w:xh" opt; do
+EXITS=0
+ACCT_MODES=sampling,auto,children
+while getopts "n:c:t:i:w:xe:m:h" opt; do
     case "$opt" in
         n) PROCS=$OPTARG ;;
         c) CYCLES=$OPTARG ;;
@@ -57,7 +66,9 @@ while getopts "n:c:t:i:w:xh" opt; do
         i) INTERVAL=$OPTARG ;;
         w) WORKLOADS=$OPTARG ;;
         x) WITH_PE="" ;;
-        *) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        e) EXITS=$OPTARG ;;
+        m) ACCT_MODES=$OPTARG ;;
+        *) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 IFS=, read -r -a WORKLOADS <<<"$WORKLOADS"
@@ -157,6 +168,14 @@ ulimit -n "$(ulimit -Hn)"
 CLOOP=""
 if command -v cc >/dev/null && cc -O2 -o "$WORK/cloop" "$ROOT/benches/cloop.c" 2>/dev/null; then
     CLOOP=$WORK/cloop
+fi
+EXITLOOP=""
+if ((EXITS > 0)); then
+    if ! command -v cc >/dev/null || ! cc -O2 -o "$WORK/exitloop" "$ROOT/benches/exitloop.c"; then
+        say "-e needs a C compiler for benches/exitloop.c"
+        exit 2
+    fi
+    EXITLOOP=$WORK/exitloop
 fi
 
 # A memory cgroup of our own under the one this script runs in, and the
@@ -297,10 +316,13 @@ pg_cycles() {
 }
 
 # procgroups: its own timer, no exporter; cycles counted exactly from its
-# log, in a memory cgroup of its own when one can be made. Sets PG_MS,
-# PG_KIB and PG_KMEM (KiB of kernel memory given back when it exited).
+# log, in a memory cgroup of its own when one can be made; arguments after
+# the first are passed to it. Sets PG_MS, PG_KIB, PG_KMEM (KiB of kernel
+# memory given back when it exited) and PG_CORE (its CPU over the wall
+# time of the measured cycles, in % of one core).
 run_pg() {
-    local threads=$1 pid log t0 t1 c0 c1 cg k0=""
+    local threads=$1 pid log t0 t1 c0 c1 cg k0="" w0 w1
+    shift
     log=$WORK/pg.log
     rm -f "$log"
     new_memcg "pg-$RUN"
@@ -308,7 +330,7 @@ run_pg() {
     OTEL_METRICS_EXPORTER=none RUST_LOG=procgroups::agent=debug CG=$cg \
         sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' procgroups \
         "$PG" --config "$WORK/all.yaml" --threads="$threads" --gather-smaps=false \
-        --interval "$INTERVAL" --status-socket "$WORK/status.sock" 2>"$log" &
+        --interval "$INTERVAL" --status-socket "$WORK/status.sock" "$@" 2>"$log" &
     pid=$!
     PIDS+=("$pid")
     # Wait for the first (warm-up) cycle, then take the start reading just
@@ -319,18 +341,42 @@ run_pg() {
     done
     c0=$(pg_cycles)
     t0=$(cpu_ticks "$pid")
+    w0=$(date +%s.%N)
     while (($(pg_cycles) < c0 + CYCLES)); do
         sleep 0.05
     done
     t1=$(cpu_ticks "$pid")
+    w1=$(date +%s.%N)
     c1=$(pg_cycles)
     PG_MS=$(ms_per_cycle $((t1 - t0)) $((c1 - c0)))
+    PG_CORE=$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
     PG_KIB=$(peak_kib "$pid")
     [[ -z $cg ]] || k0=$(kmem_kib "$cg")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     PG_KMEM=""
     [[ -z $k0 ]] || PG_KMEM=$((k0 - $(kmem_kib "$cg")))
+}
+
+# procgroups' CPU under exit churn, threads off, once per accounting mode:
+# exitloop starts EXITS processes per second living 1-5 ms. Adds to CHURN_ROWS.
+run_churn() {
+    local mode churn flag
+    for mode in ${ACCT_MODES//,/ }; do
+        flag=()
+        [[ $mode == sampling ]] || flag=(--exit-accounting "$mode")
+        # Long enough for the warm-up and the measured cycles at any load.
+        "$EXITLOOP" "$EXITS" 1 5 0 100000 >"$WORK/exitloop.out" &
+        churn=$!
+        PIDS+=("$churn")
+        sleep 2
+        RUN=$((RUN + 1))
+        run_pg false "${flag[@]}"
+        kill "$churn" 2>/dev/null || true
+        wait "$churn" 2>/dev/null || true
+        CHURN_ROWS+=("| $workload | $PROCS ($ALL_PROCS processes) | $EXITS | $mode | $PG_MS ms | $PG_CORE % | $(mib "$PG_KIB") MiB |")
+        echo "${CHURN_ROWS[-1]}" >&2
+    done
 }
 
 # The C loops. Sets C_OPEN_MS, and threads off C_KEPT_MS and C_KEPT_KMEM
@@ -355,6 +401,7 @@ echo "procgroups: $("$PG" --version)"
 echo "kernel memory: ${MEMCG_DIR:+$KMEM_FILE of memory cgroups under $MEMCG_DIR}"
 echo
 ROWS=()
+CHURN_ROWS=()
 RUN=0
 for workload in "${WORKLOADS[@]}"; do
     start_workload "$workload"
@@ -367,8 +414,17 @@ for workload in "${WORKLOADS[@]}"; do
         ROWS+=("| $workload | $PROCS ($ALL_PROCS processes, $ALL_TASKS tasks) | $mode | ${PE_MS:-–}${PE_MS:+ ms} | $PG_MS ms | $(mib "$PG_KIB") MiB | ${PG_KMEM:+$(mib "$PG_KMEM") MiB} | $(ratio "$PG_MS" "$PE_MS") | ${C_OPEN_MS:-–}${C_OPEN_MS:+ ms} | $(ratio "$PG_MS" "$C_OPEN_MS") | ${C_KEPT_MS:-–}${C_KEPT_MS:+ ms} | $(ratio "$PG_MS" "$C_KEPT_MS") | ${C_KEPT_KMEM:+$(mib "$C_KEPT_KMEM") MiB} |")
         echo "${ROWS[-1]}" >&2
     done
+    [[ -z $EXITLOOP ]] || run_churn
     stop_workload
 done
 echo "| workload | N | threads | process-exporter CPU/cycle | procgroups CPU/cycle | procgroups peak RSS | procgroups kernel memory held | procgroups / process-exporter | C loop open+read | procgroups / C loop | C loop kept open | procgroups / kept open | kept open: kernel memory held |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+if ((${#CHURN_ROWS[@]} > 0)); then
+    echo
+    echo "Under exit churn (exitloop EXITS 1 5 0: processes living 1-5 ms), threads off, interval $INTERVAL:"
+    echo
+    echo "| workload | N | exits/s | exit accounting | procgroups CPU/cycle | of one core | procgroups peak RSS |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${CHURN_ROWS[@]}"
+fi

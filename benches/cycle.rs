@@ -44,7 +44,11 @@ fn cycles(c: &mut Criterion, group_name: &str, root: &Path, facts: SystemFacts, 
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(procs as u64));
     for threads in [false, true] {
-        let mut source = FsSource::with_facts(root, facts, FsSourceOptions::default());
+        let options = FsSourceOptions {
+            threads,
+            ..FsSourceOptions::default()
+        };
+        let mut source = FsSource::with_facts(root, facts, options);
         let mut grouper = grouper(root, threads);
         // The first cycle names every process; the bench measures the
         // cycles after it.

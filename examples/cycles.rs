@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Arguments: cycles (default 10), interval in ms (default 500), threads
-//! `on` or `off` (default `off`), mount point (default `/proc`).
+//! `on` or `off` (default `off`), mount point (default `/proc`), how many
+//! files may be kept open between cycles (default
+//! `FsSourceOptions::DEFAULT_KEPT_FILES`; 0 opens every file every cycle).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,10 @@ fn main() -> anyhow::Result<()> {
         .context("interval")?;
     let threads = args.get(2).is_some_and(|a| a == "on");
     let root = PathBuf::from(args.get(3).map_or("/proc", String::as_str));
+    let kept_files: u64 = args
+        .get(4)
+        .map_or(Ok(FsSourceOptions::DEFAULT_KEPT_FILES), |a| a.parse())
+        .context("kept files")?;
 
     let namer = Arc::new(default_rules(&root)?);
     let mut grouper = Grouper::new(
@@ -46,7 +52,12 @@ fn main() -> anyhow::Result<()> {
             ..GrouperOptions::default()
         },
     );
-    let mut source = FsSource::new(&root, FsSourceOptions::default())?;
+    let options = FsSourceOptions {
+        threads,
+        kept_files,
+        ..FsSourceOptions::default()
+    };
+    let mut source = FsSource::new(&root, options)?;
     for n in 0..cycles {
         let (errors, groups) = grouper.update(&mut source, SystemTime::now())?;
         let s = source.read_stats();

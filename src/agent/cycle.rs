@@ -90,6 +90,8 @@ impl Collection<FsSource> {
             &config.procfs,
             FsSourceOptions {
                 gather_smaps: config.gather_smaps,
+                threads: config.threads,
+                ..FsSourceOptions::default()
             },
         )?;
         let (root, facts) = (source.root().to_path_buf(), source.facts());

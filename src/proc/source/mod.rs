@@ -64,12 +64,4 @@ pub trait Source {
     fn recycle(&mut self, procs: Vec<Self::Proc>) {
         drop(procs);
     }
-    /// Says, before a cycle, whether [`Proc::threads`] will be called on
-    /// the processes whose [`Proc::metrics`] are read, so that a source can
-    /// share work between the two. A source must answer every call
-    /// correctly whatever it was told; without thread detail it must not
-    /// read per-thread data in [`Proc::metrics`].
-    fn expect_threads(&mut self, wanted: bool) {
-        let _ = wanted;
-    }
 }

@@ -346,7 +346,6 @@ impl Tracker {
         mut sink: impl FnMut(Update),
     ) -> Result<CollectErrors, SourceError> {
         let first = *self.first_update_at.get_or_insert(now);
-        source.expect_threads(self.options.threads);
         let mut procs = source.all_procs()?;
         self.cycle += 1;
         let cycle = self.cycle;

@@ -37,7 +37,14 @@ fn facts(root: &Path) -> SystemFacts {
 }
 
 fn source(root: &Path, gather_smaps: bool) -> FsSource {
-    FsSource::with_facts(root, facts(root), FsSourceOptions { gather_smaps })
+    FsSource::with_facts(
+        root,
+        facts(root),
+        FsSourceOptions {
+            gather_smaps,
+            ..FsSourceOptions::default()
+        },
+    )
 }
 
 /// The processes of one cycle by PID.

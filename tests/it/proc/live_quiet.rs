@@ -20,8 +20,14 @@ use procgroups::proc::{
 
 use crate::support::procs::{spawn_workload, stop_workload as stop};
 
-fn live() -> FsSource {
-    FsSource::new("/proc", FsSourceOptions::default()).unwrap()
+/// A live source built with thread detail, as the tracker builds it when
+/// threads are on.
+fn live_with_threads() -> FsSource {
+    let options = FsSourceOptions {
+        threads: true,
+        ..FsSourceOptions::default()
+    };
+    FsSource::new("/proc", options).unwrap()
 }
 
 /// What one cycle read about one process.
@@ -42,7 +48,7 @@ struct Follower {
 impl Follower {
     fn new() -> Self {
         Follower {
-            src: live(),
+            src: live_with_threads(),
             tasks: HashMap::new(),
         }
     }
@@ -52,7 +58,6 @@ impl Follower {
     /// stands for that reading. `None` when `pid` is not listed or has
     /// exited.
     fn cycle(&mut self, pid: i32) -> Option<Reading> {
-        self.src.expect_threads(true);
         let mut procs = self.src.all_procs().unwrap();
         let reading = procs.iter_mut().find(|p| p.pid() == pid).and_then(|p| {
             let id = p.id().ok()?;
@@ -90,8 +95,7 @@ impl Follower {
 /// A full reading by a source that remembers nothing, through
 /// `Proc::threads`.
 fn full_reading(pid: i32) -> Reading {
-    let mut src = live();
-    src.expect_threads(true);
+    let mut src = live_with_threads();
     let mut procs = src.all_procs().unwrap();
     let p = procs.iter_mut().find(|p| p.pid() == pid).unwrap();
     let id = p.id().unwrap();

@@ -5,6 +5,7 @@ mod cardinality;
 mod churn;
 mod fixture;
 mod grouper;
+mod live_kept;
 mod live_quiet;
 mod live_read;
 mod malformed;

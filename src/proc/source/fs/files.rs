@@ -127,11 +127,67 @@ impl FsProc {
                 self.known = Some(Box::new(Known::new(dir)));
                 // Before anything else is read: a later change shows as a
                 // different schedstat next cycle.
-                self.leader_sched = self.schedstat(&RelPath::file("schedstat")).ok();
+                self.leader_sched = self
+                    .kept_read(KeptFile::Schedstat, parse::parse_schedstat)
+                    .ok();
             }
             Err(e) => {
                 self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(pid = self.pid, error = %e, "process directory not kept");
+            }
+        }
+    }
+
+    /// Reads and parses the file `f` of the process through its kept
+    /// descriptor, opening and keeping one when the budget allows (a
+    /// remembered process only), else by opening it as any other file.
+    /// A kept `stat` is closed once the budget no longer covers it for
+    /// every process, and a kept file that fails to read is closed.
+    pub(super) fn kept_read<T>(
+        &mut self,
+        f: KeptFile,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, ProcError> {
+        let rel = RelPath::file(f.name());
+        self.keep(f, &rel);
+        let Some(fd) = self.known.as_ref().and_then(|k| k.files.get(f)) else {
+            return self.read(&rel, parse);
+        };
+        let e = match pread_with(fd.as_fd(), self.cycle.procfs, parse) {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => return Err(self.parse_error(&rel, e)),
+            Err(e) => e,
+        };
+        if let Some(k) = &mut self.known
+            && k.files.close(f)
+        {
+            self.cycle.release_files(1);
+        }
+        Err(self.io_error(e, &rel))
+    }
+
+    /// Opens `f` to keep, or closes it, as the budget says.
+    fn keep(&mut self, f: KeptFile, rel: &RelPath) {
+        let wanted = f == KeptFile::Schedstat || self.cycle.keep_stat;
+        let Some(k) = &mut self.known else {
+            return;
+        };
+        if !wanted {
+            if k.files.close(f) {
+                self.cycle.release_files(1);
+            }
+            return;
+        }
+        if k.files.get(f).is_some() || !self.cycle.take_file() {
+            return;
+        }
+        match read::open_file(k.dir.as_fd(), rel) {
+            Ok(fd) => k.files.set(f, fd),
+            Err(e) => {
+                // EMFILE, or the process is gone: read by opening, which
+                // reports what happened.
+                self.cycle.release_files(1);
+                tracing::trace!(pid = self.pid, file = f.name(), error = %e, "file not kept");
             }
         }
     }

@@ -26,6 +26,16 @@
 //! (no buffer, a few hundred bytes of kernel memory): reads go through it,
 //! and it makes identity cheap, since lookups under it fail once that
 //! process is gone, even when a new process has taken its PID.
+//!
+//! Within a budget of files ([`KeptFiles`]), a remembered process also keeps
+//! open the files read from it every cycle (`schedstat`, and `stat` when the
+//! budget covers two per process), re-read with `pread` at offset 0: an
+//! open and a close saved per file and cycle. Each such file holds a
+//! one-page kernel buffer (about 4.3 KiB with its `struct file`) while it
+//! is open, which is what the budget bounds. A kept file is bound to the
+//! process it was opened on: once that process is gone it reads ESRCH,
+//! even when its PID has been reused, and it is closed with the rest of
+//! [`Known`].
 
 use std::sync::Arc;
 
@@ -47,11 +57,61 @@ pub(super) fn refresh_due(cycle: u64, pid: i32) -> bool {
     cycle.wrapping_add(u64::from(pid.unsigned_abs())) % REFRESH_CYCLES == 0
 }
 
+/// A file of a process that may be kept open between cycles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeptFile {
+    /// Read for every process every cycle: first in the budget.
+    Schedstat = 0,
+    /// Read for every process that ran: kept when the budget covers two
+    /// files for every process.
+    Stat = 1,
+}
+
+impl KeptFile {
+    /// The file's name in the process directory.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            KeptFile::Schedstat => "schedstat",
+            KeptFile::Stat => "stat",
+        }
+    }
+}
+
+/// The files a remembered process keeps open, by [`KeptFile`].
+#[derive(Debug, Default)]
+pub(super) struct KeptFiles([Option<OwnedFd>; 2]);
+
+impl KeptFiles {
+    pub(super) fn get(&self, f: KeptFile) -> Option<&OwnedFd> {
+        self.0[f as usize].as_ref()
+    }
+
+    pub(super) fn set(&mut self, f: KeptFile, fd: OwnedFd) {
+        self.0[f as usize] = Some(fd);
+    }
+
+    /// Closes `f`; whether it was open.
+    pub(super) fn close(&mut self, f: KeptFile) -> bool {
+        self.0[f as usize].take().is_some()
+    }
+
+    /// How many are open.
+    pub(super) fn count(&self) -> u64 {
+        self.0.iter().filter(|f| f.is_some()).count() as u64
+    }
+}
+
 /// One remembered process.
 #[derive(Debug)]
 pub(super) struct Known {
     /// The process's directory, opened path-only.
     pub dir: OwnedFd,
+    /// Its files kept open, within the source's budget.
+    pub files: KeptFiles,
+    /// Its `fd/` directory, opened path-only (no buffer, like `dir`): its
+    /// size, the count of open descriptors, is taken by `fstat` without a
+    /// lookup.
+    pub fd_dir: Option<OwnedFd>,
     /// Start time, once `stat` has been read through `dir`.
     pub start_ticks: Option<u64>,
     /// The last full reading, replayed while the process is quiet.
@@ -70,12 +130,19 @@ impl Known {
     pub(super) fn new(dir: OwnedFd) -> Self {
         Known {
             dir,
+            files: KeptFiles::default(),
+            fd_dir: None,
             start_ticks: None,
             full: None,
             limit: None,
             tasks: Vec::new(),
             checked_at: 0,
         }
+    }
+
+    /// Descriptors held: the directory and the kept files.
+    pub(super) fn fds(&self) -> u64 {
+        1 + u64::from(self.fd_dir.is_some()) + self.files.count()
     }
 
     /// The remembered task `tid`.

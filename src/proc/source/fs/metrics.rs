@@ -14,7 +14,7 @@ impl FsProc {
         }
         self.open_dir();
         let mut comm = String::new();
-        let s = self.read(&RelPath::file("stat"), |b| parse::parse_stat(b, &mut comm))?;
+        let s = self.kept_read(KeptFile::Stat, |b| parse::parse_stat(b, &mut comm))?;
         let now = self.now.get_or_insert_with(Box::default);
         now.comm = comm;
         now.stat = Some(s);
@@ -34,9 +34,15 @@ impl FsProc {
     }
 
     /// Open descriptors: the `st_size` of `fd/` on a procfs that reports it
-    /// (Linux 6.2+), else the number of entries.
-    pub(super) fn open_fds(&self) -> Result<u64, ProcError> {
+    /// (Linux 6.2+), through the process's kept path-only `fd/` when it is
+    /// remembered, else the number of entries.
+    pub(super) fn open_fds(&mut self) -> Result<u64, ProcError> {
         let rel = RelPath::file("fd");
+        if self.cycle.procfs
+            && let Some(n) = self.kept_fd_size(&rel)?
+        {
+            return Ok(n);
+        }
         let (dir, at) = self.at(&rel);
         if self.cycle.procfs {
             match read::size_of(dir, &at) {
@@ -46,6 +52,33 @@ impl FsProc {
             }
         }
         read::count_fds(dir, &at).map_err(|e| self.io_error(e, &rel))
+    }
+
+    /// The size of the kept path-only `fd/` (opened now when descriptors
+    /// are left for it); `None` when there is none or it reports 0.
+    fn kept_fd_size(&mut self, rel: &RelPath) -> Result<Option<u64>, ProcError> {
+        let Some(k) = &mut self.known else {
+            return Ok(None);
+        };
+        if k.fd_dir.is_none() && self.cycle.take_slot() {
+            match read::open_path_dir(k.dir.as_fd(), rel) {
+                Ok(fd) => k.fd_dir = Some(fd),
+                Err(_) => {
+                    self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let Some(fd) = &k.fd_dir else {
+            return Ok(None);
+        };
+        match rustix::fs::fstat(fd) {
+            Ok(st) => Ok(u64::try_from(st.st_size).ok().filter(|&n| n > 0)),
+            Err(e) => {
+                k.fd_dir = None;
+                self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                Err(self.io_error(e, rel))
+            }
+        }
     }
 
     /// The soft open-files limit: read every cycle off procfs; on procfs
@@ -250,7 +283,8 @@ impl FsProc {
         let mut soft = 0u32;
 
         let io = self.optional("io", &mut soft, parse::parse_io)?;
-        let open = self.soften(self.open_fds(), "fd", &mut soft)?;
+        let open = self.open_fds();
+        let open = self.soften(open, "fd", &mut soft)?;
         // A running task has no wait channel: the kernel prints 0.
         let wchan = if self.cycle.procfs && stat.state == b'R' {
             Some(String::new())

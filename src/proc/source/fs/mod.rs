@@ -14,7 +14,10 @@
 //! ([`known`]): each keeps a path-only descriptor of its directory (identity
 //! without reading `stat`, shorter lookups), and a process whose tasks have
 //! not run since its last full reading is answered from that reading plus
-//! the few values that change without it running. The handles given back
+//! the few values that change without it running. Within a budget of
+//! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
+//! read every cycle (`schedstat`, `stat`) open and re-reads them with
+//! `pread`. The handles given back
 //! by [`Source::recycle`] carry that state to the next cycle. Only file
 //! contents the kernel defines are relied on this way; any other tree (a
 //! fixture, a copy) is read in full every cycle.
@@ -28,8 +31,8 @@
 //!   `open = None`, `limit = None`, empty wchan) and [`Metrics::soft_errors`]
 //!   counts it; `cgroup` that fails is an empty list;
 //! - `task/` is opened by [`Proc::threads`], and by [`Proc::metrics`] only
-//!   when the source was told that threads are wanted
-//!   ([`Source::expect_threads`]).
+//!   when the source was built with thread detail
+//!   ([`FsSourceOptions::threads`]).
 
 mod files;
 mod known;
@@ -51,7 +54,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::known::{Full, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
+use self::known::{Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
 pub(super) use self::read::open_files_limit;
 use self::read::{End, RelPath};
 use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
@@ -71,10 +74,39 @@ pub(super) const READ_LIMIT: usize = 1 << 20;
 const KEEP_LIMIT: usize = 64 << 10;
 
 /// What an [`FsSource`] reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsSourceOptions {
     /// Read `smaps_rollup` for proportional memory (expensive; off by default).
     pub gather_smaps: bool,
+    /// Whether [`Proc::threads`] or [`Proc::tasks`] will be called on the
+    /// processes whose [`Proc::metrics`] are read, so that the two can
+    /// share work (the tasks' `schedstat` read to tell whether a process is
+    /// quiet). Every call is answered correctly either way; without it,
+    /// [`Proc::metrics`] reads no per-thread file.
+    pub threads: bool,
+    /// How many procfs files may be kept open between cycles (a
+    /// remembered process's `schedstat`, and its `stat` when the budget
+    /// covers two per process), re-read with `pread`: each holds about
+    /// 4.3 KiB of kernel memory charged to the agent, so this is a
+    /// kernel-memory budget. 0 keeps none.
+    pub kept_files: u64,
+}
+
+impl FsSourceOptions {
+    /// The default budget of kept files: about 10 MiB of kernel memory,
+    /// leaving room under 16 MiB for the path-only directories (about
+    /// 0.2 KiB each) of a large host.
+    pub const DEFAULT_KEPT_FILES: u64 = 2_400;
+}
+
+impl Default for FsSourceOptions {
+    fn default() -> Self {
+        FsSourceOptions {
+            gather_smaps: false,
+            threads: false,
+            kept_files: FsSourceOptions::DEFAULT_KEPT_FILES,
+        }
+    }
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -82,6 +114,9 @@ pub struct FsSourceOptions {
 pub struct ReadStats {
     /// Processes remembered for the next cycle (one descriptor each).
     pub remembered: usize,
+    /// Files kept open for the next cycle (within
+    /// [`FsSourceOptions::kept_files`]).
+    pub kept_files: u64,
     /// Processes whose metrics came from their last reading (quiet).
     pub quiet: u64,
     /// Processes whose files were read for their metrics.
@@ -119,10 +154,11 @@ pub struct FsSource {
     listed: usize,
     /// Processes remembered from the last cycle, by PID (real procfs only).
     known: HashMap<i32, Box<Known>>,
+    /// Descriptors and kept files `known` holds.
+    held_fds: u64,
+    held_files: u64,
     /// Shared thread names and wait channels of the remembered tasks.
     names: Arc<Mutex<Names>>,
-    /// Whether [`Proc::threads`] will be called this cycle.
-    threads_wanted: bool,
     /// Cycles started.
     cycles: u64,
     /// The counters of the cycle in progress, and the last cycle's totals.
@@ -157,8 +193,9 @@ impl FsSource {
             spare_list: Vec::new(),
             listed: 0,
             known: HashMap::new(),
+            held_fds: 0,
+            held_files: 0,
             names: Arc::default(),
-            threads_wanted: false,
             cycles: 0,
             counters: Arc::default(),
             stats: ReadStats::default(),
@@ -184,24 +221,10 @@ impl FsSource {
     pub fn read_stats(&self) -> ReadStats {
         self.stats
     }
-}
 
-impl Source for FsSource {
-    type Proc = FsProc;
-
-    /// The numeric entries of the mount point, in directory order.
-    fn all_procs(&mut self) -> Result<Vec<FsProc>, SourceError> {
-        let list_error = |e: Errno| SourceError::List {
-            path: self.root.to_path_buf(),
-            source: e.into(),
-        };
-        let dir = rustix::fs::open(
-            &*self.root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(list_error)?;
-        let listing = Dir::read_from(&dir).map_err(list_error)?;
+    /// Counts a new cycle and sets up what its handles share, over the
+    /// mount point `dir` opened for it.
+    fn start_cycle(&mut self, dir: OwnedFd) -> Arc<Cycle> {
         self.cycles += 1;
         let procfs = read::is_procfs(&dir);
         // With no swap area, no process has swapped memory: `status` need
@@ -218,20 +241,31 @@ impl Source for FsSource {
             .map_or(true, |()| parse::swaps_in_use(&buf))
         };
         let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
+        let files = self.options.kept_files;
         self.counters = Arc::default();
-        let cycle = Arc::new(Cycle {
+        Arc::new(Cycle {
             procfs,
             root: Arc::clone(&self.root),
             dir,
             facts: self.facts,
             options: self.options,
             number: self.cycles,
-            threads_wanted: self.threads_wanted,
+            threads_wanted: self.options.threads,
             swap_in_use,
-            free_slots: AtomicU64::new(budget.saturating_sub(self.known.len() as u64)),
+            free_slots: AtomicU64::new(budget.saturating_sub(self.held_fds)),
+            free_files: AtomicU64::new(files.saturating_sub(self.held_files)),
+            // Two files per process (`schedstat` and `stat`) when the budget
+            // covers them for all, else only `schedstat` for as many as fit.
+            keep_stat: files >= 2 * (self.listed as u64 + self.listed as u64 / 32 + 16),
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
-        });
+        })
+    }
+
+    /// One handle per numeric entry of `listing`, each taking what is
+    /// remembered of its PID; whatever was remembered and not listed has
+    /// exited and is dropped (its directory closed).
+    fn handles(&mut self, listing: Dir, cycle: &Arc<Cycle>) -> Result<Vec<FsProc>, Errno> {
         let mut procs = std::mem::take(&mut self.spare_list);
         procs.clear();
         // About as many as last time: no doubling slack on a large host.
@@ -240,19 +274,44 @@ impl Source for FsSource {
         read::for_each_id(listing, |pid| {
             procs.push(FsProc {
                 pid,
-                cycle: Arc::clone(&cycle),
+                cycle: Arc::clone(cycle),
                 now: None,
-                known: if procfs { known.remove(&pid) } else { None },
+                known: if cycle.procfs {
+                    known.remove(&pid)
+                } else {
+                    None
+                },
                 tried_dir: false,
                 leader_sched: None,
                 quiet: false,
                 comm: None,
             });
-        })
-        .map_err(list_error)?;
+        })?;
         self.listed = procs.len();
-        // Whatever was not listed has exited: close its directory.
         self.known.clear();
+        Ok(procs)
+    }
+}
+
+impl Source for FsSource {
+    type Proc = FsProc;
+
+    /// The numeric entries of the mount point, in directory order.
+    fn all_procs(&mut self) -> Result<Vec<FsProc>, SourceError> {
+        let root = Arc::clone(&self.root);
+        let list_error = |e: Errno| SourceError::List {
+            path: root.to_path_buf(),
+            source: e.into(),
+        };
+        let dir = rustix::fs::open(
+            &*self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(list_error)?;
+        let listing = Dir::read_from(&dir).map_err(list_error)?;
+        let cycle = self.start_cycle(dir);
+        let procs = self.handles(listing, &cycle).map_err(list_error)?;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
             self.names
                 .lock()
@@ -263,10 +322,13 @@ impl Source for FsSource {
     }
 
     fn recycle(&mut self, mut procs: Vec<FsProc>) {
+        (self.held_fds, self.held_files) = (0, 0);
         for p in procs.drain(..) {
             if let Some(k) = p.known
                 && k.start_ticks.is_some()
             {
+                self.held_fds += k.fds();
+                self.held_files += k.files.count();
                 self.known.insert(p.pid, k);
             }
         }
@@ -276,15 +338,12 @@ impl Source for FsSource {
         let c = &self.counters;
         self.stats = ReadStats {
             remembered: self.known.len(),
+            kept_files: self.held_files,
             quiet: c.quiet.load(Ordering::Relaxed),
             read: c.read.load(Ordering::Relaxed),
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
         };
-    }
-
-    fn expect_threads(&mut self, wanted: bool) {
-        self.threads_wanted = wanted;
     }
 }
 
@@ -304,8 +363,13 @@ struct Cycle {
     threads_wanted: bool,
     /// Whether the system has a swap area (always true off procfs).
     swap_in_use: bool,
-    /// How many more process directories may be kept open.
+    /// How many more descriptors (process directories, kept files) may be
+    /// kept open.
     free_slots: AtomicU64,
+    /// How many more files may be kept open (the kernel-memory budget).
+    free_files: AtomicU64,
+    /// Whether `stat` is kept too, not only `schedstat`.
+    keep_stat: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
 }
@@ -318,10 +382,40 @@ impl Cycle {
 
     /// Takes one slot for a kept directory, if any is left.
     fn take_slot(&self) -> bool {
-        self.free_slots
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+        take_one(&self.free_slots)
     }
+
+    /// Takes one descriptor slot and one file of the budget for a kept
+    /// file, if both are left.
+    fn take_file(&self) -> bool {
+        if !take_one(&self.free_files) {
+            return false;
+        }
+        if !take_one(&self.free_slots) {
+            self.free_files.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back what `files` kept files held.
+    fn release_files(&self, files: u64) {
+        self.free_files.fetch_add(files, Ordering::Relaxed);
+        self.free_slots.fetch_add(files, Ordering::Relaxed);
+    }
+
+    /// Gives back everything a remembered process held.
+    fn release(&self, k: &Known) {
+        self.free_files
+            .fetch_add(k.files.count(), Ordering::Relaxed);
+        self.free_slots.fetch_add(k.fds(), Ordering::Relaxed);
+    }
+}
+
+/// Takes one from `n` unless it is 0.
+fn take_one(n: &AtomicU64) -> bool {
+    n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 thread_local! {
@@ -337,9 +431,23 @@ fn read_with<T>(
     procfs: bool,
     f: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, Errno> {
+    with_buf(|buf| read_in(dir, rel, buf, procfs), f)
+}
+
+/// Re-reads the kept file `fd` from its start and hands its content to `f`.
+fn pread_with<T>(fd: BorrowedFd<'_>, procfs: bool, f: impl FnOnce(&[u8]) -> T) -> Result<T, Errno> {
+    let end = if procfs { End::Short } else { End::Zero };
+    with_buf(|buf| read::pread_file(fd, buf, READ_LIMIT, end), f)
+}
+
+/// Fills the thread's read buffer with `fill` and hands its content to `f`.
+fn with_buf<T>(
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), Errno>,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Errno> {
     BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            let r = read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf));
+            let r = fill(&mut buf).map(|()| f(&buf));
             if buf.capacity() > KEEP_LIMIT {
                 *buf = Vec::new();
             }
@@ -348,7 +456,7 @@ fn read_with<T>(
         // Only if `f` itself reads, which none does.
         Err(_) => {
             let mut buf = Vec::new();
-            read_in(dir, rel, &mut buf, procfs).map(|()| f(&buf))
+            fill(&mut buf).map(|()| f(&buf))
         }
     })
 }

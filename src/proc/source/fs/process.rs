@@ -55,7 +55,7 @@ impl Proc for FsProc {
                     start_time_ticks: start,
                 });
             }
-            match self.schedstat(&RelPath::file("schedstat")) {
+            match self.kept_read(KeptFile::Schedstat, parse::parse_schedstat) {
                 Ok(s) => {
                     self.leader_sched = Some(s);
                     return Ok(ID {
@@ -67,8 +67,9 @@ impl Proc for FsProc {
                     // The remembered process is gone (its PID may have been
                     // reused) or cannot be checked: start afresh.
                     tracing::trace!(pid = self.pid, error = %e, "remembered process not confirmed");
-                    self.known = None;
-                    self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);
+                    if let Some(k) = self.known.take() {
+                        self.cycle.release(&k);
+                    }
                 }
             }
         }
@@ -150,8 +151,9 @@ impl Proc for FsProc {
     }
 
     /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in
-    /// directory order, including the main thread. Tasks that exit while
-    /// being read are left out.
+    /// directory order (in TID order when the remembered tasks are known to
+    /// be all of them and `task/` is not listed), including the main
+    /// thread. Tasks that exit while being read are left out.
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError> {
         Ok(self
             .task_list(false)?

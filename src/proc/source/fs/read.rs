@@ -127,18 +127,56 @@ pub(super) fn read_file(
     end: End,
 ) -> Result<(), Errno> {
     buf.clear();
-    let fd = rustix::fs::openat(
+    let fd = open_file(dir, rel)?;
+    fill(fd.as_fd(), buf, limit, end, false)
+}
+
+/// Opens `dir/rel` for reading.
+pub(super) fn open_file(dir: BorrowedFd<'_>, rel: &RelPath) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
         dir,
         rel.as_bytes(),
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
-    )?;
+    )
+}
+
+/// Reads at most `limit` bytes of the open file `fd` from its start, with
+/// `pread` (the file's own offset is left alone), into `buf` (replacing its
+/// content). A procfs file read this way is generated afresh: the kernel
+/// starts over when asked for offset 0.
+pub(super) fn pread_file(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    limit: usize,
+    end: End,
+) -> Result<(), Errno> {
+    buf.clear();
+    fill(fd, buf, limit, end, true)
+}
+
+/// Appends the content of `fd` to `buf` until its end (or `limit`), by
+/// `read`, or by `pread` at the offsets that follow what `buf` holds.
+fn fill(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    limit: usize,
+    end: End,
+    positional: bool,
+) -> Result<(), Errno> {
     loop {
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(buf.capacity().max(4096));
         }
         let asked = buf.capacity() - buf.len();
-        let n = match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
+        let offset = buf.len() as u64;
+        let spare = rustix::buffer::spare_capacity(&mut *buf);
+        let got = if positional {
+            rustix::io::pread(fd, spare, offset)
+        } else {
+            rustix::io::read(fd, spare)
+        };
+        let n = match got {
             Ok(0) => break,
             Ok(n) => n,
             Err(Errno::INTR) => continue,

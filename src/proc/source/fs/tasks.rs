@@ -72,6 +72,46 @@ impl FsProc {
         Ok(tids)
     }
 
+    /// The TIDs of the process, each with its `schedstat` of this cycle
+    /// when the tasks are remembered (read before the task's files: a run
+    /// after it shows next cycle): the remembered tasks when they are known
+    /// to be all of them ([`FsProc::same_tasks`]), else a listing of
+    /// `task/` in directory order.
+    fn task_ids(&mut self, remember: bool) -> Result<Vec<(i32, Option<Schedstat>)>, ProcError> {
+        if let Some(same) = self.same_tasks() {
+            return Ok(same);
+        }
+        let tids = self.list_tasks()?;
+        Ok(tids
+            .into_iter()
+            .map(|tid| (tid, remember.then(|| self.task_sched(tid)).flatten()))
+            .collect())
+    }
+
+    /// The remembered tasks, in TID order, with their `schedstat` of this
+    /// cycle, when they are all the process's tasks, so that `task/` need
+    /// not be listed: on a real procfs, outside the process's refresh
+    /// cycle, when the `stat` read this cycle counts as many threads as are
+    /// remembered and every remembered task's `schedstat` reads. A task
+    /// that exited fails to read; one created since changes the count,
+    /// unless another exited in between, whose `schedstat` then fails.
+    fn same_tasks(&self) -> Option<Vec<(i32, Option<Schedstat>)>> {
+        let k = self.known.as_ref()?;
+        let stat = self.now.as_ref()?.stat?;
+        if !self.cycle.procfs
+            || refresh_due(self.cycle.number, self.pid)
+            || k.tasks.is_empty()
+            || stat.state == b'Z'
+            || stat.num_threads != k.tasks.len() as u64
+        {
+            return None;
+        }
+        k.tasks
+            .iter()
+            .map(|t| Some((t.tid, Some(self.task_sched(t.tid)?))))
+            .collect()
+    }
+
     /// The `schedstat` of task `tid` this cycle: already read, or read now;
     /// `None` when unreadable.
     pub(super) fn task_sched(&self, tid: i32) -> Option<Schedstat> {
@@ -96,18 +136,16 @@ impl FsProc {
             .ok()
     }
 
-    /// The tasks, read in directory order; with `unchanged`, those known
-    /// not to have run since their last reading come back unread. Either
-    /// way, what tells that next cycle is remembered.
-    pub(super) fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
-        if unchanged
-            && self.quiet
-            && let Some(k) = &self.known
-            && !k.tasks.is_empty()
-        {
-            Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
-            return Ok(k
-                .tasks
+    /// Every remembered task as unchanged, when the whole process was found
+    /// quiet this cycle (none of its tasks has run): `task/` is not listed.
+    fn quiet_tasks(&self) -> Option<Vec<TaskRead>> {
+        let k = self
+            .known
+            .as_ref()
+            .filter(|k| self.quiet && !k.tasks.is_empty())?;
+        Counters::add(&self.cycle.counters.tasks_kept, k.tasks.len() as u64);
+        Some(
+            k.tasks
                 .iter()
                 .map(|t| {
                     TaskRead::Unchanged(ThreadID {
@@ -115,17 +153,24 @@ impl FsProc {
                         start_time_ticks: t.start_ticks,
                     })
                 })
-                .collect());
+                .collect(),
+        )
+    }
+
+    /// The tasks, read in directory order; with `unchanged`, those known
+    /// not to have run since their last reading come back unread. Either
+    /// way, what tells that next cycle is remembered.
+    pub(super) fn task_list(&mut self, unchanged: bool) -> Result<Vec<TaskRead>, ProcError> {
+        if unchanged && let Some(list) = self.quiet_tasks() {
+            return Ok(list);
         }
-        let tids = self.list_tasks()?;
         let remember = self.known.is_some();
+        let tids = self.task_ids(remember)?;
         let refresh = refresh_due(self.cycle.number, self.pid);
         let mut list = Vec::with_capacity(tids.len());
         let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
         let (mut kept_n, mut read_n) = (0, 0);
-        for tid in tids {
-            // Before the task's files: a run after this shows next cycle.
-            let sched = if remember { self.task_sched(tid) } else { None };
+        for (tid, sched) in tids {
             let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
                 (Some(now), Some(t)) if unchanged && !refresh && t.unchanged(&now) => Some(*t),
                 _ => None,

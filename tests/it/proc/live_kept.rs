@@ -1,0 +1,130 @@
+//! The files `FsSource` keeps open between cycles on the live `/proc`
+//! (`FsSourceOptions::kept_files`): never more than the budget, each bound
+//! to its process and closed when that process goes, and, with no budget
+//! left, the same readings through files opened every cycle.
+//!
+//! What is kept is seen from outside, as the kernel shows it: the links in
+//! `/proc/self/fd` that name a workload's `schedstat`, `stat` or `fd`
+//! (its descriptor directory, kept path-only outside the budget of files). Tests run
+//! in parallel in this process, so only the links to their own workloads'
+//! files are counted.
+
+use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source};
+
+use crate::support::procs::{spawn_workload, stop_workload as stop};
+
+/// A live source keeping at most `kept_files` files.
+fn source(kept_files: u64) -> FsSource {
+    let options = FsSourceOptions {
+        kept_files,
+        ..FsSourceOptions::default()
+    };
+    FsSource::new("/proc", options).unwrap()
+}
+
+/// One cycle reading `pids` only (identity and metrics, in that order),
+/// then giving the handles back; the metrics of those still present.
+fn cycle(src: &mut FsSource, pids: &[i32]) -> Vec<(i32, Metrics)> {
+    let mut procs = src.all_procs().unwrap();
+    let mut read = Vec::new();
+    for &pid in pids {
+        if let Some(p) = procs.iter_mut().find(|p| p.pid() == pid)
+            && p.id().is_ok()
+            && let Ok(m) = p.metrics()
+        {
+            read.push((pid, m));
+        }
+    }
+    src.recycle(procs);
+    read
+}
+
+/// The files of process `pid` this test process has open (`schedstat`,
+/// `stat`, `fd`: the names after `/proc/<pid>/`), sorted.
+fn open_files_of(pid: i32) -> Vec<String> {
+    let prefix = format!("/proc/{pid}/");
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| Some(l.to_str()?.strip_prefix(&prefix)?.to_string()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The metrics that do not move while a process sleeps (memory sizes may
+/// be reclaimed; the rest must agree between two readers).
+fn steady(m: &Metrics) -> (u64, u64, u64, Option<u64>, u64) {
+    (
+        m.counts.ctx_switch_voluntary,
+        m.counts.minor_page_faults,
+        m.num_threads,
+        m.filedesc.open,
+        (m.counts.cpu_user_time + m.counts.cpu_system_time).to_bits(),
+    )
+}
+
+#[test]
+fn kept_files_stay_within_the_budget() {
+    let (a, pa) = spawn_workload(&["--name", "pgkepta"]);
+    let (b, pb) = spawn_workload(&["--name", "pgkeptb"]);
+    let mut src = source(1);
+    for _ in 0..3 {
+        assert_eq!(cycle(&mut src, &[pa, pb]).len(), 2);
+        let stats: ReadStats = src.read_stats();
+        assert_eq!(stats.remembered, 2, "{stats:?}");
+        assert_eq!(stats.kept_files, 1, "{stats:?}");
+        // The one file goes to the first process read; the other is read
+        // by opening its files each cycle. Both keep their `fd/`, which
+        // holds no buffer.
+        assert_eq!(open_files_of(pa), ["fd", "schedstat"]);
+        assert_eq!(open_files_of(pb), ["fd"]);
+    }
+    // A budget that covers two files per listed process keeps `stat` too.
+    let mut roomy = source(100_000);
+    cycle(&mut roomy, &[pa, pb]);
+    cycle(&mut roomy, &[pa, pb]);
+    assert_eq!(roomy.read_stats().kept_files, 4);
+    assert_eq!(
+        open_files_of(pa),
+        ["fd", "fd", "schedstat", "schedstat", "stat"]
+    );
+    assert_eq!(open_files_of(pb), ["fd", "fd", "schedstat", "stat"]);
+    drop((src, roomy));
+    assert!(open_files_of(pa).is_empty());
+    stop(a);
+    stop(b);
+}
+
+#[test]
+fn a_kept_file_is_closed_when_its_process_exits() {
+    let (child, pid) = spawn_workload(&["--name", "pgkeptgone", "--threads", "1"]);
+    let mut src = source(100_000);
+    cycle(&mut src, &[pid]);
+    cycle(&mut src, &[pid]);
+    assert_eq!(open_files_of(pid), ["fd", "schedstat", "stat"]);
+    stop(child);
+    assert!(cycle(&mut src, &[pid]).is_empty());
+    assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
+    assert_eq!(src.read_stats().remembered, 0);
+}
+
+#[test]
+fn a_process_read_through_kept_files_reads_as_without_them() {
+    let (child, pid) = spawn_workload(&["--name", "pgkeptsame", "--threads", "2"]);
+    // Started: its threads have gone to sleep.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut kept = source(100_000);
+    let mut none = source(0);
+    for n in 0..(FsSource::REFRESH_CYCLES + 2) {
+        let with = cycle(&mut kept, &[pid]);
+        let without = cycle(&mut none, &[pid]);
+        let (with, without) = (&with[0].1, &without[0].1);
+        assert_eq!(steady(with), steady(without), "cycle {n}");
+        assert_eq!(with.wchan, without.wchan, "cycle {n}");
+        assert_eq!(none.read_stats().kept_files, 0);
+        assert_eq!(none.read_stats().remembered, 1);
+        assert_eq!(kept.read_stats().kept_files, 2);
+    }
+    stop(child);
+}
