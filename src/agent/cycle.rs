@@ -217,6 +217,7 @@ impl<S: Source> Collection<S> {
             node_cpu,
             accounting: self.accounting.clone(),
             unattributed_exits: self.grouper.tracker().unattributed_exits(),
+            exit_listener: self.exits.as_ref().map(|feed| feed.stats()),
         })
     }
 

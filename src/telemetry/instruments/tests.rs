@@ -186,6 +186,12 @@ fn snapshot_with(groups: &[(&str, Group)]) -> Snapshot {
             unattributed_seconds_total: 9.5,
             overshoot_cycles: 0,
         }),
+        exit_listener: Some(crate::exits::ListenerStats {
+            records: 1234,
+            overflows: 5,
+            outages: 2,
+            malformed: 1,
+        }),
         ..Snapshot::default()
     }
 }
@@ -361,6 +367,10 @@ fn every_metric_of_the_table_is_observed_with_its_unit_and_attributes() {
         ),
         Some(1.0)
     );
+    assert_eq!(value(&out, "procgroups.exits.records", &[]), Some(1234.0));
+    assert_eq!(value(&out, "procgroups.exits.overflows", &[]), Some(5.0));
+    assert_eq!(value(&out, "procgroups.exits.outages", &[]), Some(2.0));
+    assert_eq!(value(&out, "procgroups.exits.malformed", &[]), Some(1.0));
 
     let kind = |name: &str| out[name][0].kind;
     assert_eq!(kind("procgroups.node.cpu.time"), "counter");
@@ -446,6 +456,8 @@ fn nothing_but_self_metrics_before_the_first_cycle() {
     assert!(out.keys().all(|k| k.starts_with("procgroups.")), "{out:?}");
     assert!(!out.contains_key("procgroups.collect.duration"));
     assert!(!out.contains_key("procgroups.unattributed.cpu.time"));
+    // No listener (the children mode, or no cycle yet): no exit counters.
+    assert!(!out.contains_key("procgroups.exits.records"));
     assert_eq!(value(&out, "procgroups.groups", &[]), Some(0.0));
 }
 
