@@ -50,7 +50,11 @@ impl Tracker {
 
     /// Whether the ignored process `id` is named again this cycle.
     fn recheck_due(&self, id: ID, cycle: u64) -> bool {
-        if self.young_ignored.contains_key(&id) {
+        if self
+            .young_ignored
+            .get(&id)
+            .is_some_and(|since| cycle < since + YOUNG_CYCLES)
+        {
             return true;
         }
         let slice = (u64::from(id.pid.unsigned_abs()) ^ id.start_time_ticks) % ROTATION;
