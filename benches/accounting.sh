@@ -13,10 +13,12 @@
 # over WINDOW seconds (default 30) in turn:
 #
 # - procgroups, once per mode in MODES (comma-separated values of
-#   --exit-accounting; `sampling` runs without the flag, default
-#   `sampling`), OTEL_METRICS_EXPORTER=none, --interval INTERVAL (default
-#   5s): the coverage object of `procgroups status --output json` read at
-#   the start and the end of the window gives Σ group CPU / node CPU;
+#   --exit-accounting, default `auto,children`; `default` runs without the
+#   flag, which for an agent without exit accounting is sampling only),
+#   OTEL_METRICS_EXPORTER=none, --interval INTERVAL (default 5s): the
+#   coverage object of `procgroups status --output json`, read from a cycle
+#   once the agent has run two and from the first cycle that ends after
+#   WINDOW, gives Σ group CPU / node CPU over the cycles between;
 # - with -x, Debian's prometheus-process-exporter, scraped every INTERVAL:
 #   Σ namedprocess_namegroup_cpu_seconds_total over the window against the
 #   node's user + nice + system from /proc/stat read at the same scrapes.
@@ -33,7 +35,7 @@ WINDOW=30
 RATE=100
 BUSY=4
 INTERVAL=5s
-MODES=sampling
+MODES=auto,children
 EXPORTER=false
 COST_RATE=0
 while getopts "w:r:b:i:m:xc:h" opt; do
@@ -45,7 +47,7 @@ while getopts "w:r:b:i:m:xc:h" opt; do
         m) MODES=$OPTARG ;;
         x) EXPORTER=true ;;
         c) COST_RATE=$OPTARG ;;
-        *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -87,28 +89,46 @@ node_cpu() {
 proc_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", 100 * a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f %%", 100 * a / b; else printf "n/a" }'; }
 
 start_agent() { # MODE SOCKET
     local flag=()
-    [[ $1 != sampling ]] && flag=(--exit-accounting "$1")
+    [[ $1 != default ]] && flag=(--exit-accounting "$1")
     OTEL_METRICS_EXPORTER=none "$PG" --config "$WORK/all.yaml" --interval "$INTERVAL" \
         --status-socket "$2" "${flag[@]}" 2>"$WORK/agent-$1.log" &
     AGENT=$!
     PIDS+=("$AGENT")
 }
-# node and attributed CPU of the agent's last cycle, "NODE ATTRIBUTED".
-coverage_now() {
-    timeout 30 "$PG" status --socket "$1" --output json 2>>"$WORK/status.err" || { say "status failed; agent log:"; cat "$WORK"/agent-*.log >&2; } |
-        python3 -c 'import json, sys; c = json.load(sys.stdin)["coverage"] or {}; print(c.get("node_cpu_seconds", 0), c.get("attributed_cpu_seconds", 0))'
+# "CYCLE END NODE ATTRIBUTED" of the agent's last cycle: its number, when
+# it ended (Unix seconds), and the coverage totals (node and attributed CPU, seconds). Retries until the agent
+# answers with a coverage object (it has one from its second cycle on) whose
+# cycle is past AFTER (default 0); fails after 120 s, with the agent's log.
+coverage_now() { # SOCKET [AFTER]
+    local deadline=$((SECONDS + 120)) json line
+    while ((SECONDS < deadline)); do
+        if json=$(timeout 30 "$PG" status --socket "$1" --output json 2>>"$WORK/status.err"); then
+            line=$(python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+c = v.get("coverage") or {}
+n = (v.get("cycle") or {}).get("count") or 0
+if "node_cpu_seconds" in c and n > int(sys.argv[1]):
+    print(n, v["cycle"]["end_time_seconds"], c["node_cpu_seconds"], c["attributed_cpu_seconds"])
+' "${2:-0}" <<<"$json") || true
+            if [[ -n $line ]]; then
+                echo "$line"
+                return 0
+            fi
+        fi
+        sleep 0.5
+    done
+    say "no coverage from the agent at $1 within 120 s; its log:"
+    cat "$WORK"/agent-*.log >&2
+    return 1
 }
 stop_agent() {
     kill "$AGENT" 2>/dev/null || true
     wait "$AGENT" 2>/dev/null || true
-}
-# Waits until the agent has run at least two cycles after now.
-settle() {
-    sleep $((2 * SECS + 1))
 }
 
 start_churn() { # RATE MIN MAX BUSY SECONDS
@@ -135,17 +155,20 @@ coverage_run() {
         IFS=$IFS_SAVE
         local sock=$WORK/status-$mode.sock
         start_agent "$mode" "$sock"
-        settle
-        read -r n0 a0 < <(coverage_now "$sock")
-        local t0=$SECONDS
+        # The first reading once the agent has run two cycles with the
+        # node's CPU; the last one from a cycle that ended after WINDOW.
+        local c0 e0 n0 a0 c1 e1 n1 a1 line
+        line=$(coverage_now "$sock" 1) || exit 1
+        read -r c0 e0 n0 a0 <<<"$line"
         sleep "$WINDOW"
-        # The window ends at a cycle: wait for the one after WINDOW.
+        line=$(coverage_now "$sock" "$c0") || exit 1
         sleep "$SECS"
-        read -r n1 a1 < <(coverage_now "$sock")
+        line=$(coverage_now "$sock" "${line%% *}") || exit 1
+        read -r c1 e1 n1 a1 <<<"$line"
         local dn da
         dn=$(awk -v a="$n1" -v b="$n0" 'BEGIN { printf "%.2f", a - b }')
         da=$(awk -v a="$a1" -v b="$a0" 'BEGIN { printf "%.2f", a - b }')
-        echo "| procgroups ($mode) | $((SECONDS - t0)) s | $dn s | $da s | $(ratio "$da" "$dn") |"
+        echo "| procgroups ($mode) | $(awk -v a="$e1" -v b="$e0" 'BEGIN { printf "%.0f", a - b }') s, cycles $c0-$c1 | $dn s | $da s | $(ratio "$da" "$dn") |"
         stop_agent
         IFS=,
     done
@@ -195,7 +218,7 @@ cost_run() {
         local sock=$WORK/cost-$mode.sock
         start_churn "$COST_RATE" 1 5 0 $((WINDOW + 3 * SECS + 5))
         start_agent "$mode" "$sock"
-        settle
+        coverage_now "$sock" 1 >/dev/null || exit 1
         local c0 c1 t0
         c0=$(proc_cpu "$AGENT")
         t0=$(date +%s.%N)

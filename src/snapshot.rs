@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+use crate::exits::ListenerStats;
 use crate::proc::{CollectErrors, Counts, GroupByName};
 
 /// How the work of processes that exit between two samples is counted.
@@ -67,6 +68,10 @@ pub struct Snapshot {
     /// with exit records (zero in the children mode, where such exits are
     /// not seen at all).
     pub unattributed_exits: Counts,
+    /// The exit listener's counters (records, overflows, outages,
+    /// malformed datagrams) since it started; `None` outside the taskstats
+    /// mode.
+    pub exit_listener: Option<ListenerStats>,
 }
 
 /// The node's CPU time against what the groups account for, in seconds,

@@ -10,25 +10,34 @@
 //! attributes the growth of the reaped-children totals instead. The two
 //! are never both on: they would count the same work twice.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::cli::ExitAccounting;
-use crate::exits::{ExitAssembler, ExitListener, ListenerConfig};
+use crate::exits::{ExitAssembler, ExitListener, ListenerConfig, ListenerStats};
 use crate::proc::ProcExit;
 use crate::snapshot::{AccountingMode, ExitMode};
 
 /// How long a receive blocks before the thread looks at the stop flag.
 const RECV_TIMEOUT: Duration = Duration::from_millis(200);
 /// Delivery delay tolerated when matching an exit to a sampled process.
-const START_SLACK: Duration = Duration::from_millis(250);
+/// The start a record gives is estimated from when the listener thread
+/// received it, so it is late by however long that thread waited for a
+/// CPU: on a saturated node, with 250 ms, sampled processes went
+/// unmatched and were counted a second time as never sampled (23 % too
+/// much for a churning group). Two seconds is far below the time the
+/// kernel takes to hand the same pid out again (it allocates pids in
+/// turn, up to `pid_max`: 40,000 forks at the least).
+const START_SLACK: Duration = Duration::from_secs(2);
 
 /// The running listener thread; stopped and joined on drop.
 pub struct ExitFeed {
     rx: Receiver<Vec<ProcExit>>,
+    /// The listener's counters, copied by its thread after each receive.
+    stats: Arc<Mutex<ListenerStats>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -43,6 +52,11 @@ impl ExitFeed {
     /// Every exit received since the last call.
     pub fn drain(&self) -> impl Iterator<Item = ProcExit> + '_ {
         self.rx.try_iter().flatten()
+    }
+
+    /// The listener's counters as of its last receive.
+    pub fn stats(&self) -> ListenerStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -113,6 +127,8 @@ fn open(ticks_per_second: u64) -> Result<ExitFeed, String> {
     let (tx, rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let stats = Arc::new(Mutex::new(listener.stats()));
+    let shared = stats.clone();
     let thread = std::thread::Builder::new()
         .name("procgroups-exits".into())
         .spawn(move || {
@@ -120,12 +136,14 @@ fn open(ticks_per_second: u64) -> Result<ExitFeed, String> {
                 listener,
                 ExitAssembler::new(ticks_per_second, START_SLACK),
                 &tx,
+                &shared,
                 &flag,
             )
         })
         .map_err(|e| format!("starting the exit listener thread: {e}"))?;
     Ok(ExitFeed {
         rx,
+        stats,
         stop,
         thread: Some(thread),
     })
@@ -135,10 +153,13 @@ fn listen(
     mut listener: ExitListener,
     mut assembler: ExitAssembler,
     tx: &Sender<Vec<ProcExit>>,
+    stats: &Mutex<ListenerStats>,
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        match listener.recv() {
+        let received = listener.recv();
+        *stats.lock().unwrap_or_else(PoisonError::into_inner) = listener.stats();
+        match received {
             Ok(Some(batch)) => {
                 let exits =
                     assembler.feed(&batch.records, batch.received_boottime, SystemTime::now());

@@ -97,6 +97,11 @@ impl NodeCpuAccount {
         self.totals
     }
 
+    /// Whether the first reading (the baseline) was taken.
+    pub fn has_baseline(&self) -> bool {
+        self.last_node.is_some()
+    }
+
     /// The totals so far.
     pub fn totals(&self) -> NodeCpu {
         self.totals
@@ -223,6 +228,22 @@ mod tests {
         assert_eq!(t.unattributed_seconds_total, 0.5);
         // A NaN is no reading either.
         assert_eq!(a.update(Some(f64::NAN), &groups(&[("g", 9.0, 0.0)])), t);
+    }
+
+    #[test]
+    fn a_baseline_taken_before_the_first_cycle_covers_what_that_cycle_counts() {
+        // Read before the first cycle, with no group yet: what the first
+        // cycle counts (processes born while it ran, counted whole) is
+        // set against the node's CPU over that same cycle.
+        let mut a = NodeCpuAccount::new();
+        let busy = |ticks: u64| Some(node_seconds([ticks, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        assert!(!a.has_baseline());
+        a.update(busy(1000), &groups(&[]));
+        assert!(a.has_baseline());
+        let t = a.update(busy(1400), &groups(&[("new", 3.0, 0.5)]));
+        assert_eq!(t.node_seconds_total, 4.0);
+        assert_eq!(t.attributed_seconds_total, 3.5);
+        assert_eq!(t.overshoot_cycles, 0);
     }
 
     #[test]

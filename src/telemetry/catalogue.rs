@@ -203,6 +203,33 @@ pub const UNATTRIBUTED_CPU_TIME: MetricSpec = spec(
     "CPU time the node used since the agent's first cycle that no group accounts for",
 );
 
+/// Exit records received from taskstats (the taskstats mode only).
+pub const EXIT_RECORDS: MetricSpec = spec(
+    "procgroups.exits.records",
+    "{record}",
+    "Taskstats exit records the agent received",
+);
+/// Receives that failed because the socket buffer was full: the kernel
+/// dropped records, whose exits are then counted only by the reapers'
+/// children totals, if at all.
+pub const EXIT_OVERFLOWS: MetricSpec = spec(
+    "procgroups.exits.overflows",
+    "{overflow}",
+    "Receives of exit records that found the socket buffer overflowed (records dropped)",
+);
+/// Runs of consecutive overflows, each logged once.
+pub const EXIT_OUTAGES: MetricSpec = spec(
+    "procgroups.exits.outages",
+    "{outage}",
+    "Runs of consecutive exit record overflows",
+);
+/// Exit record datagrams that could not be parsed (skipped).
+pub const EXIT_MALFORMED: MetricSpec = spec(
+    "procgroups.exits.malformed",
+    "{datagram}",
+    "Exit record datagrams that could not be parsed",
+);
+
 /// Every group metric, in table order (thread-name and smaps metrics
 /// included; whether they are registered depends on the configuration).
 pub const GROUP_METRICS: [MetricSpec; 21] = [
@@ -230,7 +257,7 @@ pub const GROUP_METRICS: [MetricSpec; 21] = [
 ];
 
 /// The agent's own metrics.
-pub const SELF_METRICS: [MetricSpec; 7] = [
+pub const SELF_METRICS: [MetricSpec; 11] = [
     COLLECT_DURATION,
     COLLECT_ERRORS,
     TRACKED_PROCESSES,
@@ -238,6 +265,10 @@ pub const SELF_METRICS: [MetricSpec; 7] = [
     NODE_CPU_TIME,
     UNATTRIBUTED_CPU_TIME,
     ACCOUNTING_MODE,
+    EXIT_RECORDS,
+    EXIT_OVERFLOWS,
+    EXIT_OUTAGES,
+    EXIT_MALFORMED,
 ];
 
 /// Attribute keys and their fixed values.

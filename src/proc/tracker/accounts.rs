@@ -8,8 +8,9 @@
 //!   exact run time. The growth of those totals of a tracked process is
 //!   attributed to its group, minus what was already counted for that
 //!   subtree elsewhere: the last sample (own and children totals) of a
-//!   tracked child when it leaves `/proc`, and what exit records counted
-//!   (below). The owed part is settled after the sweep of the same cycle,
+//!   tracked child when it leaves `/proc`, with what exit records counted
+//!   below that child after its children totals were last read, and what
+//!   exit records counted (below). The owed part is settled after the sweep of the same cycle,
 //!   so a child reaped between two cycles is never counted twice, and
 //!   nothing is ever negative. Alone (the unprivileged mode) its limits
 //!   are: a parent that ignores `SIGCHLD` (auto-reaping) never gets the
@@ -385,7 +386,13 @@ fn leaving(
                 } else {
                     cpu_and_faults(&last)
                 };
-                owed = Some((t.parent_pid, own + t.children_seen.unwrap_or_default()));
+                // Its reaper's children totals will hold its own totals
+                // and everything its children totals held at its exit:
+                // what they held when last read, and what exit records
+                // counted below it since (still owed here, as it was never
+                // seen in them).
+                let below = t.children_seen.unwrap_or_default() + t.owed;
+                owed = Some((t.parent_pid, own + below));
             }
             (
                 Some(t.group.clone()),

@@ -72,6 +72,7 @@ impl Tracker {
                                 entry: Entry::Ignored,
                             },
                         );
+                        self.note_ignored(np.id, cycle);
                     }
                 }
             }

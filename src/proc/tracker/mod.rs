@@ -6,7 +6,8 @@
 //! which identities are tracked (and under which group, and why), which are
 //! ignored, the pid → identity index used to find parents, and the last
 //! reading of every tracked process and thread. Each cycle it reads as little
-//! as it can: a process it already ignores costs one [`Proc::id`]; a new one
+//! as it can: a process it already ignores costs one [`Proc::id`] (and a
+//! naming now and then, to catch an `exec`: see [`ignored`]); a new one
 //! adds [`Proc::static_info`] (enough to name it); only tracked processes are
 //! read in full, and their tasks only when thread detail is on.
 //!
@@ -29,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{debug, trace};
 
 mod accounts;
+mod ignored;
 mod inherit;
 mod observe;
 mod reading;
@@ -110,8 +112,8 @@ pub enum Membership<'a> {
         /// Its changes of program (oldest first, the last few).
         history: &'a [Rename],
     },
-    /// The process was examined and is not tracked; it is not read again
-    /// until it exits.
+    /// The process was examined and is not tracked; it is named again only
+    /// now and then, to catch an `exec` into a program the rules take.
     Ignored {
         /// Identity of the process now holding the pid.
         id: ID,
@@ -247,6 +249,9 @@ pub struct Tracker {
     /// CPU and faults counted from exit records below a process that is
     /// not tracked, by its pid, with the cycle of the last addition.
     pending: HashMap<i32, (Counts, u64)>,
+    /// Ignored processes first seen in the last few cycles, with that
+    /// cycle: named again each cycle (see [`ignored`]).
+    young_ignored: HashMap<ID, u64>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -295,6 +300,7 @@ impl Tracker {
             unattributed: Counts::default(),
             gone: HashMap::new(),
             pending: HashMap::new(),
+            young_ignored: HashMap::new(),
         }
     }
 
@@ -383,6 +389,7 @@ impl Tracker {
 
         // Sweep: whatever this cycle did not list has exited.
         self.sweep(cycle, first);
+        self.age_ignored(cycle);
         if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
             self.names.sweep();
         }
@@ -416,6 +423,9 @@ impl Tracker {
             && self.entries.contains_key(&id)
             && self.rename_known(id, proc, state.now, state.cycle, state.errors, sink)
         {
+            return;
+        }
+        if self.recheck_ignored(id, proc, (state.now, state.cycle), state.errors, sink) {
             return;
         }
         if self.observe_known(index, id, proc, state, sink) {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, AsyncInstrumentBuilder, Meter};
 
+use crate::exits::ListenerStats;
 use crate::proc::{Counts, Group};
 use crate::snapshot::{NodeCpu, Snapshot, SnapshotCell, unix_seconds};
 
@@ -432,6 +433,27 @@ fn self_metrics(r: &Registrar<'_>) {
             obs.observe(1.0, &[KeyValue::new(cat::attr::ACCOUNTING_MODE, mode)]);
         }
     })
+    .build();
+
+    exit_counter(r, cat::EXIT_RECORDS, |s| s.records);
+    exit_counter(r, cat::EXIT_OVERFLOWS, |s| s.overflows);
+    exit_counter(r, cat::EXIT_OUTAGES, |s| s.outages);
+    exit_counter(r, cat::EXIT_MALFORMED, |s| s.malformed);
+}
+
+/// A counter of the exit listener; nothing is observed outside the
+/// taskstats mode (no listener runs).
+fn exit_counter(r: &Registrar<'_>, spec: MetricSpec, value: fn(&ListenerStats) -> u64) {
+    let cell = r.cell.clone();
+    described(
+        r.meter.u64_observable_counter(spec.name),
+        spec,
+        move |obs| {
+            if let Some(s) = &cell.load().exit_listener {
+                obs.observe(value(s), &[]);
+            }
+        },
+    )
     .build();
 }
 

@@ -363,3 +363,65 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn an_ignored_process_that_execs_into_a_program_a_rule_takes_is_found() {
+    // The wrapper case: `sh -c '... exec prog'`, seen as the shell (which
+    // no rule takes) before its exec.
+    let a = unique_name("pgia");
+    let b = unique_name("pgib");
+    let dir = tempfile::tempdir().unwrap();
+    let shell = dir.path().join(&a);
+    std::os::unix::fs::symlink("/bin/sh", &shell).unwrap();
+    let program = dir.path().join(&b);
+    std::os::unix::fs::symlink(crate::support::procs::WORKLOAD, &program).unwrap();
+    let go = dir.path().join("go");
+    let script = format!(
+        "while [ ! -e '{go}' ]; do sleep 0.02; done; exec '{prog}' --name {b} --busy-ms 100 --ignore-stdin --lifetime-secs 60",
+        go = go.display(),
+        prog = program.display(),
+    );
+    let proc = KillOnDrop(
+        std::process::Command::new(&shell)
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let socket = dir.path().join("status.sock");
+    let mut cmd = agent_command();
+    // Only the program after the exec has a rule.
+    cmd.args(["--procnames", &b])
+        .args(["--interval", "200ms", "--threads", "false"])
+        .arg("--status-socket")
+        .arg(&socket)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("RUST_LOG", "procgroups=info");
+    let agent = crate::support::procs::Agent::spawn(cmd);
+
+    // A couple of cycles with the shell ignored.
+    let before = wait_for("two cycles", || {
+        let v = status(&socket)?;
+        (v["cycle"]["count"].as_u64()? >= 2).then_some(v)
+    });
+    assert!(
+        before["groups"].get(&b).is_none_or(|g| g["procs"] == 0),
+        "{before}"
+    );
+    let cycle_at_exec = before["cycle"]["count"].as_u64().unwrap();
+    std::fs::write(&go, b"").unwrap();
+    let after = wait_for("the new program's group", || {
+        let v = status(&socket)?;
+        (v["groups"][&b]["procs"] == 1).then_some(v)
+    });
+    let cycle_seen = after["cycle"]["count"].as_u64().unwrap();
+    // The exec lands in cycle +1 (+2 if that one had already passed the
+    // process, +1 more for the shell's loop to notice the file).
+    assert!(
+        cycle_seen <= cycle_at_exec + 3,
+        "seen in cycle {cycle_seen}, exec after cycle {cycle_at_exec}"
+    );
+    agent.terminate();
+    drop(proc);
+}

@@ -82,6 +82,12 @@ fn snapshot(cpu_user: f64) -> Snapshot {
             unattributed_seconds_total: 2.0,
             overshoot_cycles: 0,
         }),
+        // The taskstats mode, so that the exit listener's counters are
+        // exported too.
+        exit_listener: Some(procgroups::exits::ListenerStats {
+            records: 40,
+            ..procgroups::exits::ListenerStats::default()
+        }),
         ..Snapshot::default()
     };
     s.groups.insert("svc".into(), g);
@@ -266,7 +272,11 @@ fn exported_points_carry_the_table_s_units_kinds_and_values() {
             | "procgroup.thread_name.context_switches"
             | "procgroups.collect.errors"
             | "procgroups.node.cpu.time"
-            | "procgroups.unattributed.cpu.time" => Kind::Sum {
+            | "procgroups.unattributed.cpu.time"
+            | "procgroups.exits.records"
+            | "procgroups.exits.overflows"
+            | "procgroups.exits.outages"
+            | "procgroups.exits.malformed" => Kind::Sum {
                 monotonic: true,
                 temporality: cumulative,
             },

@@ -296,3 +296,84 @@ fn after_exec_into_a_program_no_rule_takes_the_process_is_ignored() {
     ));
     assert_eq!(run(&mut gr, 2, vec![execd().counts(cpu(8))], "sh"), 1.0);
 }
+
+#[test]
+fn what_records_counted_after_a_reapers_last_read_is_owed_on_up_when_it_exits() {
+    // harness -> loop -> short children that no cycle samples, each closed
+    // by its exit record (named by the "loop" rule). The harness reaps loop,
+    // and its children totals then hold loop's whole subtree: loop's group
+    // must hold all of it, the harness's none.
+    let mut gr = grouper(&["harness", "loop"], exit_mode(), false);
+    run(&mut gr, 0, vec![p(1, "harness")], "harness");
+    let looper = || young(2, "loop", 5).parent(1);
+    run(&mut gr, 1, vec![p(1, "harness"), looper()], "loop");
+    // Three children of 1 s each, reaped by loop before its read.
+    gr.tracker_mut()
+        .queue_exits((100..103).map(|pid| exit(pid, "loop", T0 + 6, 2, cpu(1))));
+    let l2 = run(
+        &mut gr,
+        2,
+        vec![p(1, "harness"), looper().children(cpu(3))],
+        "loop",
+    );
+    assert_eq!(l2, 3.0);
+    // Two more, reaped after loop's last read; then loop exits (no CPU of
+    // its own) and the harness reaps it.
+    gr.tracker_mut().queue_exits(
+        (103..105)
+            .map(|pid| exit(pid, "loop", T0 + 7, 2, cpu(1)))
+            .chain([exit(2, "loop", T0 + 5, 1, Counts::default())]),
+    );
+    let mut src = ScriptedSource::new(vec![vec![p(1, "harness").children(cpu(5))]]);
+    let (_, groups) = gr.update(&mut src, cycle_time(3)).unwrap();
+    assert_eq!(groups["loop"].counts.cpu_user_time, 5.0);
+    assert_eq!(groups["harness"].counts.cpu_user_time, 0.0);
+}
+
+#[test]
+fn an_ignored_process_that_execs_into_a_program_a_rule_takes_is_tracked_from_then_on() {
+    let mut gr = grouper(&["java"], TrackerOptions::default(), false);
+    run(&mut gr, 0, vec![p(4, "sh").counts(cpu(1))], "java");
+    assert!(matches!(
+        gr.tracker().membership(4),
+        Some(Membership::Ignored { .. })
+    ));
+    // The exec, a cycle later: named again while young, and baselined
+    // (what it did as the shell is not java's work).
+    let execd = || p(4, "sh").renamed("java");
+    assert_eq!(run(&mut gr, 1, vec![execd().counts(cpu(3))], "java"), 0.0);
+    assert_eq!(gr.tracker().group_of(4), Some("java"));
+    assert_eq!(run(&mut gr, 2, vec![execd().counts(cpu(5))], "java"), 2.0);
+}
+
+#[test]
+fn an_old_ignored_process_is_named_again_within_a_rotation() {
+    let mut gr = grouper(&["java"], TrackerOptions::default(), false);
+    // Ignored long past its young cycles.
+    for n in 0..10 {
+        run(&mut gr, n, vec![p(4, "sh")], "java");
+    }
+    let execd = || p(4, "sh").renamed("java");
+    let mut found = None;
+    for n in 10..10 + 64 {
+        run(&mut gr, n, vec![execd()], "java");
+        if gr.tracker().group_of(4) == Some("java") {
+            found = Some(n);
+            break;
+        }
+    }
+    assert!(found.is_some(), "not named again within 64 cycles");
+}
+
+#[test]
+fn with_recheck_an_unmatched_process_is_named_again_every_cycle_as_before() {
+    let options = TrackerOptions {
+        recheck: true,
+        ..TrackerOptions::default()
+    };
+    let mut gr = grouper(&["java"], options, false);
+    run(&mut gr, 0, vec![p(4, "sh")], "java");
+    assert_eq!(gr.tracker().membership(4), None);
+    run(&mut gr, 1, vec![p(4, "sh").renamed("java")], "java");
+    assert_eq!(gr.tracker().group_of(4), Some("java"));
+}

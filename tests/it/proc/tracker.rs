@@ -552,8 +552,11 @@ fn vanishing_mid_read_is_not_an_error() {
 /// Bugs 6 and 7: with children off, an unmatched process is remembered as
 /// ignored; it is named from its cheap data only (no metrics), and later
 /// cycles read nothing but its identity.
+/// An ignored process is never read for metrics or threads; only its
+/// naming attributes are read again, in its first five cycles and then
+/// once in 64 (to catch an `exec`), its identity alone otherwise.
 #[test]
-fn children_off_remembers_unmatched_and_never_rereads_it() {
+fn children_off_remembers_unmatched_and_never_reads_its_metrics() {
     for children in [false, true] {
         let opts = TrackerOptions {
             children,
@@ -578,7 +581,24 @@ fn children_off_remembers_unmatched_and_never_rereads_it() {
         );
         src.clear_reads();
 
-        for n in 1..4 {
+        // Young (cycles 2 to 5): named again each cycle.
+        for n in 1..5 {
+            run(
+                &mut tr,
+                &mut src,
+                n,
+                vec![IDInfo::named(1, "g1", 0), other()],
+            );
+        }
+        assert_eq!(
+            src.reads_of(9),
+            ["id", "static"].repeat(4),
+            "children={children}"
+        );
+        src.clear_reads();
+        // Older (cycles 6 to 8, outside its slice of the rotation, 9):
+        // its identity only.
+        for n in 5..8 {
             run(
                 &mut tr,
                 &mut src,

@@ -198,6 +198,12 @@ fn snapshot_with(groups: &[(&str, Group)]) -> Snapshot {
             unattributed_seconds_total: 9.5,
             overshoot_cycles: 0,
         }),
+        exit_listener: Some(crate::exits::ListenerStats {
+            records: 1234,
+            overflows: 5,
+            outages: 2,
+            malformed: 1,
+        }),
         ..Snapshot::default()
     }
 }

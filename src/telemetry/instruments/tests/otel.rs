@@ -211,6 +211,10 @@ fn self_metrics_carry_the_cycle_s_duration_errors_and_node_cpu() {
         ),
         Some(1.0)
     );
+    assert_eq!(value(&out, "procgroups.exits.records", &[]), Some(1234.0));
+    assert_eq!(value(&out, "procgroups.exits.overflows", &[]), Some(5.0));
+    assert_eq!(value(&out, "procgroups.exits.outages", &[]), Some(2.0));
+    assert_eq!(value(&out, "procgroups.exits.malformed", &[]), Some(1.0));
 }
 
 #[test]
@@ -300,6 +304,8 @@ fn nothing_but_self_metrics_before_the_first_cycle() {
     assert!(out.keys().all(|k| k.starts_with("procgroups.")), "{out:?}");
     assert!(!out.contains_key("procgroups.collect.duration"));
     assert!(!out.contains_key("procgroups.unattributed.cpu.time"));
+    // No listener (the children mode, or no cycle yet): no exit counters.
+    assert!(!out.contains_key("procgroups.exits.records"));
     assert_eq!(value(&out, "procgroups.groups", &[]), Some(0.0));
 }
 

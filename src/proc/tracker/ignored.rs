@@ -1,0 +1,129 @@
+//! Naming ignored processes again, so that one that `exec`s into a program
+//! the rules take is found: the wrapper script (`sh -c 'exec java ...'`)
+//! seen as `sh` before its exec.
+//!
+//! An ignored process costs one identity check per cycle, and its comm is
+//! not read (so a change of program shows nowhere by itself). Reading
+//! every ignored process's attributes each cycle would cost what naming
+//! costs, on every process the rules leave out. Instead the tracker names
+//! again, from [`Proc::static_info`] (`stat`, `status`, `cmdline`,
+//! `cgroup`):
+//!
+//! - every ignored process in its first [`YOUNG_CYCLES`] cycles after it
+//!   was first seen: wrappers `exec` at once, so this catches them within
+//!   a cycle of the exec; the cost is bounded by the processes born in the
+//!   last few cycles;
+//! - and, each cycle, one slice of the older ones, [`ROTATION`] slices in
+//!   all, chosen by identity: every ignored process is named again once
+//!   every [`ROTATION`] cycles, so the steady cost is 1/[`ROTATION`] of a
+//!   naming of the ignored processes per cycle.
+//!
+//! A process the rules now take is tracked from now on (its past, under
+//! the program it ran before, is not counted: it was not the new program's
+//! work). With `recheck`, unmatched processes are named again anyway (they
+//! are not remembered as ignored, or only once past its time limit), and
+//! nothing here applies.
+
+use super::observe::{Ctx, first_sight};
+use super::*;
+
+/// Cycles after its first sighting during which an ignored process is
+/// named again every cycle.
+pub(super) const YOUNG_CYCLES: u64 = 5;
+/// Older ignored processes are named again once in this many cycles.
+pub(super) const ROTATION: u64 = 64;
+
+impl Tracker {
+    /// Notes a process remembered as ignored in `cycle`.
+    pub(super) fn note_ignored(&mut self, id: ID, cycle: u64) {
+        if !self.options.recheck {
+            self.young_ignored.insert(id, cycle);
+        }
+    }
+
+    /// Forgets the ignored processes no longer young (and the gone ones).
+    pub(super) fn age_ignored(&mut self, cycle: u64) {
+        let entries = &self.entries;
+        self.young_ignored
+            .retain(|id, since| *since + YOUNG_CYCLES > cycle && entries.contains_key(id));
+    }
+
+    /// Whether the ignored process `id` is named again this cycle.
+    fn recheck_due(&self, id: ID, cycle: u64) -> bool {
+        if self
+            .young_ignored
+            .get(&id)
+            .is_some_and(|since| cycle < since + YOUNG_CYCLES)
+        {
+            return true;
+        }
+        let slice = (u64::from(id.pid.unsigned_abs()) ^ id.start_time_ticks) % ROTATION;
+        slice == cycle % ROTATION
+    }
+
+    /// Names the known ignored process `id` again when it is due. `true`
+    /// when the rules now take it: it is tracked from now on and its first
+    /// update was reported, so the caller observes it no further this cycle.
+    pub(super) fn recheck_ignored<P: Proc>(
+        &mut self,
+        id: ID,
+        proc: &mut P,
+        (now, cycle): (SystemTime, u64),
+        errors: &mut CollectErrors,
+        sink: &mut impl FnMut(Update),
+    ) -> bool {
+        if self.options.recheck
+            || !matches!(
+                self.entries.get(&id),
+                Some(Slot {
+                    entry: Entry::Ignored,
+                    ..
+                })
+            )
+            || !self.recheck_due(id, cycle)
+        {
+            return false;
+        }
+        let Ok(s) = proc.static_info() else {
+            return false;
+        };
+        let Some(group) = self.namer.match_and_name(&ProcAttributes {
+            name: &s.name,
+            cmdline: &s.cmdline,
+            cgroups: &s.cgroups,
+            uid: s.effective_uid,
+            pid: id.pid,
+            start_time: s.start_time,
+        }) else {
+            return false;
+        };
+        debug!(pid = id.pid, name = %s.name, group = %group, "an ignored process is now named by the rules");
+        self.young_ignored.remove(&id);
+        let group = self.names.get(&group);
+        let mut ctx = Ctx {
+            options: &self.options,
+            // Its past ran another program: it is baselined now.
+            first: now,
+            cycle,
+            errors,
+            names: &mut self.names,
+        };
+        match first_sight(
+            proc,
+            id,
+            (s.start_time, &s.name, s.parent_pid),
+            group,
+            MatchReason::Namer,
+            &mut ctx,
+            sink,
+        ) {
+            Some(slot) => {
+                self.entries.insert(id, slot);
+            }
+            None => {
+                self.entries.remove(&id);
+            }
+        }
+        true
+    }
+}
