@@ -3,6 +3,10 @@
 //! the export outcome record, and the collection whose tracker knows the
 //! group of every process it has seen.
 //!
+//! The exit accounting mode is decided once, when the collection starts:
+//! it is copied here; the exit listener's counters come with each
+//! snapshot, as the self metrics export them.
+//!
 //! Reading the snapshot and the export record never waits. `explain` reads
 //! the process from the procfs mount, asks the naming rules why they match
 //! it or not, and asks the tracker (briefly locking the collection, so at
@@ -17,11 +21,12 @@ use crate::proc::{
     Explanation, FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc,
     ProcError, Rename, Source, Static,
 };
-use crate::snapshot::SnapshotCell;
+use crate::snapshot::{AccountingMode, SnapshotCell};
 use crate::telemetry::ExportHealth;
 
 use crate::status::{
-    CycleInfo, Decision, ExportAttempt, ExportState, PidExplanation, ProcessFacts, StatusProvider,
+    CycleInfo, Decision, ExitAccountingState, ExportAttempt, ExportState, PidExplanation,
+    ProcessFacts, StatusProvider,
 };
 
 /// The running agent as the status server sees it.
@@ -31,6 +36,8 @@ pub struct AgentStatus {
     export_interval: Duration,
     collection: Arc<Mutex<Collection<FsSource>>>,
     procfs: PathBuf,
+    /// The exit accounting the collection started with (it never changes).
+    accounting: AccountingMode,
 }
 
 impl AgentStatus {
@@ -42,12 +49,18 @@ impl AgentStatus {
         collection: Arc<Mutex<Collection<FsSource>>>,
         procfs: PathBuf,
     ) -> AgentStatus {
+        let accounting = collection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accounting()
+            .clone();
         AgentStatus {
             cell,
             export,
             export_interval,
             collection,
             procfs,
+            accounting,
         }
     }
 
@@ -128,6 +141,13 @@ impl StatusProvider for AgentStatus {
             }),
             last_success: s.last_success,
             failures_total: s.failed,
+        }
+    }
+
+    fn exit_accounting(&self) -> ExitAccountingState {
+        ExitAccountingState {
+            mode: self.accounting.clone(),
+            listener: self.cell.load().exit_listener,
         }
     }
 

@@ -17,7 +17,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::convert::{group_from_pb, node_cpu_from_pb};
+use super::ExitAccountingState;
+use super::convert::{exit_accounting_from_pb, group_from_pb, node_cpu_from_pb};
 use super::health::{fmt as fmt_duration, fmt_age};
 use super::pb;
 use super::pb::status_client::StatusClient;
@@ -25,6 +26,7 @@ use crate::cli::{Command, OutputFormat, SocketArg};
 use crate::containers::split;
 use crate::output;
 use crate::proc::GroupByName;
+use crate::snapshot::ExitMode;
 
 /// How long a client command waits for the agent, connecting and answering.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -289,9 +291,35 @@ pub fn snapshot_json(s: &pb::GetSnapshotResponse) -> Value {
             "last_success_time_seconds": secs(export.last_success_time_unix_nano),
             "failures_total": export.failures_total,
         },
+        "exit_accounting": exit_accounting_json(accounting(s).as_ref()),
         "groups": groups,
         "errors": errors_json(s.last_cycle.as_ref().and_then(|c| c.errors.as_ref())),
         "coverage": coverage,
+    })
+}
+
+/// The exit accounting an agent reported, `None` when it did not say.
+fn accounting(s: &pb::GetSnapshotResponse) -> Option<ExitAccountingState> {
+    s.exit_accounting.as_ref().and_then(exit_accounting_from_pb)
+}
+
+/// `{"mode", "reason", "listener"}`: `reason` is why taskstats exit
+/// records are not used (null when they are), `listener` the exit
+/// listener's counters (null outside the taskstats mode and before the
+/// first cycle); null altogether from an agent that did not say.
+fn exit_accounting_json(a: Option<&ExitAccountingState>) -> Value {
+    let Some(a) = a else {
+        return Value::Null;
+    };
+    json!({
+        "mode": a.mode.mode.as_str(),
+        "reason": a.mode.reason,
+        "listener": a.listener.map(|l| json!({
+            "records": l.records,
+            "overflows": l.overflows,
+            "outages": l.outages,
+            "malformed": l.malformed,
+        })),
     })
 }
 
@@ -318,6 +346,9 @@ pub fn snapshot_table(s: &pb::GetSnapshotResponse, now: SystemTime) -> String {
     );
     cycle_lines(&mut out, s.last_cycle.as_ref(), now);
     export_line(&mut out, &s.export.clone().unwrap_or_default(), now);
+    if let Some(a) = accounting(s) {
+        let _ = writeln!(out, "exits:   {}", exit_accounting_text(&a));
+    }
     out.push('\n');
 
     let groups: GroupByName = s.groups.iter().map(group_from_pb).collect();
@@ -375,6 +406,23 @@ fn export_line(out: &mut String, export: &pb::Export, now: SystemTime) {
         fmt_duration(Duration::from_nanos(export.interval_nanos)),
         export.failures_total
     );
+}
+
+/// The exit accounting in words: the mode with the listener's counters,
+/// or the reaped-children mode with why exit records are not used (which
+/// is what an operator who expected them needs).
+fn exit_accounting_text(a: &ExitAccountingState) -> String {
+    match (a.mode.mode, a.listener) {
+        (ExitMode::Children, _) => format!(
+            "children (reaped-children totals); taskstats not used: {}",
+            a.mode.reason.as_deref().unwrap_or("no reason given")
+        ),
+        (ExitMode::Taskstats, Some(l)) => format!(
+            "taskstats (records {}, overflows {}, outages {}, malformed {})",
+            l.records, l.overflows, l.outages, l.malformed
+        ),
+        (ExitMode::Taskstats, None) => "taskstats (no counts before the first cycle)".into(),
+    }
 }
 
 fn decision_word(d: pb::explain_response::Decision) -> &'static str {

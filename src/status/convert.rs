@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::health::HealthPolicy;
 use super::pb;
-use super::{Decision, PidExplanation, StatusProvider};
+use super::{Decision, ExitAccountingState, PidExplanation, StatusProvider};
+use crate::exits::ListenerStats;
 use crate::proc::{CollectErrors, Counts, Group, Memory, States, Threads};
-use crate::snapshot::NodeCpu;
+use crate::snapshot::{AccountingMode, ExitMode, NodeCpu};
 
 /// The whole `GetSnapshot` answer at `now`.
 pub fn snapshot_response(
@@ -60,7 +61,50 @@ pub fn snapshot_response(
             .iter()
             .map(|(name, g)| group_to_pb(name, g))
             .collect(),
+        exit_accounting: Some(exit_accounting_to_pb(&provider.exit_accounting())),
     }
+}
+
+/// The exit accounting on the wire.
+pub fn exit_accounting_to_pb(a: &ExitAccountingState) -> pb::ExitAccounting {
+    use pb::exit_accounting::Mode;
+    let mode = match a.mode.mode {
+        ExitMode::Taskstats => Mode::Taskstats,
+        ExitMode::Children => Mode::Children,
+    };
+    pb::ExitAccounting {
+        mode: mode as i32,
+        reason: a.mode.reason.clone().unwrap_or_default(),
+        listener: a.listener.map(|l| pb::ExitListener {
+            records: l.records,
+            overflows: l.overflows,
+            outages: l.outages,
+            malformed: l.malformed,
+        }),
+    }
+}
+
+/// The exit accounting back from the wire (for the client); `None` when
+/// the mode is not one this client knows (an agent that did not say).
+pub fn exit_accounting_from_pb(a: &pb::ExitAccounting) -> Option<ExitAccountingState> {
+    use pb::exit_accounting::Mode;
+    let mode = match a.mode() {
+        Mode::Taskstats => ExitMode::Taskstats,
+        Mode::Children => ExitMode::Children,
+        Mode::Unspecified => return None,
+    };
+    Some(ExitAccountingState {
+        mode: AccountingMode {
+            mode,
+            reason: (!a.reason.is_empty()).then(|| a.reason.clone()),
+        },
+        listener: a.listener.map(|l| ListenerStats {
+            records: l.records,
+            overflows: l.overflows,
+            outages: l.outages,
+            malformed: l.malformed,
+        }),
+    })
 }
 
 fn node_cpu_to_pb(n: &NodeCpu) -> pb::NodeCpu {
@@ -315,5 +359,40 @@ mod tests {
             overshoot_cycles: 3,
         };
         assert_eq!(node_cpu_from_pb(&node_cpu_to_pb(&n)), n);
+    }
+
+    #[test]
+    fn the_exit_accounting_survives_the_wire_unchanged() {
+        let taskstats = ExitAccountingState {
+            mode: AccountingMode {
+                mode: ExitMode::Taskstats,
+                reason: None,
+            },
+            listener: Some(ListenerStats {
+                records: 1234,
+                overflows: 5,
+                outages: 2,
+                malformed: 1,
+            }),
+        };
+        let children = ExitAccountingState {
+            mode: AccountingMode {
+                mode: ExitMode::Children,
+                reason: Some("exit_accounting is set to children".into()),
+            },
+            listener: None,
+        };
+        let before_first_cycle = ExitAccountingState {
+            listener: None,
+            ..taskstats.clone()
+        };
+        for a in [taskstats, children, before_first_cycle] {
+            assert_eq!(exit_accounting_from_pb(&exit_accounting_to_pb(&a)), Some(a));
+        }
+        // An agent that does not say: no mode, rather than a wrong one.
+        assert_eq!(
+            exit_accounting_from_pb(&pb::ExitAccounting::default()),
+            None
+        );
     }
 }

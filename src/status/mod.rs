@@ -21,8 +21,9 @@ pub mod socket;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::exits::ListenerStats;
 use crate::proc::{CollectErrors, GroupByName};
-use crate::snapshot::NodeCpu;
+use crate::snapshot::{AccountingMode, NodeCpu};
 
 pub use crate::config::defaults::{
     DEFAULT_HEALTH_EXPORT_INTERVALS, ROOT_SOCKET_PATH, default_socket_path, default_socket_path_in,
@@ -143,6 +144,18 @@ impl ExportState {
     }
 }
 
+/// The exit accounting in force, as `procgroups status` shows it: the mode
+/// and why the better one is not (decided once at startup), with the exit
+/// listener's counters as of the last cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitAccountingState {
+    /// The mode, and why taskstats exit records are not used.
+    pub mode: AccountingMode,
+    /// The listener's counters; `None` outside the taskstats mode and
+    /// before the first cycle.
+    pub listener: Option<ListenerStats>,
+}
+
 /// How the group of a process was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -211,6 +224,8 @@ pub trait StatusProvider: Send + Sync + 'static {
     fn last_cycle(&self) -> Option<CycleInfo>;
     /// The export state.
     fn last_export(&self) -> ExportState;
+    /// The exit accounting in force.
+    fn exit_accounting(&self) -> ExitAccountingState;
     /// How the process `pid` is grouped now.
     fn explain(&self, pid: i32) -> PidExplanation;
 }

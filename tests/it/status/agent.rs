@@ -6,6 +6,8 @@
 //! refused with exit code 2, and a socket left by a killed agent is
 //! replaced; with export off (`OTEL_METRICS_EXPORTER=none`) health
 //! follows collection alone and status says that export is disabled.
+//! `status` names the exit accounting the startup log names, and with
+//! `--exit-accounting children` says why exit records are not used.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -86,6 +88,11 @@ fn setup(name: &str) -> Setup {
 }
 
 fn agent(s: &Setup, endpoint: &str) -> Agent {
+    agent_with(s, endpoint, &[])
+}
+
+/// [`agent`] with `extra` arguments.
+fn agent_with(s: &Setup, endpoint: &str, extra: &[&str]) -> Agent {
     let mut cmd = agent_command();
     cmd.arg("--config")
         .arg(&s.config)
@@ -99,8 +106,20 @@ fn agent(s: &Setup, endpoint: &str) -> Agent {
         .arg(&s.socket)
         .args(["--health-export-intervals", &EXPORT_INTERVALS.to_string()])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("RUST_LOG", "procgroups=info");
+        .env("RUST_LOG", "procgroups=info")
+        .args(extra);
     Agent::spawn(cmd)
+}
+
+/// The startup log line that names the exit accounting.
+const ACCOUNTING_LOG: &str = "exit accounting: ";
+
+/// The `exits:` line of a `status` table.
+fn exits_line(table: &str) -> &str {
+    table
+        .lines()
+        .find(|l| l.starts_with("exits:"))
+        .unwrap_or_else(|| panic!("no exits line:\n{table}"))
 }
 
 /// What the client commands said of one live agent over a workload with two
@@ -122,6 +141,8 @@ struct LiveStatus {
     explained: Output,
     /// `explain PID --output json` of a child.
     explained_child: Output,
+    /// The agent's log, once it has said which exit accounting it uses.
+    log: String,
 }
 
 /// The shared run, captured by whichever test reads it first.
@@ -139,7 +160,7 @@ fn capture_live_status() -> LiveStatus {
 
     let receiver = Receiver::start();
     let s = setup(&name);
-    let _agent = agent(&s, &receiver.endpoint());
+    let agent = agent(&s, &receiver.endpoint());
     let snapshot: Value = wait_until("the workload's group in `status`", || {
         let out = client(&s.socket, &["status", "--output", "json"]);
         if !out.status.success() {
@@ -148,7 +169,13 @@ fn capture_live_status() -> LiveStatus {
         let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
         (v["groups"][&name]["procs"] == 3).then_some(v)
     });
+    assert!(
+        agent.wait_for_log(ACCOUNTING_LOG, WAIT),
+        "no exit accounting in the log: {}",
+        agent.log()
+    );
     LiveStatus {
+        log: agent.log(),
         table: client(&s.socket, &["status"]),
         explained: client(&s.socket, &["explain", &workload.pid.to_string()]),
         explained_child: client(
@@ -187,6 +214,74 @@ fn status_shows_the_workload_group_with_its_children() {
         .find(|l| l.split_whitespace().next() == Some(name.as_str()))
         .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
     assert_eq!(row.split_whitespace().nth(1), Some("3"), "{table}");
+}
+
+#[test]
+fn status_names_the_exit_accounting_the_agent_started_with() {
+    let live = live();
+    let v = &live.snapshot["exit_accounting"];
+    let mode = v["mode"].as_str().unwrap_or_else(|| panic!("no mode: {v}"));
+    // As root this may be either: exit records also need the host's
+    // network namespace. Whichever it is, status and the log agree.
+    assert!(
+        live.log.contains(&format!("mode=\"{mode}\"")),
+        "status says {mode}; the log: {}",
+        live.log
+    );
+    let table = text(&live.table.stdout);
+    let line = exits_line(&table);
+    match mode {
+        "taskstats" => {
+            assert!(v["reason"].is_null(), "{v}");
+            // Every exit on the node is a record, from the first cycle on.
+            let listener = &v["listener"];
+            assert!(listener["records"].is_u64(), "{v}");
+            assert!(listener["malformed"].is_u64(), "{v}");
+            assert!(line.starts_with("exits:   taskstats (records "), "{table}");
+        }
+        "children" => {
+            let reason = v["reason"].as_str().unwrap_or_else(|| panic!("{v}"));
+            assert!(!reason.is_empty(), "{v}");
+            assert!(live.log.contains(reason), "{reason:?} not in {}", live.log);
+            assert!(v["listener"].is_null(), "{v}");
+            assert_eq!(
+                line,
+                format!("exits:   children (reaped-children totals); taskstats not used: {reason}")
+            );
+        }
+        other => panic!("unknown mode {other:?}: {v}"),
+    }
+}
+
+#[test]
+fn with_children_accounting_status_says_children_and_why() {
+    let name = unique_name("pgsc");
+    let s = setup(&name);
+    let receiver = Receiver::start();
+    let agent = agent_with(&s, &receiver.endpoint(), &["--exit-accounting", "children"]);
+    let v: Value = wait_until("the status service", || {
+        let out = client(&s.socket, &["status", "--output", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_str(&text(&out.stdout)).unwrap())
+    });
+    let reason = "exit_accounting is set to children";
+    assert_eq!(
+        v["exit_accounting"],
+        serde_json::json!({"mode": "children", "reason": reason, "listener": null}),
+        "{v}"
+    );
+    let out = client(&s.socket, &["status"]);
+    let table = text(&out.stdout);
+    assert_eq!(
+        exits_line(&table),
+        format!("exits:   children (reaped-children totals); taskstats not used: {reason}")
+    );
+    assert!(
+        agent.wait_for_log("mode=\"children\"", WAIT),
+        "{}",
+        agent.log()
+    );
 }
 
 #[test]

@@ -10,10 +10,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::support::procs::status_client;
+use procgroups::exits::ListenerStats;
 use procgroups::proc::{CollectErrors, Counts, Group, GroupByName, Memory, States, Threads};
+use procgroups::snapshot::{AccountingMode, ExitMode};
 use procgroups::status::{
-    CycleInfo, Decision, ExportState, HealthPolicy, PidExplanation, ProcessFacts, SocketError,
-    StatusProvider, StatusSocket,
+    CycleInfo, Decision, ExitAccountingState, ExportState, HealthPolicy, PidExplanation,
+    ProcessFacts, SocketError, StatusProvider, StatusSocket,
 };
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ struct State {
     groups: GroupByName,
     cycle: Option<CycleInfo>,
     export: Option<ExportState>,
+    accounting: ExitAccountingState,
     explanations: BTreeMap<i32, PidExplanation>,
 }
 
@@ -50,6 +53,9 @@ impl StatusProvider for FakeProvider {
             .export
             .clone()
             .unwrap_or_else(ExportState::disabled)
+    }
+    fn exit_accounting(&self) -> ExitAccountingState {
+        self.0.lock().unwrap().accounting.clone()
     }
     fn explain(&self, pid: i32) -> PidExplanation {
         self.0
@@ -195,6 +201,68 @@ fn healthy_provider() -> Arc<FakeProvider> {
         s.export = Some(e);
     });
     p
+}
+
+#[test]
+fn status_shows_the_exit_accounting_mode_with_its_counters_or_its_reason() {
+    let p = healthy_provider();
+    p.set(|s| {
+        s.accounting = ExitAccountingState {
+            mode: AccountingMode {
+                mode: ExitMode::Taskstats,
+                reason: None,
+            },
+            listener: Some(ListenerStats {
+                records: 1234,
+                overflows: 3,
+                outages: 1,
+                malformed: 2,
+            }),
+        };
+    });
+    let server = TestServer::start(p.clone());
+    let out = server.client(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("\nexits:   taskstats (records 1234, overflows 3, outages 1, malformed 2)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = server.client(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["exit_accounting"],
+        serde_json::json!({
+            "mode": "taskstats",
+            "reason": null,
+            "listener": {"records": 1234, "overflows": 3, "outages": 1, "malformed": 2},
+        })
+    );
+
+    let reason = "opening the taskstats socket: Operation not permitted";
+    p.set(|s| {
+        s.accounting = ExitAccountingState {
+            mode: AccountingMode {
+                mode: ExitMode::Children,
+                reason: Some(reason.into()),
+            },
+            listener: None,
+        };
+    });
+    let out = server.client(&["status"]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "\nexits:   children (reaped-children totals); taskstats not used: {reason}\n"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = server.client(&["status", "--output", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["exit_accounting"]["mode"], "children");
+    assert_eq!(v["exit_accounting"]["reason"], reason);
+    assert!(v["exit_accounting"]["listener"].is_null(), "{v}");
 }
 
 #[test]
