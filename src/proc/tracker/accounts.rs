@@ -18,6 +18,33 @@
 //!   counted only if that reaper is tracked; a reaper the rules ignore is
 //!   not read, so its children's work is not counted; and the kernel sums
 //!   no I/O or context switches of children.
+//!
+//! **Whose children totals.** What a tracked process counted is owed to
+//! the process that reaps it, which is its parent at its exit: not always
+//! the parent it was first seen under (which decides its group when it
+//! inherits one, and stays so). A process whose parent exits first is
+//! re-parented to init or the nearest subreaper (`systemd --user`,
+//! `containerd-shim`, `tini`): every job a shell left running, every
+//! daemon that double-forks. So each reading carries the parent `stat`
+//! names now, and a process owes its reaper as of its last reading. A
+//! quiet process (one that has not run since its last full reading, whose
+//! `stat` the source skips) repeats an earlier parent; when that parent
+//! leaves `/proc`, such a child's parent is read afresh from `stat` in the
+//! same cycle. An exit record names the parent at the exit itself, and
+//! overrides the last reading. What remains: in the unprivileged mode, a
+//! process re-parented *and* reaped between the same two listings (its
+//! parent and it exiting in one interval, or an adopted child that never
+//! ran until its exit while its old parent, unknown to the tracker, was not
+//! followed) still owes its old parent, who is gone: its new reaper counts
+//! what it counted a second time. Two similar leaks are not covered by
+//! following the parent: a tracked process that `exec`s into a program no
+//! rule takes is ignored from then on and owes nothing when it exits, so
+//! its reaper counts again what it counted while tracked; and a tracked
+//! process below an ignored one (a rule names the child, not the parent,
+//! with `children` off) owes that ignored parent, which is not read, so
+//! when it in turn is reaped by a tracked process the child's totals count
+//! again there (what a swept child owes is paid only to a tracked parent,
+//! and an ignored entry does not keep its own parent to pass it on to).
 //! - **Exit records** (the privileged mode, [`ProcExit`] from taskstats),
 //!   queued with [`Tracker::queue_exits`] and drained at the start of the
 //!   next cycle, before `/proc` is scanned. A record closes the account of
@@ -176,8 +203,12 @@ impl Tracker {
                 };
                 trace!(pid = e.pid, group = %t.group, "exit record closes a tracked process");
                 // Owed to its reaper, instead of its last sample, when
-                // it is swept.
+                // it is swept; the record names the parent it had at its
+                // exit, even one it got after its last reading.
                 t.record_tail = cpu_and_faults(&e.totals) + below;
+                if e.parent_pid > 0 {
+                    t.parent_pid = e.parent_pid;
+                }
                 self.closed.push((t.group.clone(), d));
             }
             Entry::Ignored => {
@@ -204,7 +235,14 @@ impl Tracker {
             return true;
         }
         let d = e.totals.since(&g.last);
-        let parent = g.parent_pid;
+        // Its parent at exit, which reaps it (the sweep owed its last
+        // sample to its parent at that reading: the same one unless it
+        // was re-parented in between).
+        let parent = if e.parent_pid > 0 {
+            e.parent_pid
+        } else {
+            g.parent_pid
+        };
         match &g.group {
             Some(group) => self.closed.push((group.clone(), d)),
             None if g.born_since_start => self.unattributed += d,
@@ -298,22 +336,30 @@ impl Tracker {
 
     /// Moves the entries this cycle did not list to the recently gone, and
     /// owes what a tracked one did to its tracked parent (children mode).
-    pub(super) fn sweep(&mut self, cycle: u64, first: SystemTime) {
-        let owed = self.move_unlisted(cycle, first);
+    pub(super) fn sweep<P: Proc>(&mut self, cycle: u64, first: SystemTime, procs: &mut [P]) {
+        let (owed, left) = self.move_unlisted(cycle, first);
         self.gone.retain(|_, g| g.cycle + GONE_CYCLES > cycle);
         self.pending
             .retain(|_, (_, at)| *at + PENDING_CYCLES > cycle);
         self.pay_owed(owed, cycle);
         if self.options.children_accounting {
+            if !left.is_empty() {
+                self.follow_adoptions(&left, procs, cycle);
+            }
             self.settle_children_growth();
         }
     }
 
     /// Moves the entries this cycle did not list to the recently gone, for
     /// late exit records; returns what each tracked one owes its parent
-    /// (children mode).
-    fn move_unlisted(&mut self, cycle: u64, first: SystemTime) -> Vec<(i32, Counts)> {
+    /// (children mode), and the pids that left.
+    fn move_unlisted(
+        &mut self,
+        cycle: u64,
+        first: SystemTime,
+    ) -> (Vec<(i32, Counts)>, HashSet<i32>) {
         let mut owed: Vec<(i32, Counts)> = Vec::new();
+        let mut left = HashSet::new();
         let children_accounting = self.options.children_accounting;
         let gone = &mut self.gone;
         self.entries.retain(|id, slot| {
@@ -323,9 +369,44 @@ impl Tracker {
             let (g, o) = leaving(*id, &slot.entry, (first, cycle), children_accounting);
             owed.extend(o);
             gone.insert(id.pid, g);
+            if children_accounting {
+                left.insert(id.pid);
+            }
             false
         });
-        owed
+        (owed, left)
+    }
+
+    /// The tracked processes listed in this cycle whose parent (as last
+    /// read) `left` `/proc` in it were re-parented when that parent
+    /// exited; a quiet one's reading repeated the old parent, so its
+    /// parent is read afresh (`stat` alone, once per re-parenting): the
+    /// reaper it will owe its totals to, should it exit before a full
+    /// reading.
+    fn follow_adoptions<P: Proc>(&mut self, left: &HashSet<i32>, procs: &mut [P], cycle: u64) {
+        for (id, slot) in &mut self.entries {
+            let Entry::Tracked(t) = &mut slot.entry else {
+                continue;
+            };
+            if slot.last_seen != cycle || !left.contains(&t.parent_pid) {
+                continue;
+            }
+            // The listing is in pid order on a procfs; not assumed.
+            let index = procs
+                .binary_search_by_key(&id.pid, |p| p.pid())
+                .ok()
+                .or_else(|| procs.iter().position(|p| p.pid() == id.pid));
+            let Some(proc) = index.and_then(|i| procs.get_mut(i)) else {
+                continue;
+            };
+            match proc.parent_pid() {
+                Ok(ppid) => {
+                    trace!(pid = id.pid, from = t.parent_pid, to = ppid, "re-parented");
+                    t.parent_pid = ppid;
+                }
+                Err(e) => trace!(pid = id.pid, error = %e, "parent not read after adoption"),
+            }
+        }
     }
 
     /// Adds to each tracked parent listed in this cycle what its swept

@@ -172,7 +172,11 @@ struct TrackedProc {
     last: Option<LastGauges>,
     /// comm when it was (last) named: a different one means an `exec`.
     name: Box<str>,
-    /// Its parent when first seen (whom it owes its totals when reaped).
+    /// Its parent as of its last reading (or its exit record): whom it owes
+    /// its totals when it leaves, since that parent reaps it. It starts as
+    /// the parent at first sight and follows a re-parenting (the parent
+    /// exited first, and init or a subreaper adopted it). Naming does not
+    /// look at it: inheritance takes the parent at first sight.
     parent_pid: i32,
     /// Its reaped-children totals as last read (children accounting).
     children_seen: Option<Counts>,
@@ -388,7 +392,7 @@ impl Tracker {
         }
 
         // Sweep: whatever this cycle did not list has exited.
-        self.sweep(cycle, first);
+        self.sweep(cycle, first, &mut procs);
         self.age_ignored(cycle);
         if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
             self.names.sweep();
