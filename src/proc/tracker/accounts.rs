@@ -18,33 +18,6 @@
 //!   counted only if that reaper is tracked; a reaper the rules ignore is
 //!   not read, so its children's work is not counted; and the kernel sums
 //!   no I/O or context switches of children.
-//!
-//! **Whose children totals.** What a tracked process counted is owed to
-//! the process that reaps it, which is its parent at its exit: not always
-//! the parent it was first seen under (which decides its group when it
-//! inherits one, and stays so). A process whose parent exits first is
-//! re-parented to init or the nearest subreaper (`systemd --user`,
-//! `containerd-shim`, `tini`): every job a shell left running, every
-//! daemon that double-forks. So each reading carries the parent `stat`
-//! names now, and a process owes its reaper as of its last reading. A
-//! quiet process (one that has not run since its last full reading, whose
-//! `stat` the source skips) repeats an earlier parent; when that parent
-//! leaves `/proc`, such a child's parent is read afresh from `stat` in the
-//! same cycle. An exit record names the parent at the exit itself, and
-//! overrides the last reading. What remains: in the unprivileged mode, a
-//! process re-parented *and* reaped between the same two listings (its
-//! parent and it exiting in one interval, or an adopted child that never
-//! ran until its exit while its old parent, unknown to the tracker, was not
-//! followed) still owes its old parent, who is gone: its new reaper counts
-//! what it counted a second time. Two similar leaks are not covered by
-//! following the parent: a tracked process that `exec`s into a program no
-//! rule takes is ignored from then on and owes nothing when it exits, so
-//! its reaper counts again what it counted while tracked; and a tracked
-//! process below an ignored one (a rule names the child, not the parent,
-//! with `children` off) owes that ignored parent, which is not read, so
-//! when it in turn is reaped by a tracked process the child's totals count
-//! again there (what a swept child owes is paid only to a tracked parent,
-//! and an ignored entry does not keep its own parent to pass it on to).
 //! - **Exit records** (the privileged mode, [`ProcExit`] from taskstats),
 //!   queued with [`Tracker::queue_exits`] and drained at the start of the
 //!   next cycle, before `/proc` is scanned. A record closes the account of
@@ -67,6 +40,34 @@
 //!   left: a child that a rule names, reaped after the cycle drained the
 //!   records but before its parent was read, is counted in both groups
 //!   until later children of that parent use up what is owed.
+//!
+//! **Whose children totals.** What a tracked process counted is owed to
+//! the process that reaps it, which is its parent at its exit: not always
+//! the parent it was first seen under (which decides its group when it
+//! inherits one, and stays so). A process whose parent exits first is
+//! re-parented to init or the nearest subreaper (`systemd --user`,
+//! `containerd-shim`, `tini`): every job a shell left running, every
+//! daemon that double-forks. So each reading carries the parent `stat`
+//! names now, and a process owes its reaper as of its last reading. A
+//! quiet process (one that has not run since its last full reading, whose
+//! `stat` the source skips) repeats an earlier parent; when that parent
+//! leaves `/proc`, such a child's parent is read afresh from `stat` in the
+//! same cycle. An exit record names the parent at the exit itself, and
+//! overrides the last reading. What remains, in the unprivileged mode: a
+//! process re-parented *and* reaped between the same two listings (its
+//! parent and it exiting in one interval), or a quiet one whose old parent
+//! the tracker did not remember (unnamed under `recheck`) and that exits
+//! before its next full reading, still owes its old parent, who is gone:
+//! its new reaper counts what it counted a second time. Two similar leaks
+//! are not covered by following the parent: a tracked process that
+//! `exec`s into a program no rule takes is ignored from then on and owes
+//! nothing when it exits, so
+//! its reaper counts again what it counted while tracked; and a tracked
+//! process below an ignored one (a rule names the child, not the parent,
+//! with `children` off) owes that ignored parent, which is not read, so
+//! when it in turn is reaped by a tracked process the child's totals count
+//! again there (what a swept child owes is paid only to a tracked parent,
+//! and an ignored entry does not keep its own parent to pass it on to).
 
 use super::*;
 
