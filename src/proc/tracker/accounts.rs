@@ -58,16 +58,17 @@
 //! parent and it exiting in one interval), or a quiet one whose old parent
 //! the tracker did not remember (unnamed under `recheck`) and that exits
 //! before its next full reading, still owes its old parent, who is gone:
-//! its new reaper counts what it counted a second time. Two similar leaks
-//! are not covered by following the parent: a tracked process that
-//! `exec`s into a program no rule takes is ignored from then on and owes
-//! nothing when it exits, so
-//! its reaper counts again what it counted while tracked; and a tracked
-//! process below an ignored one (a rule names the child, not the parent,
-//! with `children` off) owes that ignored parent, which is not read, so
-//! when it in turn is reaped by a tracked process the child's totals count
-//! again there (what a swept child owes is paid only to a tracked parent,
-//! and an ignored entry does not keep its own parent to pass it on to).
+//! its new reaper counts what it counted a second time. A tracked
+//! process that `exec`s into a program no rule takes (or that new rules
+//! leave out) is ignored from then on, and no longer read: what it counted
+//! while tracked is owed, when it leaves, to its parent at that moment
+//! (not followed further: adopted after it, it is counted again). One
+//! similar leak is not covered: a tracked process below an ignored one (a
+//! rule names the child, not the parent, with `children` off) owes that
+//! ignored parent, which is not read, so when it in turn is reaped by a
+//! tracked process the child's totals count again there (what a swept
+//! child owes is paid only to a tracked parent, and an ignored entry does
+//! not keep its own parent to pass it on to).
 
 use super::*;
 
@@ -214,6 +215,8 @@ impl Tracker {
             }
             Entry::Ignored => {
                 if e.start_time > first {
+                    // The record owes its reaper all of it.
+                    self.exec_debts.remove(&id);
                     self.unattributed += e.totals.as_delta();
                     self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
                 }
@@ -363,12 +366,16 @@ impl Tracker {
         let mut left = HashSet::new();
         let children_accounting = self.options.children_accounting;
         let gone = &mut self.gone;
+        let exec_debts = &mut self.exec_debts;
         self.entries.retain(|id, slot| {
             if slot.last_seen == cycle {
                 return true;
             }
             let (g, o) = leaving(*id, &slot.entry, (first, cycle), children_accounting);
             owed.extend(o);
+            if let Some(debt) = exec_debts.remove(id) {
+                owed.push(debt);
+            }
             gone.insert(id.pid, g);
             if children_accounting {
                 left.insert(id.pid);
@@ -448,6 +455,21 @@ impl Tracker {
     }
 }
 
+/// What the reaper of the tracked process `t`, last read as `last`, will
+/// find of it in its children totals that was already counted: its own
+/// CPU and faults (its exit record's when one closed it) and its children
+/// totals at its exit: what they held when last read, and what exit
+/// records counted below it since (still owed here, as it was never seen
+/// in them).
+pub(super) fn owed_at_exit(t: &TrackedProc, last: Counts) -> Counts {
+    let own = if t.closed {
+        t.record_tail
+    } else {
+        cpu_and_faults(&last)
+    };
+    own + t.children_seen.unwrap_or_default() + t.owed
+}
+
 /// What is remembered of the process `id` swept in `cycle`, and, for a
 /// tracked one in children mode, what it owes its parent: its own CPU and
 /// faults (its exit record's when one closed it) and its children totals,
@@ -463,18 +485,7 @@ fn leaving(
         Entry::Tracked(t) => {
             let last = t.reading.as_ref().map(|r| *r.counts()).unwrap_or_default();
             if children_accounting {
-                let own = if t.closed {
-                    t.record_tail
-                } else {
-                    cpu_and_faults(&last)
-                };
-                // Its reaper's children totals will hold its own totals
-                // and everything its children totals held at its exit:
-                // what they held when last read, and what exit records
-                // counted below it since (still owed here, as it was never
-                // seen in them).
-                let below = t.children_seen.unwrap_or_default() + t.owed;
-                owed = Some((t.parent_pid, own + below));
+                owed = Some((t.parent_pid, owed_at_exit(t, last)));
             }
             (
                 Some(t.group.clone()),

@@ -256,6 +256,10 @@ pub struct Tracker {
     /// Ignored processes first seen in the last few cycles, with that
     /// cycle: named again each cycle (see [`ignored`]).
     young_ignored: HashMap<ID, u64>,
+    /// Processes ignored since an `exec` into a program no rule takes
+    /// (children mode): their parent, and the CPU and faults they counted
+    /// while tracked, owed to that parent when they leave.
+    exec_debts: HashMap<ID, (i32, Counts)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -305,6 +309,7 @@ impl Tracker {
             gone: HashMap::new(),
             pending: HashMap::new(),
             young_ignored: HashMap::new(),
+            exec_debts: HashMap::new(),
         }
     }
 
@@ -399,6 +404,18 @@ impl Tracker {
         }
         let entries = &self.entries;
         self.pids.retain(|_, id| entries.contains_key(id));
+        if !self.exec_debts.is_empty() {
+            // A debt lives as long as its process stays ignored.
+            self.exec_debts.retain(|id, _| {
+                matches!(
+                    entries.get(id),
+                    Some(Slot {
+                        entry: Entry::Ignored,
+                        ..
+                    })
+                )
+            });
+        }
 
         source.recycle(procs);
         Ok(errors)

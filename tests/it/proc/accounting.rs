@@ -452,3 +452,26 @@ fn a_quiet_orphan_is_owed_to_its_new_parent_read_when_the_old_one_leaves() {
     // It then ran 3 s more, exited and shim reaped it.
     assert_eq!(all_groups(&mut gr, 3, vec![shim().children(cpu(6))]), 6.0);
 }
+
+#[test]
+fn what_a_process_counted_before_an_exec_into_no_rule_is_owed_to_its_reaper() {
+    // Each rule names its own process; children inherit nothing.
+    let options = TrackerOptions {
+        children_accounting: true,
+        ..TrackerOptions::default()
+    };
+    let mut gr = grouper(&["make", "sh"], options, false);
+    all_groups(&mut gr, 0, vec![]);
+    let make = || young(10, "make", 1);
+    let sh = || young(20, "sh", 2).parent(10);
+    assert_eq!(
+        all_groups(&mut gr, 1, vec![make(), sh().counts(cpu(2))]),
+        2.0
+    );
+    // It execs into a program no rule takes: ignored from now on.
+    let awk = sh().renamed("awk").counts(cpu(3));
+    assert_eq!(all_groups(&mut gr, 2, vec![make(), awk]), 3.0);
+    // It exits with 5 s in all and make reaps it: the 3 s counted in sh's
+    // group are not counted again in make's.
+    assert_eq!(all_groups(&mut gr, 3, vec![make().children(cpu(5))]), 5.0);
+}
