@@ -19,6 +19,14 @@
 //! of itself that burn 2 to 100 ms of CPU and exit), a few at a time, reaps
 //! them, and prints `children-cpu <seconds>`: the CPU they used, from its own
 //! `cutime` + `cstime`, the figure exit accounting must find.
+//!
+//! With `--orphans N` it is a subreaper (`PR_SET_CHILD_SUBREAPER`, as
+//! `systemd --user` or `containerd-shim` are) that, once ready and told on
+//! stdin, starts N intermediate children named `--orphan-parent-name`;
+//! each starts one busy child (`--child-name`, `--orphan-busy-ms` of CPU)
+//! and exits after `--orphan-after-ms`, before it, so the busy child is
+//! orphaned, adopted by this process and reaped here. It then prints
+//! `children-cpu <seconds>` as above: the CPU of both generations.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -108,6 +116,22 @@ struct Args {
     /// Short-lived children running at once.
     #[arg(long, default_value_t = 2)]
     short_children_parallel: usize,
+    /// Be a subreaper; after `ready` and a line on stdin, run this many
+    /// intermediate children whose busy children are orphaned and adopted
+    /// here, reap them all, then print `children-cpu <seconds>`.
+    #[arg(long, default_value_t = 0)]
+    orphans: usize,
+    /// With --orphans: comm of the intermediate children.
+    #[arg(long, default_value = "pgorphanparent")]
+    orphan_parent_name: String,
+    /// CPU each orphaned child burns, in ms.
+    #[arg(long, default_value_t = 600)]
+    orphan_busy_ms: u64,
+    /// Be an intermediate child: start one child burning --orphan-busy-ms
+    /// of CPU, named --child-name, and exit this many ms later without
+    /// waiting for it (0: not an intermediate).
+    #[arg(long, default_value_t = 0)]
+    orphan_after_ms: u64,
 }
 
 /// How a thread spends its time once the process is ready.
@@ -125,6 +149,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.churn > 0 {
         return supervise(&args);
+    }
+    if args.orphan_after_ms > 0 {
+        return leave_an_orphan(&args);
+    }
+    if args.orphans > 0 {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .context("becoming a child subreaper")?;
     }
     let comm = CString::new(args.name.as_bytes()).context("--name contains a NUL byte")?;
     rustix::thread::set_name(&comm).context("setting comm")?;
@@ -158,6 +189,9 @@ fn main() -> Result<()> {
 
     if args.short_children > 0 {
         short_children(&args, &me)?;
+    }
+    if args.orphans > 0 {
+        adopt_orphans(&args, &me)?;
     }
     live(&args, period);
 
@@ -255,6 +289,79 @@ fn short_children(args: &Args, me: &std::path::Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "children-cpu {cpu:.3}")?;
     out.flush()?;
+    Ok(())
+}
+
+/// Starts `--orphans` intermediate children, two at a time, and reaps
+/// every process that ends below this one (the intermediates and the
+/// orphans they leave, adopted here) until none is left; prints the CPU
+/// they all used, from this process's children totals.
+fn adopt_orphans(args: &Args, me: &std::path::Path) -> Result<()> {
+    use rustix::process::{WaitOptions, wait};
+    let mut go = String::new();
+    std::io::stdin()
+        .read_line(&mut go)
+        .context("waiting for the go line")?;
+    let before = children_cpu()?;
+    let mut alive = 0usize;
+    for _ in 0..args.orphans {
+        while alive >= 4 {
+            match wait(WaitOptions::empty()) {
+                Ok(Some(_)) => alive -= 1,
+                Ok(None) | Err(rustix::io::Errno::CHILD) => alive = 0,
+                Err(e) => return Err(e).context("reaping below the subreaper"),
+            }
+        }
+        // The intermediate is reaped through `wait` below, with its orphan.
+        drop(
+            Command::new(me)
+                .arg("--name")
+                .arg(&args.orphan_parent_name)
+                .arg("--child-name")
+                .arg(&args.child_name)
+                .arg("--orphan-busy-ms")
+                .arg(args.orphan_busy_ms.to_string())
+                .arg("--orphan-after-ms")
+                .arg((args.orphan_busy_ms / 2).max(1).to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting an intermediate child")?,
+        );
+        alive += 2;
+    }
+    loop {
+        match wait(WaitOptions::empty()) {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(rustix::io::Errno::CHILD) => break,
+            Err(e) => return Err(e).context("reaping below the subreaper"),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "children-cpu {:.3}", children_cpu()? - before)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// An intermediate child: starts one busy child and exits before it,
+/// without waiting for it, so that it is orphaned.
+fn leave_an_orphan(args: &Args) -> Result<()> {
+    let comm = CString::new(args.name.as_bytes()).context("--name contains a NUL byte")?;
+    rustix::thread::set_name(&comm).context("setting comm")?;
+    let me = std::env::current_exe().context("finding own executable")?;
+    drop(
+        Command::new(me)
+            .arg("--name")
+            .arg(&args.child_name)
+            .arg("--busy-ms")
+            .arg(args.orphan_busy_ms.to_string())
+            .args(["--ignore-stdin", "--lifetime-ms", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the child to orphan")?,
+    );
+    std::thread::sleep(Duration::from_millis(args.orphan_after_ms));
     Ok(())
 }
 

@@ -288,6 +288,12 @@ pub struct Metrics {
     /// reaped (`cutime`, `cstime`, `cminflt`, `cmajflt` of `stat`): CPU
     /// and faults only; the other fields are zero. Totals since it started.
     pub children: Counts,
+    /// Field 4 of `stat`: its parent now, which changes when the parent
+    /// exits first (the process is re-parented to init or the nearest
+    /// subreaper, who will reap it). A reading that skipped `stat` (a
+    /// quiet process, see [`FsSource`](super::FsSource)) repeats the value
+    /// of the last one that read it.
+    pub parent_pid: i32,
 }
 
 /// A process whose exit the kernel reported (taskstats): who it was and

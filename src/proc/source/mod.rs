@@ -50,6 +50,14 @@ pub trait Proc {
     fn comm(&self) -> Option<&str> {
         None
     }
+    /// The parent now (field 4 of `stat`), read afresh when this cycle
+    /// has not read `stat` yet. The tracker asks only for a tracked
+    /// process whose parent left `/proc` in this cycle: it was re-parented,
+    /// and a [`Proc::metrics`] that skipped `stat` (a quiet process)
+    /// repeated the parent it had before. The default names it again.
+    fn parent_pid(&mut self) -> Result<i32, ProcError> {
+        self.static_info().map(|s| s.parent_pid)
+    }
 }
 
 /// A source of processes: all processes present at this moment.

@@ -96,6 +96,16 @@ impl IDInfo {
     /// The same process with this parent pid.
     pub fn parent(mut self, ppid: i32) -> Self {
         self.static_info.parent_pid = ppid;
+        self.metrics.parent_pid = ppid;
+        self
+    }
+
+    /// The same process with its metrics still naming `ppid` as its
+    /// parent, as a reading that skipped `stat` repeats the parent of an
+    /// earlier one, while `stat` (its static attributes) names the one
+    /// set by [`IDInfo::parent`] (called before this).
+    pub fn stale_parent(mut self, ppid: i32) -> Self {
+        self.metrics.parent_pid = ppid;
         self
     }
 

@@ -40,6 +40,35 @@
 //!   left: a child that a rule names, reaped after the cycle drained the
 //!   records but before its parent was read, is counted in both groups
 //!   until later children of that parent use up what is owed.
+//!
+//! **Whose children totals.** What a tracked process counted is owed to
+//! the process that reaps it, which is its parent at its exit: not always
+//! the parent it was first seen under (which decides its group when it
+//! inherits one, and stays so). A process whose parent exits first is
+//! re-parented to init or the nearest subreaper (`systemd --user`,
+//! `containerd-shim`, `tini`): every job a shell left running, every
+//! daemon that double-forks. So each reading carries the parent `stat`
+//! names now, and a process owes its reaper as of its last reading. A
+//! quiet process (one that has not run since its last full reading, whose
+//! `stat` the source skips) repeats an earlier parent; when that parent
+//! leaves `/proc`, such a child's parent is read afresh from `stat` in the
+//! same cycle. An exit record names the parent at the exit itself, and
+//! overrides the last reading. What remains, in the unprivileged mode: a
+//! process re-parented *and* reaped between the same two listings (its
+//! parent and it exiting in one interval), or a quiet one whose old parent
+//! the tracker did not remember (unnamed under `recheck`) and that exits
+//! before its next full reading, still owes its old parent, who is gone:
+//! its new reaper counts what it counted a second time. A tracked
+//! process that `exec`s into a program no rule takes (or that new rules
+//! leave out) is ignored from then on, and no longer read: what it counted
+//! while tracked is owed, when it leaves, to its parent at that moment
+//! (not followed further: adopted after it, it is counted again). One
+//! similar leak is not covered: a tracked process below an ignored one (a
+//! rule names the child, not the parent, with `children` off) owes that
+//! ignored parent, which is not read, so when it in turn is reaped by a
+//! tracked process the child's totals count again there (what a swept
+//! child owes is paid only to a tracked parent, and an ignored entry does
+//! not keep its own parent to pass it on to).
 
 use super::*;
 
@@ -176,12 +205,18 @@ impl Tracker {
                 };
                 trace!(pid = e.pid, group = %t.group, "exit record closes a tracked process");
                 // Owed to its reaper, instead of its last sample, when
-                // it is swept.
+                // it is swept; the record names the parent it had at its
+                // exit, even one it got after its last reading.
                 t.record_tail = cpu_and_faults(&e.totals) + below;
+                if e.parent_pid > 0 {
+                    t.parent_pid = e.parent_pid;
+                }
                 self.closed.push((t.group.clone(), d));
             }
             Entry::Ignored => {
                 if e.start_time > first {
+                    // The record owes its reaper all of it.
+                    self.exec_debts.remove(&id);
                     self.unattributed += e.totals.as_delta();
                     self.owe(e.parent_pid, cpu_and_faults(&e.totals) + below);
                 }
@@ -204,7 +239,14 @@ impl Tracker {
             return true;
         }
         let d = e.totals.since(&g.last);
-        let parent = g.parent_pid;
+        // Its parent at exit, which reaps it (the sweep owed its last
+        // sample to its parent at that reading: the same one unless it
+        // was re-parented in between).
+        let parent = if e.parent_pid > 0 {
+            e.parent_pid
+        } else {
+            g.parent_pid
+        };
         match &g.group {
             Some(group) => self.closed.push((group.clone(), d)),
             None if g.born_since_start => self.unattributed += d,
@@ -298,34 +340,81 @@ impl Tracker {
 
     /// Moves the entries this cycle did not list to the recently gone, and
     /// owes what a tracked one did to its tracked parent (children mode).
-    pub(super) fn sweep(&mut self, cycle: u64, first: SystemTime) {
-        let owed = self.move_unlisted(cycle, first);
+    pub(super) fn sweep<P: Proc>(&mut self, cycle: u64, first: SystemTime, procs: &mut [P]) {
+        let (owed, left) = self.move_unlisted(cycle, first);
         self.gone.retain(|_, g| g.cycle + GONE_CYCLES > cycle);
         self.pending
             .retain(|_, (_, at)| *at + PENDING_CYCLES > cycle);
         self.pay_owed(owed, cycle);
         if self.options.children_accounting {
+            if !left.is_empty() {
+                self.follow_adoptions(&left, procs, cycle);
+            }
             self.settle_children_growth();
         }
     }
 
     /// Moves the entries this cycle did not list to the recently gone, for
     /// late exit records; returns what each tracked one owes its parent
-    /// (children mode).
-    fn move_unlisted(&mut self, cycle: u64, first: SystemTime) -> Vec<(i32, Counts)> {
+    /// (children mode), and the pids that left.
+    fn move_unlisted(
+        &mut self,
+        cycle: u64,
+        first: SystemTime,
+    ) -> (Vec<(i32, Counts)>, HashSet<i32>) {
         let mut owed: Vec<(i32, Counts)> = Vec::new();
+        let mut left = HashSet::new();
         let children_accounting = self.options.children_accounting;
         let gone = &mut self.gone;
+        let exec_debts = &mut self.exec_debts;
         self.entries.retain(|id, slot| {
             if slot.last_seen == cycle {
                 return true;
             }
             let (g, o) = leaving(*id, &slot.entry, (first, cycle), children_accounting);
             owed.extend(o);
+            if let Some(debt) = exec_debts.remove(id) {
+                owed.push(debt);
+            }
             gone.insert(id.pid, g);
+            if children_accounting {
+                left.insert(id.pid);
+            }
             false
         });
-        owed
+        (owed, left)
+    }
+
+    /// The tracked processes listed in this cycle whose parent (as last
+    /// read) `left` `/proc` in it were re-parented when that parent
+    /// exited; a quiet one's reading repeated the old parent, so its
+    /// parent is read afresh (`stat` alone, once per re-parenting): the
+    /// reaper it will owe its totals to, should it exit before a full
+    /// reading.
+    fn follow_adoptions<P: Proc>(&mut self, left: &HashSet<i32>, procs: &mut [P], cycle: u64) {
+        for (id, slot) in &mut self.entries {
+            let Entry::Tracked(t) = &mut slot.entry else {
+                continue;
+            };
+            if slot.last_seen != cycle || !left.contains(&t.parent_pid) {
+                continue;
+            }
+            // The listing is in pid order on a procfs; not assumed.
+            let index = procs
+                .binary_search_by_key(&id.pid, |p| p.pid())
+                .ok()
+                .or_else(|| procs.iter().position(|p| p.pid() == id.pid));
+            let Some(proc) = index.and_then(|i| procs.get_mut(i)) else {
+                continue;
+            };
+            match proc.parent_pid() {
+                Ok(ppid) => {
+                    trace!(pid = id.pid, from = t.parent_pid, to = ppid, "re-parented");
+                    t.parent_pid = ppid;
+                }
+                Err(e) => trace!(pid = id.pid, error = %e, "parent not read after adoption"),
+            }
+        }
     }
 
     /// Adds to each tracked parent listed in this cycle what its swept
@@ -366,6 +455,21 @@ impl Tracker {
     }
 }
 
+/// What the reaper of the tracked process `t`, last read as `last`, will
+/// find of it in its children totals that was already counted: its own
+/// CPU and faults (its exit record's when one closed it) and its children
+/// totals at its exit: what they held when last read, and what exit
+/// records counted below it since (still owed here, as it was never seen
+/// in them).
+pub(super) fn owed_at_exit(t: &TrackedProc, last: Counts) -> Counts {
+    let own = if t.closed {
+        t.record_tail
+    } else {
+        cpu_and_faults(&last)
+    };
+    own + t.children_seen.unwrap_or_default() + t.owed
+}
+
 /// What is remembered of the process `id` swept in `cycle`, and, for a
 /// tracked one in children mode, what it owes its parent: its own CPU and
 /// faults (its exit record's when one closed it) and its children totals,
@@ -381,18 +485,7 @@ fn leaving(
         Entry::Tracked(t) => {
             let last = t.reading.as_ref().map(|r| *r.counts()).unwrap_or_default();
             if children_accounting {
-                let own = if t.closed {
-                    t.record_tail
-                } else {
-                    cpu_and_faults(&last)
-                };
-                // Its reaper's children totals will hold its own totals
-                // and everything its children totals held at its exit:
-                // what they held when last read, and what exit records
-                // counted below it since (still owed here, as it was never
-                // seen in them).
-                let below = t.children_seen.unwrap_or_default() + t.owed;
-                owed = Some((t.parent_pid, own + below));
+                owed = Some((t.parent_pid, owed_at_exit(t, last)));
             }
             (
                 Some(t.group.clone()),

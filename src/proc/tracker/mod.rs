@@ -172,7 +172,11 @@ struct TrackedProc {
     last: Option<LastGauges>,
     /// comm when it was (last) named: a different one means an `exec`.
     name: Box<str>,
-    /// Its parent when first seen (whom it owes its totals when reaped).
+    /// Its parent as of its last reading (or its exit record): whom it owes
+    /// its totals when it leaves, since that parent reaps it. It starts as
+    /// the parent at first sight and follows a re-parenting (the parent
+    /// exited first, and init or a subreaper adopted it). Naming does not
+    /// look at it: inheritance takes the parent at first sight.
     parent_pid: i32,
     /// Its reaped-children totals as last read (children accounting).
     children_seen: Option<Counts>,
@@ -252,6 +256,10 @@ pub struct Tracker {
     /// Ignored processes first seen in the last few cycles, with that
     /// cycle: named again each cycle (see [`ignored`]).
     young_ignored: HashMap<ID, u64>,
+    /// Processes ignored since an `exec` into a program no rule takes
+    /// (children mode): their parent, and the CPU and faults they counted
+    /// while tracked, owed to that parent when they leave.
+    exec_debts: HashMap<ID, (i32, Counts)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -301,6 +309,7 @@ impl Tracker {
             gone: HashMap::new(),
             pending: HashMap::new(),
             young_ignored: HashMap::new(),
+            exec_debts: HashMap::new(),
         }
     }
 
@@ -388,13 +397,25 @@ impl Tracker {
         }
 
         // Sweep: whatever this cycle did not list has exited.
-        self.sweep(cycle, first);
+        self.sweep(cycle, first, &mut procs);
         self.age_ignored(cycle);
         if cycle.is_multiple_of(NAMES_SWEEP_CYCLES) {
             self.names.sweep();
         }
         let entries = &self.entries;
         self.pids.retain(|_, id| entries.contains_key(id));
+        if !self.exec_debts.is_empty() {
+            // A debt lives as long as its process stays ignored.
+            self.exec_debts.retain(|id, _| {
+                matches!(
+                    entries.get(id),
+                    Some(Slot {
+                        entry: Entry::Ignored,
+                        ..
+                    })
+                )
+            });
+        }
 
         source.recycle(procs);
         Ok(errors)

@@ -158,6 +158,8 @@ fn observe_metrics<P: Proc>(
     if ctx.options.children_accounting {
         note_children_growth(t, metrics.children, born_since_start);
     }
+    // Its reaper, should it exit before the next reading.
+    t.parent_pid = metrics.parent_pid;
     let (states, wchans, thread_updates) = fold_tasks(
         t,
         thread_read,

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use super::observe::{Ctx, first_sight};
 use tracing::{debug, trace};
 
+use super::accounts::owed_at_exit;
 use super::{Entry, HISTORY, MatchReason, Rename, TrackedProc, Tracker};
 use crate::proc::names::Names;
 use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Update};
@@ -62,6 +63,11 @@ impl Tracker {
             (Entry::Tracked(t), named) => {
                 let children = self.options.children;
                 if !regroup(t, named.as_deref(), parent_group, children, &mut self.names) {
+                    if self.options.children_accounting {
+                        let last = t.reading.map(|r| *r.counts()).unwrap_or_default();
+                        let debt = owed_at_exit(t, last);
+                        self.exec_debts.insert(id, (t.parent_pid, debt));
+                    }
                     slot.entry = Entry::Ignored;
                 }
                 false
@@ -141,7 +147,16 @@ impl Tracker {
                 }
                 t.history.push(rename);
             }
-            None => slot.entry = Entry::Ignored,
+            None => {
+                if self.options.children_accounting {
+                    // Its reaper's children totals will hold what it
+                    // counted while tracked.
+                    let last = t.reading.map(|r| *r.counts()).unwrap_or_default();
+                    let debt = owed_at_exit(t, last);
+                    self.exec_debts.insert(id, (t.parent_pid, debt));
+                }
+                slot.entry = Entry::Ignored;
+            }
         }
     }
 

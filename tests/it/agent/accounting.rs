@@ -425,3 +425,79 @@ fn an_ignored_process_that_execs_into_a_program_a_rule_takes_is_found() {
     agent.terminate();
     drop(proc);
 }
+
+#[test]
+fn orphans_adopted_by_a_tracked_subreaper_count_once_in_the_children_mode() {
+    // A subreaper (as systemd --user or containerd-shim are) whose
+    // children each start a busy child and exit before it: the busy
+    // children, tracked through their first parent, are adopted and
+    // reaped by the subreaper, whose children totals then hold them.
+    let name = unique_name("pgsr");
+    let mid = unique_name("pgsm");
+    let child = unique_name("pgso");
+    let mut reaper = Workload::spawn(&[
+        "--name",
+        &name,
+        "--orphans",
+        "6",
+        "--orphan-parent-name",
+        &mid,
+        "--child-name",
+        &child,
+        "--orphan-busy-ms",
+        "1000",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("status.sock");
+    let mut cmd = agent_command();
+    cmd.args(["--procnames", &name])
+        .args(["--interval", "200ms", "--threads", "false"])
+        .args(["--exit-accounting", "children"])
+        .arg("--status-socket")
+        .arg(&socket)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("RUST_LOG", "procgroups=info");
+    let agent = crate::support::procs::Agent::spawn(cmd);
+    wait_for("the subreaper's group", || {
+        let v = status(&socket)?;
+        (v["groups"][&name]["procs"] == 1).then_some(())
+    });
+    // A start time is known to a second (the boot time is whole seconds):
+    // children born within a second of the agent's first cycle could be
+    // taken as older than it, and their past not counted.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    reaper.send_line("go");
+    let line = reaper.read_line();
+    let children_cpu: f64 = line
+        .strip_prefix("children-cpu ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("workload said {line:?}"));
+    // The last reap is settled in the next cycle: wait for two more.
+    let reaped_at = wait_for("a cycle", || status(&socket))["cycle"]["count"]
+        .as_u64()
+        .unwrap();
+    let v = wait_for("two more cycles", || {
+        let v = status(&socket)?;
+        (v["cycle"]["count"].as_u64()? >= reaped_at + 2).then_some(v)
+    });
+    // The group also holds the subreaper's own CPU: all of it is taken
+    // off (its CPU before the agent started was never counted).
+    let found = cpu_of(&v, &name) - own_cpu(reaper.pid);
+    reaper.stop();
+    agent.terminate();
+    assert!(
+        children_cpu > 1.0,
+        "the children used only {children_cpu} s"
+    );
+    let share = found / children_cpu;
+    eprintln!(
+        "children mode, orphans adopted by a subreaper: {:.1} % of their CPU",
+        share * 100.0
+    );
+    assert!(
+        (0.95..1.10).contains(&share),
+        "found {found:.3} s of the {children_cpu:.3} s the orphans and their parents used\n{}",
+        agent.log()
+    );
+}

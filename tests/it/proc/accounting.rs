@@ -377,3 +377,101 @@ fn with_recheck_an_unmatched_process_is_named_again_every_cycle_as_before() {
     run(&mut gr, 1, vec![p(4, "sh").renamed("java")], "java");
     assert_eq!(gr.tracker().group_of(4), Some("java"));
 }
+
+/// The sum of the CPU (user) of every group.
+fn all_groups(gr: &mut Grouper, n: u64, procs: Vec<IDInfo>) -> f64 {
+    let mut src = ScriptedSource::new(vec![procs]);
+    let (_, groups) = gr.update(&mut src, cycle_time(n)).unwrap();
+    groups.values().map(|g| g.counts.cpu_user_time).sum()
+}
+
+#[test]
+fn an_orphan_is_owed_to_the_subreaper_that_adopted_and_reaped_it() {
+    // shim (a subreaper) -> sh -> worker, the worker tracked through sh.
+    let mut gr = grouper(&["shim", "sh"], children_mode(), false);
+    all_groups(&mut gr, 0, vec![]);
+    let shim = || young(10, "shim", 1);
+    let sh = young(20, "sh", 2).parent(10).counts(cpu(1));
+    let worker = || young(30, "worker", 3);
+    let cycle1 = vec![shim(), sh, worker().parent(20).counts(cpu(2))];
+    assert_eq!(all_groups(&mut gr, 1, cycle1), 3.0);
+    // sh exited first and shim reaped it (1 s); the worker, adopted by
+    // shim, ran 2 s more.
+    let cycle2 = vec![shim().children(cpu(1)), worker().parent(10).counts(cpu(4))];
+    assert_eq!(all_groups(&mut gr, 2, cycle2), 5.0);
+    // The worker exited with 5 s in all and shim reaped it: only its last
+    // second is new, in shim's group.
+    assert_eq!(all_groups(&mut gr, 3, vec![shim().children(cpu(6))]), 6.0);
+    let groups = gr
+        .update(
+            &mut ScriptedSource::new(vec![vec![shim().children(cpu(6))]]),
+            cycle_time(4),
+        )
+        .unwrap()
+        .1;
+    assert_eq!(groups["sh"].counts.cpu_user_time, 5.0);
+    assert_eq!(groups["shim"].counts.cpu_user_time, 1.0);
+}
+
+#[test]
+fn an_orphan_adopted_after_its_last_reading_is_owed_to_the_parent_its_record_names() {
+    let mut gr = grouper(&["shim", "sh"], exit_mode(), false);
+    all_groups(&mut gr, 0, vec![]);
+    let shim = || young(10, "shim", 1);
+    let sh = young(20, "sh", 2).parent(10).counts(cpu(1));
+    let worker = young(30, "worker", 3).parent(20).counts(cpu(2));
+    assert_eq!(all_groups(&mut gr, 1, vec![shim(), sh, worker]), 3.0);
+    // Between two cycles sh exited, shim adopted the worker, the worker
+    // exited (5 s in all) and shim reaped both: the records say so.
+    gr.tracker_mut().queue_exits([
+        exit(20, "sh", T0 + 2, 10, cpu(1)),
+        exit(30, "worker", T0 + 3, 10, cpu(5)),
+    ]);
+    assert_eq!(all_groups(&mut gr, 2, vec![shim().children(cpu(6))]), 6.0);
+    assert_eq!(all_groups(&mut gr, 3, vec![shim().children(cpu(6))]), 6.0);
+}
+
+#[test]
+fn a_quiet_orphan_is_owed_to_its_new_parent_read_when_the_old_one_leaves() {
+    let mut gr = grouper(&["shim", "sh"], children_mode(), false);
+    all_groups(&mut gr, 0, vec![]);
+    let shim = || young(10, "shim", 1);
+    let sh = young(20, "sh", 2).parent(10).counts(cpu(1));
+    let worker = || young(30, "worker", 3).counts(cpu(2));
+    assert_eq!(
+        all_groups(&mut gr, 1, vec![shim(), sh, worker().parent(20)]),
+        3.0
+    );
+    // sh exited and shim reaped it; the worker, adopted by shim, did not
+    // run: its reading skipped `stat` and still names sh.
+    let quiet = worker().parent(10).stale_parent(20);
+    assert_eq!(
+        all_groups(&mut gr, 2, vec![shim().children(cpu(1)), quiet]),
+        3.0
+    );
+    // It then ran 3 s more, exited and shim reaped it.
+    assert_eq!(all_groups(&mut gr, 3, vec![shim().children(cpu(6))]), 6.0);
+}
+
+#[test]
+fn what_a_process_counted_before_an_exec_into_no_rule_is_owed_to_its_reaper() {
+    // Each rule names its own process; children inherit nothing.
+    let options = TrackerOptions {
+        children_accounting: true,
+        ..TrackerOptions::default()
+    };
+    let mut gr = grouper(&["make", "sh"], options, false);
+    all_groups(&mut gr, 0, vec![]);
+    let make = || young(10, "make", 1);
+    let sh = || young(20, "sh", 2).parent(10);
+    assert_eq!(
+        all_groups(&mut gr, 1, vec![make(), sh().counts(cpu(2))]),
+        2.0
+    );
+    // It execs into a program no rule takes: ignored from now on.
+    let awk = sh().renamed("awk").counts(cpu(3));
+    assert_eq!(all_groups(&mut gr, 2, vec![make(), awk]), 3.0);
+    // It exits with 5 s in all and make reaps it: the 3 s counted in sh's
+    // group are not counted again in make's.
+    assert_eq!(all_groups(&mut gr, 3, vec![make().children(cpu(5))]), 5.0);
+}

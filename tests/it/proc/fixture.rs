@@ -216,6 +216,7 @@ fn read_fixture_process_exporter_14804() {
             },
             io_known: true,
             children: Counts::default(),
+            parent_pid: 10884,
             memory: Memory {
                 resident_bytes: 8065024,
                 virtual_bytes: 17174528,
@@ -304,6 +305,7 @@ fn multi_threaded_metrics() -> Metrics {
         },
         io_known: true,
         children: Counts::default(),
+        parent_pid: 1,
         memory: Memory {
             resident_bytes: 2560 * 4096,
             virtual_bytes: 104857600,
@@ -454,6 +456,7 @@ fn zombie() {
         },
         io_known: true,
         children: Counts::default(),
+        parent_pid: 2000,
         memory: Memory::default(),
         filedesc: Filedesc {
             open: Some(0),
@@ -505,6 +508,7 @@ fn kernel_thread() {
         },
         io_known: true,
         children: Counts::default(),
+        parent_pid: 2,
         memory: Memory::default(),
         filedesc: Filedesc {
             open: Some(0),
@@ -565,6 +569,7 @@ fn comm_with_parentheses_sd_pam() {
             },
             io_known: true,
             children: Counts::default(),
+            parent_pid: 1233,
             memory: Memory {
                 resident_bytes: 1024 * 4096,
                 virtual_bytes: 21004288,
@@ -609,6 +614,7 @@ fn comm_with_a_closing_parenthesis_and_smaps_without_rollup() {
         },
         io_known: true,
         children: Counts::default(),
+        parent_pid: 1,
         memory: Memory {
             resident_bytes: 300 * 4096,
             virtual_bytes: 8192000,

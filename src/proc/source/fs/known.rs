@@ -216,6 +216,10 @@ pub(super) struct KeptStat {
     pub cmajflt: u64,
     pub cutime: u64,
     pub cstime: u64,
+    /// The parent at that reading. It can change while the process is
+    /// quiet (its parent exits), so a quiet reading may repeat a parent
+    /// that is gone; the next full reading corrects it.
+    pub ppid: i32,
 }
 
 impl KeptStat {
@@ -232,6 +236,7 @@ impl KeptStat {
             cmajflt: s.cmajflt,
             cutime: s.cutime,
             cstime: s.cstime,
+            ppid: s.ppid,
         }
     }
 
@@ -254,6 +259,7 @@ impl KeptStat {
             cutime: self.cutime,
             cstime: self.cstime,
             num_threads: u64::from(self.num_threads),
+            ppid: self.ppid,
             ..StatFields::default()
         }
     }

@@ -266,6 +266,7 @@ impl FsProc {
             wchan: full.wchan.as_deref().unwrap_or_default().to_string(),
             soft_errors: soft,
             children: process::children(&facts, &stat),
+            parent_pid: stat.ppid,
         })
     }
 
@@ -329,6 +330,7 @@ impl FsProc {
             wchan,
             soft_errors: soft,
             children: process::children(&facts, &stat),
+            parent_pid: stat.ppid,
         })
     }
 }

@@ -172,6 +172,11 @@ impl Proc for FsProc {
         self.task_list(true)
     }
 
+    /// `stat` only (kept for the rest of the cycle).
+    fn parent_pid(&mut self) -> Result<i32, ProcError> {
+        self.stat().map(|s| s.ppid)
+    }
+
     /// The comm of the `stat` read this cycle, if it was read.
     fn comm(&self) -> Option<&str> {
         self.now
