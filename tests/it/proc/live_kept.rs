@@ -4,7 +4,7 @@
 //! left, the same readings through files opened every cycle.
 //!
 //! What is kept is seen from outside, as the kernel shows it: the links in
-//! `/proc/self/fd` that name a workload's `schedstat`, `stat` or `fd`
+//! `/proc/self/fd` that name a workload's `schedstat`, `stat`, `io` or `fd`
 //! (its descriptor directory, kept path-only outside the budget of files). Tests run
 //! in parallel in this process, so only the links to their own workloads'
 //! files are counted.
@@ -80,16 +80,17 @@ fn kept_files_stay_within_the_budget() {
         assert_eq!(open_files_of(pa), ["fd", "schedstat"]);
         assert_eq!(open_files_of(pb), ["fd"]);
     }
-    // A budget that covers two files per listed process keeps `stat` too.
+    // A budget that covers three files per listed process keeps `stat`
+    // and `io` too.
     let mut roomy = source(100_000);
     cycle(&mut roomy, &[pa, pb]);
     cycle(&mut roomy, &[pa, pb]);
-    assert_eq!(roomy.read_stats().kept_files, 4);
+    assert_eq!(roomy.read_stats().kept_files, 6);
     assert_eq!(
         open_files_of(pa),
-        ["fd", "fd", "schedstat", "schedstat", "stat"]
+        ["fd", "fd", "io", "schedstat", "schedstat", "stat"]
     );
-    assert_eq!(open_files_of(pb), ["fd", "fd", "schedstat", "stat"]);
+    assert_eq!(open_files_of(pb), ["fd", "fd", "io", "schedstat", "stat"]);
     drop((src, roomy));
     assert!(open_files_of(pa).is_empty());
     stop(a);
@@ -102,7 +103,7 @@ fn a_kept_file_is_closed_when_its_process_exits() {
     let mut src = source(100_000);
     cycle(&mut src, &[pid]);
     cycle(&mut src, &[pid]);
-    assert_eq!(open_files_of(pid), ["fd", "schedstat", "stat"]);
+    assert_eq!(open_files_of(pid), ["fd", "io", "schedstat", "stat"]);
     stop(child);
     assert!(cycle(&mut src, &[pid]).is_empty());
     assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
@@ -124,7 +125,7 @@ fn a_process_read_through_kept_files_reads_as_without_them() {
         assert_eq!(with.wchan, without.wchan, "cycle {n}");
         assert_eq!(none.read_stats().kept_files, 0);
         assert_eq!(none.read_stats().remembered, 1);
-        assert_eq!(kept.read_stats().kept_files, 2);
+        assert_eq!(kept.read_stats().kept_files, 3);
     }
     stop(child);
 }

@@ -149,7 +149,11 @@ impl FsProc {
         parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
     ) -> Result<T, ProcError> {
         let rel = RelPath::file(f.name());
-        self.keep(f, &rel);
+        if let Err(e) = self.keep(f, &rel) {
+            // The file cannot be opened for a reason other than the
+            // descriptors: opening it again to read would fail the same way.
+            return Err(self.io_error(e, &rel));
+        }
         let Some(fd) = self.known.as_ref().and_then(|k| k.files.get(f)) else {
             return self.read(&rel, parse);
         };
@@ -166,29 +170,44 @@ impl FsProc {
         Err(self.io_error(e, &rel))
     }
 
-    /// Opens `f` to keep, or closes it, as the budget says.
-    fn keep(&mut self, f: KeptFile, rel: &RelPath) {
-        let wanted = f == KeptFile::Schedstat || self.cycle.keep_stat;
-        let Some(k) = &mut self.known else {
-            return;
+    /// Opens `f` to keep, or closes it, as the budget says. An error only
+    /// when the file could not be opened for a reason that opening it
+    /// again would meet too (permission denied: `io` of another user's
+    /// process without `CAP_SYS_PTRACE`), so that it is not tried twice.
+    fn keep(&mut self, f: KeptFile, rel: &RelPath) -> Result<(), Errno> {
+        let wanted = match f {
+            KeptFile::Schedstat => true,
+            KeptFile::Stat => self.cycle.keep_stat,
+            KeptFile::Io => self.cycle.keep_io,
         };
+        let Some(k) = &mut self.known else {
+            return Ok(());
+        };
+        if k.files.get(f).is_some() && self.cycle.shed_file() {
+            k.files.close(f);
+            return Ok(());
+        }
         if !wanted {
             if k.files.close(f) {
                 self.cycle.release_files(1);
             }
-            return;
+            return Ok(());
         }
         if k.files.get(f).is_some() || !self.cycle.take_file() {
-            return;
+            return Ok(());
         }
         match read::open_file(k.dir.as_fd(), rel) {
             Ok(fd) => k.files.set(f, fd),
             Err(e) => {
-                // EMFILE, or the process is gone: read by opening, which
-                // reports what happened.
                 self.cycle.release_files(1);
                 tracing::trace!(pid = self.pid, file = f.name(), error = %e, "file not kept");
+                if matches!(e, Errno::ACCESS | Errno::PERM) {
+                    return Err(e);
+                }
+                // EMFILE, or the process is gone: read by opening, which
+                // reports what happened.
             }
         }
+        Ok(())
     }
 }

@@ -28,8 +28,9 @@
 //! process is gone, even when a new process has taken its PID.
 //!
 //! Within a budget of files ([`KeptFiles`]), a remembered process also keeps
-//! open the files read from it every cycle (`schedstat`, and `stat` when the
-//! budget covers two per process), re-read with `pread` at offset 0: an
+//! open the files read from it every cycle (`schedstat`; `stat` when the
+//! budget covers two per process, and `io` when it covers three), re-read
+//! with `pread` at offset 0: an
 //! open and a close saved per file and cycle. Each such file holds a
 //! one-page kernel buffer (about 4.3 KiB with its `struct file`) while it
 //! is open, which is what the budget bounds. A kept file is bound to the
@@ -65,6 +66,10 @@ pub(super) enum KeptFile {
     /// Read for every process that ran: kept when the budget covers two
     /// files for every process.
     Stat = 1,
+    /// Read for every process that ran, and for every process with other
+    /// threads (any of them may have done I/O): kept when the budget covers
+    /// three files for every process.
+    Io = 2,
 }
 
 impl KeptFile {
@@ -73,13 +78,14 @@ impl KeptFile {
         match self {
             KeptFile::Schedstat => "schedstat",
             KeptFile::Stat => "stat",
+            KeptFile::Io => "io",
         }
     }
 }
 
 /// The files a remembered process keeps open, by [`KeptFile`].
 #[derive(Debug, Default)]
-pub(super) struct KeptFiles([Option<OwnedFd>; 2]);
+pub(super) struct KeptFiles([Option<OwnedFd>; 3]);
 
 impl KeptFiles {
     pub(super) fn get(&self, f: KeptFile) -> Option<&OwnedFd> {

@@ -283,7 +283,8 @@ impl FsProc {
         let facts = self.cycle.facts;
         let mut soft = 0u32;
 
-        let io = self.optional("io", &mut soft, parse::parse_io)?;
+        let io = self.kept_read(KeptFile::Io, parse::parse_io);
+        let io = self.soften(io, "io", &mut soft)?;
         let open = self.open_fds();
         let open = self.soften(open, "fd", &mut soft)?;
         // A running task has no wait channel: the kernel prints 0.

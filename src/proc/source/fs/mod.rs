@@ -84,19 +84,44 @@ pub struct FsSourceOptions {
     /// quiet). Every call is answered correctly either way; without it,
     /// [`Proc::metrics`] reads no per-thread file.
     pub threads: bool,
-    /// How many procfs files may be kept open between cycles (a
-    /// remembered process's `schedstat`, and its `stat` when the budget
-    /// covers two per process), re-read with `pread`: each holds about
-    /// 4.3 KiB of kernel memory charged to the agent, so this is a
-    /// kernel-memory budget. 0 keeps none.
+    /// How many procfs files may be kept open between cycles at most (a
+    /// remembered process's `schedstat`; its `stat` when the budget covers
+    /// two per process, and its `io` when it covers three), re-read with
+    /// `pread`: each holds about 4.3 KiB of kernel memory charged to the
+    /// agent, so this is a kernel-memory budget. Within it, the source
+    /// keeps only as many as fit in [`FsSourceOptions::KEPT_KERNEL_BYTES`]
+    /// beside the path-only directories it holds. 0 keeps none.
     pub kept_files: u64,
 }
 
 impl FsSourceOptions {
-    /// The default budget of kept files: about 10 MiB of kernel memory,
-    /// leaving room under 16 MiB for the path-only directories (about
-    /// 0.2 KiB each) of a large host.
-    pub const DEFAULT_KEPT_FILES: u64 = 2_400;
+    /// The default cap of kept files (about 14.6 MiB of kernel memory):
+    /// three per process on a host of about 1,100 processes.
+    pub const DEFAULT_KEPT_FILES: u64 = 3_400;
+
+    /// The kernel memory that kept files and kept path-only directories
+    /// may hold together: under 16 MiB with room for the agent's own.
+    pub const KEPT_KERNEL_BYTES: u64 = 14_848 * 1024;
+
+    /// Kernel memory held by one kept procfs file: its `struct file`, its
+    /// `seq_file` and the one-page buffer allocated at the first read
+    /// (measured through the memory cgroup: about 4.3 KiB).
+    const FILE_BYTES: u64 = 4_400;
+
+    /// Kernel memory held by one path-only directory descriptor (measured:
+    /// about 0.2 KiB); a remembered process holds up to two (its directory
+    /// and `fd/`).
+    const DIR_BYTES: u64 = 240;
+
+    /// How many files may be kept when `listed` processes are remembered:
+    /// the configured cap, or fewer when the kernel memory of the
+    /// directories and the files together would exceed
+    /// [`FsSourceOptions::KEPT_KERNEL_BYTES`].
+    fn file_budget(&self, listed: u64) -> u64 {
+        let dirs = 2 * listed * Self::DIR_BYTES;
+        let fit = Self::KEPT_KERNEL_BYTES.saturating_sub(dirs) / Self::FILE_BYTES;
+        self.kept_files.min(fit)
+    }
 }
 
 impl Default for FsSourceOptions {
@@ -150,6 +175,8 @@ pub struct FsSource {
     options: FsSourceOptions,
     /// The vector of the handles given back, reused for the next listing.
     spare_list: Vec<FsProc>,
+    /// The PIDs of the last listing (reused for the next).
+    spare_pids: Vec<i32>,
     /// How many processes the last listing had.
     listed: usize,
     /// Processes remembered from the last cycle, by PID (real procfs only).
@@ -191,6 +218,7 @@ impl FsSource {
             facts,
             options,
             spare_list: Vec::new(),
+            spare_pids: Vec::new(),
             listed: 0,
             known: HashMap::new(),
             held_fds: 0,
@@ -241,7 +269,9 @@ impl FsSource {
             .map_or(true, |()| parse::swaps_in_use(&buf))
         };
         let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
-        let files = self.options.kept_files;
+        // This cycle's listing: what the budget allows depends on it.
+        let listed = self.listed as u64;
+        let files = self.options.file_budget(listed);
         self.counters = Arc::default();
         Arc::new(Cycle {
             procfs,
@@ -254,42 +284,42 @@ impl FsSource {
             swap_in_use,
             free_slots: AtomicU64::new(budget.saturating_sub(self.held_fds)),
             free_files: AtomicU64::new(files.saturating_sub(self.held_files)),
+            excess_files: AtomicU64::new(self.held_files.saturating_sub(files)),
             // Two files per process (`schedstat` and `stat`) when the budget
-            // covers them for all, else only `schedstat` for as many as fit.
-            keep_stat: files >= 2 * (self.listed as u64 + self.listed as u64 / 32 + 16),
+            // covers them for all, three (and `io`) when it covers those,
+            // else only `schedstat` for as many as fit.
+            keep_stat: files >= 2 * (listed + listed / 32 + 16),
+            keep_io: files >= 3 * listed + 16,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
         })
     }
 
-    /// One handle per numeric entry of `listing`, each taking what is
-    /// remembered of its PID; whatever was remembered and not listed has
-    /// exited and is dropped (its directory closed).
-    fn handles(&mut self, listing: Dir, cycle: &Arc<Cycle>) -> Result<Vec<FsProc>, Errno> {
+    /// One handle per listed PID, each taking what is remembered of its
+    /// PID; whatever was remembered and not listed has exited and is
+    /// dropped (its directory closed).
+    fn handles(&mut self, pids: &[i32], cycle: &Arc<Cycle>) -> Vec<FsProc> {
         let mut procs = std::mem::take(&mut self.spare_list);
         procs.clear();
-        // About as many as last time: no doubling slack on a large host.
-        procs.reserve_exact(self.listed + self.listed / 32 + 16);
+        // Exactly as many as listed: no doubling slack on a large host.
+        procs.reserve_exact(pids.len());
         let known = &mut self.known;
-        read::for_each_id(listing, |pid| {
-            procs.push(FsProc {
-                pid,
-                cycle: Arc::clone(cycle),
-                now: None,
-                known: if cycle.procfs {
-                    known.remove(&pid)
-                } else {
-                    None
-                },
-                tried_dir: false,
-                leader_sched: None,
-                quiet: false,
-                comm: None,
-            });
-        })?;
-        self.listed = procs.len();
+        procs.extend(pids.iter().map(|&pid| FsProc {
+            pid,
+            cycle: Arc::clone(cycle),
+            now: None,
+            known: if cycle.procfs {
+                known.remove(&pid)
+            } else {
+                None
+            },
+            tried_dir: false,
+            leader_sched: None,
+            quiet: false,
+            comm: None,
+        }));
         self.known.clear();
-        Ok(procs)
+        procs
     }
 }
 
@@ -310,8 +340,13 @@ impl Source for FsSource {
         )
         .map_err(list_error)?;
         let listing = Dir::read_from(&dir).map_err(list_error)?;
+        let mut pids = std::mem::take(&mut self.spare_pids);
+        pids.clear();
+        read::for_each_id(listing, |pid| pids.push(pid)).map_err(list_error)?;
+        self.listed = pids.len();
         let cycle = self.start_cycle(dir);
-        let procs = self.handles(listing, &cycle).map_err(list_error)?;
+        let procs = self.handles(&pids, &cycle);
+        self.spare_pids = pids;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
             self.names
                 .lock()
@@ -368,8 +403,13 @@ struct Cycle {
     free_slots: AtomicU64,
     /// How many more files may be kept open (the kernel-memory budget).
     free_files: AtomicU64,
+    /// How many kept files to close because the host grew and the budget
+    /// shrank below what is held.
+    excess_files: AtomicU64,
     /// Whether `stat` is kept too, not only `schedstat`.
     keep_stat: bool,
+    /// Whether `io` is kept too.
+    keep_io: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
 }
@@ -395,6 +435,16 @@ impl Cycle {
             self.free_files.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        true
+    }
+
+    /// Whether one more kept file is to be closed (over the budget); its
+    /// descriptor slot is given back, not its place in the budget.
+    fn shed_file(&self) -> bool {
+        if !take_one(&self.excess_files) {
+            return false;
+        }
+        self.free_slots.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -528,5 +578,36 @@ mod tests {
         fn send<T: Send + 'static>() {}
         send::<FsSource>();
         send::<FsProc>();
+    }
+
+    /// Kernel memory of `files` kept files and the directories of `listed`
+    /// processes, as the budget counts it.
+    fn held(files: u64, listed: u64) -> u64 {
+        files * FsSourceOptions::FILE_BYTES + 2 * listed * FsSourceOptions::DIR_BYTES
+    }
+
+    const _: () = assert!(FsSourceOptions::KEPT_KERNEL_BYTES < 16 << 20);
+
+    #[test]
+    fn the_file_budget_keeps_the_kernel_memory_under_its_bound() {
+        let o = FsSourceOptions::default();
+        // A host of about 1,100 processes: three files each fit.
+        let small = o.file_budget(1_100);
+        assert!(small >= 3 * 1_100 + 16, "{small}");
+        // Larger hosts: fewer files, the directories and files together
+        // within the bound, under 16 MiB.
+        for listed in [2_000, 5_100, 10_000, 30_000] {
+            let files = o.file_budget(listed);
+            assert!(files < 3 * listed, "{listed}: {files}");
+            assert!(held(files, listed) <= FsSourceOptions::KEPT_KERNEL_BYTES);
+        }
+        // Where the directories alone exceed it, no file is kept.
+        assert_eq!(o.file_budget(40_000), 0);
+        // The configured cap wins when it is lower.
+        let capped = FsSourceOptions {
+            kept_files: 10,
+            ..o
+        };
+        assert_eq!(capped.file_budget(1_100), 10);
     }
 }
