@@ -76,7 +76,7 @@ pub struct Snapshot {
 
 /// The node's CPU time against what the groups account for, in seconds,
 /// cumulative from the agent's first cycle. Built by
-/// [`crate::agent::NodeCpuAccount`].
+/// the agent (its `NodeCpuAccount`), which feeds the snapshot.
 ///
 /// The node's CPU is `user + nice + system` of `/proc/stat`'s `cpu` line:
 /// the time CPUs spent running tasks, which is what the tasks' own `utime`
@@ -93,7 +93,7 @@ pub struct NodeCpu {
     /// cycle, summed.
     pub attributed_seconds_total: f64,
     /// What no group accounts for: the node's CPU less the groups', never
-    /// negative and never decreasing (see [`crate::agent::NodeCpuAccount`]).
+    /// negative and never decreasing (the agent's `NodeCpuAccount` keeps it so).
     pub unattributed_seconds_total: f64,
     /// Cycles in which the groups' CPU grew by more than the node's: the
     /// node's figure is sampled at each clock tick, the processes' is exact,
