@@ -24,7 +24,6 @@
 //! are not remembered as ignored, or only once past its time limit), and
 //! nothing here applies.
 
-use super::observe::{Ctx, first_sight};
 use super::*;
 
 /// Cycles after its first sighting during which an ignored process is
@@ -87,43 +86,13 @@ impl Tracker {
         let Ok(s) = proc.static_info() else {
             return false;
         };
-        let Some(group) = self.namer.match_and_name(&ProcAttributes {
-            name: &s.name,
-            cmdline: &s.cmdline,
-            cgroups: &s.cgroups,
-            uid: s.effective_uid,
-            pid: id.pid,
-            start_time: s.start_time,
-        }) else {
+        let Some(group) = self.namer.match_and_name(&s.attributes(id.pid)) else {
             return false;
         };
         debug!(pid = id.pid, name = %s.name, group = %group, "an ignored process is now named by the rules");
         self.young_ignored.remove(&id);
-        let group = self.names.get(&group);
-        let mut ctx = Ctx {
-            options: &self.options,
-            // Its past ran another program: it is baselined now.
-            first: now,
-            cycle,
-            errors,
-            names: &mut self.names,
-        };
-        match first_sight(
-            proc,
-            id,
-            (s.start_time, &s.name, s.parent_pid),
-            group,
-            MatchReason::Namer,
-            &mut ctx,
-            sink,
-        ) {
-            Some(slot) => {
-                self.entries.insert(id, slot);
-            }
-            None => {
-                self.entries.remove(&id);
-            }
-        }
+        // Its past ran another program: it is baselined now.
+        self.track_from_now(id, proc, &s, &group, (now, cycle), errors, sink);
         true
     }
 }

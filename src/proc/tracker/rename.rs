@@ -20,7 +20,7 @@ use tracing::{debug, trace};
 use super::accounts::owed_at_exit;
 use super::{Entry, HISTORY, MatchReason, Rename, TrackedProc, Tracker};
 use crate::proc::names::Names;
-use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Update};
+use crate::proc::{CollectErrors, ID, MatchNamer, Proc, Static, Update};
 
 impl Tracker {
     /// Replaces the namer. Processes seen for the first time are named by
@@ -73,32 +73,53 @@ impl Tracker {
                 false
             }
             (Entry::Ignored, Some(group)) => {
-                let group = self.names.get(&group);
-                let mut ctx = Ctx {
-                    options: &self.options,
-                    // Its past is not counted: it is baselined now.
-                    first: now,
-                    cycle,
-                    errors,
-                    names: &mut self.names,
-                };
-                match first_sight(
-                    proc,
-                    id,
-                    (s.start_time, &s.name, s.parent_pid),
-                    group,
-                    MatchReason::Namer,
-                    &mut ctx,
-                    sink,
-                ) {
-                    Some(fresh) => *slot = fresh,
-                    None => {
-                        self.entries.remove(&id);
-                    }
-                }
+                // Its past is not counted: it is baselined now.
+                self.track_from_now(id, proc, &s, &group, (now, cycle), errors, sink);
                 true
             }
             (Entry::Ignored, None) => false,
+        }
+    }
+
+    /// Tracks `id`, known until now as ignored, under `group`, now that
+    /// the rules name it (after an `exec`, or under new rules): baselined
+    /// at `now`, since what it did before ran under another name, with its
+    /// first update reported; forgotten when that first reading finds it
+    /// gone.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn track_from_now<P: Proc>(
+        &mut self,
+        id: ID,
+        proc: &mut P,
+        s: &Static,
+        group: &str,
+        (now, cycle): (SystemTime, u64),
+        errors: &mut CollectErrors,
+        sink: &mut impl FnMut(Update),
+    ) {
+        let group = self.names.get(group);
+        let mut ctx = Ctx {
+            options: &self.options,
+            first: now,
+            cycle,
+            errors,
+            names: &mut self.names,
+        };
+        match first_sight(
+            proc,
+            id,
+            (s.start_time, &s.name, s.parent_pid),
+            group,
+            MatchReason::Namer,
+            &mut ctx,
+            sink,
+        ) {
+            Some(slot) => {
+                self.entries.insert(id, slot);
+            }
+            None => {
+                self.entries.remove(&id);
+            }
         }
     }
 
