@@ -327,3 +327,94 @@ fn a_reused_pid_is_a_new_process() {
     assert_eq!(new, full_reading(pid));
     stop(second);
 }
+
+/// A Python process whose main thread waits on stdin while one thread
+/// appends 64 KiB to a file on disk every 150 ms and another wakes every
+/// 40 ms without doing I/O; `ready` once both run.
+const WRITER: &str = r#"
+import sys, threading, time
+def write():
+    with open(sys.argv[1], "ab") as f:
+        while True:
+            time.sleep(0.15)
+            f.write(b"x" * 65536)
+            f.flush()
+def tick():
+    while True:
+        time.sleep(0.04)
+threading.Thread(target=write, daemon=True).start()
+threading.Thread(target=tick, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// `write_bytes` of every task of `pid`, read directly.
+fn task_writes(pid: u32) -> HashMap<i32, u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| {
+            let tid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let io = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/io")).ok()?;
+            let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
+            Some((tid, line.split_whitespace().nth(1)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_task_s_io_is_read_again_when_the_process_s_moved_and_only_then() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // On disk: the page cache accounts dirtied pages to `write_bytes`
+    // there, where a tmpfs does not.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", WRITER])
+        .arg(dir.path().join("out"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (Debian: apt-get install python3)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id();
+    let start: u64 = task_writes(pid).values().sum();
+    let mut src = Follower::new();
+    let mut kept = 0;
+    for n in 0..60 {
+        std::thread::sleep(Duration::from_millis(50));
+        let before = task_writes(pid);
+        let now = src.cycle(pid as i32).unwrap();
+        kept += src.stats().task_io_kept;
+        let after = task_writes(pid);
+        // Whether read or taken from memory, each task's bytes are those
+        // of this moment: no fewer than just before the cycle.
+        for t in &now.threads {
+            let tid = t.id.tid;
+            let (Some(&lo), Some(&hi)) = (before.get(&tid), after.get(&tid)) else {
+                panic!("cycle {n}: task {tid} not in {before:?} and {after:?}");
+            };
+            assert!(
+                (lo..=hi).contains(&t.counts.write_bytes),
+                "cycle {n}, task {tid}: {} not within {lo}..={hi}",
+                t.counts.write_bytes
+            );
+        }
+        assert_eq!(now.threads.len(), 3, "cycle {n}");
+    }
+    let end: u64 = task_writes(pid).values().sum();
+    assert!(
+        end >= start + 10 * 65536,
+        "the writer wrote {} bytes: does this file system account writes?",
+        end - start
+    );
+    // The ticking thread ran between most cycles, and in many of them the
+    // writer had not written: its io (and the main thread's) stood.
+    assert!(kept >= 10, "task io kept {kept} times in 60 cycles");
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+}

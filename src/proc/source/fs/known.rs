@@ -285,6 +285,10 @@ pub(super) struct KnownTask {
     pub start_ticks: u64,
     /// Its `schedstat` when it was read (or last confirmed).
     pub sched: Schedstat,
+    /// Its `read_bytes` and `write_bytes` when it was read; `None` when
+    /// `io` was unreadable. They still hold while the process's own
+    /// (the sum over its tasks) has not moved: see [`FsProc::read_task`].
+    pub io: Option<(u64, u64)>,
 }
 
 impl KnownTask {
@@ -310,6 +314,7 @@ mod tests {
             still: false,
             start_ticks: 1,
             sched,
+            io: None,
         };
         assert!(t.unchanged(&sched));
         assert!(!t.unchanged(&Schedstat { slices: 3, ..sched }));

@@ -301,6 +301,14 @@ impl FsProc {
         let (resident, virtual_bytes) = self.sizes(&stat)?;
 
         let leader = self.leader_sched.unwrap_or_default();
+        // Compared before the reading is replaced: equal sums of monotonic
+        // per-task counters mean no task has moved.
+        let io_still = io.is_some()
+            && self
+                .known
+                .as_ref()
+                .and_then(|k| k.full.as_ref())
+                .is_some_and(|f| f.io == io);
         if let Some(k) = &mut self.known {
             k.full = Some(Full {
                 stat: KeptStat::of(&stat),
@@ -312,7 +320,9 @@ impl FsProc {
             });
         }
         let wchan = wchan.unwrap_or_default();
-        self.now.get_or_insert_with(Box::default).wchan = Some(wchan.clone());
+        let now = self.now.get_or_insert_with(Box::default);
+        now.wchan = Some(wchan.clone());
+        now.io_still = io_still;
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
         Ok(Metrics {

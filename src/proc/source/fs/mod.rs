@@ -150,6 +150,9 @@ pub struct ReadStats {
     pub tasks_kept: u64,
     /// Tasks whose files were read.
     pub tasks_read: u64,
+    /// Tasks read whose `io` was not: the process's own had not moved
+    /// since their last reading.
+    pub task_io_kept: u64,
 }
 
 /// Counters of one cycle, shared by its handles.
@@ -159,6 +162,7 @@ struct Counters {
     read: AtomicU64,
     tasks_kept: AtomicU64,
     tasks_read: AtomicU64,
+    task_io_kept: AtomicU64,
 }
 
 impl Counters {
@@ -378,6 +382,7 @@ impl Source for FsSource {
             read: c.read.load(Ordering::Relaxed),
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
+            task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
         };
     }
 }
@@ -545,6 +550,9 @@ struct ReadNow {
     /// The first task found to have run, with its `schedstat`, when
     /// [`Proc::metrics`] looked at the tasks.
     ran: Option<(i32, Schedstat)>,
+    /// The process's `read_bytes` and `write_bytes` read this cycle are
+    /// those of its last full reading: no task has done I/O since.
+    io_still: bool,
 }
 
 /// How much of a remembered reading holds this cycle.

@@ -28,10 +28,16 @@ impl FsProc {
         };
 
         // io and wchan are optional: unknown io is flagged, not zeroed.
-        let io = match self.read_task_file(&base.join("io"), parse::parse_io) {
-            Ok(io) => io,
-            Err(e) if gone(&e) => return Err(e),
-            Err(_) => None,
+        let io = match self.still_io(tid) {
+            Some(io) => {
+                Counters::add(&self.cycle.counters.task_io_kept, 1);
+                Some(io)
+            }
+            None => match self.read_task_file(&base.join("io"), parse::parse_io) {
+                Ok(io) => io,
+                Err(e) if gone(&e) => return Err(e),
+                Err(_) => None,
+            },
         };
         let wchan = match self
             .now
@@ -60,6 +66,21 @@ impl FsProc {
             wchan,
             states: States::from_letter(char::from(stat.state)),
         }))
+    }
+
+    /// The remembered `read_bytes` and `write_bytes` of task `tid`, when
+    /// they still hold: the process's own, read this cycle, are those of
+    /// its last full reading. They are the sum over its tasks (live ones,
+    /// and what exited ones left to the process), each only ever growing,
+    /// and a task not yet born then starts at zero, so an unchanged sum
+    /// means that no task has done I/O since; what a task read since its
+    /// own last reading would have moved the sum too. Not on the refresh
+    /// cycle, which reads everything.
+    fn still_io(&self, tid: i32) -> Option<(u64, u64)> {
+        if !self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid) {
+            return None;
+        }
+        self.known.as_ref()?.task(tid)?.io
     }
 
     /// The TIDs in `task/`, in directory order.
@@ -196,6 +217,9 @@ impl FsProc {
                     still: false,
                     start_ticks: thread.id.start_time_ticks,
                     sched: sched.unwrap_or_default(),
+                    io: thread
+                        .io_known
+                        .then_some((thread.counts.read_bytes, thread.counts.write_bytes)),
                 });
             }
             list.push(TaskRead::Read(thread));
