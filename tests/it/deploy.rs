@@ -1026,3 +1026,23 @@ fn container_image_runs_the_binary_where_the_probes_expect_it() {
         "the DaemonSet overrides the image's entrypoint"
     );
 }
+
+/// The Collector image the base deploys is the release the tests build and
+/// run (`tests/otelcol/go.mod`), so the deployed config is the tested one
+/// on the tested version.
+#[test]
+fn the_deployed_collector_is_the_tested_release() {
+    let objects = yaml_documents(&read(&format!("{BASE}/collector.yaml")));
+    let deployment = object(&objects, "Deployment", "otel-collector");
+    let image = str_of(&the_container(&deployment["spec"]["template"]["spec"])["image"]);
+    let (_, tag) = image.rsplit_once(':').unwrap();
+    let go_mod = read("tests/otelcol/go.mod");
+    let tested = go_mod
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("go.opentelemetry.io/collector/otelcol v")
+        })
+        .expect("tests/otelcol/go.mod requires go.opentelemetry.io/collector/otelcol");
+    assert_eq!(tag, tested, "{image} deployed, Collector v{tested} tested");
+}
