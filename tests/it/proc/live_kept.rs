@@ -4,10 +4,10 @@
 //! left, the same readings through files opened every cycle.
 //!
 //! What is kept is seen from outside, as the kernel shows it: the links in
-//! `/proc/self/fd` that name a workload's `schedstat`, `stat`, `io` or `fd`
-//! (its descriptor directory, kept path-only outside the budget of files). Tests run
-//! in parallel in this process, so only the links to their own workloads'
-//! files are counted.
+//! `/proc/self/fd` that name a workload's `schedstat`, `stat`, `io`, a
+//! task's `schedstat` (threads on) or `fd` (its descriptor directory, kept
+//! path-only outside the budget of files). Tests run in parallel in this
+//! process, so only the links to their own workloads' files are counted.
 
 use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source};
 
@@ -128,4 +128,58 @@ fn a_process_read_through_kept_files_reads_as_without_them() {
         assert_eq!(kept.read_stats().kept_files, 3);
     }
     stop(child);
+}
+
+/// The TIDs of `pid`'s tasks other than its main thread, sorted.
+fn other_tids(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&t| t != pid)
+        .collect();
+    tids.sort();
+    tids
+}
+
+#[test]
+fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
+    let (child, pid) = spawn_workload(&["--name", "pgkepttask", "--threads", "2"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let options = FsSourceOptions {
+        threads: true,
+        ..FsSourceOptions::default()
+    };
+    let mut src = FsSource::new("/proc", options).unwrap();
+    let mut unchanged = 0;
+    for _ in 0..4 {
+        let mut procs = src.all_procs().unwrap();
+        let p = procs.iter_mut().find(|p| p.pid() == pid).unwrap();
+        p.id().unwrap();
+        p.metrics().unwrap();
+        unchanged += p
+            .tasks()
+            .unwrap()
+            .iter()
+            .filter(|t| matches!(t, procgroups::proc::TaskRead::Unchanged(_)))
+            .count();
+        src.recycle(procs);
+    }
+    // From the second cycle on (the first tells how many tasks there are),
+    // each sleeping task's schedstat is read through a kept descriptor and
+    // found unchanged.
+    let want: Vec<String> = other_tids(pid)
+        .iter()
+        .map(|t| format!("task/{t}/schedstat"))
+        .collect();
+    let kept: Vec<String> = open_files_of(pid)
+        .into_iter()
+        .filter(|f| f.starts_with("task/"))
+        .collect();
+    assert_eq!(kept, want);
+    assert!(unchanged >= 6, "{unchanged} tasks unchanged in 4 cycles");
+    stop(child);
+    let mut procs = src.all_procs().unwrap();
+    assert!(procs.iter_mut().all(|p| p.pid() != pid));
+    src.recycle(procs);
+    assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
 }

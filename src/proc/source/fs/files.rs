@@ -170,6 +170,63 @@ impl FsProc {
         Err(self.io_error(e, &rel))
     }
 
+    /// Reads the `schedstat` of task `tid` (not the main thread) through its
+    /// kept descriptor, keeping one when the cycle keeps the other tasks'
+    /// `schedstat` and the budget allows, as [`FsProc::kept_read`] does for
+    /// the process's own files. Opened through the process directory, the
+    /// descriptor is bound to that task: once it exits (or its TID is
+    /// reused) the read fails and the descriptor is closed.
+    pub(super) fn read_task_sched(&mut self, tid: i32) -> Result<Schedstat, ProcError> {
+        let rel = RelPath::in_task(tid).join("schedstat");
+        self.keep_task_sched(tid, &rel);
+        let Some(fd) = self.known.as_ref().and_then(|k| k.task_file(tid)) else {
+            return self.schedstat(&rel);
+        };
+        let e = match pread_with(fd.as_fd(), self.cycle.procfs, parse::parse_schedstat) {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => return Err(self.parse_error(&rel, e)),
+            Err(e) => e,
+        };
+        if let Some(k) = &mut self.known
+            && k.close_task_file(tid)
+        {
+            self.cycle.release_files(1);
+        }
+        Err(self.io_error(e, &rel))
+    }
+
+    /// Opens task `tid`'s `schedstat` to keep, or closes it, as the cycle
+    /// says (see [`FsProc::keep`]).
+    fn keep_task_sched(&mut self, tid: i32, rel: &RelPath) {
+        let Some(k) = &mut self.known else {
+            return;
+        };
+        let held = k.task_file(tid).is_some();
+        if held && self.cycle.shed_file() {
+            k.close_task_file(tid);
+            return;
+        }
+        if !self.cycle.keep_task_sched {
+            if k.close_task_file(tid) {
+                self.cycle.release_files(1);
+            }
+            return;
+        }
+        if held || !self.cycle.take_file() {
+            return;
+        }
+        match read::open_file(k.dir.as_fd(), rel) {
+            Ok(fd) => {
+                let at = k.task_files.partition_point(|(t, _)| *t < tid);
+                k.task_files.insert(at, (tid, fd));
+            }
+            Err(e) => {
+                self.cycle.release_files(1);
+                tracing::trace!(pid = self.pid, tid, error = %e, "task schedstat not kept");
+            }
+        }
+    }
+
     /// Opens `f` to keep, or closes it, as the budget says. An error only
     /// when the file could not be opened for a reason that opening it
     /// again would meet too (permission denied: `io` of another user's

@@ -128,6 +128,10 @@ pub(super) struct Known {
     /// The tasks as of the last `task/` listing, sorted by TID; empty until
     /// threads have been read.
     pub tasks: Vec<KnownTask>,
+    /// The `schedstat` of tasks other than the main thread, kept open
+    /// within the budget when threads are read, sorted by TID (only tasks
+    /// in `tasks`).
+    pub task_files: Vec<(i32, OwnedFd)>,
     /// The cycle in which [`KnownTask::still`] was last set.
     pub checked_at: u64,
 }
@@ -142,13 +146,48 @@ impl Known {
             full: None,
             limit: None,
             tasks: Vec::new(),
+            task_files: Vec::new(),
             checked_at: 0,
         }
     }
 
     /// Descriptors held: the directory and the kept files.
     pub(super) fn fds(&self) -> u64 {
-        1 + u64::from(self.fd_dir.is_some()) + self.files.count()
+        1 + u64::from(self.fd_dir.is_some()) + self.file_count()
+    }
+
+    /// Files kept, the process's own and its tasks'.
+    pub(super) fn file_count(&self) -> u64 {
+        self.files.count() + self.task_files.len() as u64
+    }
+
+    /// The kept `schedstat` of task `tid`.
+    pub(super) fn task_file(&self, tid: i32) -> Option<&OwnedFd> {
+        self.task_files
+            .binary_search_by_key(&tid, |(t, _)| *t)
+            .ok()
+            .and_then(|i| self.task_files.get(i))
+            .map(|(_, fd)| fd)
+    }
+
+    /// Closes the kept `schedstat` of task `tid`; whether there was one.
+    pub(super) fn close_task_file(&mut self, tid: i32) -> bool {
+        match self.task_files.binary_search_by_key(&tid, |(t, _)| *t) {
+            Ok(i) => {
+                self.task_files.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Closes the kept files of tasks no longer in `tasks`; how many.
+    pub(super) fn prune_task_files(&mut self) -> u64 {
+        let before = self.task_files.len();
+        let tasks = &self.tasks;
+        self.task_files
+            .retain(|(tid, _)| tasks.binary_search_by_key(tid, |t| t.tid).is_ok());
+        (before - self.task_files.len()) as u64
     }
 
     /// The remembered task `tid`.

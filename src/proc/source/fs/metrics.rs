@@ -193,7 +193,7 @@ impl FsProc {
                 Some(t) if t.tid != self.pid => t.tid,
                 _ => continue,
             };
-            let Ok(now) = self.schedstat(&RelPath::in_task(tid).join("schedstat")) else {
+            let Ok(now) = self.read_task_sched(tid) else {
                 return Stillness::MainThread;
             };
             let Some(t) = self.known.as_mut().and_then(|k| k.tasks.get_mut(i)) else {

@@ -188,6 +188,8 @@ pub struct FsSource {
     /// Descriptors and kept files `known` holds.
     held_fds: u64,
     held_files: u64,
+    /// Tasks other than main threads that `known` remembers.
+    other_tasks: u64,
     /// Shared thread names and wait channels of the remembered tasks.
     names: Arc<Mutex<Names>>,
     /// Cycles started.
@@ -227,6 +229,7 @@ impl FsSource {
             known: HashMap::new(),
             held_fds: 0,
             held_files: 0,
+            other_tasks: 0,
             names: Arc::default(),
             cycles: 0,
             counters: Arc::default(),
@@ -276,6 +279,11 @@ impl FsSource {
         // This cycle's listing: what the budget allows depends on it.
         let listed = self.listed as u64;
         let files = self.options.file_budget(listed);
+        let tiers = Tiers::of(
+            files,
+            listed,
+            self.options.threads.then_some(self.other_tasks),
+        );
         self.counters = Arc::default();
         Arc::new(Cycle {
             procfs,
@@ -289,11 +297,9 @@ impl FsSource {
             free_slots: AtomicU64::new(budget.saturating_sub(self.held_fds)),
             free_files: AtomicU64::new(files.saturating_sub(self.held_files)),
             excess_files: AtomicU64::new(self.held_files.saturating_sub(files)),
-            // Two files per process (`schedstat` and `stat`) when the budget
-            // covers them for all, three (and `io`) when it covers those,
-            // else only `schedstat` for as many as fit.
-            keep_stat: files >= 2 * (listed + listed / 32 + 16),
-            keep_io: files >= 3 * listed + 16,
+            keep_task_sched: tiers.task_sched,
+            keep_stat: tiers.stat,
+            keep_io: tiers.io,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
         })
@@ -361,13 +367,14 @@ impl Source for FsSource {
     }
 
     fn recycle(&mut self, mut procs: Vec<FsProc>) {
-        (self.held_fds, self.held_files) = (0, 0);
+        (self.held_fds, self.held_files, self.other_tasks) = (0, 0, 0);
         for p in procs.drain(..) {
             if let Some(k) = p.known
                 && k.start_ticks.is_some()
             {
                 self.held_fds += k.fds();
-                self.held_files += k.files.count();
+                self.held_files += k.file_count();
+                self.other_tasks += k.tasks.len().saturating_sub(1) as u64;
                 self.known.insert(p.pid, k);
             }
         }
@@ -411,6 +418,8 @@ struct Cycle {
     /// How many kept files to close because the host grew and the budget
     /// shrank below what is held.
     excess_files: AtomicU64,
+    /// Whether the `schedstat` of tasks other than the main thread is kept.
+    keep_task_sched: bool,
     /// Whether `stat` is kept too, not only `schedstat`.
     keep_stat: bool,
     /// Whether `io` is kept too.
@@ -461,9 +470,39 @@ impl Cycle {
 
     /// Gives back everything a remembered process held.
     fn release(&self, k: &Known) {
-        self.free_files
-            .fetch_add(k.files.count(), Ordering::Relaxed);
+        self.free_files.fetch_add(k.file_count(), Ordering::Relaxed);
         self.free_slots.fetch_add(k.fds(), Ordering::Relaxed);
+    }
+}
+
+/// Which files are kept beyond every process's `schedstat`, in the order
+/// of how often a cycle reads them, each tier only when the budget covers
+/// it for every listed process (with some slack for processes that start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tiers {
+    /// With threads, the `schedstat` of every other task: read every
+    /// cycle, as the process's own is, to tell whether the task ran.
+    task_sched: bool,
+    /// `stat`: read for every process that ran (threads off: also for every
+    /// process with other threads).
+    stat: bool,
+    /// `io`: as `stat`.
+    io: bool,
+}
+
+impl Tiers {
+    /// The tiers that `files` cover for `listed` processes and, when
+    /// threads are read, the `other_tasks` they had at the last cycle.
+    fn of(files: u64, listed: u64, other_tasks: Option<u64>) -> Tiers {
+        let slack = listed / 32 + 16;
+        let others = other_tasks.unwrap_or(0);
+        let task_sched = others > 0 && files >= listed + others + slack;
+        let first = listed + if task_sched { others } else { 0 };
+        Tiers {
+            task_sched,
+            stat: files >= first + listed + 2 * slack,
+            io: files >= first + 2 * listed + 16,
+        }
     }
 }
 
@@ -595,6 +634,44 @@ mod tests {
     }
 
     const _: () = assert!(FsSourceOptions::KEPT_KERNEL_BYTES < 16 << 20);
+
+    #[test]
+    fn kept_files_go_first_to_what_every_cycle_reads() {
+        let tiers = |task_sched, stat, io| Tiers {
+            task_sched,
+            stat,
+            io,
+        };
+        // Threads off: schedstat, then stat, then io, each for everyone.
+        assert_eq!(Tiers::of(3_400, 1_100, None), tiers(false, true, true));
+        assert_eq!(Tiers::of(3_000, 1_100, None), tiers(false, true, false));
+        assert_eq!(Tiers::of(2_000, 1_100, None), tiers(false, false, false));
+        // Threads on: the other tasks' schedstat, read every cycle, before
+        // stat and io, read only for processes that ran.
+        assert_eq!(
+            Tiers::of(3_400, 1_100, Some(2_000)),
+            tiers(true, false, false)
+        );
+        assert_eq!(
+            Tiers::of(3_400, 1_000, Some(1_000)),
+            tiers(true, true, false)
+        );
+        assert_eq!(
+            Tiers::of(6_000, 1_000, Some(1_000)),
+            tiers(true, true, true)
+        );
+        // Too many tasks for all of them: none, and the process files
+        // as without threads.
+        assert_eq!(
+            Tiers::of(3_400, 1_100, Some(4_000)),
+            Tiers::of(3_400, 1_100, None)
+        );
+        // No other task yet (first cycle, or single-threaded processes).
+        assert_eq!(
+            Tiers::of(3_400, 1_100, Some(0)),
+            Tiers::of(3_400, 1_100, None)
+        );
+    }
 
     #[test]
     fn the_file_budget_keeps_the_kernel_memory_under_its_bound() {

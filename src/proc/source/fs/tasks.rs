@@ -116,26 +116,29 @@ impl FsProc {
     /// remembered and every remembered task's `schedstat` reads. A task
     /// that exited fails to read; one created since changes the count,
     /// unless another exited in between, whose `schedstat` then fails.
-    fn same_tasks(&self) -> Option<Vec<(i32, Option<Schedstat>)>> {
+    fn same_tasks(&mut self) -> Option<Vec<(i32, Option<Schedstat>)>> {
         let k = self.known.as_ref()?;
         let stat = self.now.as_ref()?.stat?;
+        let count = k.tasks.len();
         if !self.cycle.procfs
             || refresh_due(self.cycle.number, self.pid)
-            || k.tasks.is_empty()
+            || count == 0
             || stat.state == b'Z'
-            || stat.num_threads != k.tasks.len() as u64
+            || stat.num_threads != count as u64
         {
             return None;
         }
-        k.tasks
-            .iter()
-            .map(|t| Some((t.tid, Some(self.task_sched(t.tid)?))))
-            .collect()
+        let mut same = Vec::with_capacity(count);
+        for i in 0..count {
+            let tid = self.known.as_ref()?.tasks.get(i)?.tid;
+            same.push((tid, Some(self.task_sched(tid)?)));
+        }
+        Some(same)
     }
 
     /// The `schedstat` of task `tid` this cycle: already read, or read now;
     /// `None` when unreadable.
-    pub(super) fn task_sched(&self, tid: i32) -> Option<Schedstat> {
+    pub(super) fn task_sched(&mut self, tid: i32) -> Option<Schedstat> {
         if tid == self.pid {
             return self.leader_sched;
         }
@@ -153,8 +156,7 @@ impl FsProc {
         {
             return Some(now);
         }
-        self.schedstat(&RelPath::in_task(tid).join("schedstat"))
-            .ok()
+        self.read_task_sched(tid).ok()
     }
 
     /// Every remembered task as unchanged, when the whole process was found
@@ -232,6 +234,8 @@ impl FsProc {
         if let Some(k) = &mut self.known {
             tasks.sort_unstable_by_key(|t| t.tid);
             k.tasks = tasks;
+            let closed = k.prune_task_files();
+            self.cycle.release_files(closed);
         }
         // The last read the tracker makes of this process this cycle.
         self.release_now();
