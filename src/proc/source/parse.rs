@@ -282,31 +282,44 @@ pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
     let mut s = StatusFields::default();
     let mut have_uid = false;
     for line in lines(buf) {
-        // Only lines starting with one of these letters can be used: the
-        // others are passed over on their first byte.
-        if !matches!(line.first(), Some(b'U' | b'v' | b'n' | b'V')) {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix(b"Uid:") {
-            let mut ids = words(rest);
-            ids.next().ok_or(ParseError("Uid: line without ids"))?;
-            let euid = ids
-                .next()
-                .and_then(parse_u64)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
-            s.euid = euid;
-            have_uid = true;
-        } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
-            s.ctx_voluntary = first_number(rest, "voluntary_ctxt_switches is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
-            s.ctx_nonvoluntary = first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
-            s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
-            s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
-            s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
+        // The keys differ in their first byte: every other line is passed
+        // over on it, and a used one is compared with its own key only.
+        match line.first() {
+            Some(b'U') => {
+                if let Some(rest) = line.strip_prefix(b"Uid:") {
+                    let mut ids = words(rest);
+                    ids.next().ok_or(ParseError("Uid: line without ids"))?;
+                    let euid = ids
+                        .next()
+                        .and_then(parse_u64)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
+                    s.euid = euid;
+                    have_uid = true;
+                }
+            }
+            Some(b'v') => {
+                if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
+                    s.ctx_voluntary =
+                        first_number(rest, "voluntary_ctxt_switches is not a number")?;
+                }
+            }
+            Some(b'n') => {
+                if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
+                    s.ctx_nonvoluntary =
+                        first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
+                }
+            }
+            Some(b'V') => {
+                if let Some(rest) = line.strip_prefix(b"VmSwap:") {
+                    s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
+                } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
+                    s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
+                } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
+                    s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
+                }
+            }
+            _ => {}
         }
     }
     if !have_uid {

@@ -312,7 +312,11 @@ impl FsProc {
             });
         }
         let wchan = wchan.unwrap_or_default();
-        self.now.get_or_insert_with(Box::default).wchan = Some(wchan.clone());
+        // For the main thread's reading, when the tasks are read next;
+        // without them this cycle's reads are let go right after.
+        if self.cycle.threads_wanted {
+            self.now.get_or_insert_with(Box::default).wchan = Some(wchan.clone());
+        }
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
         Ok(Metrics {
