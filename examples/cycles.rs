@@ -14,6 +14,11 @@
 //! `on` or `off` (default `off`), mount point (default `/proc`), how many
 //! files may be kept open between cycles (default
 //! `FsSourceOptions::DEFAULT_KEPT_FILES`; 0 opens every file every cycle).
+//!
+//! Each cycle's line ends with the process's user and system CPU time for
+//! that cycle (from its own `stat`, in clock ticks), and the last line
+//! gives their averages over every cycle but the first (which names every
+//! process and is not what a steady cycle costs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,14 +63,52 @@ fn main() -> anyhow::Result<()> {
         ..FsSourceOptions::default()
     };
     let mut source = FsSource::new(&root, options)?;
+    let tick_ms = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
+    let mut steady = (0, 0);
     for n in 0..cycles {
+        let before = cpu_ticks()?;
         let (errors, groups) = grouper.update(&mut source, SystemTime::now())?;
+        let after = cpu_ticks()?;
+        let (user, system) = (after.0 - before.0, after.1 - before.1);
+        if n > 0 {
+            steady = (steady.0 + user, steady.1 + system);
+        }
         let s = source.read_stats();
         println!(
-            "cycle {n}: {} groups, {errors:?} errors, {s:?}",
-            groups.len()
+            "cycle {n}: {} groups, {errors:?} errors, {s:?}, user {:.0} ms, system {:.0} ms",
+            groups.len(),
+            user as f64 * tick_ms,
+            system as f64 * tick_ms,
         );
         std::thread::sleep(Duration::from_millis(interval));
     }
+    if cycles > 1 {
+        let per = |t: u64| t as f64 * tick_ms / f64::from(cycles - 1);
+        println!(
+            "per cycle after the first: user {:.1} ms, system {:.1} ms, total {:.1} ms",
+            per(steady.0),
+            per(steady.1),
+            per(steady.0 + steady.1)
+        );
+    }
     Ok(())
+}
+
+/// This process's user and system CPU time so far, in clock ticks (fields
+/// 14 and 15 of `/proc/self/stat`, after the parenthesised comm).
+fn cpu_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("/proc/self/stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("/proc/self/stat has no comm")?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let mut next = |what: &str| -> anyhow::Result<u64> {
+        fields
+            .next()
+            .with_context(|| format!("/proc/self/stat has no {what}"))?
+            .parse()
+            .with_context(|| format!("/proc/self/stat {what}"))
+    };
+    Ok((next("utime")?, next("stime")?))
 }

@@ -33,6 +33,12 @@ pub use types::*;
 
 use std::time::SystemTime;
 
+/// A map keyed by PID or identity, looked up several times per process
+/// and cycle: hashed with foldhash rather than SipHash, several times
+/// faster on integer keys. The keys are the kernel's PIDs and start
+/// times, not input an attacker chooses freely; the seed is still random.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The attributes a [`MatchNamer`] decides a new process's group from.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcAttributes<'a> {

@@ -80,14 +80,8 @@ impl StatFields {
 /// itself contain parentheses, spaces and newlines (`(sd-pam)`, `a) b`), but
 /// no field after it contains a `)`.
 pub(crate) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, ParseError> {
-    let open = buf
-        .iter()
-        .position(|&b| b == b'(')
-        .ok_or(ParseError("no '(' before the comm"))?;
-    let close = buf
-        .iter()
-        .rposition(|&b| b == b')')
-        .ok_or(ParseError("no ')' after the comm"))?;
+    let open = memchr::memchr(b'(', buf).ok_or(ParseError("no '(' before the comm"))?;
+    let close = memchr::memrchr(b')', buf).ok_or(ParseError("no ')' after the comm"))?;
     if close < open {
         return Err(ParseError("')' before '('"));
     }
@@ -95,9 +89,7 @@ pub(crate) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, Pa
     comm.push_str(&String::from_utf8_lossy(&buf[open + 1..close]));
 
     let mut s = StatFields::default();
-    let mut fields = buf[close + 1..]
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
+    let mut fields = Fields(&buf[close + 1..]);
     let mut next = |what: &'static str| fields.next().ok_or(ParseError(what));
 
     let state = next("missing field 3 (state)")?;
@@ -141,6 +133,66 @@ pub(crate) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, Pa
         return Err(ParseError("stat is truncated in field 24 (rss)"));
     }
     Ok(s)
+}
+
+/// The fields of a line separated by runs of ASCII whitespace (what
+/// `split(is_ascii_whitespace)` without the empty pieces gives), by a
+/// plain loop: `stat` is parsed for every process that ran, every cycle.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.0;
+        let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        let rest = &rest[start..];
+        let end = rest
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(rest.len());
+        let (field, tail) = rest.split_at(end);
+        self.0 = tail;
+        Some(field)
+    }
+}
+
+/// The lines of `buf` split on `\n`, the last one possibly empty (what
+/// `split(|&b| b == b'\n')` gives), the newlines found by a vectorised
+/// search: a `status` has about 60 lines, of which six are used.
+struct Lines<'a> {
+    buf: &'a [u8],
+    start: usize,
+    ends: memchr::Memchr<'a>,
+    done: bool,
+}
+
+fn lines(buf: &[u8]) -> Lines<'_> {
+    Lines {
+        buf,
+        start: 0,
+        ends: memchr::memchr_iter(b'\n', buf),
+        done: false,
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self.ends.next() {
+            Some(end) => {
+                let line = self.buf.get(self.start..end).unwrap_or_default();
+                self.start = end + 1;
+                Some(line)
+            }
+            None if !self.done => {
+                self.done = true;
+                Some(self.buf.get(self.start..).unwrap_or_default())
+            }
+            None => None,
+        }
+    }
 }
 
 fn num(field: &[u8], what: &'static str) -> Result<u64, ParseError> {
@@ -229,27 +281,45 @@ pub(crate) struct StatusFields {
 pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
     let mut s = StatusFields::default();
     let mut have_uid = false;
-    for line in buf.split(|&b| b == b'\n') {
-        if let Some(rest) = line.strip_prefix(b"Uid:") {
-            let mut ids = words(rest);
-            ids.next().ok_or(ParseError("Uid: line without ids"))?;
-            let euid = ids
-                .next()
-                .and_then(parse_u64)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
-            s.euid = euid;
-            have_uid = true;
-        } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
-            s.ctx_voluntary = first_number(rest, "voluntary_ctxt_switches is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
-            s.ctx_nonvoluntary = first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
-            s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
-            s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
-        } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
-            s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
+    for line in lines(buf) {
+        // The keys differ in their first byte: every other line is passed
+        // over on it, and a used one is compared with its own key only.
+        match line.first() {
+            Some(b'U') => {
+                if let Some(rest) = line.strip_prefix(b"Uid:") {
+                    let mut ids = words(rest);
+                    ids.next().ok_or(ParseError("Uid: line without ids"))?;
+                    let euid = ids
+                        .next()
+                        .and_then(parse_u64)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
+                    s.euid = euid;
+                    have_uid = true;
+                }
+            }
+            Some(b'v') => {
+                if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
+                    s.ctx_voluntary =
+                        first_number(rest, "voluntary_ctxt_switches is not a number")?;
+                }
+            }
+            Some(b'n') => {
+                if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
+                    s.ctx_nonvoluntary =
+                        first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
+                }
+            }
+            Some(b'V') => {
+                if let Some(rest) = line.strip_prefix(b"VmSwap:") {
+                    s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
+                } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
+                    s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
+                } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
+                    s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
+                }
+            }
+            _ => {}
         }
     }
     if !have_uid {
@@ -258,9 +328,8 @@ pub(crate) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
     Ok(s)
 }
 
-fn words(b: &[u8]) -> impl Iterator<Item = &[u8]> {
-    b.split(|c| c.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
+fn words(b: &[u8]) -> Fields<'_> {
+    Fields(b)
 }
 
 fn first_number(rest: &[u8], what: &'static str) -> Result<u64, ParseError> {
@@ -283,7 +352,7 @@ pub(crate) fn parse_btime(buf: &[u8]) -> Result<u64, ParseError> {
 pub(crate) fn parse_io(buf: &[u8]) -> Result<(u64, u64), ParseError> {
     let mut read = None;
     let mut write = None;
-    for line in buf.split(|&b| b == b'\n') {
+    for line in lines(buf) {
         if let Some(rest) = line.strip_prefix(b"read_bytes:") {
             read = Some(first_number(rest, "read_bytes is not a number")?);
         } else if let Some(rest) = line.strip_prefix(b"write_bytes:") {

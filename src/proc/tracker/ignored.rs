@@ -60,9 +60,9 @@ impl Tracker {
         slice == cycle % ROTATION
     }
 
-    /// Names the known ignored process `id` again when it is due. `true`
-    /// when the rules now take it: it is tracked from now on and its first
-    /// update was reported, so the caller observes it no further this cycle.
+    /// Names the process `id`, known and ignored, again when it is due. When the
+    /// rules now take it, it is tracked from now on and its first update is
+    /// reported.
     pub(super) fn recheck_ignored<P: Proc>(
         &mut self,
         id: ID,
@@ -70,29 +70,19 @@ impl Tracker {
         (now, cycle): (SystemTime, u64),
         errors: &mut CollectErrors,
         sink: &mut impl FnMut(Update),
-    ) -> bool {
-        if self.options.recheck
-            || !matches!(
-                self.entries.get(&id),
-                Some(Slot {
-                    entry: Entry::Ignored,
-                    ..
-                })
-            )
-            || !self.recheck_due(id, cycle)
-        {
-            return false;
+    ) {
+        if self.options.recheck || !self.recheck_due(id, cycle) {
+            return;
         }
         let Ok(s) = proc.static_info() else {
-            return false;
+            return;
         };
         let Some(group) = self.namer.match_and_name(&s.attributes(id.pid)) else {
-            return false;
+            return;
         };
         debug!(pid = id.pid, name = %s.name, group = %group, "an ignored process is now named by the rules");
         self.young_ignored.remove(&id);
         // Its past ran another program: it is baselined now.
         self.track_from_now(id, proc, &s, &group, (now, cycle), errors, sink);
-        true
     }
 }

@@ -45,6 +45,7 @@ use self::observe::{Ctx, count_basic_error, first_sight, observe, without_deltas
 
 use self::reading::Reading;
 use self::threads::Threads;
+use super::FastMap;
 use super::names::Names;
 use super::{
     CollectErrors, Counts, Delta, Filedesc, ID, MatchNamer, Memory, Metrics, Proc, ProcAttributes,
@@ -236,8 +237,8 @@ pub struct Tracker {
     /// Shared group names, thread names and wait channels.
     names: Names,
     options: TrackerOptions,
-    entries: HashMap<ID, Slot>,
-    pids: HashMap<i32, ID>,
+    entries: FastMap<ID, Slot>,
+    pids: FastMap<i32, ID>,
     first_update_at: Option<SystemTime>,
     cycle: u64,
     /// The namer was replaced: known processes are named again next cycle.
@@ -249,17 +250,17 @@ pub struct Tracker {
     /// Exits no rule took, since the start.
     unattributed: Counts,
     /// Processes swept in the last few cycles, for late exit records.
-    gone: HashMap<i32, Gone>,
+    gone: FastMap<i32, Gone>,
     /// CPU and faults counted from exit records below a process that is
     /// not tracked, by its pid, with the cycle of the last addition.
-    pending: HashMap<i32, (Counts, u64)>,
+    pending: FastMap<i32, (Counts, u64)>,
     /// Ignored processes first seen in the last few cycles, with that
     /// cycle: named again each cycle (see [`ignored`]).
-    young_ignored: HashMap<ID, u64>,
+    young_ignored: FastMap<ID, u64>,
     /// Processes ignored since an `exec` into a program no rule takes
     /// (children mode): their parent, and the CPU and faults they counted
     /// while tracked, owed to that parent when they leave.
-    exec_debts: HashMap<ID, (i32, Counts)>,
+    exec_debts: FastMap<ID, (i32, Counts)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -297,8 +298,8 @@ impl Tracker {
         Tracker {
             namer,
             options,
-            entries: HashMap::new(),
-            pids: HashMap::new(),
+            entries: FastMap::default(),
+            pids: FastMap::default(),
             first_update_at: None,
             cycle: 0,
             names: Names::default(),
@@ -306,10 +307,10 @@ impl Tracker {
             exits: Vec::new(),
             closed: Vec::new(),
             unattributed: Counts::default(),
-            gone: HashMap::new(),
-            pending: HashMap::new(),
-            young_ignored: HashMap::new(),
-            exec_debts: HashMap::new(),
+            gone: FastMap::default(),
+            pending: FastMap::default(),
+            young_ignored: FastMap::default(),
+            exec_debts: FastMap::default(),
         }
     }
 
@@ -446,9 +447,6 @@ impl Tracker {
         {
             return;
         }
-        if self.recheck_ignored(id, proc, (state.now, state.cycle), state.errors, sink) {
-            return;
-        }
         if self.observe_known(index, id, proc, state, sink) {
             return;
         }
@@ -494,8 +492,9 @@ impl Tracker {
 
     /// Observes `id` when the tracker already knows it: a tracked process
     /// is read and reported (and queued for naming again when its comm
-    /// changed), an ignored one only marked as listed. `false` when `id`
-    /// is new, so that the caller names it.
+    /// changed), an ignored one marked as listed and named again when it
+    /// is due (see [`ignored`]). `false` when `id` is new, so that the
+    /// caller names it. One lookup for a tracked process, the common case.
     fn observe_known<P: Proc>(
         &mut self,
         index: usize,
@@ -508,6 +507,10 @@ impl Tracker {
             return false;
         };
         slot.last_seen = state.cycle;
+        if let Entry::Ignored = slot.entry {
+            self.recheck_ignored(id, proc, (state.now, state.cycle), state.errors, sink);
+            return true;
+        }
         if let Entry::Tracked(t) = &mut slot.entry
             && let Some(u) = observe(
                 t,

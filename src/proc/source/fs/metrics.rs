@@ -320,9 +320,13 @@ impl FsProc {
             });
         }
         let wchan = wchan.unwrap_or_default();
-        let now = self.now.get_or_insert_with(Box::default);
-        now.wchan = Some(wchan.clone());
-        now.io_still = io_still;
+        // For the tasks, when they are read next; without them this
+        // cycle's reads are let go right after.
+        if self.cycle.threads_wanted {
+            let now = self.now.get_or_insert_with(Box::default);
+            now.wchan = Some(wchan.clone());
+            now.io_still = io_still;
+        }
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
         Ok(Metrics {

@@ -43,7 +43,6 @@ mod read;
 mod tasks;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -61,8 +60,8 @@ use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFiel
 use super::system::SystemFacts;
 use crate::proc::names::Names;
 use crate::proc::{
-    Counts, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States, Static,
-    TaskRead, Thread, ThreadID,
+    Counts, FastMap, Filedesc, ID, Memory, Metrics, Proc, ProcError, Source, SourceError, States,
+    Static, TaskRead, Thread, ThreadID,
 };
 
 /// The most bytes read from one file. procfs files are far smaller (a long
@@ -184,7 +183,7 @@ pub struct FsSource {
     /// How many processes the last listing had.
     listed: usize,
     /// Processes remembered from the last cycle, by PID (real procfs only).
-    known: HashMap<i32, Box<Known>>,
+    known: FastMap<i32, Box<Known>>,
     /// Descriptors and kept files `known` holds.
     held_fds: u64,
     held_files: u64,
@@ -226,7 +225,7 @@ impl FsSource {
             spare_list: Vec::new(),
             spare_pids: Vec::new(),
             listed: 0,
-            known: HashMap::new(),
+            known: FastMap::default(),
             held_fds: 0,
             held_files: 0,
             other_tasks: 0,

@@ -326,3 +326,199 @@ proptest::proptest! {
         let _ = parse_stat(&v, &mut comm);
     }
 }
+
+/// The parsers as they were written first, on the standard library's
+/// splitting alone: the faster ones above must give the same answer, error
+/// or value, for any input.
+mod reference {
+    use super::super::{ParseError, StatFields, StatusFields, int, num, parse_u64};
+
+    fn words(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+        b.split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+    }
+
+    fn first_number(rest: &[u8], what: &'static str) -> Result<u64, ParseError> {
+        words(rest)
+            .next()
+            .and_then(parse_u64)
+            .ok_or(ParseError(what))
+    }
+
+    pub(super) fn parse_stat(buf: &[u8], comm: &mut String) -> Result<StatFields, ParseError> {
+        let open = buf
+            .iter()
+            .position(|&b| b == b'(')
+            .ok_or(ParseError("no '(' before the comm"))?;
+        let close = buf
+            .iter()
+            .rposition(|&b| b == b')')
+            .ok_or(ParseError("no ')' after the comm"))?;
+        if close < open {
+            return Err(ParseError("')' before '('"));
+        }
+        comm.clear();
+        comm.push_str(&String::from_utf8_lossy(&buf[open + 1..close]));
+        let mut s = StatFields::default();
+        let mut fields = words(&buf[close + 1..]);
+        let mut next = |what: &'static str| fields.next().ok_or(ParseError(what));
+        let state = next("missing field 3 (state)")?;
+        s.state = match state {
+            [c] if c.is_ascii_alphabetic() => *c,
+            _ => return Err(ParseError("field 3 (state) is not a letter")),
+        };
+        s.ppid = int(
+            next("missing field 4 (ppid)")?,
+            "field 4 (ppid) is not a number",
+        )?;
+        for _ in 5..9 {
+            next("stat is truncated before field 9 (flags)")?;
+        }
+        s.flags = num(next("missing field 9 (flags)")?, "field 9 (flags)")?;
+        s.minflt = num(next("missing field 10 (minflt)")?, "field 10 (minflt)")?;
+        s.cminflt = num(next("missing field 11 (cminflt)")?, "field 11 (cminflt)")?;
+        s.majflt = num(next("missing field 12 (majflt)")?, "field 12 (majflt)")?;
+        s.cmajflt = num(next("missing field 13 (cmajflt)")?, "field 13 (cmajflt)")?;
+        s.utime = num(next("missing field 14 (utime)")?, "field 14 (utime)")?;
+        s.stime = num(next("missing field 15 (stime)")?, "field 15 (stime)")?;
+        s.cutime = num(next("missing field 16 (cutime)")?, "field 16 (cutime)")?;
+        s.cstime = num(next("missing field 17 (cstime)")?, "field 17 (cstime)")?;
+        for _ in 18..20 {
+            next("stat is truncated before field 20 (num_threads)")?;
+        }
+        s.num_threads = num(
+            next("missing field 20 (num_threads)")?,
+            "field 20 (num_threads)",
+        )?;
+        next("missing field 21 (itrealvalue)")?;
+        s.starttime = num(
+            next("missing field 22 (starttime)")?,
+            "field 22 (starttime)",
+        )?;
+        s.vsize = num(next("missing field 23 (vsize)")?, "field 23 (vsize)")?;
+        s.rss = num(next("missing field 24 (rss)")?, "field 24 (rss)")?;
+        if fields.next().is_none() && !buf.last().is_some_and(u8::is_ascii_whitespace) {
+            return Err(ParseError("stat is truncated in field 24 (rss)"));
+        }
+        Ok(s)
+    }
+
+    pub(super) fn parse_status(buf: &[u8]) -> Result<StatusFields, ParseError> {
+        let mut s = StatusFields::default();
+        let mut have_uid = false;
+        for line in buf.split(|&b| b == b'\n') {
+            if let Some(rest) = line.strip_prefix(b"Uid:") {
+                let mut ids = words(rest);
+                ids.next().ok_or(ParseError("Uid: line without ids"))?;
+                let euid = ids
+                    .next()
+                    .and_then(parse_u64)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(ParseError("Uid: line without a numeric effective uid"))?;
+                s.euid = euid;
+                have_uid = true;
+            } else if let Some(rest) = line.strip_prefix(b"voluntary_ctxt_switches:") {
+                s.ctx_voluntary = first_number(rest, "voluntary_ctxt_switches is not a number")?;
+            } else if let Some(rest) = line.strip_prefix(b"nonvoluntary_ctxt_switches:") {
+                s.ctx_nonvoluntary =
+                    first_number(rest, "nonvoluntary_ctxt_switches is not a number")?;
+            } else if let Some(rest) = line.strip_prefix(b"VmSwap:") {
+                s.vm_swap_kb = first_number(rest, "VmSwap is not a number")?;
+            } else if let Some(rest) = line.strip_prefix(b"VmSize:") {
+                s.vm_size_kb = first_number(rest, "VmSize is not a number")?;
+            } else if let Some(rest) = line.strip_prefix(b"VmRSS:") {
+                s.vm_rss_kb = first_number(rest, "VmRSS is not a number")?;
+            }
+        }
+        if !have_uid {
+            return Err(ParseError("no Uid: line"));
+        }
+        Ok(s)
+    }
+
+    pub(super) fn parse_io(buf: &[u8]) -> Result<(u64, u64), ParseError> {
+        let mut read = None;
+        let mut write = None;
+        for line in buf.split(|&b| b == b'\n') {
+            if let Some(rest) = line.strip_prefix(b"read_bytes:") {
+                read = Some(first_number(rest, "read_bytes is not a number")?);
+            } else if let Some(rest) = line.strip_prefix(b"write_bytes:") {
+                write = Some(first_number(rest, "write_bytes is not a number")?);
+            }
+        }
+        match (read, write) {
+            (Some(r), Some(w)) => Ok((r, w)),
+            _ => Err(ParseError("no read_bytes or write_bytes line")),
+        }
+    }
+}
+
+/// `stat`, `status` and `io` of live tasks (this process's, and init's
+/// when readable): the parsers agree with the reference ones on them.
+#[test]
+fn parsers_agree_with_the_reference_on_live_files() {
+    let mut read = 0;
+    for pid in ["self", "thread-self", "1"] {
+        for (file, check) in [("stat", 0), ("status", 1), ("io", 2)] {
+            let Ok(buf) = std::fs::read(format!("/proc/{pid}/{file}")) else {
+                continue;
+            };
+            read += 1;
+            assert_same(&buf, check);
+        }
+    }
+    assert!(read >= 4, "{read} files read");
+}
+
+/// Checks one parser (0 stat, 1 status, 2 io) against its reference.
+fn assert_same(buf: &[u8], which: u8) {
+    let text = String::from_utf8_lossy(buf);
+    match which {
+        0 => {
+            let (mut a, mut b) = (String::from("x"), String::from("y"));
+            let got = parse_stat(buf, &mut a);
+            assert_eq!(got, reference::parse_stat(buf, &mut b), "{text:?}");
+            if got.is_ok() {
+                assert_eq!(a, b, "{text:?}");
+            }
+        }
+        1 => assert_eq!(parse_status(buf), reference::parse_status(buf), "{text:?}"),
+        _ => assert_eq!(parse_io(buf), reference::parse_io(buf), "{text:?}"),
+    }
+}
+
+const STATUS_SAMPLE: &[u8] = b"Name:\tnginx\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t15923\nPid:\t15923\nPPid:\t1\nUid:\t0\t33\t0\t0\nGid:\t0\t0\t0\t0\nVmPeak:\t   12000 kB\nVmSize:\t   11436 kB\nVmRSS:\t    4100 kB\nVmSwap:\t       0 kB\nThreads:\t3\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t17\n";
+const IO_SAMPLE: &[u8] = b"rchar: 7525\nwchar: 12\nsyscr: 12\nsyscw: 1\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+
+proptest::proptest! {
+    #[test]
+    fn parsers_agree_with_the_reference_on_any_bytes(
+        tokens in proptest::collection::vec(proptest::sample::select(vec![
+            &b"Uid:"[..], b"VmRSS:", b"VmSize:", b"VmSwap:", b"voluntary_ctxt_switches:",
+            b"nonvoluntary_ctxt_switches:", b"read_bytes:", b"write_bytes:", b"\t", b" ",
+            b"\n", b"12", b"0", b"18446744073709551616", b"x", b"(", b")", b"S", b"-", b"\xff",
+        ]), 0..80)
+    ) {
+        let bytes = tokens.concat();
+        for which in 0..3 {
+            assert_same(&bytes, which);
+        }
+    }
+
+    #[test]
+    fn parsers_agree_with_the_reference_on_mutated_files(
+        which in 0u8..3,
+        cut in 0usize..600,
+        flip in 0usize..600,
+        byte in proptest::sample::select(b" \t\n0123456789x():-".to_vec()),
+    ) {
+        let mut v = match which {
+            0 => STAT_14804.to_vec(),
+            1 => STATUS_SAMPLE.to_vec(),
+            _ => IO_SAMPLE.to_vec(),
+        };
+        if let Some(b) = v.get_mut(flip) { *b = byte; }
+        v.truncate(cut);
+        assert_same(&v, which);
+    }
+}
