@@ -216,10 +216,7 @@ impl FsProc {
             return;
         }
         match read::open_file(k.dir.as_fd(), rel) {
-            Ok(fd) => {
-                let at = k.task_files.partition_point(|(t, _)| *t < tid);
-                k.task_files.insert(at, (tid, fd));
-            }
+            Ok(fd) => k.keep_task_file(tid, fd),
             Err(e) => {
                 self.cycle.release_files(1);
                 tracing::trace!(pid = self.pid, tid, error = %e, "task schedstat not kept");

@@ -128,10 +128,9 @@ pub(super) struct Known {
     /// The tasks as of the last `task/` listing, sorted by TID; empty until
     /// threads have been read.
     pub tasks: Vec<KnownTask>,
-    /// The `schedstat` of tasks other than the main thread, kept open
-    /// within the budget when threads are read, sorted by TID (only tasks
-    /// in `tasks`).
-    pub task_files: Vec<(i32, OwnedFd)>,
+    /// What is kept of the tasks beyond `tasks`; boxed, and only while
+    /// not empty, since most processes on a large host need none of it.
+    pub extras: Option<Box<TaskExtras>>,
     /// The cycle in which [`KnownTask::still`] was last set.
     pub checked_at: u64,
 }
@@ -146,7 +145,7 @@ impl Known {
             full: None,
             limit: None,
             tasks: Vec::new(),
-            task_files: Vec::new(),
+            extras: None,
             checked_at: 0,
         }
     }
@@ -158,36 +157,77 @@ impl Known {
 
     /// Files kept, the process's own and its tasks'.
     pub(super) fn file_count(&self) -> u64 {
-        self.files.count() + self.task_files.len() as u64
+        self.files.count() + self.extras.as_ref().map_or(0, |e| e.files.len() as u64)
     }
 
     /// The kept `schedstat` of task `tid`.
     pub(super) fn task_file(&self, tid: i32) -> Option<&OwnedFd> {
-        self.task_files
-            .binary_search_by_key(&tid, |(t, _)| *t)
-            .ok()
-            .and_then(|i| self.task_files.get(i))
-            .map(|(_, fd)| fd)
+        let files = &self.extras.as_ref()?.files;
+        let i = files.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
+        files.get(i).map(|(_, fd)| fd)
+    }
+
+    /// Keeps `fd` as task `tid`'s `schedstat`.
+    pub(super) fn keep_task_file(&mut self, tid: i32, fd: OwnedFd) {
+        let files = &mut self.extras.get_or_insert_with(Box::default).files;
+        let at = files.partition_point(|(t, _)| *t < tid);
+        files.insert(at, (tid, fd));
     }
 
     /// Closes the kept `schedstat` of task `tid`; whether there was one.
     pub(super) fn close_task_file(&mut self, tid: i32) -> bool {
-        match self.task_files.binary_search_by_key(&tid, |(t, _)| *t) {
-            Ok(i) => {
-                self.task_files.remove(i);
-                true
+        let Some(e) = &mut self.extras else {
+            return false;
+        };
+        let Ok(i) = e.files.binary_search_by_key(&tid, |(t, _)| *t) else {
+            return false;
+        };
+        e.files.remove(i);
+        self.drop_empty_extras();
+        true
+    }
+
+    /// The remembered `read_bytes` and `write_bytes` of task `tid`, when
+    /// known.
+    pub(super) fn task_io(&self, tid: i32) -> Option<(u64, u64)> {
+        match self.task(tid)?.io {
+            TaskIo::Unknown => None,
+            TaskIo::Zero => Some((0, 0)),
+            TaskIo::Other => {
+                let io = &self.extras.as_ref()?.io;
+                let i = io.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
+                io.get(i).map(|&(_, [r, w])| (r, w))
             }
-            Err(_) => false,
         }
     }
 
-    /// Closes the kept files of tasks no longer in `tasks`; how many.
-    pub(super) fn prune_task_files(&mut self) -> u64 {
-        let before = self.task_files.len();
-        let tasks = &self.tasks;
-        self.task_files
-            .retain(|(tid, _)| tasks.binary_search_by_key(tid, |t| t.tid).is_ok());
-        (before - self.task_files.len()) as u64
+    /// Replaces the tasks with `tasks` and the io that is neither unknown
+    /// nor zero with `io` (both sorted by TID), and closes the kept files
+    /// of tasks no longer there; how many were closed.
+    pub(super) fn set_tasks(&mut self, tasks: Vec<KnownTask>, io: Vec<(i32, [u64; 2])>) -> u64 {
+        self.tasks = tasks;
+        let mut closed = 0;
+        if !io.is_empty() || self.extras.is_some() {
+            let e = self.extras.get_or_insert_with(Box::default);
+            e.io = io;
+            let tasks = &self.tasks;
+            let before = e.files.len();
+            e.files
+                .retain(|(tid, _)| tasks.binary_search_by_key(tid, |t| t.tid).is_ok());
+            closed = (before - e.files.len()) as u64;
+        }
+        self.drop_empty_extras();
+        closed
+    }
+
+    fn drop_empty_extras(&mut self) {
+        if self
+            .extras
+            .as_ref()
+            .is_some_and(|e| e.files.is_empty() && e.io.is_empty())
+        {
+            self.extras = None;
+        }
     }
 
     /// The remembered task `tid`.
@@ -196,6 +236,41 @@ impl Known {
             .binary_search_by_key(&tid, |t| t.tid)
             .ok()
             .and_then(|i| self.tasks.get(i))
+    }
+}
+
+/// What a remembered process keeps of its tasks beyond [`KnownTask`].
+#[derive(Debug, Default)]
+pub(super) struct TaskExtras {
+    /// The `schedstat` of tasks other than the main thread, kept open
+    /// within the budget when threads are read, sorted by TID (only tasks
+    /// in [`Known::tasks`]).
+    pub files: Vec<(i32, OwnedFd)>,
+    /// `read_bytes` and `write_bytes` of the tasks whose [`KnownTask::io`]
+    /// is [`TaskIo::Other`], sorted by TID.
+    pub io: Vec<(i32, [u64; 2])>,
+}
+
+/// What is remembered of a task's `io`: most tasks never do block I/O,
+/// so its two counters are kept aside only when they are not zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TaskIo {
+    /// Unreadable, or not read.
+    Unknown,
+    /// Both zero.
+    Zero,
+    /// In [`TaskExtras::io`].
+    Other,
+}
+
+impl TaskIo {
+    /// How `io` (`None`: unreadable) is remembered.
+    pub(super) fn of(io: Option<(u64, u64)>) -> TaskIo {
+        match io {
+            None => TaskIo::Unknown,
+            Some((0, 0)) => TaskIo::Zero,
+            Some(_) => TaskIo::Other,
+        }
     }
 }
 
@@ -324,10 +399,10 @@ pub(super) struct KnownTask {
     pub start_ticks: u64,
     /// Its `schedstat` when it was read (or last confirmed).
     pub sched: Schedstat,
-    /// Its `read_bytes` and `write_bytes` when it was read; `None` when
-    /// `io` was unreadable. They still hold while the process's own
-    /// (the sum over its tasks) has not moved: see [`FsProc::read_task`].
-    pub io: Option<(u64, u64)>,
+    /// Its `read_bytes` and `write_bytes` when it was read (see
+    /// [`Known::task_io`]). They still hold while the process's own (the
+    /// sum over its tasks) has not moved: see [`FsProc::read_task`].
+    pub io: TaskIo,
 }
 
 impl KnownTask {
@@ -353,7 +428,7 @@ mod tests {
             still: false,
             start_ticks: 1,
             sched,
-            io: None,
+            io: TaskIo::Unknown,
         };
         assert!(t.unchanged(&sched));
         assert!(!t.unchanged(&Schedstat { slices: 3, ..sched }));

@@ -53,7 +53,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::known::{Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, refresh_due};
+use self::known::{Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, TaskIo, refresh_due};
 pub(super) use self::read::open_files_limit;
 use self::read::{End, RelPath};
 use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFields};

@@ -80,7 +80,7 @@ impl FsProc {
         if !self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid) {
             return None;
         }
-        self.known.as_ref()?.task(tid)?.io
+        self.known.as_ref()?.task_io(tid)
     }
 
     /// The TIDs in `task/`, in directory order.
@@ -192,6 +192,8 @@ impl FsProc {
         let refresh = refresh_due(self.cycle.number, self.pid);
         let mut list = Vec::with_capacity(tids.len());
         let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
+        // The io of remembered tasks that is neither unknown nor zero.
+        let mut io = Vec::new();
         let (mut kept_n, mut read_n) = (0, 0);
         for (tid, sched) in tids {
             let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
@@ -200,6 +202,11 @@ impl FsProc {
             };
             if let Some(t) = kept {
                 kept_n += 1;
+                if let Some((r, w)) = self.known.as_ref().and_then(|k| k.task_io(tid))
+                    && t.io == TaskIo::Other
+                {
+                    io.push((tid, [r, w]));
+                }
                 tasks.push(t);
                 list.push(TaskRead::Unchanged(ThreadID {
                     tid,
@@ -212,6 +219,12 @@ impl FsProc {
                 continue;
             };
             if remember {
+                let read = thread
+                    .io_known
+                    .then_some((thread.counts.read_bytes, thread.counts.write_bytes));
+                if let (TaskIo::Other, Some((r, w))) = (TaskIo::of(read), read) {
+                    io.push((tid, [r, w]));
+                }
                 tasks.push(KnownTask {
                     tid,
                     // Only whether it is running matters to what is remembered.
@@ -219,9 +232,7 @@ impl FsProc {
                     still: false,
                     start_ticks: thread.id.start_time_ticks,
                     sched: sched.unwrap_or_default(),
-                    io: thread
-                        .io_known
-                        .then_some((thread.counts.read_bytes, thread.counts.write_bytes)),
+                    io: TaskIo::of(read),
                 });
             }
             list.push(TaskRead::Read(thread));
@@ -233,8 +244,8 @@ impl FsProc {
         }
         if let Some(k) = &mut self.known {
             tasks.sort_unstable_by_key(|t| t.tid);
-            k.tasks = tasks;
-            let closed = k.prune_task_files();
+            io.sort_unstable_by_key(|&(tid, _)| tid);
+            let closed = k.set_tasks(tasks, io);
             self.cycle.release_files(closed);
         }
         // The last read the tracker makes of this process this cycle.
