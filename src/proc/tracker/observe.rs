@@ -139,7 +139,7 @@ pub(super) fn without_deltas(t: &TrackedProc) -> Option<Update> {
 /// process's state and builds its update.
 fn observe_metrics<P: Proc>(
     t: &mut TrackedProc,
-    metrics: Metrics,
+    mut metrics: Metrics,
     proc: &mut P,
     ctx: &mut Ctx<'_>,
 ) -> Update {
@@ -160,8 +160,12 @@ fn observe_metrics<P: Proc>(
     }
     // Its reaper, should it exit before the next reading.
     t.parent_pid = metrics.parent_pid;
+    // Moved into the update's map when the process's own wait channel is
+    // reported, rather than copied.
+    let wchan = std::mem::take(&mut metrics.wchan);
     let (states, wchans, thread_updates) = fold_tasks(
         t,
+        wchan,
         thread_read,
         &metrics,
         &mut latest,
@@ -262,15 +266,16 @@ fn note_children_growth(t: &mut TrackedProc, now: Counts, born_since_start: bool
 /// own values.
 fn fold_tasks(
     t: &mut TrackedProc,
+    wchan: String,
     thread_read: ThreadRead,
     metrics: &Metrics,
     latest: &mut Delta,
     (mark, born_since_start): (u32, bool),
     names: &mut Names,
 ) -> (States, BTreeMap<String, u64>, Vec<ThreadUpdate>) {
-    let own = || {
+    let own = move || {
         let mut wchans = BTreeMap::new();
-        own_wchan(&metrics.wchan, &mut wchans);
+        own_wchan(wchan, &mut wchans);
         (metrics.states, wchans)
     };
     match thread_read {
@@ -301,8 +306,8 @@ fn fold_tasks(
     }
 }
 
-fn own_wchan(wchan: &str, wchans: &mut BTreeMap<String, u64>) {
+fn own_wchan(wchan: String, wchans: &mut BTreeMap<String, u64>) {
     if !wchan.is_empty() {
-        wchans.insert(wchan.to_string(), 1);
+        wchans.insert(wchan, 1);
     }
 }
