@@ -114,6 +114,51 @@ pub(super) struct Gone {
     pub(super) cycle: u64,
 }
 
+/// A tracked process's part in the accounting of reaped children and exit
+/// records. All zero for most processes (those that reap no child and get
+/// no exit record), so it is boxed apart and allocated only once one of
+/// its values is not: four totals inline would more than double the size
+/// of every tracked process.
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
+    /// Its reaped-children totals as last read (children accounting).
+    pub(super) children_seen: Counts,
+    /// Their growth this cycle, settled after the sweep.
+    pub(super) children_growth: Counts,
+    /// What was already counted for tracked children it reaped, not yet
+    /// seen in its children totals.
+    pub(super) owed: Counts,
+    /// Once closed: the CPU and faults of its exit record, and what was
+    /// counted below it from other records (owed to its reaper when it is
+    /// swept, in place of its last sample).
+    pub(super) record_tail: Counts,
+}
+
+impl TrackedProc {
+    /// Its reaped-children totals as last read; `None` before the first
+    /// reading.
+    pub(super) fn children_seen(&self) -> Option<Counts> {
+        self.children_read.then(|| {
+            self.ledger
+                .as_ref()
+                .map(|l| l.children_seen)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Its ledger, allocated on first use.
+    pub(super) fn ledger_mut(&mut self) -> &mut Ledger {
+        self.ledger.get_or_insert_with(Box::default)
+    }
+
+    /// Adds `c` to what it is owed (nothing is allocated for zero).
+    fn add_owed(&mut self, c: Counts) {
+        if c != Counts::default() {
+            self.ledger_mut().owed += c;
+        }
+    }
+}
+
 /// One change of program of a tracked process, as `explain` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rename {
@@ -207,7 +252,10 @@ impl Tracker {
                 // Owed to its reaper, instead of its last sample, when
                 // it is swept; the record names the parent it had at its
                 // exit, even one it got after its last reading.
-                t.record_tail = cpu_and_faults(&e.totals) + below;
+                let tail = cpu_and_faults(&e.totals) + below;
+                if tail != Counts::default() || t.ledger.is_some() {
+                    t.ledger_mut().record_tail = tail;
+                }
                 if e.parent_pid > 0 {
                     t.parent_pid = e.parent_pid;
                 }
@@ -326,7 +374,7 @@ impl Tracker {
                 ..
             }) = self.entries.get_mut(id)
         {
-            p.owed += c;
+            p.add_owed(c);
             return;
         }
         let cycle = self.cycle;
@@ -429,7 +477,7 @@ impl Tracker {
                 }) = self.entries.get_mut(id)
                 && *last_seen == cycle
             {
-                p.owed += o;
+                p.add_owed(o);
             }
         }
     }
@@ -440,13 +488,15 @@ impl Tracker {
     /// reaped between two cycles is never counted twice).
     fn settle_children_growth(&mut self) {
         for slot in self.entries.values_mut() {
-            if let Entry::Tracked(t) = &mut slot.entry {
-                let growth = std::mem::take(&mut t.children_growth);
+            if let Entry::Tracked(t) = &mut slot.entry
+                && let Some(l) = &mut t.ledger
+            {
+                let growth = std::mem::take(&mut l.children_growth);
                 if growth == Counts::default() {
                     continue;
                 }
-                let credit = growth.since(&t.owed);
-                t.owed = t.owed.since(&growth);
+                let credit = growth.since(&l.owed);
+                l.owed = l.owed.since(&growth);
                 if credit != Counts::default() {
                     self.closed.push((t.group.clone(), credit));
                 }
@@ -462,12 +512,16 @@ impl Tracker {
 /// records counted below it since (still owed here, as it was never seen
 /// in them).
 pub(super) fn owed_at_exit(t: &TrackedProc, last: Counts) -> Counts {
+    let l = t.ledger.as_deref();
     let own = if t.closed {
-        t.record_tail
+        l.map(|l| l.record_tail).unwrap_or_default()
     } else {
         cpu_and_faults(&last)
     };
-    own + t.children_seen.unwrap_or_default() + t.owed
+    match l {
+        Some(l) => own + l.children_seen + l.owed,
+        None => own,
+    }
 }
 
 /// What is remembered of the process `id` swept in `cycle`, and, for a

@@ -56,11 +56,9 @@ pub(super) fn first_sight<P: Proc>(
         last: None,
         name: name.into(),
         parent_pid,
-        children_seen: None,
-        children_growth: Counts::default(),
-        owed: Counts::default(),
+        children_read: false,
         closed: false,
-        record_tail: Counts::default(),
+        ledger: None,
         history: Vec::new(),
     });
     match proc.metrics() {
@@ -249,13 +247,18 @@ fn advance_reading(t: &mut TrackedProc, metrics: &Metrics, born_since_start: boo
 /// because what its children already counted is known only once the
 /// cycle has seen which of them left.
 fn note_children_growth(t: &mut TrackedProc, now: Counts, born_since_start: bool) {
-    let growth = match t.children_seen {
+    let growth = match t.children_seen() {
         Some(prev) => now.since(&prev),
         None if born_since_start => now.as_delta(),
         None => Delta::default(),
     };
-    t.children_seen = Some(now);
-    t.children_growth += growth;
+    t.children_read = true;
+    if now != Counts::default() || t.ledger.is_some() {
+        t.ledger_mut().children_seen = now;
+    }
+    if growth != Delta::default() {
+        t.ledger_mut().children_growth += growth;
+    }
 }
 
 /// The states, wait channels and per-thread updates of the process from
