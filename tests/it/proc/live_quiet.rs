@@ -18,7 +18,7 @@ use procgroups::proc::{
     FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, TaskRead, Thread, ThreadID,
 };
 
-use crate::support::procs::{spawn_workload, stop_workload as stop};
+use crate::support::procs::{spawn_workload, start_workload_command, stop_workload as stop};
 
 /// A live source built with thread detail, as the tracker builds it when
 /// threads are on.
@@ -330,9 +330,10 @@ fn a_reused_pid_is_a_new_process() {
 
 /// A Python process whose main thread waits on stdin while one thread
 /// appends 64 KiB to a file on disk every 150 ms and another wakes every
-/// 40 ms without doing I/O; `ready` once both run.
+/// 40 ms without doing I/O; `ready <pid>` once both run, and exits when
+/// its stdin closes.
 const WRITER: &str = r#"
-import sys, threading, time
+import os, sys, threading, time
 def write():
     with open(sys.argv[1], "ab") as f:
         while True:
@@ -344,7 +345,7 @@ def tick():
         time.sleep(0.04)
 threading.Thread(target=write, daemon=True).start()
 threading.Thread(target=tick, daemon=True).start()
-print("ready", flush=True)
+print("ready", os.getpid(), flush=True)
 sys.stdin.read()
 "#;
 
@@ -363,24 +364,13 @@ fn task_writes(pid: u32) -> HashMap<i32, u64> {
 
 #[test]
 fn a_task_s_io_is_read_again_when_the_process_s_moved_and_only_then() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     // On disk: the page cache accounts dirtied pages to `write_bytes`
     // there, where a tmpfs does not.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let mut child = Command::new("python3")
-        .args(["-c", WRITER])
-        .arg(dir.path().join("out"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 (Debian: apt-get install python3)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    let pid = child.id();
+    let mut python = std::process::Command::new("python3");
+    python.args(["-c", WRITER]).arg(dir.path().join("out"));
+    let (child, pid) = start_workload_command(python);
+    let pid = pid as u32;
     let start: u64 = task_writes(pid).values().sum();
     let mut src = Follower::new();
     let mut kept = 0;
@@ -414,7 +404,5 @@ fn a_task_s_io_is_read_again_when_the_process_s_moved_and_only_then() {
     // The ticking thread ran between most cycles, and in many of them the
     // writer had not written: its io (and the main thread's) stood.
     assert!(kept >= 10, "task io kept {kept} times in 60 cycles");
-    drop(child.stdin.take());
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(child);
 }
