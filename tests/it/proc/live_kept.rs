@@ -13,13 +13,21 @@ use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Sour
 
 use crate::support::procs::{spawn_workload, stop_workload as stop};
 
-/// A live source keeping at most `kept_files` files.
+/// A live source keeping at most `kept_files` files, with no bound on
+/// their kernel memory, so that what it keeps does not depend on how many
+/// processes the host runs (the bound itself is checked on its own in the
+/// source's unit tests).
 fn source(kept_files: u64) -> FsSource {
-    let options = FsSourceOptions {
+    FsSource::new("/proc", unbounded(kept_files, false)).unwrap()
+}
+
+fn unbounded(kept_files: u64, threads: bool) -> FsSourceOptions {
+    FsSourceOptions {
         kept_files,
+        kept_kernel_bytes: u64::MAX,
+        threads,
         ..FsSourceOptions::default()
-    };
-    FsSource::new("/proc", options).unwrap()
+    }
 }
 
 /// One cycle reading `pids` only (identity and metrics, in that order),
@@ -145,10 +153,7 @@ fn other_tids(pid: i32) -> Vec<i32> {
 fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     let (child, pid) = spawn_workload(&["--name", "pgkepttask", "--threads", "2"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let options = FsSourceOptions {
-        threads: true,
-        ..FsSourceOptions::default()
-    };
+    let options = unbounded(FsSourceOptions::DEFAULT_KEPT_FILES, true);
     let mut src = FsSource::new("/proc", options).unwrap();
     let mut unchanged = 0;
     for _ in 0..4 {

@@ -84,13 +84,19 @@ pub struct FsSourceOptions {
     /// [`Proc::metrics`] reads no per-thread file.
     pub threads: bool,
     /// How many procfs files may be kept open between cycles at most (a
-    /// remembered process's `schedstat`; its `stat` when the budget covers
-    /// two per process, and its `io` when it covers three), re-read with
-    /// `pread`: each holds about 4.3 KiB of kernel memory charged to the
-    /// agent, so this is a kernel-memory budget. Within it, the source
-    /// keeps only as many as fit in [`FsSourceOptions::KEPT_KERNEL_BYTES`]
-    /// beside the path-only directories it holds. 0 keeps none.
+    /// remembered process's `schedstat`; with threads, its other tasks'
+    /// `schedstat` when the budget covers them all; then its `stat` and its
+    /// `io` likewise), re-read with `pread`: each holds about 4.3 KiB of
+    /// kernel memory charged to the agent, so this is a kernel-memory
+    /// budget. Within it, the source keeps only as many as fit in
+    /// [`FsSourceOptions::kept_kernel_bytes`] beside the path-only
+    /// directories it holds. 0 keeps none.
     pub kept_files: u64,
+    /// The kernel memory that kept files and path-only directories may
+    /// hold together ([`FsSourceOptions::KEPT_KERNEL_BYTES`] by default).
+    /// The files kept depend on how many processes the host lists; a
+    /// larger bound keeps more on a large host.
+    pub kept_kernel_bytes: u64,
 }
 
 impl FsSourceOptions {
@@ -115,10 +121,10 @@ impl FsSourceOptions {
     /// How many files may be kept when `listed` processes are remembered:
     /// the configured cap, or fewer when the kernel memory of the
     /// directories and the files together would exceed
-    /// [`FsSourceOptions::KEPT_KERNEL_BYTES`].
+    /// [`FsSourceOptions::kept_kernel_bytes`].
     fn file_budget(&self, listed: u64) -> u64 {
         let dirs = 2 * listed * Self::DIR_BYTES;
-        let fit = Self::KEPT_KERNEL_BYTES.saturating_sub(dirs) / Self::FILE_BYTES;
+        let fit = self.kept_kernel_bytes.saturating_sub(dirs) / Self::FILE_BYTES;
         self.kept_files.min(fit)
     }
 }
@@ -129,6 +135,7 @@ impl Default for FsSourceOptions {
             gather_smaps: false,
             threads: false,
             kept_files: FsSourceOptions::DEFAULT_KEPT_FILES,
+            kept_kernel_bytes: FsSourceOptions::KEPT_KERNEL_BYTES,
         }
     }
 }
@@ -693,5 +700,12 @@ mod tests {
             ..o
         };
         assert_eq!(capped.file_budget(1_100), 10);
+        // A larger bound keeps more on a large host, up to the cap.
+        let roomy = FsSourceOptions {
+            kept_kernel_bytes: 64 << 20,
+            ..o
+        };
+        assert!(roomy.file_budget(5_100) > o.file_budget(5_100));
+        assert_eq!(roomy.file_budget(5_100), o.kept_files);
     }
 }
