@@ -183,8 +183,8 @@ fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     assert_eq!(kept, want);
     assert!(unchanged >= 6, "{unchanged} tasks unchanged in 4 cycles");
     stop(child);
-    let mut procs = src.all_procs().unwrap();
-    assert!(procs.iter_mut().all(|p| p.pid() != pid));
+    let procs = src.all_procs().unwrap();
+    assert!(procs.iter().all(|p| p.pid() != pid));
     src.recycle(procs);
     assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
 }

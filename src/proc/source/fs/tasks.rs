@@ -202,8 +202,8 @@ impl FsProc {
             };
             if let Some(t) = kept {
                 kept_n += 1;
-                if let Some((r, w)) = self.known.as_ref().and_then(|k| k.task_io(tid))
-                    && t.io == TaskIo::Other
+                if t.io == TaskIo::Other
+                    && let Some((r, w)) = self.known.as_ref().and_then(|k| k.task_io(tid))
                 {
                     io.push((tid, [r, w]));
                 }
@@ -222,7 +222,10 @@ impl FsProc {
                 let read = thread
                     .io_known
                     .then_some((thread.counts.read_bytes, thread.counts.write_bytes));
-                if let (TaskIo::Other, Some((r, w))) = (TaskIo::of(read), read) {
+                let tag = TaskIo::of(read);
+                if tag == TaskIo::Other
+                    && let Some((r, w)) = read
+                {
                     io.push((tid, [r, w]));
                 }
                 tasks.push(KnownTask {
@@ -232,7 +235,7 @@ impl FsProc {
                     still: false,
                     start_ticks: thread.id.start_time_ticks,
                     sched: sched.unwrap_or_default(),
-                    io: TaskIo::of(read),
+                    io: tag,
                 });
             }
             list.push(TaskRead::Read(thread));
