@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::observe::{Ctx, first_sight};
+use super::observe::first_sight;
 use tracing::{debug, trace};
 
 use super::accounts::owed_at_exit;
@@ -98,13 +98,7 @@ impl Tracker {
         sink: &mut impl FnMut(Update),
     ) {
         let group = self.names.get(group);
-        let mut ctx = Ctx {
-            options: &self.options,
-            first: now,
-            cycle,
-            errors,
-            names: &mut self.names,
-        };
+        let mut ctx = self.ctx(now, cycle, errors);
         match first_sight(
             proc,
             id,
