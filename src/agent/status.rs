@@ -21,7 +21,7 @@ use crate::proc::{
     Explanation, FsSource, FsSourceOptions, GroupByName, ID, MatchReason, Membership, Proc,
     ProcError, Rename, Source, Static,
 };
-use crate::snapshot::{AccountingMode, SnapshotCell};
+use crate::snapshot::{AccountingMode, Snapshot, SnapshotCell};
 use crate::telemetry::ExportHealth;
 
 use crate::status::{
@@ -90,6 +90,19 @@ impl AgentStatus {
     }
 }
 
+/// The cycle `s` is the outcome of; `None` before the first one.
+fn cycle_info(s: &Snapshot) -> Option<CycleInfo> {
+    let taken_at = s.taken_at?;
+    Some(CycleInfo {
+        end_time: taken_at + s.cycle_duration,
+        duration: s.cycle_duration,
+        count: s.cycles,
+        errors: s.errors,
+        tracked_processes: s.tracked_processes,
+        node_cpu: s.node_cpu,
+    })
+}
+
 /// An owned [`Membership`].
 enum Known {
     Tracked {
@@ -105,21 +118,13 @@ enum Known {
 }
 
 impl StatusProvider for AgentStatus {
-    fn groups(&self) -> GroupByName {
-        self.cell.load().groups.clone()
+    fn last_cycle_groups(&self) -> (Option<CycleInfo>, GroupByName) {
+        let s = self.cell.load();
+        (cycle_info(&s), s.groups.clone())
     }
 
     fn last_cycle(&self) -> Option<CycleInfo> {
-        let s = self.cell.load();
-        let taken_at = s.taken_at?;
-        Some(CycleInfo {
-            end_time: taken_at + s.cycle_duration,
-            duration: s.cycle_duration,
-            count: s.cycles,
-            errors: s.errors,
-            tracked_processes: s.tracked_processes,
-            node_cpu: s.node_cpu,
-        })
+        cycle_info(&self.cell.load())
     }
 
     fn last_export(&self) -> ExportState {

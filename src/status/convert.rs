@@ -19,10 +19,9 @@ pub fn snapshot_response(
     policy: &HealthPolicy,
     now: SystemTime,
 ) -> pb::GetSnapshotResponse {
-    let cycle = provider.last_cycle();
+    let (cycle, groups) = provider.last_cycle_groups();
     let export = provider.last_export();
     let health = policy.evaluate(now, cycle.as_ref(), &export);
-    let groups = provider.groups();
     pb::GetSnapshotResponse {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         agent_start_time_unix_nano: unix_nanos(Some(policy.start_time)),

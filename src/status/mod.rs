@@ -218,8 +218,10 @@ impl PidExplanation {
 /// cheap and non-blocking except [`StatusProvider::explain`], which may read
 /// `/proc` and is called off the async threads.
 pub trait StatusProvider: Send + Sync + 'static {
-    /// Groups of the last completed cycle (empty before the first one).
-    fn groups(&self) -> GroupByName;
+    /// The last completed cycle, if any, with its groups (empty before the
+    /// first one), taken together: a reply never pairs one cycle's groups
+    /// with another cycle, or with none.
+    fn last_cycle_groups(&self) -> (Option<CycleInfo>, GroupByName);
     /// The last completed cycle, if any.
     fn last_cycle(&self) -> Option<CycleInfo>;
     /// The export state.

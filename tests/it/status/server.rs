@@ -40,8 +40,9 @@ impl FakeProvider {
 }
 
 impl StatusProvider for FakeProvider {
-    fn groups(&self) -> GroupByName {
-        self.0.lock().unwrap().groups.clone()
+    fn last_cycle_groups(&self) -> (Option<CycleInfo>, GroupByName) {
+        let state = self.0.lock().unwrap();
+        (state.cycle.clone(), state.groups.clone())
     }
     fn last_cycle(&self) -> Option<CycleInfo> {
         self.0.lock().unwrap().cycle.clone()
