@@ -13,7 +13,9 @@
 //! Arguments: cycles (default 10), interval in ms (default 500), threads
 //! `on` or `off` (default `off`), mount point (default `/proc`), how many
 //! files may be kept open between cycles (default
-//! `FsSourceOptions::DEFAULT_KEPT_FILES`; 0 opens every file every cycle).
+//! `FsSourceOptions::DEFAULT_KEPT_FILES`; 0 opens every file every cycle),
+//! and the thread-group probe, `probe` (the default: used when this
+//! process may, as the agent does) or `noprobe`.
 //!
 //! Each cycle's line ends with the process's user and system CPU time for
 //! that cycle (from its own `stat`, in clock ticks), and the last line
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         .get(4)
         .map_or(Ok(FsSourceOptions::DEFAULT_KEPT_FILES), |a| a.parse())
         .context("kept files")?;
+    let probe = args.get(5).is_none_or(|a| a != "noprobe");
 
     let namer = Arc::new(default_rules(&root)?);
     let mut grouper = Grouper::new(
@@ -63,6 +66,12 @@ fn main() -> anyhow::Result<()> {
         ..FsSourceOptions::default()
     };
     let mut source = FsSource::new(&root, options)?;
+    if probe {
+        match procgroups::exits::GroupQuery::open() {
+            Ok(q) => source.set_group_probe(Box::new(q)),
+            Err(e) => eprintln!("no thread-group probe: {e}"),
+        }
+    }
     let tick_ms = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
     let mut steady = (0, 0);
     for n in 0..cycles {

@@ -10,6 +10,7 @@
 //! attributes the growth of the reaped-children totals instead. The two
 //! are never both on: they would count the same work twice.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::cli::ExitAccounting;
-use crate::exits::{ExitAssembler, ExitListener, ListenerConfig, ListenerStats};
+use crate::exits::{ExitAssembler, ExitListener, GroupQuery, ListenerConfig, ListenerStats};
 use crate::proc::ProcExit;
 use crate::snapshot::{AccountingMode, ExitMode};
 
@@ -111,6 +112,42 @@ pub fn start(wanted: ExitAccounting, ticks_per_second: u64) -> (AccountingMode, 
         ),
     }
     (mode, feed)
+}
+
+/// A thread-group probe for the process source ([`GroupQuery`]), when this
+/// process may ask the kernel (`CAP_NET_ADMIN`, the host network
+/// namespace, a kernel that sums a group's run time) and `procfs` numbers
+/// processes as this process does (its `self` is this process's pid, so
+/// the mount is of this pid namespace). Otherwise `None`, and why is
+/// logged: the source then reads each thread's `schedstat`, or rereads
+/// the process, to learn what the probe would have said.
+pub fn group_probe(procfs: &Path) -> Option<GroupQuery> {
+    let own = std::process::id().to_string();
+    match std::fs::read_link(procfs.join("self")) {
+        Ok(p) if p.as_os_str() == own.as_str() => {}
+        _ => {
+            tracing::info!(
+                procfs = %procfs.display(),
+                "thread groups are not asked about through taskstats: the procfs is of another pid namespace"
+            );
+            return None;
+        }
+    }
+    match GroupQuery::open() {
+        Ok(q) => {
+            tracing::info!(
+                "thread groups are asked about through taskstats: a process whose threads have not run is not reread"
+            );
+            Some(q)
+        }
+        Err(e) => {
+            tracing::info!(
+                reason = %e,
+                "thread groups are not asked about through taskstats (needs CAP_NET_ADMIN and hostNetwork)"
+            );
+            None
+        }
+    }
 }
 
 fn open(ticks_per_second: u64) -> Result<ExitFeed, String> {

@@ -86,7 +86,7 @@ impl Collection<FsSource> {
     /// process may receive them; the listener starts before the first
     /// cycle, so that nothing exiting after it is missed.
     pub fn from_config(config: &Config) -> Result<Self, SourceError> {
-        let source = FsSource::new(
+        let mut source = FsSource::new(
             &config.procfs,
             FsSourceOptions {
                 gather_smaps: config.gather_smaps,
@@ -94,6 +94,9 @@ impl Collection<FsSource> {
                 ..FsSourceOptions::default()
             },
         )?;
+        if let Some(probe) = accounting::group_probe(&config.procfs) {
+            source.set_group_probe(Box::new(probe));
+        }
         let (root, facts) = (source.root().to_path_buf(), source.facts());
         let (mode, feed) = accounting::start(config.exit_accounting, facts.ticks_per_second);
         let mut c = Collection::new(

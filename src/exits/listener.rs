@@ -9,17 +9,14 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage};
 use netlink_packet_generic::GenlMessage;
-use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
-use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_GENERIC};
+use netlink_sys::Socket;
 use rustix::io::Errno;
 
 use super::cpus::{CpuListError, read_cpu_list};
-use super::record::{
-    CMD_GET, ExitRecord, FAMILY_NAME, Incoming, ParseError, TaskstatsPayload, parse_incoming,
-};
+use super::link::Link;
+use super::record::{CMD_GET, ExitRecord, Incoming, ParseError, TaskstatsPayload, parse_incoming};
 
 /// `TASKSTATS_CMD_ATTR_REGISTER_CPUMASK`.
 const ATTR_REGISTER_CPUMASK: u16 = 3;
@@ -71,6 +68,12 @@ pub enum ListenError {
     NotDelivered,
     #[error("registering for exit records: {}", register_reason(*.0))]
     Register(i32),
+    #[error("querying a thread group: {}", register_reason(*.0))]
+    Query(i32),
+    #[error(
+        "the kernel's thread-group query leaves the group's run time zero (older kernels sum it only with delay accounting on)"
+    )]
+    NoGroupRunTime,
     #[error("CPU list: {0}")]
     Cpus(#[from] CpuListError),
     #[error("no reply from the kernel's {0} within {SETUP_TIMEOUT:?}")]
@@ -99,11 +102,11 @@ impl ListenError {
     /// namespaces exit accounting needs (as opposed to a fault).
     pub fn is_not_permitted(&self) -> bool {
         match self {
-            ListenError::Register(code) => {
+            ListenError::Register(code) | ListenError::Query(code) => {
                 let e = Errno::from_raw_os_error(code.saturating_abs());
                 e == Errno::PERM || e == Errno::INVAL
             }
-            ListenError::NoFamily | ListenError::NotDelivered => true,
+            ListenError::NoFamily | ListenError::NotDelivered | ListenError::NoGroupRunTime => true,
             _ => false,
         }
     }
@@ -160,11 +163,9 @@ impl Overflow {
 /// A registered taskstats listener. Blocking: run it on its own thread
 /// and hand the batches to the tracker.
 pub struct ExitListener {
-    socket: Socket,
+    link: Link,
     family_id: u16,
     cpus: String,
-    seq: u32,
-    buf: Vec<u8>,
     pending: VecDeque<ExitRecord>,
     overflow: Overflow,
     stats: ListenerStats,
@@ -187,25 +188,19 @@ impl ExitListener {
     /// when not permitted (see [`ListenError::is_not_permitted`]).
     pub fn open(config: &ListenerConfig) -> Result<Self, ListenError> {
         let cpus = read_cpu_list(&config.cpus_path)?;
-        let mut socket = Socket::new(NETLINK_GENERIC).map_err(ListenError::Socket)?;
-        socket.bind_auto().map_err(ListenError::Socket)?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(ListenError::Socket)?;
-        let receive_buffer = set_receive_buffer(&socket, config.receive_buffer);
+        let link = Link::open(RECV_BUFFER)?;
+        let receive_buffer = set_receive_buffer(&link.socket, config.receive_buffer);
         let mut me = Self {
-            socket,
+            link,
             family_id: 0,
             cpus,
-            seq: 0,
-            buf: Vec::with_capacity(RECV_BUFFER),
             pending: VecDeque::new(),
             overflow: Overflow::default(),
             stats: ListenerStats::default(),
             receive_buffer,
         };
         me.set_timeout(Some(SETUP_TIMEOUT))?;
-        me.family_id = me.resolve_family()?;
+        me.family_id = me.link.resolve_family()?;
         me.register()?;
         me.probe_delivery()?;
         me.set_timeout(None)?;
@@ -236,12 +231,7 @@ impl ExitListener {
     /// Bounds how long [`ExitListener::recv`] blocks (`None`: forever), so
     /// that its thread can notice a shutdown.
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), ListenError> {
-        rustix::net::sockopt::set_socket_timeout(
-            &self.socket,
-            rustix::net::sockopt::Timeout::Recv,
-            timeout,
-        )
-        .map_err(|e| ListenError::Io(e.into()))
+        self.link.set_timeout(timeout)
     }
 
     /// Waits for the next datagram and returns its records; `Ok(None)`
@@ -283,8 +273,8 @@ impl ExitListener {
     }
 
     fn recv_datagram(&mut self) -> Result<Option<Vec<Incoming>>, RecvError> {
-        self.buf.clear();
-        match self.socket.recv(&mut self.buf, 0) {
+        self.link.buf.clear();
+        match self.link.socket.recv(&mut self.link.buf, 0) {
             Ok(_) => {}
             Err(e) => {
                 return match Errno::from_io_error(&e) {
@@ -307,71 +297,12 @@ impl ExitListener {
         if let Some(overflows) = self.overflow.on_data() {
             tracing::info!(overflows, "taskstats exit records flow again");
         }
-        match parse_incoming(&self.buf) {
+        match parse_incoming(&self.link.buf) {
             Ok(incoming) => Ok(Some(incoming)),
             Err(e) => {
                 self.stats.malformed += 1;
-                tracing::debug!(error = %e, len = self.buf.len(), "skipping a malformed taskstats datagram");
+                tracing::debug!(error = %e, len = self.link.buf.len(), "skipping a malformed taskstats datagram");
                 Ok(Some(Vec::new()))
-            }
-        }
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    fn send<F>(&mut self, mut msg: NetlinkMessage<F>) -> Result<u32, ListenError>
-    where
-        F: netlink_packet_core::NetlinkSerializable,
-    {
-        let seq = self.next_seq();
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        let mut out = vec![0u8; msg.buffer_len()];
-        msg.serialize(&mut out);
-        self.socket.send(&out, 0).map_err(ListenError::Io)?;
-        Ok(seq)
-    }
-
-    fn resolve_family(&mut self) -> Result<u16, ListenError> {
-        let mut genl = GenlMessage::from_payload(GenlCtrl {
-            cmd: GenlCtrlCmd::GetFamily,
-            nlas: vec![GenlCtrlAttrs::FamilyName(FAMILY_NAME.to_owned())],
-        });
-        genl.finalize();
-        let mut msg = NetlinkMessage::from(genl);
-        msg.header.flags = NLM_F_REQUEST;
-        let seq = self.send(msg)?;
-        loop {
-            self.buf.clear();
-            match self.socket.recv(&mut self.buf, 0) {
-                Ok(_) => {}
-                Err(e) if Errno::from_io_error(&e) == Some(Errno::AGAIN) => {
-                    return Err(ListenError::Timeout("generic netlink controller"));
-                }
-                Err(e) => return Err(ListenError::Io(e)),
-            }
-            let msg = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&self.buf)
-                .map_err(ParseError::from)?;
-            if msg.header.sequence_number != seq {
-                continue;
-            }
-            match msg.payload {
-                NetlinkPayload::InnerMessage(genl) => {
-                    return genl
-                        .payload
-                        .nlas
-                        .iter()
-                        .find_map(|a| match a {
-                            GenlCtrlAttrs::FamilyId(id) => Some(*id),
-                            _ => None,
-                        })
-                        .ok_or(ListenError::NoFamily);
-                }
-                NetlinkPayload::Error(e) if e.code.is_some() => return Err(ListenError::NoFamily),
-                _ => continue,
             }
         }
     }
@@ -426,7 +357,7 @@ impl ExitListener {
 
     fn register(&mut self) -> Result<(), ListenError> {
         let msg = self.cpumask_message(ATTR_REGISTER_CPUMASK);
-        let seq = self.send(msg)?;
+        let seq = self.link.send(msg)?;
         loop {
             let incoming = match self.recv_datagram() {
                 Ok(Some(incoming)) => incoming,
@@ -459,7 +390,7 @@ impl Drop for ExitListener {
     /// failed delivery).
     fn drop(&mut self) {
         let msg = self.cpumask_message(ATTR_DEREGISTER_CPUMASK);
-        if let Err(e) = self.send(msg) {
+        if let Err(e) = self.link.send(msg) {
             tracing::debug!(error = %e, "deregistering the taskstats listener");
         }
     }

@@ -10,6 +10,8 @@
 //!   exited process, thread records summed into their group's (pure).
 //! - [`listener`]: the socket (I/O edge): resolve the `TASKSTATS` family,
 //!   register on every possible CPU, receive, count overflows.
+//! - [`query`]: what a live thread group has run so far, asked by tgid
+//!   (the process source's [`GroupProbe`](crate::proc::GroupProbe)).
 //!
 //! # What the kernel requires (measured on Linux 6.18, matching its source)
 //!
@@ -77,10 +79,13 @@
 
 pub mod account;
 pub mod cpus;
+mod link;
 pub mod listener;
+pub mod query;
 pub mod record;
 
 pub use account::ExitAssembler;
 pub use cpus::{CpuListError, parse_cpu_list, read_cpu_list};
 pub use listener::{Batch, ExitListener, ListenError, ListenerConfig, ListenerStats, Overflow};
+pub use query::GroupQuery;
 pub use record::{ExitRecord, ParseError, Scope, parse_datagram, parse_stats};

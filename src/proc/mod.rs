@@ -25,8 +25,9 @@ pub use grouper::{
     DEFAULT_MAX_GROUPS, DEFAULT_MAX_THREAD_NAMES, Grouper, GrouperOptions, OVERFLOW_NAME, Overflow,
 };
 pub use source::{
-    FsProc, FsSource, FsSourceOptions, IDInfo, Proc, ReadStats, ScriptedFailure, ScriptedSource,
-    Source, SystemFacts, parse_cpu_totals, raise_open_files_limit, read_cpu_totals,
+    FsProc, FsSource, FsSourceOptions, GroupActivity, GroupProbe, IDInfo, Proc, ReadStats,
+    ScriptedFailure, ScriptedSource, Source, SystemFacts, parse_cpu_totals, raise_open_files_limit,
+    read_cpu_totals,
 };
 pub use tracker::{MatchReason, Membership, Rename, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;

@@ -390,3 +390,36 @@ fn live_overflow_is_counted_and_receiving_carries_on() {
     }
     assert!(l.stats().outages <= l.stats().overflows);
 }
+
+#[test]
+fn live_group_query_tells_a_still_group_from_one_that_ran() {
+    let Some(mut q) = crate::proc::live_group::group_query() else {
+        return;
+    };
+    let own = q.query(std::process::id()).unwrap().unwrap();
+    assert!(own.run_ns > 0, "{own:?}");
+
+    let (mut child, pid) = crate::support::procs::spawn_worker();
+    let tgid = pid as u32;
+    // Two answers 100 ms apart agree once the interpreter has settled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = q.query(tgid).unwrap().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = q.query(tgid).unwrap().unwrap();
+        if now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never still: {last:?} {now:?}");
+        last = now;
+    }
+    crate::support::procs::wake_worker(&mut child, pid);
+    let ran = q.query(tgid).unwrap().unwrap();
+    assert!(
+        ran.run_ns >= last.run_ns + 55_000_000,
+        "60 ms of run time not summed: {last:?} then {ran:?}"
+    );
+    crate::support::procs::stop_workload(child);
+    // Reaped: no such group any more.
+    assert_eq!(q.query(tgid).unwrap(), None);
+}

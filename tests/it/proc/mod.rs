@@ -5,6 +5,7 @@ mod cardinality;
 mod churn;
 mod fixture;
 mod grouper;
+pub(crate) mod live_group;
 mod live_kept;
 mod live_quiet;
 mod live_read;

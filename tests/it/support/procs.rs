@@ -91,6 +91,59 @@ pub fn stop_workload(mut child: Child) {
     assert!(status.success(), "{status}");
 }
 
+/// A Python process of three threads: the main thread and one more wait
+/// for ever, a worker waits on standard input and, for each byte it reads,
+/// burns 60 ms of CPU; end of input ends the process (status 0).
+const WORKER: &str = r#"
+import os, threading, time
+def work():
+    while os.read(0, 1):
+        end = time.thread_time() + 0.06
+        while time.thread_time() < end:
+            pass
+    os._exit(0)
+threading.Thread(target=work, daemon=True).start()
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+print("ready", os.getpid(), flush=True)
+threading.Event().wait()
+"#;
+
+/// Starts the process of [`WORKER`]; [`wake_worker`] makes its worker
+/// thread (not its main thread) run, [`stop_workload`] ends it.
+pub fn spawn_worker() -> (Child, i32) {
+    let mut python = Command::new("python3");
+    python.args(["-c", WORKER]);
+    start_workload_command(python)
+}
+
+/// Makes the worker thread of [`spawn_worker`] burn 60 ms of CPU, and
+/// waits until it has (its main thread stays asleep).
+pub fn wake_worker(child: &mut Child, pid: i32) {
+    let before = group_run_ns(pid);
+    child.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    child.stdin.as_mut().unwrap().flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_run_ns(pid) < before + 55_000_000 {
+        assert!(Instant::now() < deadline, "the worker of {pid} never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The run time of every task of `pid` so far, in ns (the first field of
+/// each `schedstat`).
+pub fn group_run_ns(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| {
+            let tid = e.ok()?.file_name();
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{}/schedstat", tid.to_str()?))
+                    .ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// The numeric fields `numbers` of `/proc/PID/stat`, numbered as in
 /// proc(5) (from 4 on: after the comm and the state); `None` once the
 /// process is gone.

@@ -112,6 +112,31 @@ impl FsProc {
         }
     }
 
+    /// Asks the cycle's group probe, if any, about a remembered process
+    /// that has (or may have) more than one task, right after its main
+    /// thread's `schedstat` and before any other of its files, so that
+    /// whatever runs after the answer shows in the next one; sets
+    /// `group_still` when the answer is the same as last cycle's. A process
+    /// last seen with one task is not asked: its `schedstat` tells.
+    pub(super) fn ask_group(&mut self) {
+        let Some(probe) = &self.cycle.probe else {
+            return;
+        };
+        let Some(k) = &mut self.known else {
+            return;
+        };
+        if k.full.as_ref().is_some_and(|f| f.single_task()) && k.tasks.len() <= 1 {
+            k.activity = None;
+            return;
+        }
+        let now = probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .activity(self.pid);
+        let before = std::mem::replace(&mut k.activity, now);
+        self.group_still = now.is_some() && now == before;
+    }
+
     /// On a real procfs, opens the process directory to read through (once
     /// per handle, and only while descriptors are left for it).
     pub(super) fn open_dir(&mut self) {
@@ -130,6 +155,7 @@ impl FsProc {
                 self.leader_sched = self
                     .kept_read(KeptFile::Schedstat, parse::parse_schedstat)
                     .ok();
+                self.ask_group();
             }
             Err(e) => {
                 self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);

@@ -133,6 +133,8 @@ pub(super) struct Known {
     pub extras: Option<Box<TaskExtras>>,
     /// The cycle in which [`KnownTask::still`] was last set.
     pub checked_at: u64,
+    /// The group probe's last answer (see [`super::GroupProbe`]).
+    pub activity: Option<super::GroupActivity>,
 }
 
 impl Known {
@@ -147,6 +149,7 @@ impl Known {
             tasks: Vec::new(),
             extras: None,
             checked_at: 0,
+            activity: None,
         }
     }
 

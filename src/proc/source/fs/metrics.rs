@@ -162,11 +162,14 @@ impl FsProc {
     /// nothing, when the process is new, due for a refresh, or its main
     /// thread has run; its main thread's own values (context switches,
     /// wait channel) when only that thread is known not to have run; all of
-    /// it when none of its tasks has. Tasks other than the main thread are
-    /// looked at only when threads are wanted; their `schedstat` is kept
-    /// for [`Proc::threads`].
+    /// it when none of its tasks has. That none has is known from the
+    /// group probe's answer when it equals last cycle's (see
+    /// [`FsProc::ask_group`]); else tasks other than the main thread are
+    /// looked at only when threads are wanted, their `schedstat` kept for
+    /// [`Proc::threads`].
     pub(super) fn stillness(&mut self) -> Stillness {
-        let (Some(k), Some(leader)) = (&self.known, self.leader_sched) else {
+        let group_still = self.group_still;
+        let (Some(k), Some(leader)) = (&mut self.known, self.leader_sched) else {
             return Stillness::None;
         };
         let Some(full) = &k.full else {
@@ -176,6 +179,14 @@ impl FsProc {
             return Stillness::None;
         }
         if full.single_task() && k.tasks.len() <= 1 {
+            return Stillness::Process;
+        }
+        if group_still {
+            k.checked_at = self.cycle.number;
+            for t in &mut k.tasks {
+                t.still = true;
+            }
+            Counters::add(&self.cycle.counters.groups_still, 1);
             return Stillness::Process;
         }
         if !self.cycle.threads_wanted || k.tasks.is_empty() {

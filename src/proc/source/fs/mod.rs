@@ -14,7 +14,10 @@
 //! ([`known`]): each keeps a path-only descriptor of its directory (identity
 //! without reading `stat`, shorter lookups), and a process whose tasks have
 //! not run since its last full reading is answered from that reading plus
-//! the few values that change without it running. Within a budget of
+//! the few values that change without it running. Whether a process of
+//! several threads has run is told by its threads' `schedstat` when threads
+//! are read, or, with a [`GroupProbe`], by one question to the kernel
+//! about the whole group. Within a budget of
 //! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
 //! read every cycle (`schedstat`, `stat`) open and re-reads them with
 //! `pread`. The handles given back
@@ -140,6 +143,34 @@ impl Default for FsSourceOptions {
     }
 }
 
+/// What the kernel says a whole thread group has run so far: the
+/// scheduler's run time and the context switches summed over its live
+/// threads. Two answers equal a cycle apart mean that none of its threads
+/// has run in between (a thread that ran moved the run time; one that
+/// exited took its share out of both sums).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupActivity {
+    pub run_ns: u64,
+    pub switches: u64,
+}
+
+/// Answers, for a thread group, what [`GroupActivity`] the kernel reports,
+/// in two system calls and without a descriptor kept open: without it, the
+/// source learns whether a process's other threads have run only from one
+/// `schedstat` per thread, which it reads when threads are wanted and
+/// otherwise does not read, rereading the whole process instead. Given to a
+/// source with [`FsSource::set_group_probe`]; implemented over taskstats
+/// by [`GroupQuery`](crate::exits::GroupQuery), which needs privilege and
+/// the procfs's own pid namespace.
+pub trait GroupProbe: Send + std::fmt::Debug {
+    /// The group `tgid`'s activity now; `None` when unknown (it exited, or
+    /// the kernel did not answer): the process is then read as usual.
+    fn activity(&mut self, tgid: i32) -> Option<GroupActivity>;
+}
+
+/// A probe shared by the handles of every cycle.
+type SharedProbe = Arc<Mutex<Box<dyn GroupProbe>>>;
+
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadStats {
@@ -159,6 +190,9 @@ pub struct ReadStats {
     /// Tasks read whose `io` was not: the process's own had not moved
     /// since their last reading.
     pub task_io_kept: u64,
+    /// Processes of several threads found quiet by the group probe
+    /// ([`FsSource::set_group_probe`]), counted in `quiet` too.
+    pub groups_still: u64,
 }
 
 /// Counters of one cycle, shared by its handles.
@@ -169,6 +203,7 @@ struct Counters {
     tasks_kept: AtomicU64,
     tasks_read: AtomicU64,
     task_io_kept: AtomicU64,
+    groups_still: AtomicU64,
 }
 
 impl Counters {
@@ -203,6 +238,7 @@ pub struct FsSource {
     /// The counters of the cycle in progress, and the last cycle's totals.
     counters: Arc<Counters>,
     stats: ReadStats,
+    probe: Option<SharedProbe>,
 }
 
 impl FsSource {
@@ -240,7 +276,17 @@ impl FsSource {
             cycles: 0,
             counters: Arc::default(),
             stats: ReadStats::default(),
+            probe: None,
         }
+    }
+
+    /// Asks `probe`, on a real procfs, whether a remembered process of
+    /// several threads has run at all, before reading anything of its own
+    /// but its main thread's `schedstat`: one that has not is answered from
+    /// memory like a single-threaded process that has not run. The probe's
+    /// pids must be this mount's.
+    pub fn set_group_probe(&mut self, probe: Box<dyn GroupProbe>) {
+        self.probe = Some(Arc::new(Mutex::new(probe)));
     }
 
     /// The mount point read.
@@ -308,6 +354,7 @@ impl FsSource {
             keep_io: tiers.io,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
+            probe: self.probe.clone().filter(|_| procfs),
         })
     }
 
@@ -332,6 +379,7 @@ impl FsSource {
             tried_dir: false,
             leader_sched: None,
             quiet: false,
+            group_still: false,
             comm: None,
         }));
         self.known.clear();
@@ -396,6 +444,7 @@ impl Source for FsSource {
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
             task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
+            groups_still: c.groups_still.load(Ordering::Relaxed),
         };
     }
 }
@@ -432,6 +481,8 @@ struct Cycle {
     keep_io: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
+    /// The group probe, on a real procfs only.
+    probe: Option<SharedProbe>,
 }
 
 impl Cycle {
@@ -570,6 +621,8 @@ pub struct FsProc {
     tried_dir: bool,
     /// Set by [`Proc::metrics`] when the process was found quiet.
     quiet: bool,
+    /// Set when the group probe found no task run since last cycle.
+    group_still: bool,
     cycle: Arc<Cycle>,
     /// What is remembered across cycles (real procfs only).
     known: Option<Box<Known>>,

@@ -58,6 +58,7 @@ impl Proc for FsProc {
             match self.kept_read(KeptFile::Schedstat, parse::parse_schedstat) {
                 Ok(s) => {
                     self.leader_sched = Some(s);
+                    self.ask_group();
                     return Ok(ID {
                         pid: self.pid,
                         start_time_ticks: start,
