@@ -31,6 +31,9 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct GroupQuery {
     link: Link,
     family_id: u16,
+    /// Set when a reply did not come in time: the probe then answers
+    /// nothing, rather than hold up every cycle by the timeout per process.
+    gave_up: bool,
 }
 
 impl std::fmt::Debug for GroupQuery {
@@ -51,7 +54,11 @@ impl GroupQuery {
     pub fn open() -> Result<Self, ListenError> {
         let link = Link::open(RECV_BUFFER)?;
         link.set_timeout(Some(REPLY_TIMEOUT))?;
-        let mut me = GroupQuery { link, family_id: 0 };
+        let mut me = GroupQuery {
+            link,
+            family_id: 0,
+            gave_up: false,
+        };
         me.family_id = me.link.resolve_family()?;
         let own = std::process::id();
         match me.query(own)? {
@@ -113,9 +120,21 @@ impl GroupQuery {
 
 impl GroupProbe for GroupQuery {
     fn activity(&mut self, tgid: i32) -> Option<GroupActivity> {
+        if self.gave_up {
+            return None;
+        }
         let tgid = u32::try_from(tgid).ok()?;
         match self.query(tgid) {
             Ok(a) => a,
+            Err(e @ ListenError::Timeout(_)) => {
+                self.gave_up = true;
+                tracing::warn!(
+                    tgid,
+                    error = %e,
+                    "taskstats stopped answering thread-group queries: processes are read in full from now on"
+                );
+                None
+            }
             Err(e) => {
                 tracing::debug!(tgid, error = %e, "thread group query failed");
                 None

@@ -2,7 +2,8 @@
 //! process of several threads none of which has run is answered from
 //! memory, and that answer is what a full reading gives; when a thread
 //! other than the main one runs, the process is read again and its CPU
-//! shows. Needs what the probe needs (`CAP_NET_ADMIN`): says "skipped"
+//! shows; while the budget keeps the files that tell (a small host), the
+//! probe is not asked. Needs what the probe needs (`CAP_NET_ADMIN`): says "skipped"
 //! without it, except under `CI`, where it fails.
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use procgroups::exits::GroupQuery;
 use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, TaskRead};
 
-use crate::support::procs::{spawn_worker, stop_workload, wake_worker};
+use crate::support::procs::{spawn_worker, stop_workload, task_run_ns, wake_worker};
 use crate::support::tools::skip;
 
 /// The probe, or `None` (skipped) where this process may not ask.
@@ -25,9 +26,12 @@ pub(crate) fn group_query() -> Option<GroupQuery> {
     }
 }
 
-fn source(threads: bool) -> FsSource {
+/// A live source; with `kept_files` 0, as on a host too large for the
+/// kept-file budget, where the probe is asked.
+fn source(threads: bool, kept_files: u64) -> FsSource {
     let options = FsSourceOptions {
         threads,
+        kept_files,
         ..FsSourceOptions::default()
     };
     FsSource::new("/proc", options).unwrap()
@@ -51,7 +55,7 @@ fn cycle(src: &mut FsSource, pid: i32) -> (Metrics, Vec<TaskRead>, ReadStats) {
 
 /// A full reading by a source that remembers nothing.
 fn full(pid: i32) -> Metrics {
-    cycle(&mut source(false), pid).0
+    cycle(&mut source(false, 0), pid).0
 }
 
 fn unchanged(tasks: &[TaskRead]) -> usize {
@@ -80,7 +84,7 @@ fn still_group_then_worker(threads: bool) {
         return;
     };
     let (mut child, pid) = spawn_worker();
-    let mut src = source(threads);
+    let mut src = source(threads, 0);
     src.set_group_probe(Box::new(q));
 
     // Python's start settles within a few cycles; from then on the group
@@ -108,7 +112,15 @@ fn still_group_then_worker(threads: bool) {
     // The worker runs, the main thread does not: the main thread's
     // `schedstat` alone would not tell.
     let leader = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    let ran_before = task_run_ns(pid);
     wake_worker(&mut child, pid);
+    // The task that ran: the worker.
+    let worker_tid = task_run_ns(pid)
+        .into_iter()
+        .max_by_key(|(tid, ns)| ns - ran_before.get(tid).copied().unwrap_or(0))
+        .map(|(tid, _)| tid)
+        .unwrap();
+    assert_ne!(worker_tid, pid);
     let (m, tasks, stats) = cycle(&mut src, pid);
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap(),
@@ -123,25 +135,51 @@ fn still_group_then_worker(threads: bool) {
         cpu(&m)
     );
     if threads {
-        // The worker alone is read again; the two others stand.
-        assert_eq!((tasks.len(), unchanged(&tasks)), (3, 2), "{tasks:?}");
+        // The worker alone is read again, the two others stand; except on
+        // the process's refresh cycle (one in `FsSource::REFRESH_CYCLES`),
+        // where all are read.
+        assert_eq!(tasks.len(), 3, "{tasks:?}");
+        assert!(matches!(unchanged(&tasks), 0 | 2), "{tasks:?}");
         let worker = tasks.iter().find_map(|t| match t {
-            TaskRead::Read(t) => Some(t),
-            TaskRead::Unchanged(_) => None,
+            TaskRead::Read(t) if t.id.tid == worker_tid => Some(t),
+            _ => None,
         });
-        let worker = worker.unwrap();
-        assert_ne!(worker.id.tid, pid);
+        let worker = worker.unwrap_or_else(|| panic!("the worker was not read: {tasks:?}"));
         assert!(
             worker.counts.cpu_user_time + worker.counts.cpu_system_time >= 0.03,
             "{worker:?}"
         );
     }
-    // Still again after that reading.
-    let (_, _, stats) = cycle(&mut src, pid);
-    let (_, _, again) = cycle(&mut src, pid);
-    assert!(
-        stats.groups_still + again.groups_still >= 1,
-        "{stats:?} {again:?}"
-    );
+    // Still again once the worker has blocked on its input again (it may
+    // have had its last milliseconds to burn at that reading).
+    let again = (0..10).find(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        cycle(&mut src, pid).2.groups_still == 1
+    });
+    assert!(again.is_some(), "never still again");
+    stop_workload(child);
+}
+
+#[test]
+fn the_probe_is_not_asked_while_the_files_that_tell_are_kept() {
+    let Some(q) = group_query() else {
+        return;
+    };
+    let (child, pid) = spawn_worker();
+    for threads in [false, true] {
+        // This host's processes fit the default budget with every tier.
+        let mut src = source(threads, FsSourceOptions::DEFAULT_KEPT_FILES);
+        src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
+        let mut quiet = 0;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(50));
+            let (_, _, stats) = cycle(&mut src, pid);
+            assert_eq!(stats.groups_still, 0, "threads {threads}: {stats:?}");
+            quiet += stats.quiet;
+        }
+        // With threads the tasks' kept `schedstat` tell it is quiet.
+        assert!(!threads || quiet > 0, "never quiet");
+    }
+    drop(q);
     stop_workload(child);
 }

@@ -129,19 +129,22 @@ pub fn wake_worker(child: &mut Child, pid: i32) {
     }
 }
 
-/// The run time of every task of `pid` so far, in ns (the first field of
-/// each `schedstat`).
-pub fn group_run_ns(pid: i32) -> u64 {
+/// The run time of each task of `pid` so far, in ns (the first field of
+/// its `schedstat`), by TID.
+pub fn task_run_ns(pid: i32) -> std::collections::HashMap<i32, u64> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .filter_map(|e| {
-            let tid = e.ok()?.file_name();
-            let text =
-                std::fs::read_to_string(format!("/proc/{pid}/task/{}/schedstat", tid.to_str()?))
-                    .ok()?;
-            text.split_whitespace().next()?.parse::<u64>().ok()
+            let tid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+            Some((tid, text.split_whitespace().next()?.parse::<u64>().ok()?))
         })
-        .sum()
+        .collect()
+}
+
+/// The run time of every task of `pid` so far, in ns.
+pub fn group_run_ns(pid: i32) -> u64 {
+    task_run_ns(pid).values().sum()
 }
 
 /// The numeric fields `numbers` of `/proc/PID/stat`, numbered as in
