@@ -83,6 +83,6 @@ impl Tracker {
         debug!(pid = id.pid, name = %s.name, group = %group, "an ignored process is now named by the rules");
         self.young_ignored.remove(&id);
         // Its past ran another program: it is baselined now.
-        self.track_from_now(id, proc, &s, &group, (now, cycle), errors, sink);
+        self.track_from_now(id, proc, (&s, &group), (now, cycle), errors, sink);
     }
 }

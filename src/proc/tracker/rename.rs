@@ -74,7 +74,7 @@ impl Tracker {
             }
             (Entry::Ignored, Some(group)) => {
                 // Its past is not counted: it is baselined now.
-                self.track_from_now(id, proc, &s, &group, (now, cycle), errors, sink);
+                self.track_from_now(id, proc, (&s, &group), (now, cycle), errors, sink);
                 true
             }
             (Entry::Ignored, None) => false,
@@ -86,13 +86,11 @@ impl Tracker {
     /// at `now`, since what it did before ran under another name, with its
     /// first update reported; forgotten when that first reading finds it
     /// gone.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn track_from_now<P: Proc>(
         &mut self,
         id: ID,
         proc: &mut P,
-        s: &Static,
-        group: &str,
+        (s, group): (&Static, &str),
         (now, cycle): (SystemTime, u64),
         errors: &mut CollectErrors,
         sink: &mut impl FnMut(Update),
