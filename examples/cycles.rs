@@ -67,9 +67,10 @@ fn main() -> anyhow::Result<()> {
     };
     let mut source = FsSource::new(&root, options)?;
     if probe {
-        match procgroups::exits::GroupQuery::open() {
-            Ok(q) => source.set_group_probe(Box::new(q)),
-            Err(e) => eprintln!("no thread-group probe: {e}"),
+        // As the agent decides (its log says why not, at info).
+        match procgroups::agent::accounting::group_probe(&root) {
+            Some(q) => source.set_group_probe(Box::new(q)),
+            None => eprintln!("no thread-group probe"),
         }
     }
     let tick_ms = 1000.0 / rustix::param::clock_ticks_per_second() as f64;

@@ -117,7 +117,9 @@ impl FsProc {
     /// thread's `schedstat` and before any other of its files, so that
     /// whatever runs after the answer shows in the next one; sets
     /// `group_still` when the answer is the same as last cycle's. A process
-    /// last seen with one task is not asked: its `schedstat` tells. Nor is
+    /// seen for the first time is not asked (it is read in full anyway, and
+    /// on a churning host most new processes do not live to a second
+    /// cycle), nor one last seen with one task: its `schedstat` tells. Nor is
     /// any while the budget keeps open the files that tell otherwise (with
     /// threads, every task's `schedstat`; without, `stat` and `io`): a
     /// `pread` of each costs less than the question (measured at 1,000
@@ -134,7 +136,7 @@ impl FsProc {
         } else {
             self.cycle.keep_stat && self.cycle.keep_io
         };
-        if kept || (k.full.as_ref().is_some_and(|f| f.single_task()) && k.tasks.len() <= 1) {
+        if kept || k.single_task() {
             k.activity = None;
             return;
         }
@@ -164,7 +166,6 @@ impl FsProc {
                 self.leader_sched = self
                     .kept_read(KeptFile::Schedstat, parse::parse_schedstat)
                     .ok();
-                self.ask_group();
             }
             Err(e) => {
                 self.cycle.free_slots.fetch_add(1, Ordering::Relaxed);

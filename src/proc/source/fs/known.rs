@@ -233,6 +233,12 @@ impl Known {
         }
     }
 
+    /// Whether the process was last read with its main thread as its only
+    /// task.
+    pub(super) fn single_task(&self) -> bool {
+        self.full.as_ref().is_some_and(Full::single_task) && self.tasks.len() <= 1
+    }
+
     /// The remembered task `tid`.
     pub(super) fn task(&self, tid: i32) -> Option<&KnownTask> {
         self.tasks

@@ -178,7 +178,7 @@ impl FsProc {
         if refresh_due(self.cycle.number, self.pid) || !full.may_rest() || leader != full.leader {
             return Stillness::None;
         }
-        if full.single_task() && k.tasks.len() <= 1 {
+        if k.single_task() {
             return Stillness::Process;
         }
         if group_still {

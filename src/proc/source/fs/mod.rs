@@ -146,8 +146,8 @@ impl Default for FsSourceOptions {
 /// What the kernel says a whole thread group has run so far: the
 /// scheduler's run time and the context switches summed over its live
 /// threads. Two answers equal a cycle apart mean that none of its threads
-/// has run in between (a thread that ran moved the run time; one that
-/// exited took its share out of both sums).
+/// has run in between: a thread that ran moved the run time, and a thread
+/// starts or exits only by running (or with its whole group).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupActivity {
     pub run_ns: u64,
