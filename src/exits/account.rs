@@ -162,6 +162,7 @@ mod tests {
             system_time: Duration::ZERO,
             run_time: Duration::ZERO,
             run_time_sampled: Duration::ZERO,
+            cpu_count: 0,
             minor_faults: minflt,
             major_faults: 0,
             read_bytes: 0,

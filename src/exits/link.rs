@@ -50,14 +50,24 @@ impl Link {
         .map_err(|e| ListenError::Io(e.into()))
     }
 
-    /// Numbers and sends one message; returns its sequence number.
-    pub fn send<F>(&mut self, mut msg: NetlinkMessage<F>) -> Result<u32, ListenError>
+    /// Gives `msg` the next sequence number and finalizes it for sending;
+    /// returns the number.
+    pub fn number<F>(&mut self, msg: &mut NetlinkMessage<F>) -> u32
     where
         F: netlink_packet_core::NetlinkSerializable,
     {
         self.seq = self.seq.wrapping_add(1);
         msg.header.sequence_number = self.seq;
         msg.finalize();
+        self.seq
+    }
+
+    /// Numbers and sends one message; returns its sequence number.
+    pub fn send<F>(&mut self, mut msg: NetlinkMessage<F>) -> Result<u32, ListenError>
+    where
+        F: netlink_packet_core::NetlinkSerializable,
+    {
+        self.number(&mut msg);
         let mut out = vec![0u8; msg.buffer_len()];
         msg.serialize(&mut out);
         self.socket.send(&out, 0).map_err(ListenError::Io)?;

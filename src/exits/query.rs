@@ -1,10 +1,12 @@
-//! Asking the kernel what a whole thread group has run so far: one
-//! taskstats `TASKSTATS_CMD_ATTR_TGID` request and its reply, two system
-//! calls and no file kept open. The reply sums the scheduler's run time
-//! (nanoseconds) and the context switches of every live thread of the
-//! group; when both are where they were a cycle ago, none of its threads
-//! has run since, which a reader of `/proc` could otherwise only learn from
-//! one `schedstat` per thread. Needs what the exit listener needs
+//! Asking the kernel what tasks and thread groups have run so far:
+//! taskstats `TASKSTATS_CMD_GET` requests, sent many to a datagram, with
+//! no file kept open. A task's answer (`TASKSTATS_CMD_ATTR_PID`) carries
+//! the three numbers of its `schedstat` and the two context-switch counts
+//! of its `status`; a group's (`TASKSTATS_CMD_ATTR_TGID`) sums the
+//! scheduler's run time and the context switches over every live thread.
+//! When they are where they were a cycle ago, nothing has run since, which
+//! a reader of `/proc` could otherwise only learn from one `schedstat` per
+//! thread, each opened or kept open. Needs what the exit listener needs
 //! (`CAP_NET_ADMIN`, the initial network namespace), and pids are the
 //! querying process's own: usable only over a procfs of the same pid
 //! namespace.
@@ -17,23 +19,37 @@ use rustix::io::Errno;
 
 use super::link::Link;
 use super::listener::ListenError;
-use super::record::{CMD_GET, Incoming, ParseError, Scope, TaskstatsPayload, parse_incoming};
-use crate::proc::{GroupActivity, GroupProbe};
+use super::record::{
+    CMD_GET, ExitRecord, Incoming, ParseError, Scope, TaskstatsPayload, parse_incoming,
+};
+use crate::proc::{GroupActivity, GroupProbe, TaskActivity};
 
+/// `TASKSTATS_CMD_ATTR_PID`.
+const ATTR_PID: u16 = 1;
 /// `TASKSTATS_CMD_ATTR_TGID`.
 const ATTR_TGID: u16 = 2;
-/// A reply is one record of about 450 bytes.
+/// Requests sent in one datagram. Their replies (about 600 bytes each,
+/// some 1.2 KiB of socket memory) wait in the socket's receive queue until
+/// read, so a batch must fit in it: 128 need about 160 KiB, within the
+/// usual default of 208 KiB, and the queue is raised where it may be.
+const BATCH: usize = 128;
+/// The receive queue asked for (`SO_RCVBUFFORCE`, allowed with the
+/// privilege the queries need anyway).
+const QUEUE_BYTES: usize = 1 << 20;
+/// A reply is one record of about 600 bytes.
 const RECV_BUFFER: usize = 8 * 1024;
 /// How long one reply may take before the query gives up on it.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A socket for thread-group queries.
+/// A socket for task and thread-group queries.
 pub struct GroupQuery {
     link: Link,
     family_id: u16,
     /// Set when a reply did not come in time: the probe then answers
-    /// nothing, rather than hold up every cycle by the timeout per process.
+    /// nothing, rather than hold up every cycle by the timeout.
     gave_up: bool,
+    /// The serialized requests of one batch.
+    out: Vec<u8>,
 }
 
 impl std::fmt::Debug for GroupQuery {
@@ -54,10 +70,13 @@ impl GroupQuery {
     pub fn open() -> Result<Self, ListenError> {
         let link = Link::open(RECV_BUFFER)?;
         link.set_timeout(Some(REPLY_TIMEOUT))?;
+        // Without the larger queue the default one still holds a batch.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(&link.socket, QUEUE_BYTES);
         let mut me = GroupQuery {
             link,
             family_id: 0,
             gave_up: false,
+            out: Vec::new(),
         };
         me.family_id = me.link.resolve_family()?;
         let own = std::process::id();
@@ -71,74 +90,218 @@ impl GroupQuery {
     /// What the group `tgid` has run so far; `None` when there is no such
     /// group (it exited).
     pub fn query(&mut self, tgid: u32) -> Result<Option<GroupActivity>, ListenError> {
-        let mut genl = GenlMessage::from_payload(TaskstatsPayload {
-            cmd: CMD_GET,
-            attrs: vec![DefaultNla::new(ATTR_TGID, tgid.to_ne_bytes().to_vec())],
-        });
-        genl.set_resolved_family_id(self.family_id);
-        let mut msg = NetlinkMessage::from(genl);
-        msg.header.flags = NLM_F_REQUEST;
-        let seq = self.link.send(msg)?;
+        let mut one = None;
+        self.ask(ATTR_TGID, &[tgid], |_, r| one = Some(group_activity(r)))?;
+        Ok(one)
+    }
+
+    /// What task `tid` has run so far; `None` when there is no such task.
+    pub fn query_task(&mut self, tid: u32) -> Result<Option<TaskActivity>, ListenError> {
+        let mut one = None;
+        self.ask(ATTR_PID, &[tid], |_, r| one = Some(task_activity(r)))?;
+        Ok(one)
+    }
+
+    /// Asks about every id in `ids` (pids or tgids, as `attr` says), in
+    /// batches of [`BATCH`] requests per datagram, and hands each record
+    /// received to `take` with the index of its id. An id with no such task
+    /// gets no call; nor does one whose reply was lost to a full queue.
+    fn ask(
+        &mut self,
+        attr: u16,
+        ids: &[u32],
+        mut take: impl FnMut(usize, &ExitRecord),
+    ) -> Result<(), ListenError> {
+        let scope = if attr == ATTR_PID {
+            Scope::Task
+        } else {
+            Scope::ThreadGroup
+        };
+        for (n, chunk) in ids.chunks(BATCH).enumerate() {
+            let first = self.send_batch(attr, chunk)?;
+            let mut left = chunk.len();
+            while left > 0 {
+                self.link.buf.clear();
+                match self.link.socket.recv(&mut self.link.buf, 0) {
+                    Ok(_) => {}
+                    Err(e) => match Errno::from_io_error(&e) {
+                        Some(Errno::AGAIN) => return Err(ListenError::Timeout("taskstats family")),
+                        // The queue overflowed: some replies are lost, and
+                        // which is not known. Take what is left queued.
+                        Some(Errno::NOBUFS) => {
+                            self.drain(first, chunk.len(), n * BATCH, scope, &mut take);
+                            break;
+                        }
+                        _ => return Err(ListenError::Io(e)),
+                    },
+                }
+                // Replies to an earlier batch that timed out: skip them.
+                let seq = NetlinkBuffer::new_checked(&self.link.buf[..])
+                    .map_err(ParseError::from)?
+                    .sequence_number();
+                let Some(i) = index_of(seq, first, chunk.len()) else {
+                    continue;
+                };
+                left -= 1;
+                answer(&self.link.buf, scope, |r| take(n * BATCH + i, r));
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers the requests for `ids` and sends them in one datagram;
+    /// returns the first sequence number.
+    fn send_batch(&mut self, attr: u16, ids: &[u32]) -> Result<u32, ListenError> {
+        self.out.clear();
+        let mut first = None;
+        for &id in ids {
+            let mut genl = GenlMessage::from_payload(TaskstatsPayload {
+                cmd: CMD_GET,
+                attrs: vec![DefaultNla::new(attr, id.to_ne_bytes().to_vec())],
+            });
+            genl.set_resolved_family_id(self.family_id);
+            let mut msg = NetlinkMessage::from(genl);
+            msg.header.flags = NLM_F_REQUEST;
+            let seq = self.link.number(&mut msg);
+            first.get_or_insert(seq);
+            let at = self.out.len();
+            self.out.resize(at + msg.buffer_len(), 0);
+            msg.serialize(&mut self.out[at..]);
+        }
+        self.link
+            .socket
+            .send(&self.out, 0)
+            .map_err(ListenError::Io)?;
+        Ok(first.unwrap_or_default())
+    }
+
+    /// After an overflow, takes the replies still queued without waiting.
+    fn drain(
+        &mut self,
+        first: u32,
+        len: usize,
+        base: usize,
+        scope: Scope,
+        take: &mut impl FnMut(usize, &ExitRecord),
+    ) {
+        tracing::debug!("taskstats reply queue overflowed: some processes are read in full");
         loop {
             self.link.buf.clear();
-            if let Err(e) = self.link.socket.recv(&mut self.link.buf, 0) {
-                return Err(match Errno::from_io_error(&e) {
-                    Some(Errno::AGAIN) => ListenError::Timeout("taskstats family"),
-                    _ => ListenError::Io(e),
-                });
+            if self
+                .link
+                .socket
+                .recv(&mut self.link.buf, libc_dontwait())
+                .is_err()
+            {
+                return;
             }
-            // A reply to an earlier query that timed out: skip it.
-            let reply_seq = NetlinkBuffer::new_checked(&self.link.buf[..])
-                .map_err(ParseError::from)?
-                .sequence_number();
-            if reply_seq != seq {
+            let Ok(b) = NetlinkBuffer::new_checked(&self.link.buf[..]) else {
                 continue;
+            };
+            if let Some(i) = index_of(b.sequence_number(), first, len) {
+                answer(&self.link.buf, scope, |r| take(base + i, r));
             }
-            for m in parse_incoming(&self.link.buf)? {
-                match m {
-                    Incoming::Records(records) => {
-                        if let Some(r) = records.iter().find(|r| r.scope == Scope::ThreadGroup) {
-                            return Ok(Some(GroupActivity {
-                                run_ns: u64::try_from(r.run_time.as_nanos()).unwrap_or(u64::MAX),
-                                switches: r.voluntary_switches.wrapping_add(r.involuntary_switches),
-                            }));
-                        }
-                    }
-                    Incoming::Ack { code, .. } if code == -Errno::SRCH.raw_os_error() => {
-                        return Ok(None);
-                    }
-                    Incoming::Ack { code, .. } if code != 0 => {
-                        return Err(ListenError::Query(code));
-                    }
-                    Incoming::Ack { .. } | Incoming::Other => {}
-                }
-            }
-            return Err(ListenError::Reply(ParseError::MissingStats("AGGR_TGID")));
+        }
+    }
+
+    /// Marks the probe as given up after `e`, when it is a timeout.
+    fn failed(&mut self, e: &ListenError, what: &str) {
+        if matches!(e, ListenError::Timeout(_)) {
+            self.gave_up = true;
+            tracing::warn!(
+                error = %e,
+                "taskstats stopped answering {what} queries: processes are read in full from now on"
+            );
+        } else {
+            tracing::debug!(error = %e, "taskstats {what} query failed");
         }
     }
 }
 
-impl GroupProbe for GroupQuery {
-    fn activity(&mut self, tgid: i32) -> Option<GroupActivity> {
-        if self.gave_up {
-            return None;
+/// `MSG_DONTWAIT`, for one receive that must not block.
+fn libc_dontwait() -> i32 {
+    rustix::net::RecvFlags::DONTWAIT.bits() as i32
+}
+
+/// The position in a batch of the reply numbered `seq`, when it is one of
+/// the `len` requests numbered from `first`.
+fn index_of(seq: u32, first: u32, len: usize) -> Option<usize> {
+    let i = seq.wrapping_sub(first) as usize;
+    (i < len).then_some(i)
+}
+
+/// Hands the record of `scope` in the reply `datagram` to `take`. Nothing
+/// when the kernel answered that there is no such task, or with another
+/// error (logged), or the reply cannot be read: that id is unanswered and
+/// its process read from its files.
+fn answer(datagram: &[u8], scope: Scope, mut take: impl FnMut(&ExitRecord)) {
+    let incoming = match parse_incoming(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(error = %e, "taskstats reply unreadable");
+            return;
         }
-        let tgid = u32::try_from(tgid).ok()?;
-        match self.query(tgid) {
-            Ok(a) => a,
-            Err(e @ ListenError::Timeout(_)) => {
-                self.gave_up = true;
-                tracing::warn!(
-                    tgid,
-                    error = %e,
-                    "taskstats stopped answering thread-group queries: processes are read in full from now on"
-                );
-                None
+    };
+    for m in incoming {
+        match m {
+            Incoming::Records(records) => {
+                if let Some(r) = records.iter().find(|r| r.scope == scope) {
+                    take(r);
+                    return;
+                }
             }
-            Err(e) => {
-                tracing::debug!(tgid, error = %e, "thread group query failed");
-                None
+            Incoming::Ack { code, .. } if code != 0 && code != -Errno::SRCH.raw_os_error() => {
+                tracing::debug!(code, "taskstats query refused");
             }
+            Incoming::Ack { .. } | Incoming::Other => {}
+        }
+    }
+}
+
+fn group_activity(r: &ExitRecord) -> GroupActivity {
+    GroupActivity {
+        run_ns: u64::try_from(r.run_time.as_nanos()).unwrap_or(u64::MAX),
+        switches: r.voluntary_switches.wrapping_add(r.involuntary_switches),
+    }
+}
+
+fn task_activity(r: &ExitRecord) -> TaskActivity {
+    TaskActivity {
+        run_ns: u64::try_from(r.run_time.as_nanos()).unwrap_or(u64::MAX),
+        slices: r.cpu_count,
+        ctx_voluntary: r.voluntary_switches,
+        ctx_nonvoluntary: r.involuntary_switches,
+    }
+}
+
+/// The ids as the kernel takes them; a negative one (never a real pid)
+/// as 0, which no task has.
+fn unsigned(ids: &[i32]) -> Vec<u32> {
+    ids.iter().map(|&i| u32::try_from(i).unwrap_or(0)).collect()
+}
+
+impl GroupProbe for GroupQuery {
+    fn tasks(&mut self, tids: &[i32], out: &mut Vec<Option<TaskActivity>>) {
+        out.clear();
+        out.resize(tids.len(), None);
+        if self.gave_up {
+            return;
+        }
+        let ids = unsigned(tids);
+        if let Err(e) = self.ask(ATTR_PID, &ids, |i, r| out[i] = Some(task_activity(r))) {
+            self.failed(&e, "task");
+        }
+    }
+
+    fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>) {
+        out.clear();
+        out.resize(tgids.len(), None);
+        if self.gave_up {
+            return;
+        }
+        let ids = unsigned(tgids);
+        if let Err(e) = self.ask(ATTR_TGID, &ids, |i, r| out[i] = Some(group_activity(r))) {
+            self.failed(&e, "thread group");
         }
     }
 }

@@ -41,6 +41,7 @@ mod off {
     pub const VERSION: usize = 0;
     pub const EXITCODE: usize = 4;
     pub const FLAG: usize = 8;
+    pub const CPU_COUNT: usize = 16;
     pub const CPU_RUN_REAL_TOTAL: usize = 64;
     pub const CPU_RUN_VIRTUAL_TOTAL: usize = 72;
     pub const COMM: usize = 80;
@@ -138,6 +139,10 @@ pub struct ExitRecord {
     pub run_time: Duration,
     /// `cpu_run_real_total`: utime + stime as sampled (ns), same condition.
     pub run_time_sampled: Duration,
+    /// `cpu_count`: how many times the task was scheduled in
+    /// (`sched_info.pcount`, the third number of its `schedstat`), same
+    /// condition.
+    pub cpu_count: u64,
     pub minor_faults: u64,
     pub major_faults: u64,
     /// Storage I/O (`read_bytes`, `write_bytes`, `cancelled_write_bytes`),
@@ -322,6 +327,7 @@ pub fn parse_stats(scope: Scope, id: u32, b: &[u8]) -> Result<ExitRecord, ParseE
         system_time: Duration::from_micros(u64_at(b, off::STIME)),
         run_time: Duration::from_nanos(u64_at(b, off::CPU_RUN_VIRTUAL_TOTAL)),
         run_time_sampled: Duration::from_nanos(u64_at(b, off::CPU_RUN_REAL_TOTAL)),
+        cpu_count: u64_at(b, off::CPU_COUNT),
         minor_faults: u64_at(b, off::MINFLT),
         major_faults: u64_at(b, off::MAJFLT),
         read_bytes: u64_at(b, off::READ_BYTES),

@@ -26,8 +26,8 @@ pub use grouper::{
 };
 pub use source::{
     FsProc, FsSource, FsSourceOptions, GroupActivity, GroupProbe, IDInfo, Proc, ReadStats,
-    ScriptedFailure, ScriptedSource, Source, SystemFacts, parse_cpu_totals, raise_open_files_limit,
-    read_cpu_totals,
+    ScriptedFailure, ScriptedSource, Source, SystemFacts, TaskActivity, parse_cpu_totals,
+    raise_open_files_limit, read_cpu_totals,
 };
 pub use tracker::{MatchReason, Membership, Rename, Tracker, TrackerOptions, TrackerStats};
 pub use types::*;

@@ -9,7 +9,9 @@ mod parse;
 mod scripted;
 mod system;
 
-pub use fs::{FsProc, FsSource, FsSourceOptions, GroupActivity, GroupProbe, ReadStats};
+pub use fs::{
+    FsProc, FsSource, FsSourceOptions, GroupActivity, GroupProbe, ReadStats, TaskActivity,
+};
 pub use scripted::{IDInfo, ScriptedFailure, ScriptedSource};
 pub use system::{SystemFacts, parse_cpu_totals, raise_open_files_limit, read_cpu_totals};
 

@@ -2,9 +2,10 @@
 //! process of several threads none of which has run is answered from
 //! memory, and that answer is what a full reading gives; when a thread
 //! other than the main one runs, the process is read again and its CPU
-//! shows; while the budget keeps the files that tell (a small host), the
-//! probe is not asked. Needs what the probe needs (`CAP_NET_ADMIN`): says "skipped"
-//! without it, except under `CI`, where it fails.
+//! shows; a main thread that ran is read with the probe's counters, the
+//! same as its files'; while the budget keeps every task's `schedstat`,
+//! the group is not asked. Needs what the probe needs (`CAP_NET_ADMIN`):
+//! says "skipped" without it, except under `CI`, where it fails.
 
 use std::time::Duration;
 
@@ -161,7 +162,7 @@ fn still_group_then_worker(threads: bool) {
 }
 
 #[test]
-fn the_probe_is_not_asked_while_the_files_that_tell_are_kept() {
+fn groups_are_not_asked_while_the_tasks_kept_schedstat_tell() {
     if group_query().is_none() {
         return;
     }
@@ -170,15 +171,117 @@ fn the_probe_is_not_asked_while_the_files_that_tell_are_kept() {
         // This host's processes fit the default budget with every tier.
         let mut src = source(threads, FsSourceOptions::DEFAULT_KEPT_FILES);
         src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
-        let mut quiet = 0;
+        let (mut quiet, mut groups_still) = (0, 0);
         for _ in 0..20 {
             std::thread::sleep(Duration::from_millis(50));
             let (_, _, stats) = cycle(&mut src, pid);
-            assert_eq!(stats.groups_still, 0, "threads {threads}: {stats:?}");
             quiet += stats.quiet;
+            groups_still += stats.groups_still;
         }
-        // With threads the tasks' kept `schedstat` tell it is quiet.
-        assert!(!threads || quiet > 0, "never quiet");
+        assert!(quiet > 0, "threads {threads}: never quiet");
+        // Without threads, only the group's answer tells; with them, the
+        // kept `schedstat` of each task does, and the group is not asked.
+        if threads {
+            assert_eq!(groups_still, 0, "threads {threads}");
+        } else {
+            assert_eq!(groups_still, quiet, "threads {threads}");
+        }
     }
     stop_workload(child);
+}
+
+/// A process whose main thread ran is read with the probe's context
+/// switches and `schedstat` in place of its files': the same values.
+#[test]
+fn a_main_thread_that_ran_is_read_with_the_probe_s_counters() {
+    let Some(q) = group_query() else {
+        return;
+    };
+    let (child, pid) = spawn_worker();
+    for threads in [false, true] {
+        let mut src = source(threads, FsSourceOptions::DEFAULT_KEPT_FILES);
+        src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
+        // Remembered, then stopped: stopping runs every thread (each takes
+        // the stop), and a stopped process stays as it is while read.
+        cycle(&mut src, pid);
+        cycle(&mut src, pid);
+        let leader = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+        stop(pid);
+        assert_ne!(
+            std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap(),
+            leader,
+            "stopping did not run the main thread"
+        );
+        let (m, _, stats) = cycle(&mut src, pid);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        signal(pid, "CONT");
+        assert_eq!((stats.probed, stats.read), (1, 1), "{stats:?}");
+        let ctx = |key: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        assert!(m.counts.ctx_switch_voluntary > 0);
+        assert_eq!(
+            (
+                m.counts.ctx_switch_voluntary,
+                m.counts.ctx_switch_nonvoluntary
+            ),
+            (
+                ctx("voluntary_ctxt_switches"),
+                ctx("nonvoluntary_ctxt_switches")
+            ),
+            "threads {threads}"
+        );
+        wait_for(|| state(pid) != 'T');
+    }
+    // The same as a source without the probe reads, once still again.
+    let mut src = source(false, FsSourceOptions::DEFAULT_KEPT_FILES);
+    src.set_group_probe(Box::new(q));
+    stop(pid);
+    let (with_probe, _, _) = cycle(&mut src, pid);
+    assert_eq!(with_probe, full(pid));
+    let (with_probe, _, stats) = cycle(&mut src, pid);
+    assert_eq!(stats.probed, 1, "{stats:?}");
+    assert_eq!(with_probe, full(pid));
+    signal(pid, "CONT");
+    stop_workload(child);
+}
+
+/// Stops `pid` and waits until every thread has switched out (its state
+/// shows stopped a little before its last context switch).
+fn stop(pid: i32) {
+    signal(pid, "STOP");
+    wait_for(|| state(pid) == 'T');
+    let mut last = task_run_ns(pid);
+    wait_for(|| {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = task_run_ns(pid);
+        std::mem::replace(&mut last, now) == last
+    });
+}
+
+fn signal(pid: i32, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// The state letter of `pid`'s `stat`.
+fn state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.chars().next().unwrap()
+}
+
+fn wait_for(mut ok: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out");
 }

@@ -112,42 +112,6 @@ impl FsProc {
         }
     }
 
-    /// Asks the cycle's group probe, if any, about a remembered process
-    /// that has (or may have) more than one task, right after its main
-    /// thread's `schedstat` and before any other of its files, so that
-    /// whatever runs after the answer shows in the next one; sets
-    /// `group_still` when the answer is the same as last cycle's. A process
-    /// seen for the first time is not asked (it is read in full anyway, and
-    /// on a churning host most new processes do not live to a second
-    /// cycle), nor one last seen with one task: its `schedstat` tells. Nor is
-    /// any while the budget keeps open the files that tell otherwise (with
-    /// threads, every task's `schedstat`; without, `stat` and `io`): a
-    /// `pread` of each costs less than the question (measured at 1,000
-    /// processes: asking made a waking cycle threads off 18 % dearer).
-    pub(super) fn ask_group(&mut self) {
-        let Some(probe) = &self.cycle.probe else {
-            return;
-        };
-        let Some(k) = &mut self.known else {
-            return;
-        };
-        let kept = if self.cycle.threads_wanted {
-            self.cycle.keep_task_sched
-        } else {
-            self.cycle.keep_stat && self.cycle.keep_io
-        };
-        if kept || k.single_task() {
-            k.activity = None;
-            return;
-        }
-        let now = probe
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .activity(self.pid);
-        let before = std::mem::replace(&mut k.activity, now);
-        self.group_still = now.is_some() && now == before;
-    }
-
     /// On a real procfs, opens the process directory to read through (once
     /// per handle, and only while descriptors are left for it).
     pub(super) fn open_dir(&mut self) {
@@ -266,7 +230,8 @@ impl FsProc {
     /// process without `CAP_SYS_PTRACE`), so that it is not tried twice.
     fn keep(&mut self, f: KeptFile, rel: &RelPath) -> Result<(), Errno> {
         let wanted = match f {
-            KeptFile::Schedstat => true,
+            KeptFile::Schedstat => !self.cycle.probing,
+            KeptFile::Statm => self.cycle.probing,
             KeptFile::Stat => self.cycle.keep_stat,
             KeptFile::Io => self.cycle.keep_io,
         };

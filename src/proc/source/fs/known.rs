@@ -28,8 +28,9 @@
 //! process is gone, even when a new process has taken its PID.
 //!
 //! Within a budget of files ([`KeptFiles`]), a remembered process also keeps
-//! open the files read from it every cycle (`schedstat`; `stat` when the
-//! budget covers two per process, and `io` when it covers three), re-read
+//! open the files read from it every cycle (`schedstat`, or `statm` where a
+//! probe answers for `schedstat`; `stat` when the budget covers two per
+//! process, and `io` when it covers three), re-read
 //! with `pread` at offset 0: an
 //! open and a close saved per file and cycle. Each such file holds a
 //! one-page kernel buffer (about 4.3 KiB with its `struct file`) while it
@@ -42,7 +43,7 @@ use std::sync::Arc;
 
 use rustix::fd::OwnedFd;
 
-use crate::proc::source::parse::{Schedstat, StatFields, StatusFields};
+use crate::proc::source::parse::{Schedstat, StatFields};
 
 /// Every process is read in full at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;
@@ -70,6 +71,10 @@ pub(super) enum KeptFile {
     /// threads (any of them may have done I/O): kept when the budget covers
     /// three files for every process.
     Io = 2,
+    /// Read for every process every cycle (its sizes change without it
+    /// running). Kept first in place of `schedstat` where a probe answers
+    /// for that (see [`super::FsSource::set_group_probe`]).
+    Statm = 3,
 }
 
 impl KeptFile {
@@ -79,13 +84,14 @@ impl KeptFile {
             KeptFile::Schedstat => "schedstat",
             KeptFile::Stat => "stat",
             KeptFile::Io => "io",
+            KeptFile::Statm => "statm",
         }
     }
 }
 
 /// The files a remembered process keeps open, by [`KeptFile`].
 #[derive(Debug, Default)]
-pub(super) struct KeptFiles([Option<OwnedFd>; 3]);
+pub(super) struct KeptFiles([Option<OwnedFd>; 4]);
 
 impl KeptFiles {
     pub(super) fn get(&self, f: KeptFile) -> Option<&OwnedFd> {
@@ -133,8 +139,13 @@ pub(super) struct Known {
     pub extras: Option<Box<TaskExtras>>,
     /// The cycle in which [`KnownTask::still`] was last set.
     pub checked_at: u64,
-    /// The group probe's last answer (see [`super::GroupProbe`]).
+    /// What the threads other than the main one had run at some moment
+    /// no later than the last full reading, by the probe (see
+    /// [`super::GroupProbe`]): while it holds, none of them has run since.
     pub activity: Option<super::GroupActivity>,
+    /// What the probe said of the process this cycle, until its handle
+    /// takes it.
+    pub probed: Option<super::Probed>,
 }
 
 impl Known {
@@ -150,6 +161,7 @@ impl Known {
             extras: None,
             checked_at: 0,
             activity: None,
+            probed: None,
         }
     }
 
@@ -288,7 +300,8 @@ impl TaskIo {
 pub(super) struct Full {
     /// What is used of `stat`.
     pub stat: KeptStat,
-    /// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of `status`.
+    /// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of
+    /// `status` (or the probe's same counters).
     pub ctx: (u64, u64),
     /// `None`: unreadable (as for the next two).
     pub io: Option<(u64, u64)>,
@@ -310,15 +323,6 @@ impl Full {
     /// and is counted by the scheduler statistics.
     pub(super) fn may_rest(&self) -> bool {
         self.stat.state != b'R' && self.leader.is_counting()
-    }
-
-    /// `status` as far as it is kept (the rest is zero).
-    pub(super) fn status(&self) -> StatusFields {
-        StatusFields {
-            ctx_voluntary: self.ctx.0,
-            ctx_nonvoluntary: self.ctx.1,
-            ..StatusFields::default()
-        }
     }
 
     /// Whether the main thread is the only task (a process whose main

@@ -24,6 +24,41 @@ impl FsProc {
         Ok(s)
     }
 
+    /// Takes the probe's answer about the main thread as this cycle's
+    /// `schedstat`; `None` when there is none. `Some(false)` when the
+    /// process is not the one remembered: an answer that differs from the
+    /// last full reading's may be another process's that took the PID, so
+    /// then `stat` (needed anyway for a process that ran) is read through
+    /// the kept directory, which fails once the remembered process is gone.
+    pub(super) fn probed_leader(&mut self) -> Option<bool> {
+        let p = self.known.as_mut().and_then(|k| k.probed.take())?;
+        let sched = p.leader.schedstat();
+        let same = self
+            .known
+            .as_ref()
+            .and_then(|k| k.full.as_ref())
+            .is_some_and(|f| f.leader == sched);
+        self.leader_sched = Some(sched);
+        self.probed = Some(p);
+        if same || self.stat().is_ok() {
+            Counters::add(&self.cycle.counters.probed, 1);
+            return Some(true);
+        }
+        self.leader_sched = None;
+        self.probed = None;
+        Some(false)
+    }
+
+    /// The main thread's context switches this cycle when known without a
+    /// read: from `status` if it was read, else from the probe.
+    pub(super) fn main_ctx(&self) -> Option<(u64, u64)> {
+        if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
+            return Some((s.ctx_voluntary, s.ctx_nonvoluntary));
+        }
+        self.probed
+            .map(|p| (p.leader.ctx_voluntary, p.leader.ctx_nonvoluntary))
+    }
+
     pub(super) fn status(&mut self) -> Result<StatusFields, ProcError> {
         if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
             return Ok(s);
@@ -168,7 +203,7 @@ impl FsProc {
     /// looked at only when threads are wanted, their `schedstat` kept for
     /// [`Proc::threads`].
     pub(super) fn stillness(&mut self) -> Stillness {
-        let group_still = self.group_still;
+        let group_still = self.probed.is_some_and(|p| p.group_still);
         let (Some(k), Some(leader)) = (&mut self.known, self.leader_sched) else {
             return Stillness::None;
         };
@@ -223,7 +258,8 @@ impl FsProc {
     /// `status` when it was read this cycle (the kernel prints its `VmRSS`
     /// and `VmSize` from the same memory counters as `statm`'s resident and
     /// size, so a second file would only repeat them), else from `statm`,
-    /// the cheapest file that has them.
+    /// the cheapest file that has them (kept open where a probe answers
+    /// for `schedstat`).
     /// Either way they are the kernel's exact counts, where `stat` gives an
     /// estimate, so a process read in full and one answered from memory
     /// report the same sizes. Elsewhere they come from `stat`.
@@ -238,7 +274,7 @@ impl FsProc {
                 s.vm_size_kb.saturating_mul(1024),
             ));
         }
-        let (size, resident) = self.read(&RelPath::file("statm"), parse::parse_statm)?;
+        let (size, resident) = self.kept_read(KeptFile::Statm, parse::parse_statm)?;
         Ok((resident.saturating_mul(page), size.saturating_mul(page)))
     }
 
@@ -259,7 +295,7 @@ impl FsProc {
         let smaps = self.proportional(&stat, &mut soft)?;
         let (read_bytes, write_bytes) = full.io.unwrap_or_default();
         Ok(Metrics {
-            counts: counts(&facts, &stat, &full.status(), read_bytes, write_bytes),
+            counts: counts(&facts, &stat, full.ctx, read_bytes, write_bytes),
             io_known: full.io.is_some(),
             memory: Memory {
                 resident_bytes: resident,
@@ -284,12 +320,20 @@ impl FsProc {
     /// Reads the process's files. With `main` (a reading whose main thread
     /// has not run since), that thread's own values are taken from it: its
     /// context switches (unless `status` is needed for swap anyway) and
-    /// its wait channel.
+    /// its wait channel. Without, the context switches are the probe's
+    /// when it gave them, and `status` is read only for swap.
     pub(super) fn full_metrics(&mut self, main: Option<&Full>) -> Result<Metrics, ProcError> {
         let stat = self.stat()?;
-        let status = match main {
-            Some(m) if !self.cycle.swap_in_use => m.status(),
-            _ => self.status()?,
+        let known_ctx = match main {
+            Some(m) => Some(m.ctx),
+            None => self.main_ctx(),
+        };
+        let (ctx, swap_kb) = match known_ctx {
+            Some(ctx) if !self.cycle.swap_in_use => (ctx, 0),
+            _ => {
+                let s = self.status()?;
+                ((s.ctx_voluntary, s.ctx_nonvoluntary), s.vm_swap_kb)
+            }
         };
         let facts = self.cycle.facts;
         let mut soft = 0u32;
@@ -320,10 +364,15 @@ impl FsProc {
                 .as_ref()
                 .and_then(|k| k.full.as_ref())
                 .is_some_and(|f| f.io == io);
+        let others = self.probed.and_then(|p| p.others);
         if let Some(k) = &mut self.known {
+            // Taken before this reading: it holds from now on.
+            if others.is_some() {
+                k.activity = others;
+            }
             k.full = Some(Full {
                 stat: KeptStat::of(&stat),
-                ctx: (status.ctx_voluntary, status.ctx_nonvoluntary),
+                ctx,
                 io,
                 open_fds: open,
                 wchan: wchan.as_deref().map(|w| self.cycle.names().get(w)),
@@ -341,12 +390,12 @@ impl FsProc {
 
         let (read_bytes, write_bytes) = io.unwrap_or_default();
         Ok(Metrics {
-            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
+            counts: counts(&facts, &stat, ctx, read_bytes, write_bytes),
             io_known: io.is_some(),
             memory: Memory {
                 resident_bytes: resident,
                 virtual_bytes,
-                swap_bytes: status.vm_swap_kb.saturating_mul(1024),
+                swap_bytes: swap_kb.saturating_mul(1024),
                 proportional_bytes: smaps.pss_kb.saturating_mul(1024),
                 proportional_swap_bytes: smaps.swap_pss_kb.saturating_mul(1024),
             },

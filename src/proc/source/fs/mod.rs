@@ -17,10 +17,12 @@
 //! the few values that change without it running. Whether a process of
 //! several threads has run is told by its threads' `schedstat` when threads
 //! are read, or, with a [`GroupProbe`], by one question to the kernel
-//! about the whole group. Within a budget of
+//! about the whole group; the probe, asked about every remembered process
+//! at once before the cycle reads anything, also answers for the main
+//! thread's `schedstat` and context switches. Within a budget of
 //! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
-//! read every cycle (`schedstat`, `stat`) open and re-reads them with
-//! `pread`. The handles given back
+//! read every cycle (`schedstat`, or `statm` with a probe; then `stat`
+//! and `io`) open and re-reads them with `pread`. The handles given back
 //! by [`Source::recycle`] carry that state to the next cycle. Only file
 //! contents the kernel defines are relied on this way; any other tree (a
 //! fixture, a copy) is read in full every cycle.
@@ -87,9 +89,10 @@ pub struct FsSourceOptions {
     /// [`Proc::metrics`] reads no per-thread file.
     pub threads: bool,
     /// How many procfs files may be kept open between cycles at most (a
-    /// remembered process's `schedstat`; with threads, its other tasks'
-    /// `schedstat` when the budget covers them all; then its `stat` and its
-    /// `io` likewise), re-read with `pread`: each holds about 4.3 KiB of
+    /// remembered process's `schedstat`, or its `statm` where a probe
+    /// answers for `schedstat`; with threads, its other tasks' `schedstat`
+    /// when the budget covers them all; then its `stat` and its `io`
+    /// likewise), re-read with `pread`: each holds about 4.3 KiB of
     /// kernel memory charged to the agent, so this is a kernel-memory
     /// budget. Within it, the source keeps only as many as fit in
     /// [`FsSourceOptions::kept_kernel_bytes`] beside the path-only
@@ -154,22 +157,61 @@ pub struct GroupActivity {
     pub switches: u64,
 }
 
-/// Answers, for a thread group, what [`GroupActivity`] the kernel reports,
-/// in two system calls and without a descriptor kept open: without it, the
-/// source learns whether a process's other threads have run only from one
-/// `schedstat` per thread, which it reads when threads are wanted and
-/// otherwise does not read, rereading the whole process instead. Given to a
-/// source with [`FsSource::set_group_probe`]; implemented over taskstats
-/// by [`GroupQuery`](crate::exits::GroupQuery), which needs privilege and
-/// the procfs's own pid namespace.
-pub trait GroupProbe: Send + std::fmt::Debug {
-    /// The group `tgid`'s activity now; `None` when unknown (it exited, or
-    /// the kernel did not answer): the process is then read as usual.
-    fn activity(&mut self, tgid: i32) -> Option<GroupActivity>;
+/// What the kernel says one task has run so far: the first and third
+/// numbers of its `schedstat` (run time in ns, times scheduled in) and the
+/// context switches of its `status`, the same counters those files print.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskActivity {
+    pub run_ns: u64,
+    pub slices: u64,
+    pub ctx_voluntary: u64,
+    pub ctx_nonvoluntary: u64,
 }
 
-/// A probe shared by the handles of every cycle.
-type SharedProbe = Arc<Mutex<Box<dyn GroupProbe>>>;
+impl TaskActivity {
+    fn schedstat(&self) -> Schedstat {
+        Schedstat {
+            run_ns: self.run_ns,
+            slices: self.slices,
+        }
+    }
+}
+
+/// Answers, for many tasks or thread groups at once, what the kernel
+/// reports of them ([`TaskActivity`], [`GroupActivity`]), without a file
+/// opened or kept open. Without it the source learns whether a process has
+/// run from its main thread's `schedstat` (one file per process, opened or
+/// kept open) and whether its other threads have from one `schedstat` per
+/// thread, which it reads only when threads are wanted (otherwise it
+/// rereads the whole process). Given to a source with
+/// [`FsSource::set_group_probe`]; implemented over taskstats by
+/// [`GroupQuery`](crate::exits::GroupQuery), which needs privilege and the
+/// procfs's own pid namespace, and answers many questions per system call.
+pub trait GroupProbe: Send + std::fmt::Debug {
+    /// Fills `out` with one answer per task of `tids`, in order; `None`
+    /// where unknown (the task exited, or the kernel did not answer): that
+    /// process is then read from its files.
+    fn tasks(&mut self, tids: &[i32], out: &mut Vec<Option<TaskActivity>>);
+    /// Fills `out` with one answer per thread group of `tgids`, in order;
+    /// `None` where unknown.
+    fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>);
+}
+
+/// What the probe said of a remembered process this cycle, asked before
+/// any of its files was read: whatever runs after the answer shows in the
+/// next one.
+#[derive(Debug, Clone, Copy)]
+struct Probed {
+    /// Its main thread's activity.
+    leader: TaskActivity,
+    /// Whether none of its other threads has run since its last full
+    /// reading (asked only while the main thread has not either).
+    group_still: bool,
+    /// The activity of its threads other than the main one, when asked and
+    /// not what is remembered: remembered once the process is read in
+    /// full this cycle (see [`Known::activity`]).
+    others: Option<GroupActivity>,
+}
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -193,6 +235,9 @@ pub struct ReadStats {
     /// Processes of several threads found quiet by the group probe
     /// ([`FsSource::set_group_probe`]), counted in `quiet` too.
     pub groups_still: u64,
+    /// Processes whose main thread's `schedstat` and context switches the
+    /// probe gave (no file read for them).
+    pub probed: u64,
 }
 
 /// Counters of one cycle, shared by its handles.
@@ -204,6 +249,7 @@ struct Counters {
     tasks_read: AtomicU64,
     task_io_kept: AtomicU64,
     groups_still: AtomicU64,
+    probed: AtomicU64,
 }
 
 impl Counters {
@@ -238,7 +284,11 @@ pub struct FsSource {
     /// The counters of the cycle in progress, and the last cycle's totals.
     counters: Arc<Counters>,
     stats: ReadStats,
-    probe: Option<SharedProbe>,
+    probe: Option<Box<dyn GroupProbe>>,
+    /// The probe's questions and answers, reused from cycle to cycle.
+    asked: Vec<i32>,
+    tasks_answered: Vec<Option<TaskActivity>>,
+    groups_answered: Vec<Option<GroupActivity>>,
 }
 
 impl FsSource {
@@ -277,16 +327,23 @@ impl FsSource {
             counters: Arc::default(),
             stats: ReadStats::default(),
             probe: None,
+            asked: Vec::new(),
+            tasks_answered: Vec::new(),
+            groups_answered: Vec::new(),
         }
     }
 
-    /// Asks `probe`, on a real procfs, whether a remembered process of
-    /// several threads has run at all, before reading anything of its own
-    /// but its main thread's `schedstat`: one that has not is answered from
-    /// memory like a single-threaded process that has not run. The probe's
-    /// pids must be this mount's.
+    /// Asks `probe`, on a real procfs, at the start of every cycle and
+    /// before any file is read, what each remembered process's main thread
+    /// has run (instead of reading its `schedstat`, and its context switches
+    /// instead of reading `status`), and, for a process of several threads
+    /// whose main thread has not run, whether any other has: one that has
+    /// not is answered from memory like a single-threaded process that has
+    /// not run. The kept-file budget then goes to `statm`, read for every
+    /// process every cycle, rather than `schedstat`. The probe's pids must be
+    /// this mount's.
     pub fn set_group_probe(&mut self, probe: Box<dyn GroupProbe>) {
-        self.probe = Some(Arc::new(Mutex::new(probe)));
+        self.probe = Some(probe);
     }
 
     /// The mount point read.
@@ -354,8 +411,77 @@ impl FsSource {
             keep_io: tiers.io,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
-            probe: self.probe.clone().filter(|_| procfs),
+            probing: self.probe.is_some() && procfs,
         })
+    }
+
+    /// Asks the probe about every remembered process that has a full
+    /// reading (see [`FsSource::set_group_probe`]), and leaves the answers
+    /// in what is remembered of it ([`Known::probed`]).
+    fn ask_probe(&mut self, cycle: &Cycle) {
+        let Some(probe) = self.probe.as_mut().filter(|_| cycle.probing) else {
+            return;
+        };
+        let asked = &mut self.asked;
+        asked.clear();
+        asked.extend(
+            self.known
+                .iter()
+                .filter(|(_, k)| k.full.is_some())
+                .map(|(&pid, _)| pid),
+        );
+        probe.tasks(asked, &mut self.tasks_answered);
+        // Whether the other threads are to be asked about: not while their
+        // kept `schedstat`s tell.
+        let groups_wanted = !(cycle.threads_wanted && cycle.keep_task_sched);
+        let mut groups = Vec::new();
+        for (&pid, answer) in asked.iter().zip(&self.tasks_answered) {
+            let Some(k) = self.known.get_mut(&pid) else {
+                continue;
+            };
+            k.probed = answer.map(|leader| Probed {
+                leader,
+                group_still: false,
+                others: None,
+            });
+            if let Some(leader) = answer
+                && groups_wanted
+                && !k.single_task()
+                && k.full
+                    .as_ref()
+                    .is_some_and(|f| f.leader == leader.schedstat())
+                && leader.schedstat().is_counting()
+            {
+                groups.push(pid);
+            }
+        }
+        if groups.is_empty() {
+            return;
+        }
+        probe.groups(&groups, &mut self.groups_answered);
+        for (&pid, answer) in groups.iter().zip(&self.groups_answered) {
+            let (Some(k), Some(group)) = (self.known.get_mut(&pid), answer) else {
+                continue;
+            };
+            let Some(p) = &mut k.probed else {
+                continue;
+            };
+            // The group's sums less the main thread's own: what the other
+            // threads have run, comparable with an answer taken while the
+            // main thread had run less.
+            let others = GroupActivity {
+                run_ns: group.run_ns.wrapping_sub(p.leader.run_ns),
+                switches: group
+                    .switches
+                    .wrapping_sub(p.leader.ctx_voluntary)
+                    .wrapping_sub(p.leader.ctx_nonvoluntary),
+            };
+            if k.activity == Some(others) {
+                p.group_still = true;
+            } else {
+                p.others = Some(others);
+            }
+        }
     }
 
     /// One handle per listed PID, each taking what is remembered of its
@@ -378,8 +504,8 @@ impl FsSource {
             },
             tried_dir: false,
             leader_sched: None,
+            probed: None,
             quiet: false,
-            group_still: false,
             comm: None,
         }));
         self.known.clear();
@@ -409,6 +535,7 @@ impl Source for FsSource {
         read::for_each_id(listing, |pid| pids.push(pid)).map_err(list_error)?;
         self.listed = pids.len();
         let cycle = self.start_cycle(dir);
+        self.ask_probe(&cycle);
         let procs = self.handles(&pids, &cycle);
         self.spare_pids = pids;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
@@ -445,6 +572,7 @@ impl Source for FsSource {
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
             task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
             groups_still: c.groups_still.load(Ordering::Relaxed),
+            probed: c.probed.load(Ordering::Relaxed),
         };
     }
 }
@@ -481,8 +609,9 @@ struct Cycle {
     keep_io: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
-    /// The group probe, on a real procfs only.
-    probe: Option<SharedProbe>,
+    /// Whether the source has a probe and asked it this cycle (a real
+    /// procfs only): `statm` is then kept rather than `schedstat`.
+    probing: bool,
 }
 
 impl Cycle {
@@ -621,13 +750,14 @@ pub struct FsProc {
     tried_dir: bool,
     /// Set by [`Proc::metrics`] when the process was found quiet.
     quiet: bool,
-    /// Set when the group probe found no task run since last cycle.
-    group_still: bool,
     cycle: Arc<Cycle>,
     /// What is remembered across cycles (real procfs only).
     known: Option<Box<Known>>,
-    /// The main thread's `schedstat`, read before anything else this cycle.
+    /// The main thread's `schedstat`, read (or answered by the probe)
+    /// before anything else this cycle.
     leader_sched: Option<Schedstat>,
+    /// What the probe said of the process this cycle.
+    probed: Option<Probed>,
     /// The files read this cycle; `None` while nothing but `schedstat` has
     /// been (a quiet process).
     now: Option<Box<ReadNow>>,

@@ -2,11 +2,12 @@
 //! the tasks of one process, each read at most once per cycle.
 use super::*;
 
-/// Counters from `stat`, `status` and `io` (0 when `io` is unknown).
+/// Counters from `stat`, the main thread's context switches (`status`'s,
+/// or the probe's) and `io` (0 when `io` is unknown).
 pub(super) fn counts(
     facts: &SystemFacts,
     stat: &StatFields,
-    status: &StatusFields,
+    (ctx_voluntary, ctx_nonvoluntary): (u64, u64),
     read_bytes: u64,
     write_bytes: u64,
 ) -> Counts {
@@ -17,8 +18,8 @@ pub(super) fn counts(
         write_bytes,
         major_page_faults: stat.majflt,
         minor_page_faults: stat.minflt,
-        ctx_switch_voluntary: status.ctx_voluntary,
-        ctx_switch_nonvoluntary: status.ctx_nonvoluntary,
+        ctx_switch_voluntary: ctx_voluntary,
+        ctx_switch_nonvoluntary: ctx_nonvoluntary,
     }
 }
 
@@ -40,7 +41,10 @@ impl Proc for FsProc {
 
     /// Reads `stat` (kept for the other calls of this cycle); for a process
     /// remembered from the last cycle, only its main thread's `schedstat`,
-    /// through the kept directory, which fails once that process is gone.
+    /// through the kept directory, which fails once that process is gone,
+    /// or nothing when the probe answered for it (then `stat` when the
+    /// answer says its main thread ran, which confirms that the process
+    /// is still the one remembered).
     fn id(&mut self) -> Result<ID, ProcError> {
         if let Some(s) = self.now.as_ref().and_then(|n| n.stat) {
             return Ok(ID {
@@ -55,23 +59,29 @@ impl Proc for FsProc {
                     start_time_ticks: start,
                 });
             }
-            match self.kept_read(KeptFile::Schedstat, parse::parse_schedstat) {
-                Ok(s) => {
-                    self.leader_sched = Some(s);
-                    self.ask_group();
-                    return Ok(ID {
-                        pid: self.pid,
-                        start_time_ticks: start,
-                    });
-                }
-                Err(e) => {
-                    // The remembered process is gone (its PID may have been
-                    // reused) or cannot be checked: start afresh.
-                    tracing::trace!(pid = self.pid, error = %e, "remembered process not confirmed");
-                    if let Some(k) = self.known.take() {
-                        self.cycle.release(&k);
+            let confirmed = match self.probed_leader() {
+                Some(confirmed) => confirmed,
+                None => match self.kept_read(KeptFile::Schedstat, parse::parse_schedstat) {
+                    Ok(s) => {
+                        self.leader_sched = Some(s);
+                        true
                     }
-                }
+                    Err(e) => {
+                        tracing::trace!(pid = self.pid, error = %e, "remembered process not confirmed");
+                        false
+                    }
+                },
+            };
+            if confirmed {
+                return Ok(ID {
+                    pid: self.pid,
+                    start_time_ticks: start,
+                });
+            }
+            // The remembered process is gone (its PID may have been reused)
+            // or cannot be checked: start afresh.
+            if let Some(k) = self.known.take() {
+                self.cycle.release(&k);
             }
         }
         let s = self.stat()?;

@@ -5,7 +5,8 @@ use super::*;
 impl FsProc {
     /// Reads one task; `Ok(None)` when it exited while being read. On a real
     /// procfs the main thread's `status` and `wchan` are the process's own
-    /// (the same task), so when those were read this cycle they are reused.
+    /// (the same task), so when those were read this cycle they are reused,
+    /// and so are its context switches when the probe gave them.
     pub(super) fn read_task(&mut self, tid: i32) -> Result<Option<Thread>, ProcError> {
         let base = RelPath::in_task(tid);
         let facts = self.cycle.facts;
@@ -19,10 +20,10 @@ impl FsProc {
         else {
             return Ok(None);
         };
-        let status = match self.now.as_ref().and_then(|n| n.status).filter(|_| main) {
-            Some(s) => s,
+        let ctx = match self.main_ctx().filter(|_| main) {
+            Some(c) => c,
             None => match self.read_task_file(&base.join("status"), parse::parse_status)? {
-                Some(s) => s,
+                Some(s) => (s.ctx_voluntary, s.ctx_nonvoluntary),
                 None => return Ok(None),
             },
         };
@@ -61,7 +62,7 @@ impl FsProc {
                 start_time_ticks: stat.starttime,
             },
             name,
-            counts: counts(&facts, &stat, &status, read_bytes, write_bytes),
+            counts: counts(&facts, &stat, ctx, read_bytes, write_bytes),
             io_known: io.is_some(),
             wchan,
             states: States::from_letter(char::from(stat.state)),
