@@ -143,9 +143,6 @@ pub(super) struct Known {
     /// no later than the last full reading, by the probe (see
     /// [`super::GroupProbe`]): while it holds, none of them has run since.
     pub activity: Option<super::GroupActivity>,
-    /// What the probe said of the process this cycle, until its handle
-    /// takes it.
-    pub probed: Option<super::Probed>,
 }
 
 impl Known {
@@ -161,7 +158,6 @@ impl Known {
             extras: None,
             checked_at: 0,
             activity: None,
-            probed: None,
         }
     }
 

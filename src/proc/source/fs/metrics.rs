@@ -31,15 +31,13 @@ impl FsProc {
     /// then `stat` (needed anyway for a process that ran) is read through
     /// the kept directory, which fails once the remembered process is gone.
     pub(super) fn probed_leader(&mut self) -> Option<bool> {
-        let p = self.known.as_mut().and_then(|k| k.probed.take())?;
-        let sched = p.leader.schedstat();
+        let p = self.probed?;
         let same = self
             .known
             .as_ref()
             .and_then(|k| k.full.as_ref())
-            .is_some_and(|f| f.leader == sched);
-        self.leader_sched = Some(sched);
-        self.probed = Some(p);
+            .is_some_and(|f| f.leader == p.leader);
+        self.leader_sched = Some(p.leader);
         if same || self.stat().is_ok() {
             Counters::add(&self.cycle.counters.probed, 1);
             return Some(true);
@@ -55,8 +53,7 @@ impl FsProc {
         if let Some(s) = self.now.as_ref().and_then(|n| n.status) {
             return Some((s.ctx_voluntary, s.ctx_nonvoluntary));
         }
-        self.probed
-            .map(|p| (p.leader.ctx_voluntary, p.leader.ctx_nonvoluntary))
+        self.probed.map(|p| p.ctx)
     }
 
     pub(super) fn status(&mut self) -> Result<StatusFields, ProcError> {
@@ -364,7 +361,7 @@ impl FsProc {
                 .as_ref()
                 .and_then(|k| k.full.as_ref())
                 .is_some_and(|f| f.io == io);
-        let others = self.probed.and_then(|p| p.others);
+        let others = self.cycle.pending_others(self.pid);
         if let Some(k) = &mut self.known {
             // Taken before this reading: it holds from now on.
             if others.is_some() {

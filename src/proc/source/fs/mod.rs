@@ -202,15 +202,13 @@ pub trait GroupProbe: Send + std::fmt::Debug {
 /// next one.
 #[derive(Debug, Clone, Copy)]
 struct Probed {
-    /// Its main thread's activity.
-    leader: TaskActivity,
+    /// Its main thread's `schedstat` numbers.
+    leader: Schedstat,
+    /// Its main thread's context switches.
+    ctx: (u64, u64),
     /// Whether none of its other threads has run since its last full
     /// reading (asked only while the main thread has not either).
     group_still: bool,
-    /// The activity of its threads other than the main one, when asked and
-    /// not what is remembered: remembered once the process is read in
-    /// full this cycle (see [`Known::activity`]).
-    others: Option<GroupActivity>,
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -285,10 +283,15 @@ pub struct FsSource {
     counters: Arc<Counters>,
     stats: ReadStats,
     probe: Option<Box<dyn GroupProbe>>,
-    /// The probe's questions and answers, reused from cycle to cycle.
+    /// The probe's questions and answers of this cycle, until handed to
+    /// the handles: the remembered processes, sorted, and what their main
+    /// threads have run; the groups asked about and their answers; those
+    /// found still, sorted.
     asked: Vec<i32>,
     tasks_answered: Vec<Option<TaskActivity>>,
+    groups_asked: Vec<i32>,
     groups_answered: Vec<Option<GroupActivity>>,
+    still_groups: Vec<i32>,
 }
 
 impl FsSource {
@@ -329,7 +332,9 @@ impl FsSource {
             probe: None,
             asked: Vec::new(),
             tasks_answered: Vec::new(),
+            groups_asked: Vec::new(),
             groups_answered: Vec::new(),
+            still_groups: Vec::new(),
         }
     }
 
@@ -368,7 +373,7 @@ impl FsSource {
 
     /// Counts a new cycle and sets up what its handles share, over the
     /// mount point `dir` opened for it.
-    fn start_cycle(&mut self, dir: OwnedFd) -> Arc<Cycle> {
+    fn start_cycle(&mut self, dir: OwnedFd) -> Cycle {
         self.cycles += 1;
         let procfs = read::is_procfs(&dir);
         // With no swap area, no process has swapped memory: `status` need
@@ -394,7 +399,7 @@ impl FsSource {
             self.options.threads.then_some(self.other_tasks),
         );
         self.counters = Arc::default();
-        Arc::new(Cycle {
+        Cycle {
             procfs,
             root: Arc::clone(&self.root),
             dir,
@@ -412,45 +417,46 @@ impl FsSource {
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
             probing: self.probe.is_some() && procfs,
-        })
+            pending: Vec::new(),
+        }
     }
 
     /// Asks the probe about every remembered process that has a full
-    /// reading (see [`FsSource::set_group_probe`]), and leaves the answers
-    /// in what is remembered of it ([`Known::probed`]).
-    fn ask_probe(&mut self, cycle: &Cycle) {
+    /// reading (see [`FsSource::set_group_probe`]): what each main thread
+    /// has run, and for a process of several threads whose main thread has
+    /// not, what the others have. The answers are handed to the handles
+    /// ([`FsSource::probed`]); what the other threads have run, when it is
+    /// not what is remembered, to the cycle ([`Cycle::pending`]).
+    fn ask_probe(&mut self, cycle: &mut Cycle) {
+        self.asked.clear();
+        self.still_groups.clear();
         let Some(probe) = self.probe.as_mut().filter(|_| cycle.probing) else {
             return;
         };
         let asked = &mut self.asked;
-        asked.clear();
         asked.extend(
             self.known
                 .iter()
                 .filter(|(_, k)| k.full.is_some())
                 .map(|(&pid, _)| pid),
         );
+        asked.sort_unstable();
         probe.tasks(asked, &mut self.tasks_answered);
         // Whether the other threads are to be asked about: not while their
         // kept `schedstat`s tell.
         let groups_wanted = !(cycle.threads_wanted && cycle.keep_task_sched);
-        let mut groups = Vec::new();
+        let groups = &mut self.groups_asked;
+        groups.clear();
         for (&pid, answer) in asked.iter().zip(&self.tasks_answered) {
-            let Some(k) = self.known.get_mut(&pid) else {
+            let (Some(k), Some(leader)) = (self.known.get(&pid), answer) else {
                 continue;
             };
-            k.probed = answer.map(|leader| Probed {
-                leader,
-                group_still: false,
-                others: None,
-            });
-            if let Some(leader) = answer
-                && groups_wanted
+            if groups_wanted
                 && !k.single_task()
+                && leader.schedstat().is_counting()
                 && k.full
                     .as_ref()
                     .is_some_and(|f| f.leader == leader.schedstat())
-                && leader.schedstat().is_counting()
             {
                 groups.push(pid);
             }
@@ -458,30 +464,54 @@ impl FsSource {
         if groups.is_empty() {
             return;
         }
-        probe.groups(&groups, &mut self.groups_answered);
+        probe.groups(groups, &mut self.groups_answered);
         for (&pid, answer) in groups.iter().zip(&self.groups_answered) {
-            let (Some(k), Some(group)) = (self.known.get_mut(&pid), answer) else {
+            let (Some(k), Some(group), Ok(i)) = (
+                self.known.get_mut(&pid),
+                answer,
+                self.asked.binary_search(&pid),
+            ) else {
                 continue;
             };
-            let Some(p) = &mut k.probed else {
+            let Some(Some(leader)) = self.tasks_answered.get(i) else {
                 continue;
             };
             // The group's sums less the main thread's own: what the other
             // threads have run, comparable with an answer taken while the
             // main thread had run less.
             let others = GroupActivity {
-                run_ns: group.run_ns.wrapping_sub(p.leader.run_ns),
+                run_ns: group.run_ns.wrapping_sub(leader.run_ns),
                 switches: group
                     .switches
-                    .wrapping_sub(p.leader.ctx_voluntary)
-                    .wrapping_sub(p.leader.ctx_nonvoluntary),
+                    .wrapping_sub(leader.ctx_voluntary)
+                    .wrapping_sub(leader.ctx_nonvoluntary),
             };
             if k.activity == Some(others) {
-                p.group_still = true;
+                self.still_groups.push(pid);
             } else {
-                p.others = Some(others);
+                cycle.pending.push((pid, others));
             }
         }
+    }
+
+    /// Frees the probe's questions and answers of this cycle.
+    fn forget_answers(&mut self) {
+        self.asked = Vec::new();
+        self.tasks_answered = Vec::new();
+        self.groups_asked = Vec::new();
+        self.groups_answered = Vec::new();
+        self.still_groups = Vec::new();
+    }
+
+    /// What the probe said of `pid` this cycle.
+    fn probed(&self, pid: i32) -> Option<Probed> {
+        let i = self.asked.binary_search(&pid).ok()?;
+        let a = (*self.tasks_answered.get(i)?)?;
+        Some(Probed {
+            leader: a.schedstat(),
+            ctx: (a.ctx_voluntary, a.ctx_nonvoluntary),
+            group_still: self.still_groups.binary_search(&pid).is_ok(),
+        })
     }
 
     /// One handle per listed PID, each taking what is remembered of its
@@ -492,22 +522,25 @@ impl FsSource {
         procs.clear();
         // Exactly as many as listed: no doubling slack on a large host.
         procs.reserve_exact(pids.len());
-        let known = &mut self.known;
-        procs.extend(pids.iter().map(|&pid| FsProc {
-            pid,
-            cycle: Arc::clone(cycle),
-            now: None,
-            known: if cycle.procfs {
-                known.remove(&pid)
+        for &pid in pids {
+            let known = if cycle.procfs {
+                self.known.remove(&pid)
             } else {
                 None
-            },
-            tried_dir: false,
-            leader_sched: None,
-            probed: None,
-            quiet: false,
-            comm: None,
-        }));
+            };
+            let probed = known.as_ref().and_then(|_| self.probed(pid));
+            procs.push(FsProc {
+                pid,
+                cycle: Arc::clone(cycle),
+                now: None,
+                known,
+                tried_dir: false,
+                leader_sched: None,
+                probed,
+                quiet: false,
+                comm: None,
+            });
+        }
         self.known.clear();
         procs
     }
@@ -534,9 +567,13 @@ impl Source for FsSource {
         pids.clear();
         read::for_each_id(listing, |pid| pids.push(pid)).map_err(list_error)?;
         self.listed = pids.len();
-        let cycle = self.start_cycle(dir);
-        self.ask_probe(&cycle);
+        let mut cycle = self.start_cycle(dir);
+        self.ask_probe(&mut cycle);
+        let cycle = Arc::new(cycle);
         let procs = self.handles(&pids, &cycle);
+        // Let go of the answers, all handed out: the rest of the cycle
+        // (the tracker's reads and updates) needs the memory more.
+        self.forget_answers();
         self.spare_pids = pids;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
             self.names
@@ -612,9 +649,20 @@ struct Cycle {
     /// Whether the source has a probe and asked it this cycle (a real
     /// procfs only): `statm` is then kept rather than `schedstat`.
     probing: bool,
+    /// What the threads other than the main one have run, by process,
+    /// sorted: asked this cycle and not what is remembered (see
+    /// [`Known::activity`]), remembered once the process is read in full.
+    pending: Vec<(i32, GroupActivity)>,
 }
 
 impl Cycle {
+    /// What the other threads of `pid` have run, when asked this cycle and
+    /// not what is remembered.
+    fn pending_others(&self, pid: i32) -> Option<GroupActivity> {
+        let i = self.pending.binary_search_by_key(&pid, |&(p, _)| p).ok()?;
+        self.pending.get(i).map(|&(_, o)| o)
+    }
+
     /// The shared strings (one cycle runs on one thread: never contended).
     fn names(&self) -> std::sync::MutexGuard<'_, Names> {
         self.names.lock().unwrap_or_else(PoisonError::into_inner)
