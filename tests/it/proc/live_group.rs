@@ -212,9 +212,29 @@ fn a_main_thread_that_ran_is_read_with_the_probe_s_counters() {
             leader,
             "stopping did not run the main thread"
         );
-        let (m, _, stats) = cycle(&mut src, pid);
+        let (m, tasks, stats) = cycle(&mut src, pid);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        // Every thread ran (each took the stop) and was read, with the
+        // probe's context switches for the two that are not the main one.
+        let task_ctx: Vec<_> = tasks
+            .iter()
+            .map(|t| match t {
+                TaskRead::Read(t) => (
+                    (
+                        t.counts.ctx_switch_voluntary,
+                        t.counts.ctx_switch_nonvoluntary,
+                    ),
+                    status_ctx(&format!("/proc/{pid}/task/{}/status", t.id.tid)),
+                ),
+                TaskRead::Unchanged(id) => panic!("task {} not read", id.tid),
+            })
+            .collect();
         signal(pid, "CONT");
+        assert_eq!(task_ctx.len(), if threads { 3 } else { 0 });
+        assert_eq!(stats.tasks_probed, if threads { 2 } else { 0 }, "{stats:?}");
+        for (read, file) in task_ctx {
+            assert_eq!(read, file, "a task's context switches");
+        }
         assert_eq!((stats.probed, stats.read), (1, 1), "{stats:?}");
         let ctx = |key: &str| -> u64 {
             let line = status.lines().find(|l| l.starts_with(key)).unwrap();
@@ -258,6 +278,19 @@ fn stop(pid: i32) {
         let now = task_run_ns(pid);
         std::mem::replace(&mut last, now) == last
     });
+}
+
+/// The voluntary and involuntary context switches of a `status` file.
+fn status_ctx(path: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(path).unwrap();
+    let ctx = |key: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (
+        ctx("voluntary_ctxt_switches"),
+        ctx("nonvoluntary_ctxt_switches"),
+    )
 }
 
 fn signal(pid: i32, name: &str) {

@@ -230,8 +230,8 @@ impl FsProc {
     /// process without `CAP_SYS_PTRACE`), so that it is not tried twice.
     fn keep(&mut self, f: KeptFile, rel: &RelPath) -> Result<(), Errno> {
         let wanted = match f {
-            KeptFile::Schedstat => !self.cycle.probing,
-            KeptFile::Statm => self.cycle.probing,
+            KeptFile::Schedstat => !self.cycle.probing(),
+            KeptFile::Statm => self.cycle.probing(),
             KeptFile::Stat => self.cycle.keep_stat,
             KeptFile::Io => self.cycle.keep_io,
         };

@@ -197,6 +197,9 @@ pub trait GroupProbe: Send + std::fmt::Debug {
     fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>);
 }
 
+/// A probe shared by the source and the handles of its cycles.
+type SharedProbe = Arc<Mutex<Box<dyn GroupProbe>>>;
+
 /// What the probe said of a remembered process this cycle, asked before
 /// any of its files was read: whatever runs after the answer shows in the
 /// next one.
@@ -236,6 +239,9 @@ pub struct ReadStats {
     /// Processes whose main thread's `schedstat` and context switches the
     /// probe gave (no file read for them).
     pub probed: u64,
+    /// Tasks read with the probe's context switches in place of their
+    /// `status`.
+    pub tasks_probed: u64,
 }
 
 /// Counters of one cycle, shared by its handles.
@@ -248,6 +254,7 @@ struct Counters {
     task_io_kept: AtomicU64,
     groups_still: AtomicU64,
     probed: AtomicU64,
+    tasks_probed: AtomicU64,
 }
 
 impl Counters {
@@ -282,7 +289,7 @@ pub struct FsSource {
     /// The counters of the cycle in progress, and the last cycle's totals.
     counters: Arc<Counters>,
     stats: ReadStats,
-    probe: Option<Box<dyn GroupProbe>>,
+    probe: Option<SharedProbe>,
     /// The probe's questions and answers of this cycle, until handed to
     /// the handles: the remembered processes, sorted, and what their main
     /// threads have run; the groups asked about and their answers; those
@@ -348,7 +355,7 @@ impl FsSource {
     /// process every cycle, rather than `schedstat`. The probe's pids must be
     /// this mount's.
     pub fn set_group_probe(&mut self, probe: Box<dyn GroupProbe>) {
-        self.probe = Some(probe);
+        self.probe = Some(Arc::new(Mutex::new(probe)));
     }
 
     /// The mount point read.
@@ -416,7 +423,7 @@ impl FsSource {
             keep_io: tiers.io,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
-            probing: self.probe.is_some() && procfs,
+            probe: self.probe.clone().filter(|_| procfs),
             pending: Vec::new(),
         }
     }
@@ -430,9 +437,10 @@ impl FsSource {
     fn ask_probe(&mut self, cycle: &mut Cycle) {
         self.asked.clear();
         self.still_groups.clear();
-        let Some(probe) = self.probe.as_mut().filter(|_| cycle.probing) else {
+        let Some(shared) = cycle.probe.clone() else {
             return;
         };
+        let mut probe = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let asked = &mut self.asked;
         asked.extend(
             self.known
@@ -610,6 +618,7 @@ impl Source for FsSource {
             task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
             groups_still: c.groups_still.load(Ordering::Relaxed),
             probed: c.probed.load(Ordering::Relaxed),
+            tasks_probed: c.tasks_probed.load(Ordering::Relaxed),
         };
     }
 }
@@ -646,9 +655,10 @@ struct Cycle {
     keep_io: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
-    /// Whether the source has a probe and asked it this cycle (a real
-    /// procfs only): `statm` is then kept rather than `schedstat`.
-    probing: bool,
+    /// The source's probe, on a real procfs only: asked at the start of
+    /// the cycle, and then about the tasks that ran (their context
+    /// switches); `statm` is kept rather than `schedstat`.
+    probe: Option<SharedProbe>,
     /// What the threads other than the main one have run, by process,
     /// sorted: asked this cycle and not what is remembered (see
     /// [`Known::activity`]), remembered once the process is read in full.
@@ -658,6 +668,11 @@ struct Cycle {
 impl Cycle {
     /// What the other threads of `pid` have run, when asked this cycle and
     /// not what is remembered.
+    /// Whether the cycle has a probe.
+    fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
     fn pending_others(&self, pid: i32) -> Option<GroupActivity> {
         let i = self.pending.binary_search_by_key(&pid, |&(p, _)| p).ok()?;
         self.pending.get(i).map(|&(_, o)| o)

@@ -7,7 +7,13 @@ impl FsProc {
     /// procfs the main thread's `status` and `wchan` are the process's own
     /// (the same task), so when those were read this cycle they are reused,
     /// and so are its context switches when the probe gave them.
-    pub(super) fn read_task(&mut self, tid: i32) -> Result<Option<Thread>, ProcError> {
+    /// `ctx`, the task's context switches from the probe, stands in for
+    /// its `status`.
+    pub(super) fn read_task(
+        &mut self,
+        tid: i32,
+        ctx: Option<(u64, u64)>,
+    ) -> Result<Option<Thread>, ProcError> {
         let base = RelPath::in_task(tid);
         let facts = self.cycle.facts;
         let main = self.cycle.procfs && tid == self.pid;
@@ -20,7 +26,7 @@ impl FsProc {
         else {
             return Ok(None);
         };
-        let ctx = match self.main_ctx().filter(|_| main) {
+        let ctx = match self.main_ctx().filter(|_| main).or(ctx) {
             Some(c) => c,
             None => match self.read_task_file(&base.join("status"), parse::parse_status)? {
                 Some(s) => (s.ctx_voluntary, s.ctx_nonvoluntary),
@@ -191,16 +197,14 @@ impl FsProc {
         let remember = self.known.is_some();
         let tids = self.task_ids(remember)?;
         let refresh = refresh_due(self.cycle.number, self.pid);
+        let answers = self.ask_ran_tasks(&tids, unchanged && !refresh);
         let mut list = Vec::with_capacity(tids.len());
         let mut tasks = Vec::with_capacity(if remember { tids.len() } else { 0 });
         // The io of remembered tasks that is neither unknown nor zero.
         let mut io = Vec::new();
         let (mut kept_n, mut read_n) = (0, 0);
         for (tid, sched) in tids {
-            let kept = match (sched, self.known.as_ref().and_then(|k| k.task(tid))) {
-                (Some(now), Some(t)) if unchanged && !refresh && t.unchanged(&now) => Some(*t),
-                _ => None,
-            };
+            let kept = self.unchanged_task(tid, sched, unchanged && !refresh);
             if let Some(t) = kept {
                 kept_n += 1;
                 if t.io == TaskIo::Other
@@ -216,7 +220,12 @@ impl FsProc {
                 continue;
             }
             read_n += 1;
-            let Some(thread) = self.read_task(tid)? else {
+            let ctx = answers
+                .binary_search_by_key(&tid, |&(t, _)| t)
+                .ok()
+                .and_then(|i| answers.get(i))
+                .map(|&(_, c)| c);
+            let Some(thread) = self.read_task(tid, ctx)? else {
                 continue;
             };
             if remember {
@@ -255,6 +264,55 @@ impl FsProc {
         // The last read the tracker makes of this process this cycle.
         self.release_now();
         Ok(list)
+    }
+
+    /// The remembered task `tid`, when it stands as last read: `may_stand`
+    /// and its `schedstat` of this cycle (`sched`) unchanged.
+    fn unchanged_task(
+        &self,
+        tid: i32,
+        sched: Option<Schedstat>,
+        may_stand: bool,
+    ) -> Option<KnownTask> {
+        let t = self.known.as_ref()?.task(tid)?;
+        (may_stand && sched.is_some_and(|now| t.unchanged(&now))).then_some(*t)
+    }
+
+    /// The context switches, by TID (sorted), of the tasks other than the
+    /// main thread about to be read, from the probe, asked about all of
+    /// them at once: its answers stand in for their `status`, the dearest
+    /// file of a task to read. Empty without a probe.
+    fn ask_ran_tasks(
+        &self,
+        tids: &[(i32, Option<Schedstat>)],
+        may_stand: bool,
+    ) -> Vec<(i32, (u64, u64))> {
+        let Some(probe) = &self.cycle.probe else {
+            return Vec::new();
+        };
+        let ran: Vec<i32> = tids
+            .iter()
+            .filter(|&&(tid, sched)| {
+                tid != self.pid && self.unchanged_task(tid, sched, may_stand).is_none()
+            })
+            .map(|&(tid, _)| tid)
+            .collect();
+        if ran.is_empty() {
+            return Vec::new();
+        }
+        let mut answers = Vec::new();
+        probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tasks(&ran, &mut answers);
+        let mut ctx: Vec<(i32, (u64, u64))> = ran
+            .iter()
+            .zip(answers)
+            .filter_map(|(&tid, a)| Some((tid, (a?.ctx_voluntary, a?.ctx_nonvoluntary))))
+            .collect();
+        ctx.sort_unstable_by_key(|&(tid, _)| tid);
+        Counters::add(&self.cycle.counters.tasks_probed, ctx.len() as u64);
+        ctx
     }
 
     /// Drops what was read this cycle once the tracker is done with the
