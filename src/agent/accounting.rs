@@ -119,8 +119,9 @@ pub fn start(wanted: ExitAccounting, ticks_per_second: u64) -> (AccountingMode, 
 /// namespace, a kernel that sums a group's run time) and `procfs` numbers
 /// processes as this process does (its `self` is this process's pid, so
 /// the mount is of this pid namespace). Otherwise `None`, and why is
-/// logged: the source then reads each thread's `schedstat`, or rereads
-/// the process, to learn what the probe would have said.
+/// logged: the source then reads each process's `schedstat` and `status`,
+/// and each thread's `schedstat` or the whole process again, to learn what
+/// the probe would have said.
 pub fn group_probe(procfs: &Path) -> Option<GroupQuery> {
     let own = std::process::id().to_string();
     match std::fs::read_link(procfs.join("self")) {
@@ -136,7 +137,7 @@ pub fn group_probe(procfs: &Path) -> Option<GroupQuery> {
     match GroupQuery::open() {
         Ok(q) => {
             tracing::info!(
-                "thread groups are asked about through taskstats: a process whose threads have not run is not reread"
+                "thread groups are asked about through taskstats: a process whose threads have not run is not reread, and none reads schedstat"
             );
             Some(q)
         }

@@ -195,10 +195,11 @@ impl FsProc {
     /// thread has run; its main thread's own values (context switches,
     /// wait channel) when only that thread is known not to have run; all of
     /// it when none of its tasks has. That none has is known from the
-    /// group probe's answer when it equals last cycle's (see
-    /// [`FsProc::ask_group`]); else tasks other than the main thread are
-    /// looked at only when threads are wanted, their `schedstat` kept for
-    /// [`Proc::threads`].
+    /// group probe's answer when what the other threads have run equals
+    /// the record taken no later than the last full reading (see
+    /// [`FsSource::set_group_probe`]); else tasks other than the main
+    /// thread are looked at only when threads are wanted, their
+    /// `schedstat` kept for [`Proc::threads`].
     pub(super) fn stillness(&mut self) -> Stillness {
         let group_still = self.probed.is_some_and(|p| p.group_still);
         let (Some(k), Some(leader)) = (&mut self.known, self.leader_sched) else {
