@@ -423,3 +423,68 @@ fn live_group_query_tells_a_still_group_from_one_that_ran() {
     // Reaped: no such group any more.
     assert_eq!(q.query(tgid).unwrap(), None);
 }
+
+/// Many tasks asked at once (more than one datagram of requests): every
+/// live one is answered, each with its own `schedstat` numbers and
+/// `status` context switches, and one that does not exist is not.
+#[test]
+fn live_task_queries_in_batches_answer_each_task_with_its_own_counters() {
+    use procgroups::proc::GroupProbe;
+    let Some(mut q) = crate::proc::live_group::group_query() else {
+        return;
+    };
+    // 300 sleeping processes: three datagrams of requests.
+    let mut children: Vec<_> = (0..300)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("60")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
+    // Each has gone to sleep once its schedstat stops moving.
+    let schedstat = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut before: Vec<String> = pids.iter().map(|&p| schedstat(p)).collect();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now: Vec<String> = pids.iter().map(|&p| schedstat(p)).collect();
+        if now == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sleeps never settled");
+        before = now;
+    }
+    pids.push(i32::MAX); // no such task
+    let mut answers = Vec::new();
+    q.tasks(&pids, &mut answers);
+    assert_eq!(answers.len(), pids.len());
+    assert_eq!(answers.last(), Some(&None));
+    for (&pid, answer) in pids.iter().zip(&answers).take(300) {
+        let a = answer.unwrap_or_else(|| panic!("{pid} not answered"));
+        let sched: Vec<u64> = schedstat(pid)
+            .split_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect();
+        assert_eq!((a.run_ns, a.slices), (sched[0], sched[2]), "{pid}");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ctx = |key: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        assert_eq!(
+            (a.ctx_voluntary, a.ctx_nonvoluntary),
+            (
+                ctx("voluntary_ctxt_switches"),
+                ctx("nonvoluntary_ctxt_switches")
+            ),
+            "{pid}"
+        );
+    }
+    for c in &mut children {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
