@@ -24,21 +24,25 @@ impl FsProc {
         Ok(s)
     }
 
-    /// Takes the probe's answer about the main thread as this cycle's
-    /// `schedstat`; `None` when there is none. `Some(false)` when the
-    /// process is not the one remembered: an answer that differs from the
-    /// last full reading's may be another process's that took the PID, so
-    /// then `stat` (needed anyway for a process that ran) is read through
-    /// the kept directory, which fails once the remembered process is gone.
+    /// Confirms the probe's answer about the main thread, already taken as
+    /// this cycle's `schedstat`; `None` when there is none. `Some(false)`
+    /// when the process is not the one remembered: an answer that differs
+    /// from the last full reading's may be another process's that took the
+    /// PID, so then `stat` (needed anyway for a process that ran) is read
+    /// through the kept directory, which fails once the remembered process
+    /// is gone.
     pub(super) fn probed_leader(&mut self) -> Option<bool> {
-        let p = self.probed?;
+        self.probed?;
+        let sched = self.leader_sched?;
         let same = self
             .known
             .as_ref()
             .and_then(|k| k.full.as_ref())
-            .is_some_and(|f| f.leader == p.leader);
-        self.leader_sched = Some(p.leader);
+            .is_some_and(|f| f.leader == sched);
         if same || self.stat().is_ok() {
+            if let Some(p) = &mut self.probed {
+                p.confirmed = true;
+            }
             Counters::add(&self.cycle.counters.probed, 1);
             return Some(true);
         }

@@ -74,6 +74,10 @@ use crate::proc::{
 /// exhausting memory. A longer file is cut, which can only fail its parse.
 pub(super) const READ_LIMIT: usize = 1 << 20;
 
+/// How many processes the probe is asked about at a time: the answers of
+/// one chunk are held at once, not those of every process.
+const PROBE_CHUNK: usize = 256;
+
 /// Per-process buffers larger than this are not kept for the next cycle.
 const KEEP_LIMIT: usize = 64 << 10;
 
@@ -205,13 +209,15 @@ type SharedProbe = Arc<Mutex<Box<dyn GroupProbe>>>;
 /// next one.
 #[derive(Debug, Clone, Copy)]
 struct Probed {
-    /// Its main thread's `schedstat` numbers.
-    leader: Schedstat,
-    /// Its main thread's context switches.
+    /// Its main thread's context switches (its `schedstat` numbers are the
+    /// handle's `leader_sched`).
     ctx: (u64, u64),
     /// Whether none of its other threads has run since its last full
     /// reading (asked only while the main thread has not either).
     group_still: bool,
+    /// Whether the process was confirmed to be the one remembered (see
+    /// [`FsProc::probed_leader`]).
+    confirmed: bool,
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -290,15 +296,12 @@ pub struct FsSource {
     counters: Arc<Counters>,
     stats: ReadStats,
     probe: Option<SharedProbe>,
-    /// The probe's questions and answers of this cycle, until handed to
-    /// the handles: the remembered processes, sorted, and what their main
-    /// threads have run; the groups asked about and their answers; those
-    /// found still, sorted.
+    /// The probe's questions and answers of one chunk of processes,
+    /// reused.
     asked: Vec<i32>,
+    answered_at: Vec<usize>,
     tasks_answered: Vec<Option<TaskActivity>>,
-    groups_asked: Vec<i32>,
     groups_answered: Vec<Option<GroupActivity>>,
-    still_groups: Vec<i32>,
 }
 
 impl FsSource {
@@ -338,10 +341,9 @@ impl FsSource {
             stats: ReadStats::default(),
             probe: None,
             asked: Vec::new(),
+            answered_at: Vec::new(),
             tasks_answered: Vec::new(),
-            groups_asked: Vec::new(),
             groups_answered: Vec::new(),
-            still_groups: Vec::new(),
         }
     }
 
@@ -424,102 +426,108 @@ impl FsSource {
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
             probe: self.probe.clone().filter(|_| procfs),
-            pending: Vec::new(),
+            pending: Mutex::default(),
         }
     }
 
-    /// Asks the probe about every remembered process that has a full
-    /// reading (see [`FsSource::set_group_probe`]): what each main thread
-    /// has run, and for a process of several threads whose main thread has
-    /// not, what the others have. The answers are handed to the handles
-    /// ([`FsSource::probed`]); what the other threads have run, when it is
-    /// not what is remembered, to the cycle ([`Cycle::pending`]).
-    fn ask_probe(&mut self, cycle: &mut Cycle) {
-        self.asked.clear();
-        self.still_groups.clear();
-        let Some(shared) = cycle.probe.clone() else {
+    /// Asks the probe about the process of every handle that has a full
+    /// reading (see [`FsSource::set_group_probe`]), [`PROBE_CHUNK`] at a
+    /// time: what each main thread has run, and for a process of several
+    /// threads whose main thread has not, what the others have. The
+    /// answers go to the handles; what the other threads have run, when it
+    /// is not what is remembered, to the cycle ([`Cycle::pending`]).
+    fn ask_probe(&mut self, cycle: &Cycle, procs: &mut [FsProc]) {
+        let Some(shared) = &cycle.probe else {
             return;
         };
         let mut probe = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let asked = &mut self.asked;
-        asked.extend(
-            self.known
-                .iter()
-                .filter(|(_, k)| k.full.is_some())
-                .map(|(&pid, _)| pid),
-        );
-        asked.sort_unstable();
-        probe.tasks(asked, &mut self.tasks_answered);
         // Whether the other threads are to be asked about: not while their
         // kept `schedstat`s tell.
         let groups_wanted = !(cycle.threads_wanted && cycle.keep_task_sched);
-        let groups = &mut self.groups_asked;
-        groups.clear();
-        for (&pid, answer) in asked.iter().zip(&self.tasks_answered) {
-            let (Some(k), Some(leader)) = (self.known.get(&pid), answer) else {
+        let mut pending = Vec::new();
+        let remembered = |p: &FsProc| p.known.as_ref().is_some_and(|k| k.full.is_some());
+        let mut at = 0;
+        while at < procs.len() {
+            // The next chunk of remembered processes.
+            self.asked.clear();
+            self.answered_at.clear();
+            while at < procs.len() && self.asked.len() < PROBE_CHUNK {
+                if remembered(&procs[at]) {
+                    self.asked.push(procs[at].pid);
+                    self.answered_at.push(at);
+                }
+                at += 1;
+            }
+            if self.asked.is_empty() {
+                break;
+            }
+            probe.tasks(&self.asked, &mut self.tasks_answered);
+            // Groups to ask about: those whose main thread has not run,
+            // compacted to the front of the chunk's vectors.
+            let mut groups = 0;
+            for j in 0..self.asked.len() {
+                let (Some(Some(leader)), Some(&i)) =
+                    (self.tasks_answered.get(j).copied(), self.answered_at.get(j))
+                else {
+                    continue;
+                };
+                let p = &mut procs[i];
+                p.leader_sched = Some(leader.schedstat());
+                p.probed = Some(Probed {
+                    ctx: (leader.ctx_voluntary, leader.ctx_nonvoluntary),
+                    group_still: false,
+                    confirmed: false,
+                });
+                let Some(k) = &p.known else {
+                    continue;
+                };
+                if groups_wanted
+                    && !k.single_task()
+                    && leader.schedstat().is_counting()
+                    && k.full
+                        .as_ref()
+                        .is_some_and(|f| f.leader == leader.schedstat())
+                {
+                    self.asked[groups] = p.pid;
+                    self.answered_at[groups] = i;
+                    self.tasks_answered[groups] = Some(leader);
+                    groups += 1;
+                }
+            }
+            if groups == 0 {
                 continue;
-            };
-            if groups_wanted
-                && !k.single_task()
-                && leader.schedstat().is_counting()
-                && k.full
-                    .as_ref()
-                    .is_some_and(|f| f.leader == leader.schedstat())
-            {
-                groups.push(pid);
+            }
+            probe.groups(&self.asked[..groups], &mut self.groups_answered);
+            for (j, answer) in self.groups_answered.iter().enumerate() {
+                let (Some(group), Some(&i), Some(Some(leader))) =
+                    (answer, self.answered_at.get(j), self.tasks_answered.get(j))
+                else {
+                    continue;
+                };
+                let p = &mut procs[i];
+                let (Some(k), Some(probed)) = (&p.known, &mut p.probed) else {
+                    continue;
+                };
+                // The group's sums less the main thread's own: what the
+                // other threads have run, comparable with an answer taken
+                // while the main thread had run less.
+                let others = GroupActivity {
+                    run_ns: group.run_ns.wrapping_sub(leader.run_ns),
+                    switches: group
+                        .switches
+                        .wrapping_sub(leader.ctx_voluntary)
+                        .wrapping_sub(leader.ctx_nonvoluntary),
+                };
+                if k.activity == Some(others) {
+                    probed.group_still = true;
+                } else {
+                    pending.push((p.pid, others));
+                }
             }
         }
-        if groups.is_empty() {
-            return;
-        }
-        probe.groups(groups, &mut self.groups_answered);
-        for (&pid, answer) in groups.iter().zip(&self.groups_answered) {
-            let (Some(k), Some(group), Ok(i)) = (
-                self.known.get_mut(&pid),
-                answer,
-                self.asked.binary_search(&pid),
-            ) else {
-                continue;
-            };
-            let Some(Some(leader)) = self.tasks_answered.get(i) else {
-                continue;
-            };
-            // The group's sums less the main thread's own: what the other
-            // threads have run, comparable with an answer taken while the
-            // main thread had run less.
-            let others = GroupActivity {
-                run_ns: group.run_ns.wrapping_sub(leader.run_ns),
-                switches: group
-                    .switches
-                    .wrapping_sub(leader.ctx_voluntary)
-                    .wrapping_sub(leader.ctx_nonvoluntary),
-            };
-            if k.activity == Some(others) {
-                self.still_groups.push(pid);
-            } else {
-                cycle.pending.push((pid, others));
-            }
-        }
-    }
-
-    /// Frees the probe's questions and answers of this cycle.
-    fn forget_answers(&mut self) {
-        self.asked = Vec::new();
-        self.tasks_answered = Vec::new();
-        self.groups_asked = Vec::new();
-        self.groups_answered = Vec::new();
-        self.still_groups = Vec::new();
-    }
-
-    /// What the probe said of `pid` this cycle.
-    fn probed(&self, pid: i32) -> Option<Probed> {
-        let i = self.asked.binary_search(&pid).ok()?;
-        let a = (*self.tasks_answered.get(i)?)?;
-        Some(Probed {
-            leader: a.schedstat(),
-            ctx: (a.ctx_voluntary, a.ctx_nonvoluntary),
-            group_still: self.still_groups.binary_search(&pid).is_ok(),
-        })
+        pending.sort_unstable_by_key(|&(pid, _)| pid);
+        pending.shrink_to_fit();
+        *cycle.pending.lock().unwrap_or_else(PoisonError::into_inner) = pending;
     }
 
     /// One handle per listed PID, each taking what is remembered of its
@@ -536,7 +544,6 @@ impl FsSource {
             } else {
                 None
             };
-            let probed = known.as_ref().and_then(|_| self.probed(pid));
             procs.push(FsProc {
                 pid,
                 cycle: Arc::clone(cycle),
@@ -544,7 +551,7 @@ impl FsSource {
                 known,
                 tried_dir: false,
                 leader_sched: None,
-                probed,
+                probed: None,
                 quiet: false,
                 comm: None,
             });
@@ -575,13 +582,9 @@ impl Source for FsSource {
         pids.clear();
         read::for_each_id(listing, |pid| pids.push(pid)).map_err(list_error)?;
         self.listed = pids.len();
-        let mut cycle = self.start_cycle(dir);
-        self.ask_probe(&mut cycle);
-        let cycle = Arc::new(cycle);
-        let procs = self.handles(&pids, &cycle);
-        // Let go of the answers, all handed out: the rest of the cycle
-        // (the tracker's reads and updates) needs the memory more.
-        self.forget_answers();
+        let cycle = Arc::new(self.start_cycle(dir));
+        let mut procs = self.handles(&pids, &cycle);
+        self.ask_probe(&cycle, &mut procs);
         self.spare_pids = pids;
         if self.cycles.is_multiple_of(known::REFRESH_CYCLES) {
             self.names
@@ -662,7 +665,7 @@ struct Cycle {
     /// What the threads other than the main one have run, by process,
     /// sorted: asked this cycle and not what is remembered (see
     /// [`Known::activity`]), remembered once the process is read in full.
-    pending: Vec<(i32, GroupActivity)>,
+    pending: Mutex<Vec<(i32, GroupActivity)>>,
 }
 
 impl Cycle {
@@ -674,8 +677,9 @@ impl Cycle {
     }
 
     fn pending_others(&self, pid: i32) -> Option<GroupActivity> {
-        let i = self.pending.binary_search_by_key(&pid, |&(p, _)| p).ok()?;
-        self.pending.get(i).map(|&(_, o)| o)
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = pending.binary_search_by_key(&pid, |&(p, _)| p).ok()?;
+        pending.get(i).map(|&(_, o)| o)
     }
 
     /// The shared strings (one cycle runs on one thread: never contended).

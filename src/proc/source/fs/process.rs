@@ -53,7 +53,7 @@ impl Proc for FsProc {
             });
         }
         if let Some(start) = self.known.as_ref().and_then(|k| k.start_ticks) {
-            if self.leader_sched.is_some() {
+            if self.leader_sched.is_some() && self.probed.is_none_or(|p| p.confirmed) {
                 return Ok(ID {
                     pid: self.pid,
                     start_time_ticks: start,
