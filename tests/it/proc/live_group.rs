@@ -168,8 +168,15 @@ fn groups_are_not_asked_while_the_tasks_kept_schedstat_tell() {
     }
     let (child, pid) = spawn_worker();
     for threads in [false, true] {
-        // This host's processes fit the default budget with every tier.
-        let mut src = source(threads, FsSourceOptions::DEFAULT_KEPT_FILES);
+        // A budget that covers every tier whatever the host's size (only
+        // the one process read keeps files).
+        let options = FsSourceOptions {
+            threads,
+            kept_files: u64::MAX,
+            kept_kernel_bytes: u64::MAX,
+            ..FsSourceOptions::default()
+        };
+        let mut src = FsSource::new("/proc", options).unwrap();
         src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
         let (mut quiet, mut groups_still) = (0, 0);
         for _ in 0..20 {
