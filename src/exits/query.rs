@@ -280,28 +280,42 @@ fn unsigned(ids: &[i32]) -> Vec<u32> {
     ids.iter().map(|&i| u32::try_from(i).unwrap_or(0)).collect()
 }
 
-impl GroupProbe for GroupQuery {
-    fn tasks(&mut self, tids: &[i32], out: &mut Vec<Option<TaskActivity>>) {
+impl GroupQuery {
+    /// Fills `out` with one answer per id of `ids` (as `attr` says), each
+    /// record turned by `of`; `None` where there is none. A failure is
+    /// logged, and a timeout gives the probe up.
+    fn answer_all<T: Copy>(
+        &mut self,
+        attr: u16,
+        ids: &[i32],
+        out: &mut Vec<Option<T>>,
+        of: fn(&ExitRecord) -> T,
+    ) {
         out.clear();
-        out.resize(tids.len(), None);
+        out.resize(ids.len(), None);
         if self.gave_up {
             return;
         }
-        let ids = unsigned(tids);
-        if let Err(e) = self.ask(ATTR_PID, &ids, |i, r| out[i] = Some(task_activity(r))) {
-            self.failed(&e, "task");
+        let ids = unsigned(ids);
+        if let Err(e) = self.ask(attr, &ids, |i, r| out[i] = Some(of(r))) {
+            self.failed(
+                &e,
+                if attr == ATTR_PID {
+                    "task"
+                } else {
+                    "thread group"
+                },
+            );
         }
+    }
+}
+
+impl GroupProbe for GroupQuery {
+    fn tasks(&mut self, tids: &[i32], out: &mut Vec<Option<TaskActivity>>) {
+        self.answer_all(ATTR_PID, tids, out, task_activity);
     }
 
     fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>) {
-        out.clear();
-        out.resize(tgids.len(), None);
-        if self.gave_up {
-            return;
-        }
-        let ids = unsigned(tgids);
-        if let Err(e) = self.ask(ATTR_TGID, &ids, |i, r| out[i] = Some(group_activity(r))) {
-            self.failed(&e, "thread group");
-        }
+        self.answer_all(ATTR_TGID, tgids, out, group_activity);
     }
 }
