@@ -469,13 +469,31 @@ impl Drop for Agent {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a server a test starts.
+///
+/// Not one the kernel hands out for port 0: those come from the ephemeral
+/// range, which every outgoing connection (a test's own HTTP client, the
+/// agent's export) also draws from, so between this call and the server's
+/// bind another socket could take it. Ports are taken instead in turn
+/// below that range, from a start that differs between test binaries, and
+/// never twice in one; each is checked free before it is handed out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1_000));
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(first + (start + n) % span).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}");
 }
 
 /// What the agent did when started with `args` and `env`: its exit code
