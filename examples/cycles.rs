@@ -1,6 +1,6 @@
 //! Runs a fixed number of collection cycles (`Grouper::update` over an
-//! `FsSource`, the packaged default rules) over a procfs mount, an interval
-//! apart, and prints what each cycle read. Made for deterministic counts
+//! `FsSource`, the packaged default rules) over a procfs mount, starting an
+//! interval apart, and prints what each cycle read. Made for deterministic counts
 //! of a cycle's cost on a live host (instructions under
 //! `valgrind --tool=callgrind`, system calls under `strace -c`), where
 //! timings are too noisy to compare two versions:
@@ -75,6 +75,9 @@ fn main() -> anyhow::Result<()> {
     }
     let tick_ms = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
     let mut steady = (0, 0);
+    // Cycles start an interval apart, as the agent's do, whatever each
+    // takes: how many processes have run since the last one depends on it.
+    let start = std::time::Instant::now();
     for n in 0..cycles {
         let before = cpu_ticks()?;
         let (errors, groups) = grouper.update(&mut source, SystemTime::now())?;
@@ -90,7 +93,8 @@ fn main() -> anyhow::Result<()> {
             user as f64 * tick_ms,
             system as f64 * tick_ms,
         );
-        std::thread::sleep(Duration::from_millis(interval));
+        let next = start + Duration::from_millis(interval) * (n + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
     }
     if cycles > 1 {
         let per = |t: u64| t as f64 * tick_ms / f64::from(cycles - 1);

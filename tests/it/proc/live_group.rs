@@ -3,8 +3,8 @@
 //! memory, and that answer is what a full reading gives; when a thread
 //! other than the main one runs, the process is read again and its CPU
 //! shows; a main thread that ran is read with the probe's counters, the
-//! same as its files'; while the budget keeps every task's `schedstat`,
-//! the group is not asked. Needs what the probe needs (`CAP_NET_ADMIN`):
+//! same as its files'; threads on, the tasks are asked too, and no task
+//! file is kept. Needs what the probe needs (`CAP_NET_ADMIN`):
 //! says "skipped" without it, except under `CI`, where it fails.
 
 use std::time::Duration;
@@ -150,6 +150,20 @@ fn still_group_then_worker(threads: bool) {
             worker.counts.cpu_user_time + worker.counts.cpu_system_time >= 0.03,
             "{worker:?}"
         );
+        // The tasks read other than the main thread had their context
+        // switches from the probe's answers at the start of the cycle, in
+        // place of their `status`: at most what it says after.
+        let probed = if unchanged(&tasks) == 2 { 1 } else { 2 };
+        assert_eq!(stats.tasks_probed, probed, "{stats:?}");
+        let after = status_ctx(&format!("/proc/{pid}/task/{worker_tid}/status"));
+        let read = (
+            worker.counts.ctx_switch_voluntary,
+            worker.counts.ctx_switch_nonvoluntary,
+        );
+        assert!(
+            read.0 > 0 && read.0 <= after.0 && read.1 <= after.1,
+            "{read:?} then {after:?}"
+        );
     }
     // Still again once the worker has blocked on its input again (it may
     // have had its last milliseconds to burn at that reading).
@@ -162,7 +176,7 @@ fn still_group_then_worker(threads: bool) {
 }
 
 #[test]
-fn groups_are_not_asked_while_the_tasks_kept_schedstat_tell() {
+fn with_the_probe_no_task_file_is_kept_and_the_group_is_asked_with_threads_too() {
     if group_query().is_none() {
         return;
     }
@@ -178,22 +192,53 @@ fn groups_are_not_asked_while_the_tasks_kept_schedstat_tell() {
         };
         let mut src = FsSource::new("/proc", options).unwrap();
         src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
-        let (mut quiet, mut groups_still) = (0, 0);
+        let (mut quiet, mut groups_still, mut kept) = (0, 0, 0);
         for _ in 0..20 {
             std::thread::sleep(Duration::from_millis(50));
             let (_, _, stats) = cycle(&mut src, pid);
             quiet += stats.quiet;
             groups_still += stats.groups_still;
+            kept = kept.max(stats.kept_files);
         }
         assert!(quiet > 0, "threads {threads}: never quiet");
-        // Without threads, only the group's answer tells; with them, the
-        // kept `schedstat` of each task does, and the group is not asked.
-        if threads {
-            assert_eq!(groups_still, 0, "threads {threads}");
-        } else {
-            assert_eq!(groups_still, quiet, "threads {threads}");
-        }
+        // The group's answer tells, threads or not: no task's `schedstat`
+        // is read, or kept (the process's `statm`, `stat` and `io` are).
+        // With threads, the first time the group is asked (nothing to
+        // compare with yet) the tasks' answers tell, and the group's is
+        // recorded.
+        assert!(
+            groups_still <= quiet && quiet - groups_still <= u64::from(threads),
+            "threads {threads}: {quiet} quiet, {groups_still} by the group"
+        );
+        assert!(kept <= 3, "threads {threads}: {kept} files kept");
     }
+    stop_workload(child);
+}
+
+/// Without the probe, with threads, the kept `schedstat` of each task
+/// tells whether the process ran.
+#[test]
+fn without_the_probe_the_tasks_kept_schedstat_tell() {
+    let (child, pid) = spawn_worker();
+    let options = FsSourceOptions {
+        threads: true,
+        kept_files: u64::MAX,
+        kept_kernel_bytes: u64::MAX,
+        ..FsSourceOptions::default()
+    };
+    let mut src = FsSource::new("/proc", options).unwrap();
+    let (mut quiet, mut kept) = (0, 0);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        let (_, _, stats) = cycle(&mut src, pid);
+        assert_eq!(stats.groups_still, 0, "{stats:?}");
+        quiet += stats.quiet;
+        kept = kept.max(stats.kept_files);
+    }
+    assert!(quiet > 0, "never quiet");
+    // The process's `schedstat`, `stat` and `io`, and the two other tasks'
+    // `schedstat`.
+    assert_eq!(kept, 5);
     stop_workload(child);
 }
 

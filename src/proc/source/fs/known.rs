@@ -43,6 +43,7 @@ use std::sync::Arc;
 
 use rustix::fd::OwnedFd;
 
+use super::TaskActivity;
 use crate::proc::source::parse::{Schedstat, StatFields};
 
 /// Every process is read in full at least once in this many cycles.
@@ -213,14 +214,16 @@ impl Known {
     }
 
     /// Replaces the tasks with `tasks` and the io that is neither unknown
-    /// nor zero with `io` (both sorted by TID), and closes the kept files
-    /// of tasks no longer there; how many were closed.
+    /// nor zero with `io` (both sorted by TID), closes the kept files
+    /// of tasks no longer there (how many were closed) and lets go of the
+    /// probe's answers of this cycle.
     pub(super) fn set_tasks(&mut self, tasks: Vec<KnownTask>, io: Vec<(i32, [u64; 2])>) -> u64 {
         self.tasks = tasks;
         let mut closed = 0;
         if !io.is_empty() || self.extras.is_some() {
             let e = self.extras.get_or_insert_with(Box::default);
             e.io = io;
+            e.ran = Vec::new();
             let tasks = &self.tasks;
             let before = e.files.len();
             e.files
@@ -235,7 +238,7 @@ impl Known {
         if self
             .extras
             .as_ref()
-            .is_some_and(|e| e.files.is_empty() && e.io.is_empty())
+            .is_some_and(|e| e.files.is_empty() && e.io.is_empty() && e.ran.is_empty())
         {
             self.extras = None;
         }
@@ -254,15 +257,52 @@ impl Known {
             .ok()
             .and_then(|i| self.tasks.get(i))
     }
+
+    /// Takes the probe's answer about the remembered task `tid` (`None`:
+    /// no answer, it may have exited): whether it ran since its last
+    /// reading, in [`KnownTask::still`], and what it answered when it did,
+    /// for [`Known::ran_task`].
+    pub(super) fn take_answer(&mut self, tid: i32, answer: Option<TaskActivity>) {
+        let Ok(i) = self.tasks.binary_search_by_key(&tid, |t| t.tid) else {
+            return;
+        };
+        let Some(t) = self.tasks.get_mut(i) else {
+            return;
+        };
+        t.still = answer.is_some_and(|a| t.unchanged(&a.schedstat()));
+        if let Some(a) = answer.filter(|_| !t.still) {
+            let ran = &mut self.extras.get_or_insert_with(Box::default).ran;
+            let at = ran.partition_point(|(t, _)| *t < tid);
+            ran.insert(at, (tid, a));
+        }
+    }
+
+    /// Forgets the probe's answers of an earlier cycle.
+    pub(super) fn clear_answers(&mut self) {
+        if let Some(e) = &mut self.extras {
+            e.ran = Vec::new();
+        }
+        self.drop_empty_extras();
+    }
+
+    /// What the probe answered this cycle about task `tid`, when it ran.
+    pub(super) fn ran_task(&self, tid: i32) -> Option<TaskActivity> {
+        let ran = &self.extras.as_ref()?.ran;
+        let i = ran.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
+        ran.get(i).map(|&(_, a)| a)
+    }
 }
 
 /// What a remembered process keeps of its tasks beyond [`KnownTask`].
 #[derive(Debug, Default)]
 pub(super) struct TaskExtras {
     /// The `schedstat` of tasks other than the main thread, kept open
-    /// within the budget when threads are read, sorted by TID (only tasks
-    /// in [`Known::tasks`]).
+    /// within the budget when threads are read without a probe, sorted by
+    /// TID (only tasks in [`Known::tasks`]).
     pub files: Vec<(i32, OwnedFd)>,
+    /// The probe's answers of this cycle about the tasks that ran, sorted
+    /// by TID.
+    pub ran: Vec<(i32, TaskActivity)>,
     /// `read_bytes` and `write_bytes` of the tasks whose [`KnownTask::io`]
     /// is [`TaskIo::Other`], sorted by TID.
     pub io: Vec<(i32, [u64; 2])>,

@@ -202,8 +202,9 @@ impl FsProc {
     /// group probe's answer when what the other threads have run equals
     /// the record taken no later than the last full reading (see
     /// [`FsSource::set_group_probe`]); else tasks other than the main
-    /// thread are looked at only when threads are wanted, their
-    /// `schedstat` kept for [`Proc::threads`].
+    /// thread are looked at only when threads are wanted: through the
+    /// probe's answers about each when it gave them, else their
+    /// `schedstat`, kept for [`Proc::threads`].
     pub(super) fn stillness(&mut self) -> Stillness {
         let group_still = self.probed.is_some_and(|p| p.group_still);
         let (Some(k), Some(leader)) = (&mut self.known, self.leader_sched) else {
@@ -228,6 +229,20 @@ impl FsProc {
         }
         if !self.cycle.threads_wanted || k.tasks.is_empty() {
             return Stillness::MainThread;
+        }
+        if self.probed.is_some_and(|p| p.tasks) {
+            // Every task was asked about before the cycle read anything.
+            let pid = self.pid;
+            if !k.tasks.iter().all(|t| t.tid == pid || t.still) {
+                return Stillness::MainThread;
+            }
+            // None has run since the last full reading: what the others
+            // have run now is what they had then, a record for the group's
+            // answer from now on.
+            if let Some(others) = self.cycle.pending_others(pid) {
+                k.activity = Some(others);
+            }
+            return Stillness::Process;
         }
         let count = k.tasks.len();
         if let Some(k) = &mut self.known {

@@ -19,7 +19,8 @@
 //! are read, or, with a [`GroupProbe`], by one question to the kernel
 //! about the whole group; the probe, asked about every remembered process
 //! at once before the cycle reads anything, also answers for the main
-//! thread's `schedstat` and context switches. Within a budget of
+//! thread's `schedstat` and context switches, and, with threads, for
+//! every other task of a process whose group has run. Within a budget of
 //! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
 //! read every cycle (`schedstat`, or `statm` with a probe; then `stat`
 //! and `io`) open and re-reads them with `pread`. The handles given back
@@ -78,6 +79,10 @@ pub(super) const READ_LIMIT: usize = 1 << 20;
 /// one chunk are held at once, not those of every process.
 const PROBE_CHUNK: usize = 256;
 
+/// How many tasks (threads other than the main one) the probe is asked
+/// about at a time, at most, whatever the number of threads per process.
+const PROBE_TASKS: usize = 1024;
+
 /// Per-process buffers larger than this are not kept for the next cycle.
 const KEEP_LIMIT: usize = 64 << 10;
 
@@ -94,8 +99,9 @@ pub struct FsSourceOptions {
     pub threads: bool,
     /// How many procfs files may be kept open between cycles at most (a
     /// remembered process's `schedstat`, or its `statm` where a probe
-    /// answers for `schedstat`; with threads, its other tasks' `schedstat`
-    /// when the budget covers them all; then its `stat` and its `io`
+    /// answers for `schedstat`; with threads and no probe, its other
+    /// tasks' `schedstat` when the budget covers them all; then its `stat`
+    /// and its `io`
     /// likewise), re-read with `pread`: each holds about 4.3 KiB of
     /// kernel memory charged to the agent, so this is a kernel-memory
     /// budget. Within it, the source keeps only as many as fit in
@@ -218,6 +224,11 @@ struct Probed {
     /// Whether the process was confirmed to be the one remembered (see
     /// [`FsProc::probed_leader`]).
     confirmed: bool,
+    /// Whether every remembered task other than the main thread was asked
+    /// about too (threads wanted, and the group not found still): each
+    /// one's [`KnownTask::still`] says whether it ran, and what the ones
+    /// that ran answered is kept ([`Known::ran_task`]).
+    tasks: bool,
 }
 
 /// What one cycle of an [`FsSource`] read, for diagnostics and tests.
@@ -402,10 +413,12 @@ impl FsSource {
         // This cycle's listing: what the budget allows depends on it.
         let listed = self.listed as u64;
         let files = self.options.file_budget(listed);
+        // With a probe the tasks are asked whether they ran: none of their
+        // files is read every cycle, and the budget goes to the process's.
         let tiers = Tiers::of(
             files,
             listed,
-            self.options.threads.then_some(self.other_tasks),
+            (self.options.threads && self.probe.is_none()).then_some(self.other_tasks),
         );
         self.counters = Arc::default();
         Cycle {
@@ -441,14 +454,12 @@ impl FsSource {
             return;
         };
         let mut probe = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        // Whether the other threads are to be asked about: not while their
-        // kept `schedstat`s tell.
-        let groups_wanted = !(cycle.threads_wanted && cycle.keep_task_sched);
         let mut pending = Vec::new();
         let remembered = |p: &FsProc| p.known.as_ref().is_some_and(|k| k.full.is_some());
         let mut at = 0;
         while at < procs.len() {
             // The next chunk of remembered processes.
+            let start = at;
             self.asked.clear();
             self.answered_at.clear();
             while at < procs.len() && self.asked.len() < PROBE_CHUNK {
@@ -477,12 +488,12 @@ impl FsSource {
                     ctx: (leader.ctx_voluntary, leader.ctx_nonvoluntary),
                     group_still: false,
                     confirmed: false,
+                    tasks: false,
                 });
                 let Some(k) = &p.known else {
                     continue;
                 };
-                if groups_wanted
-                    && !k.single_task()
+                if !k.single_task()
                     && leader.schedstat().is_counting()
                     && k.full
                         .as_ref()
@@ -494,40 +505,99 @@ impl FsSource {
                     groups += 1;
                 }
             }
-            if groups == 0 {
-                continue;
+            if groups > 0 {
+                self.ask_groups(&mut **probe, groups, procs, &mut pending);
             }
-            probe.groups(&self.asked[..groups], &mut self.groups_answered);
-            for (j, answer) in self.groups_answered.iter().enumerate() {
-                let (Some(group), Some(&i), Some(Some(leader))) =
-                    (answer, self.answered_at.get(j), self.tasks_answered.get(j))
-                else {
-                    continue;
-                };
-                let p = &mut procs[i];
-                let (Some(k), Some(probed)) = (&p.known, &mut p.probed) else {
-                    continue;
-                };
-                // The group's sums less the main thread's own: what the
-                // other threads have run, comparable with an answer taken
-                // while the main thread had run less.
-                let others = GroupActivity {
-                    run_ns: group.run_ns.wrapping_sub(leader.run_ns),
-                    switches: group
-                        .switches
-                        .wrapping_sub(leader.ctx_voluntary)
-                        .wrapping_sub(leader.ctx_nonvoluntary),
-                };
-                if k.activity == Some(others) {
-                    probed.group_still = true;
-                } else {
-                    pending.push((p.pid, others));
-                }
+            if cycle.threads_wanted {
+                self.ask_tasks(&mut **probe, cycle, &mut procs[start..at]);
             }
         }
         pending.sort_unstable_by_key(|&(pid, _)| pid);
         pending.shrink_to_fit();
         *cycle.pending.lock().unwrap_or_else(PoisonError::into_inner) = pending;
+    }
+
+    /// Asks about the first `groups` thread groups of the chunk (see
+    /// [`FsSource::ask_probe`]).
+    fn ask_groups(
+        &mut self,
+        probe: &mut dyn GroupProbe,
+        groups: usize,
+        procs: &mut [FsProc],
+        pending: &mut Vec<(i32, GroupActivity)>,
+    ) {
+        probe.groups(&self.asked[..groups], &mut self.groups_answered);
+        for (j, answer) in self.groups_answered.iter().enumerate() {
+            let (Some(group), Some(&i), Some(Some(leader))) =
+                (answer, self.answered_at.get(j), self.tasks_answered.get(j))
+            else {
+                continue;
+            };
+            let p = &mut procs[i];
+            let (Some(k), Some(probed)) = (&p.known, &mut p.probed) else {
+                continue;
+            };
+            // The group's sums less the main thread's own: what the
+            // other threads have run, comparable with an answer taken
+            // while the main thread had run less.
+            let others = GroupActivity {
+                run_ns: group.run_ns.wrapping_sub(leader.run_ns),
+                switches: group
+                    .switches
+                    .wrapping_sub(leader.ctx_voluntary)
+                    .wrapping_sub(leader.ctx_nonvoluntary),
+            };
+            if k.activity == Some(others) {
+                probed.group_still = true;
+            } else {
+                pending.push((p.pid, others));
+            }
+        }
+    }
+
+    /// With threads wanted, asks about every remembered task other than the
+    /// main thread of the processes of `procs` whose group was not found
+    /// still, [`PROBE_TASKS`] at a time: what tells whether each ran, as
+    /// its `schedstat` would, and the context switches its `status` would
+    /// give when it did. No task file is then read to learn that, and the
+    /// budget that kept each task's `schedstat` keeps the process's `stat`
+    /// and `io` instead, read for every process with a task that ran.
+    fn ask_tasks(&mut self, probe: &mut dyn GroupProbe, cycle: &Cycle, procs: &mut [FsProc]) {
+        let mut i = 0;
+        while i < procs.len() {
+            self.asked.clear();
+            self.answered_at.clear();
+            while i < procs.len() && self.asked.len() < PROBE_TASKS {
+                let p = &mut procs[i];
+                if let (Some(probed), Some(k)) = (&mut p.probed, &mut p.known)
+                    && !probed.group_still
+                {
+                    probed.tasks = true;
+                    k.clear_answers();
+                    k.checked_at = cycle.number;
+                    for t in k.tasks.iter().filter(|t| t.tid != p.pid) {
+                        self.asked.push(t.tid);
+                        self.answered_at.push(i);
+                    }
+                }
+                i += 1;
+            }
+            if self.asked.is_empty() {
+                continue;
+            }
+            probe.tasks(&self.asked, &mut self.tasks_answered);
+            for (j, &tid) in self.asked.iter().enumerate() {
+                let answer = self.tasks_answered.get(j).copied().flatten();
+                if let Some(k) = self
+                    .answered_at
+                    .get(j)
+                    .and_then(|&at| procs.get_mut(at))
+                    .and_then(|p| p.known.as_mut())
+                {
+                    k.take_answer(tid, answer);
+                }
+            }
+        }
     }
 
     /// One handle per listed PID, each taking what is remembered of its
@@ -650,7 +720,8 @@ struct Cycle {
     /// How many kept files to close because the host grew and the budget
     /// shrank below what is held.
     excess_files: AtomicU64,
-    /// Whether the `schedstat` of tasks other than the main thread is kept.
+    /// Whether the `schedstat` of tasks other than the main thread is kept
+    /// (never with a probe, which tells whether they ran).
     keep_task_sched: bool,
     /// Whether `stat` is kept too, not only `schedstat`.
     keep_stat: bool,
@@ -669,13 +740,13 @@ struct Cycle {
 }
 
 impl Cycle {
-    /// What the other threads of `pid` have run, when asked this cycle and
-    /// not what is remembered.
     /// Whether the cycle has a probe.
     fn probing(&self) -> bool {
         self.probe.is_some()
     }
 
+    /// What the other threads of `pid` have run, when asked this cycle and
+    /// not what is remembered.
     fn pending_others(&self, pid: i32) -> Option<GroupActivity> {
         let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let i = pending.binary_search_by_key(&pid, |&(p, _)| p).ok()?;
@@ -733,8 +804,8 @@ impl Cycle {
 /// it for every listed process (with some slack for processes that start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tiers {
-    /// With threads, the `schedstat` of every other task: read every
-    /// cycle, as the process's own is, to tell whether the task ran.
+    /// With threads and no probe, the `schedstat` of every other task: read
+    /// every cycle, as the process's own is, to tell whether the task ran.
     task_sched: bool,
     /// `stat`: read for every process that ran (threads off: also for every
     /// process with other threads).

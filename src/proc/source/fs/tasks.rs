@@ -143,17 +143,21 @@ impl FsProc {
         Some(same)
     }
 
-    /// The `schedstat` of task `tid` this cycle: already read, or read now;
-    /// `None` when unreadable.
+    /// The `schedstat` of task `tid` this cycle: already read or answered
+    /// by the probe, or read now; `None` when unreadable.
     pub(super) fn task_sched(&mut self, tid: i32) -> Option<Schedstat> {
         if tid == self.pid {
             return self.leader_sched;
         }
         if let Some(k) = &self.known
             && k.checked_at == self.cycle.number
-            && let Some(t) = k.task(tid).filter(|t| t.still)
         {
-            return Some(t.sched);
+            if let Some(t) = k.task(tid).filter(|t| t.still) {
+                return Some(t.sched);
+            }
+            if let Some(a) = self.ran_answer(tid) {
+                return Some(a.schedstat());
+            }
         }
         if let Some((_, now)) = self
             .now
@@ -278,10 +282,21 @@ impl FsProc {
         (may_stand && sched.is_some_and(|now| t.unchanged(&now))).then_some(*t)
     }
 
+    /// What the probe answered at the start of the cycle about task `tid`,
+    /// when it ran (see [`FsSource::ask_probe`]).
+    fn ran_answer(&self, tid: i32) -> Option<TaskActivity> {
+        if !self.probed.is_some_and(|p| p.tasks) {
+            return None;
+        }
+        self.known.as_ref()?.ran_task(tid)
+    }
+
     /// The context switches, by TID (sorted), of the tasks other than the
-    /// main thread about to be read, from the probe, asked about all of
-    /// them at once: its answers stand in for their `status`, the dearest
-    /// file of a task to read. Empty without a probe.
+    /// main thread about to be read, from the probe: its answers stand in
+    /// for their `status`, the dearest file of a task to read. Those it
+    /// gave at the start of the cycle are taken; the others (tasks not
+    /// remembered, or not asked about then) are asked about all at once
+    /// now. Empty without a probe.
     fn ask_ran_tasks(
         &self,
         tids: &[(i32, Option<Schedstat>)],
@@ -290,26 +305,29 @@ impl FsProc {
         let Some(probe) = &self.cycle.probe else {
             return Vec::new();
         };
-        let ran: Vec<i32> = tids
-            .iter()
-            .filter(|&&(tid, sched)| {
-                tid != self.pid && self.unchanged_task(tid, sched, may_stand).is_none()
-            })
-            .map(|&(tid, _)| tid)
-            .collect();
-        if ran.is_empty() {
-            return Vec::new();
+        let mut ctx = Vec::new();
+        let mut ask = Vec::new();
+        for &(tid, sched) in tids {
+            if tid == self.pid || self.unchanged_task(tid, sched, may_stand).is_some() {
+                continue;
+            }
+            match self.ran_answer(tid) {
+                Some(a) => ctx.push((tid, (a.ctx_voluntary, a.ctx_nonvoluntary))),
+                None => ask.push(tid),
+            }
         }
-        let mut answers = Vec::new();
-        probe
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tasks(&ran, &mut answers);
-        let mut ctx: Vec<(i32, (u64, u64))> = ran
-            .iter()
-            .zip(answers)
-            .filter_map(|(&tid, a)| Some((tid, (a?.ctx_voluntary, a?.ctx_nonvoluntary))))
-            .collect();
+        if !ask.is_empty() {
+            let mut answers = Vec::new();
+            probe
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .tasks(&ask, &mut answers);
+            ctx.extend(
+                ask.iter()
+                    .zip(answers)
+                    .filter_map(|(&tid, a)| Some((tid, (a?.ctx_voluntary, a?.ctx_nonvoluntary)))),
+            );
+        }
         ctx.sort_unstable_by_key(|&(tid, _)| tid);
         Counters::add(&self.cycle.counters.tasks_probed, ctx.len() as u64);
         ctx
