@@ -370,3 +370,36 @@ fn wait_for(mut ok: impl FnMut() -> bool) {
     }
     panic!("timed out");
 }
+
+/// On the process's refresh cycle every task is read again (for what can
+/// change without it running: its state, its name), but a task the probe
+/// says has not run keeps its io, and a main thread that has not run its
+/// context switches and wait channel: the reading is still a full one's.
+#[test]
+fn the_refresh_cycle_reads_what_can_change_without_running() {
+    let Some(q) = group_query() else {
+        return;
+    };
+    let (child, pid) = spawn_worker();
+    let mut src = source(true, FsSourceOptions::DEFAULT_KEPT_FILES);
+    src.set_group_probe(Box::new(q));
+    let mut still = 0;
+    let mut refreshed = None;
+    for _ in 0..3 * FsSource::REFRESH_CYCLES {
+        std::thread::sleep(Duration::from_millis(30));
+        let (m, tasks, stats) = cycle(&mut src, pid);
+        if stats.groups_still == 1 {
+            still += 1;
+        } else if still >= 2 && stats.read == 1 && unchanged(&tasks) == 0 {
+            // Found still before, and now every task read: the refresh
+            // (or a run, which the io read then shows).
+            refreshed = Some((m, tasks, stats));
+            break;
+        }
+    }
+    let (m, tasks, stats) = refreshed.unwrap_or_else(|| panic!("no refresh cycle ({still} still)"));
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    assert_eq!(stats.task_io_kept, 2, "{stats:?}");
+    assert_eq!(m, full(pid));
+    stop_workload(child);
+}

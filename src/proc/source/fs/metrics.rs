@@ -195,10 +195,10 @@ impl FsProc {
     }
 
     /// How much of the remembered reading still holds (see [`known`]):
-    /// nothing, when the process is new, due for a refresh, or its main
-    /// thread has run; its main thread's own values (context switches,
-    /// wait channel) when only that thread is known not to have run; all of
-    /// it when none of its tasks has. That none has is known from the
+    /// nothing, when the process is new or its main thread has run; its
+    /// main thread's own values (context switches, wait channel) when only
+    /// that thread is known not to have run, or on the process's refresh
+    /// cycle; all of it when none of its tasks has. That none has is known from the
     /// group probe's answer when what the other threads have run equals
     /// the record taken no later than the last full reading (see
     /// [`FsSource::set_group_probe`]); else tasks other than the main
@@ -213,8 +213,15 @@ impl FsProc {
         let Some(full) = &k.full else {
             return Stillness::None;
         };
-        if refresh_due(self.cycle.number, self.pid) || !full.may_rest() || leader != full.leader {
+        if !full.may_rest() || leader != full.leader {
             return Stillness::None;
+        }
+        if refresh_due(self.cycle.number, self.pid) {
+            // What may change without the process running is read (`stat`
+            // for its state and names, `limits`); a main thread that has
+            // not run has neither switched nor moved its wait channel (a
+            // woken one shows running, and then has none).
+            return Stillness::MainThread;
         }
         if k.single_task() {
             return Stillness::Process;

@@ -506,7 +506,7 @@ impl FsSource {
                 }
             }
             if groups > 0 {
-                self.ask_groups(&mut **probe, groups, procs, &mut pending);
+                self.ask_groups(&mut **probe, cycle, groups, procs, &mut pending);
             }
             if cycle.threads_wanted {
                 self.ask_tasks(&mut **probe, cycle, &mut procs[start..at]);
@@ -522,6 +522,7 @@ impl FsSource {
     fn ask_groups(
         &mut self,
         probe: &mut dyn GroupProbe,
+        cycle: &Cycle,
         groups: usize,
         procs: &mut [FsProc],
         pending: &mut Vec<(i32, GroupActivity)>,
@@ -534,7 +535,7 @@ impl FsSource {
                 continue;
             };
             let p = &mut procs[i];
-            let (Some(k), Some(probed)) = (&p.known, &mut p.probed) else {
+            let (Some(k), Some(probed)) = (&mut p.known, &mut p.probed) else {
                 continue;
             };
             // The group's sums less the main thread's own: what the
@@ -549,6 +550,12 @@ impl FsSource {
             };
             if k.activity == Some(others) {
                 probed.group_still = true;
+                // No task has run since its last reading: said now, for
+                // the refresh cycle too (which reads them anyway).
+                k.checked_at = cycle.number;
+                for t in &mut k.tasks {
+                    t.still = true;
+                }
             } else {
                 pending.push((p.pid, others));
             }

@@ -76,18 +76,24 @@ impl FsProc {
     }
 
     /// The remembered `read_bytes` and `write_bytes` of task `tid`, when
-    /// they still hold: the process's own, read this cycle, are those of
-    /// its last full reading. They are the sum over its tasks (live ones,
-    /// and what exited ones left to the process), each only ever growing,
-    /// and a task not yet born then starts at zero, so an unchanged sum
-    /// means that no task has done I/O since; what a task read since its
-    /// own last reading would have moved the sum too. Not on the refresh
-    /// cycle, which reads everything.
+    /// they still hold: the task is known not to have run since its last
+    /// reading (only a task itself moves its counters), or the process's
+    /// own, read this cycle, are those of its last full reading. They are
+    /// the sum over its tasks (live ones, and what exited ones left to the
+    /// process), each only ever growing, and a task not yet born then
+    /// starts at zero, so an unchanged sum means that no task has done I/O
+    /// since; what a task read since its own last reading would have moved
+    /// the sum too. The sum is not relied on in the refresh cycle, which
+    /// reads every task that may have run.
     fn still_io(&self, tid: i32) -> Option<(u64, u64)> {
-        if !self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid) {
+        let k = self.known.as_ref()?;
+        let ran = tid == self.pid
+            || k.checked_at != self.cycle.number
+            || k.task(tid).is_none_or(|t| !t.still);
+        if ran && (!self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid)) {
             return None;
         }
-        self.known.as_ref()?.task_io(tid)
+        k.task_io(tid)
     }
 
     /// The TIDs in `task/`, in directory order.
