@@ -19,9 +19,7 @@ use rustix::io::Errno;
 
 use super::link::Link;
 use super::listener::ListenError;
-use super::record::{
-    CMD_GET, ExitRecord, Incoming, ParseError, Scope, TaskstatsPayload, parse_incoming,
-};
+use super::record::{Activity, CMD_GET, ParseError, Reply, Scope, TaskstatsPayload, parse_reply};
 use crate::proc::{GroupActivity, GroupProbe, TaskActivity};
 
 /// `TASKSTATS_CMD_ATTR_PID`.
@@ -103,14 +101,14 @@ impl GroupQuery {
     }
 
     /// Asks about every id in `ids` (pids or tgids, as `attr` says), in
-    /// batches of [`BATCH`] requests per datagram, and hands each record
-    /// received to `take` with the index of its id. An id with no such task
+    /// batches of [`BATCH`] requests per datagram, and hands what each
+    /// reply received says to `take` with the index of its id. An id with no such task
     /// gets no call; nor does one whose reply was lost to a full queue.
     fn ask(
         &mut self,
         attr: u16,
         ids: &[u32],
-        mut take: impl FnMut(usize, &ExitRecord),
+        mut take: impl FnMut(usize, &Activity),
     ) -> Result<(), ListenError> {
         let scope = if attr == ATTR_PID {
             Scope::Task
@@ -182,7 +180,7 @@ impl GroupQuery {
         len: usize,
         base: usize,
         scope: Scope,
-        take: &mut impl FnMut(usize, &ExitRecord),
+        take: &mut impl FnMut(usize, &Activity),
     ) {
         tracing::debug!("taskstats reply queue overflowed: some processes are read in full");
         loop {
@@ -230,52 +228,38 @@ fn index_of(seq: u32, first: u32, len: usize) -> Option<usize> {
     (i < len).then_some(i)
 }
 
-/// Hands the record of `scope` in the reply `datagram` to `take`. Nothing
+/// Hands what the record of `scope` in the reply `datagram` says to
+/// `take`. Nothing
 /// when the kernel answered that there is no such task, or with another
 /// error (logged), or the reply cannot be read: that id is unanswered and
 /// its process read from its files.
-fn answer(datagram: &[u8], scope: Scope, mut take: impl FnMut(&ExitRecord)) {
-    let incoming = match parse_incoming(datagram) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::debug!(error = %e, "taskstats reply unreadable");
-            return;
+fn answer(datagram: &[u8], scope: Scope, take: impl FnOnce(&Activity)) {
+    match parse_reply(datagram, scope) {
+        Ok(Reply::Activity(a)) => take(&a),
+        Ok(Reply::Error(code)) if code != 0 && code != -Errno::SRCH.raw_os_error() => {
+            tracing::debug!(code, "taskstats query refused");
         }
-    };
-    for m in incoming {
-        match m {
-            Incoming::Records(records) => {
-                if let Some(r) = records.iter().find(|r| r.scope == scope) {
-                    take(r);
-                    return;
-                }
-            }
-            Incoming::Ack { code, .. } if code != 0 && code != -Errno::SRCH.raw_os_error() => {
-                tracing::debug!(code, "taskstats query refused");
-            }
-            Incoming::Ack { .. } | Incoming::Other => {}
-        }
+        Ok(Reply::Error(_) | Reply::Other) => {}
+        Err(e) => tracing::debug!(error = %e, "taskstats reply unreadable"),
     }
 }
 
-fn group_activity(r: &ExitRecord) -> GroupActivity {
+fn group_activity(a: &Activity) -> GroupActivity {
     GroupActivity {
-        run_ns: u64::try_from(r.run_time.as_nanos()).unwrap_or(u64::MAX),
-        switches: r.voluntary_switches.wrapping_add(r.involuntary_switches),
+        run_ns: a.run_ns,
+        switches: a.voluntary_switches.wrapping_add(a.involuntary_switches),
     }
 }
 
-fn task_activity(r: &ExitRecord) -> TaskActivity {
+fn task_activity(a: &Activity) -> TaskActivity {
     TaskActivity {
-        run_ns: u64::try_from(r.run_time.as_nanos()).unwrap_or(u64::MAX),
-        slices: r.cpu_count,
-        ctx_voluntary: r.voluntary_switches,
-        ctx_nonvoluntary: r.involuntary_switches,
+        run_ns: a.run_ns,
+        slices: a.slices,
+        ctx_voluntary: a.voluntary_switches,
+        ctx_nonvoluntary: a.involuntary_switches,
     }
 }
 
-/// The ids as the kernel takes them; a negative one (never a real pid)
-/// as 0, which no task has.
 fn unsigned(ids: &[i32]) -> Vec<u32> {
     ids.iter().map(|&i| u32::try_from(i).unwrap_or(0)).collect()
 }
@@ -289,7 +273,7 @@ impl GroupQuery {
         attr: u16,
         ids: &[i32],
         out: &mut Vec<Option<T>>,
-        of: fn(&ExitRecord) -> T,
+        of: fn(&Activity) -> T,
     ) {
         out.clear();
         out.resize(ids.len(), None);
