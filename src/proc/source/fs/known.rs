@@ -17,10 +17,13 @@
 //! A few things can change without the task running and are not caught by
 //! that check: a thread renamed by another thread, limits changed with
 //! `prlimit`, and a task that has been woken but not yet scheduled (still
-//! shown sleeping). Every process is therefore read in full once every
+//! shown sleeping). Every process is therefore read again once every
 //! [`REFRESH_CYCLES`] cycles regardless, at a phase set by its PID so the
-//! cost is spread evenly; a task last seen running, or whose statistics are
-//! not kept (zero slices), is never taken as quiet.
+//! cost is spread evenly: its `stat` and its tasks' (state, names) and its
+//! `limits`; only what a run alone moves is then taken from memory, for a
+//! task known not to have run (its `io`; the main thread's context
+//! switches and wait channel). A task last seen running, or whose
+//! statistics are not kept (zero slices), is never taken as quiet.
 //!
 //! Each remembered process holds a path-only descriptor of its directory
 //! (no buffer, a few hundred bytes of kernel memory): reads go through it,
@@ -46,7 +49,7 @@ use rustix::fd::OwnedFd;
 use super::TaskActivity;
 use crate::proc::source::parse::{Schedstat, StatFields};
 
-/// Every process is read in full at least once in this many cycles.
+/// Every process is read again at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;
 
 /// Descriptors left for everything else the agent opens (sockets, logs,
@@ -55,7 +58,7 @@ pub(super) const REFRESH_CYCLES: u64 = 16;
 pub(super) const RESERVED_FDS: u64 = 256;
 
 /// Whether cycle `cycle` is the one in [`REFRESH_CYCLES`] where the process
-/// `pid` is read in full whatever its `schedstat` says.
+/// `pid` is read again whatever its `schedstat` says.
 pub(super) fn refresh_due(cycle: u64, pid: i32) -> bool {
     cycle.wrapping_add(u64::from(pid.unsigned_abs())) % REFRESH_CYCLES == 0
 }

@@ -316,10 +316,11 @@ pub struct FsSource {
 }
 
 impl FsSource {
-    /// On a real procfs, every process is read in full at least once in
-    /// this many cycles, even when it has not run: the bound on how long a
-    /// change made to it from outside (a limit set with `prlimit`, a thread
-    /// renamed by another thread) can go unseen.
+    /// On a real procfs, every process is read again at least once in this
+    /// many cycles, even when it has not run (all but what only a run
+    /// moves): the bound on how long a change made to it from outside (a
+    /// limit set with `prlimit`, a thread renamed by another thread) can go
+    /// unseen.
     pub const REFRESH_CYCLES: u64 = known::REFRESH_CYCLES;
 
     /// Opens `root`, reading its boot time from `root/stat` and the tick rate
@@ -446,9 +447,11 @@ impl FsSource {
     /// Asks the probe about the process of every handle that has a full
     /// reading (see [`FsSource::set_group_probe`]), [`PROBE_CHUNK`] at a
     /// time: what each main thread has run, and for a process of several
-    /// threads whose main thread has not, what the others have. The
-    /// answers go to the handles; what the other threads have run, when it
-    /// is not what is remembered, to the cycle ([`Cycle::pending`]).
+    /// threads whose main thread has not, what the others have, and, with
+    /// threads wanted, what each task has run where the group was not found
+    /// still ([`FsSource::ask_tasks`]). The answers go to the handles; what
+    /// the other threads have run, when it is not what is remembered, to
+    /// the cycle ([`Cycle::pending`]).
     fn ask_probe(&mut self, cycle: &Cycle, procs: &mut [FsProc]) {
         let Some(shared) = &cycle.probe else {
             return;

@@ -87,10 +87,12 @@ impl FsProc {
     /// reads every task that may have run.
     fn still_io(&self, tid: i32) -> Option<(u64, u64)> {
         let k = self.known.as_ref()?;
-        let ran = tid == self.pid
-            || k.checked_at != self.cycle.number
-            || k.task(tid).is_none_or(|t| !t.still);
-        if ran && (!self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid)) {
+        let known_still = tid != self.pid
+            && k.checked_at == self.cycle.number
+            && k.task(tid).is_some_and(|t| t.still);
+        if !known_still
+            && (!self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid))
+        {
             return None;
         }
         k.task_io(tid)
