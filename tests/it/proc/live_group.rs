@@ -403,3 +403,61 @@ fn the_refresh_cycle_reads_what_can_change_without_running() {
     assert_eq!(m, full(pid));
     stop_workload(child);
 }
+
+/// A Python process of two tasks: one waits for ever, the main thread
+/// reads stdin to its end and exits (status 0).
+const PAIR: &str = r#"
+import os, sys, threading
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+print("ready", os.getpid(), flush=True)
+sys.stdin.read()
+os._exit(0)
+"#;
+
+/// Threads on, the group is asked about only where its one answer can
+/// spare the answers about each task: not for a process of two tasks (the
+/// answer about the other tells as much), and not in the cycle after one
+/// of the other threads was found to have run (it most likely has again).
+#[test]
+fn with_threads_the_group_is_asked_only_where_it_spares_answers() {
+    if group_query().is_none() {
+        return;
+    }
+    let mut python = std::process::Command::new("python3");
+    python.args(["-c", PAIR]);
+    let (pair, pid) = crate::support::procs::start_workload_command(python);
+    let mut src = source(true, 0);
+    src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
+    let (mut quiet, mut asked) = (0, 0);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        let (_, _, stats) = cycle(&mut src, pid);
+        quiet += stats.quiet;
+        asked += stats.groups_asked;
+    }
+    assert!(quiet > 0, "never quiet");
+    assert_eq!(asked, 0, "{quiet} quiet");
+    stop_workload(pair);
+
+    // Three tasks: the group is asked while they sleep.
+    let (mut child, pid) = spawn_worker();
+    let mut src = source(true, 0);
+    src.set_group_probe(Box::new(GroupQuery::open().unwrap()));
+    let still = (0..60).find(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        cycle(&mut src, pid).2.groups_still == 1
+    });
+    assert!(still.is_some(), "the group was never found still");
+    // The worker runs: the group is asked, then its tasks.
+    wake_worker(&mut child, pid);
+    let (_, _, stats) = cycle(&mut src, pid);
+    assert_eq!(
+        (stats.groups_asked, stats.groups_still),
+        (1, 0),
+        "{stats:?}"
+    );
+    // The next cycle asks about the tasks straight away.
+    let (_, _, stats) = cycle(&mut src, pid);
+    assert_eq!(stats.groups_asked, 0, "{stats:?}");
+    stop_workload(child);
+}

@@ -5,8 +5,9 @@
 //!
 //! What is kept is seen from outside, as the kernel shows it: the links in
 //! `/proc/self/fd` that name a workload's `schedstat`, `stat`, `io`, a
-//! task's `schedstat` (threads on) or `fd` (its descriptor directory, kept
-//! path-only outside the budget of files). Tests run in parallel in this
+//! task's `schedstat` (threads on), its `fd` (its descriptor directory,
+//! kept path-only outside the budget of files) or, threads on, a task's
+//! directory (`task/<tid>`, path-only). Tests run in parallel in this
 //! process, so only the links to their own workloads' files are counted.
 
 use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source};
@@ -153,7 +154,7 @@ fn other_tids(pid: i32) -> Vec<i32> {
 fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     let (child, pid) = spawn_workload(&["--name", "pgkepttask", "--threads", "2"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let options = unbounded(FsSourceOptions::DEFAULT_KEPT_FILES, true);
+    let options = unbounded(u64::MAX, true);
     let mut src = FsSource::new("/proc", options).unwrap();
     let mut unchanged = 0;
     for _ in 0..4 {
@@ -172,10 +173,13 @@ fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     // From the second cycle on (the first tells how many tasks there are),
     // each sleeping task's schedstat is read through a kept descriptor and
     // found unchanged.
-    let want: Vec<String> = other_tids(pid)
+    // Each task's directory is kept too, the main thread's included.
+    let mut want: Vec<String> = other_tids(pid)
         .iter()
-        .map(|t| format!("task/{t}/schedstat"))
+        .flat_map(|t| [format!("task/{t}/schedstat"), format!("task/{t}")])
+        .chain([format!("task/{pid}")])
         .collect();
+    want.sort();
     let kept: Vec<String> = open_files_of(pid)
         .into_iter()
         .filter(|f| f.starts_with("task/"))
@@ -186,5 +190,113 @@ fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     let procs = src.all_procs().unwrap();
     assert!(procs.iter().all(|p| p.pid() != pid));
     src.recycle(procs);
+    assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
+}
+
+/// A Python process of three tasks: one waits for ever, one reads a line
+/// from stdin and exits, and the main thread waits for it, then for the
+/// end of stdin, and exits (status 0).
+const LEAVER: &str = r#"
+import os, sys, threading
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+leaver = threading.Thread(target=sys.stdin.readline)
+leaver.start()
+print("ready", os.getpid(), flush=True)
+leaver.join()
+sys.stdin.read()
+os._exit(0)
+"#;
+
+/// The tasks read in one cycle of `src` over `pid` (after its identity and
+/// metrics, as the tracker reads them).
+fn tasks_of(src: &mut FsSource, pid: i32) -> Vec<procgroups::proc::TaskRead> {
+    let mut procs = src.all_procs().unwrap();
+    let p = procs.iter_mut().find(|p| p.pid() == pid).unwrap();
+    p.id().unwrap();
+    p.metrics().unwrap();
+    let tasks = p.tasks().unwrap();
+    src.recycle(procs);
+    tasks
+}
+
+/// What a task read says that does not move while it sleeps.
+fn read_task(t: &procgroups::proc::TaskRead) -> Option<(i32, String, u64, u64, u64)> {
+    match t {
+        procgroups::proc::TaskRead::Read(t) => Some((
+            t.id.tid,
+            t.name.clone(),
+            t.id.start_time_ticks,
+            t.counts.minor_page_faults,
+            (t.counts.cpu_user_time + t.counts.cpu_system_time).to_bits(),
+        )),
+        procgroups::proc::TaskRead::Unchanged(_) => None,
+    }
+}
+
+#[test]
+fn with_threads_each_task_s_directory_is_kept_and_closed_with_its_task() {
+    let mut python = std::process::Command::new("python3");
+    python.args(["-c", LEAVER]);
+    let (mut child, pid) = crate::support::procs::start_workload_command(python);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A budget that covers every tier, the task directories last; and one
+    // that keeps nothing, read by path.
+    let mut kept = FsSource::new("/proc", unbounded(u64::MAX, true)).unwrap();
+    let mut none = FsSource::new("/proc", unbounded(0, true)).unwrap();
+    // Each task is read through its directory from the first cycle on (it
+    // is opened before the task's first file), and reads as by its path.
+    let with = tasks_of(&mut kept, pid);
+    let without = tasks_of(&mut none, pid);
+    let read = |tasks: &[procgroups::proc::TaskRead]| {
+        let mut r: Vec<_> = tasks.iter().filter_map(read_task).collect();
+        r.sort();
+        r
+    };
+    assert_eq!(read(&with).len(), 3, "{with:?}");
+    assert_eq!(read(&with), read(&without));
+    let dirs = |pid: i32| -> Vec<String> {
+        open_files_of(pid)
+            .into_iter()
+            .filter(|f| f.starts_with("task/") && !f.ends_with("schedstat"))
+            .collect()
+    };
+    let mut want: Vec<String> = other_tids(pid)
+        .iter()
+        .chain([&pid])
+        .map(|t| format!("task/{t}"))
+        .collect();
+    want.sort();
+    assert_eq!(dirs(pid), want);
+
+    // One task exits: its directory is closed with the next listing of
+    // the tasks, the others' stay.
+    let before = other_tids(pid);
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while other_tids(pid).len() == before.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the thread never left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = other_tids(pid);
+    let leaver = *before
+        .iter()
+        .find(|t| !after.contains(t))
+        .expect("the thread that left");
+    let tasks = tasks_of(&mut kept, pid);
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    want.retain(|t| *t != format!("task/{leaver}"));
+    assert_eq!(dirs(pid), want);
+    drop(none);
+    stop(child);
+    let procs = kept.all_procs().unwrap();
+    kept.recycle(procs);
     assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
 }

@@ -82,6 +82,72 @@ impl FsProc {
         }
     }
 
+    /// Reads the file `name` of task `tid` as [`FsProc::read_task_file`]
+    /// does, through the task's kept directory when there is one. A kept
+    /// directory that no longer reads (its task exited, and the TID may be
+    /// another task's now) is closed, and the file read by its path.
+    pub(super) fn read_in_task<T>(
+        &mut self,
+        tid: i32,
+        name: &str,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, ProcError> {
+        let rel = RelPath::in_task(tid).join(name);
+        let Some(dir) = self
+            .known
+            .as_ref()
+            .and_then(|k| k.task_fd(TaskFd::Dir, tid))
+        else {
+            return self.read_task_file(&rel, parse);
+        };
+        let mut parse = Some(parse);
+        let r = read_with(dir.as_fd(), &RelPath::file(name), self.cycle.procfs, |b| {
+            parse.take().map(|p| p(b))
+        });
+        match r {
+            Ok(Some(Ok(v))) => Ok(Some(v)),
+            Ok(Some(Err(e))) => Err(self.parse_error(&rel, e)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::trace!(pid = self.pid, tid, error = %e, "task directory let go");
+                if let Some(k) = &mut self.known
+                    && k.close_task_fd(TaskFd::Dir, tid)
+                {
+                    self.cycle.release_slots(1);
+                }
+                match parse {
+                    Some(p) => self.read_task_file(&rel, p),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Keeps a path-only descriptor of task `tid`'s directory when the
+    /// cycle keeps them and a descriptor is left, or closes a kept one
+    /// when it does not.
+    pub(super) fn keep_task_dir(&mut self, tid: i32) {
+        let Some(k) = &mut self.known else {
+            return;
+        };
+        if !self.cycle.keep_task_dirs {
+            if k.close_task_fd(TaskFd::Dir, tid) {
+                self.cycle.release_slots(1);
+            }
+            return;
+        }
+        if k.task_fd(TaskFd::Dir, tid).is_some() || !self.cycle.take_slot() {
+            return;
+        }
+        match read::open_path_dir(k.dir.as_fd(), &RelPath::in_task(tid)) {
+            Ok(fd) => k.keep_task_fd(TaskFd::Dir, tid, fd),
+            Err(e) => {
+                self.cycle.release_slots(1);
+                tracing::trace!(pid = self.pid, tid, error = %e, "task directory not kept");
+            }
+        }
+    }
+
     /// Reads and parses `name`, for an optional file: a failure other than
     /// the process being gone is counted in `soft` and gives `None`.
     pub(super) fn optional<T>(
@@ -179,7 +245,11 @@ impl FsProc {
     pub(super) fn read_task_sched(&mut self, tid: i32) -> Result<Schedstat, ProcError> {
         let rel = RelPath::in_task(tid).join("schedstat");
         self.keep_task_sched(tid, &rel);
-        let Some(fd) = self.known.as_ref().and_then(|k| k.task_file(tid)) else {
+        let Some(fd) = self
+            .known
+            .as_ref()
+            .and_then(|k| k.task_fd(TaskFd::Sched, tid))
+        else {
             return self.schedstat(&rel);
         };
         let e = match pread_with(fd.as_fd(), self.cycle.procfs, parse::parse_schedstat) {
@@ -188,7 +258,7 @@ impl FsProc {
             Err(e) => e,
         };
         if let Some(k) = &mut self.known
-            && k.close_task_file(tid)
+            && k.close_task_fd(TaskFd::Sched, tid)
         {
             self.cycle.release_files(1);
         }
@@ -201,13 +271,13 @@ impl FsProc {
         let Some(k) = &mut self.known else {
             return;
         };
-        let held = k.task_file(tid).is_some();
+        let held = k.task_fd(TaskFd::Sched, tid).is_some();
         if held && self.cycle.shed_file() {
-            k.close_task_file(tid);
+            k.close_task_fd(TaskFd::Sched, tid);
             return;
         }
         if !self.cycle.keep_task_sched {
-            if k.close_task_file(tid) {
+            if k.close_task_fd(TaskFd::Sched, tid) {
                 self.cycle.release_files(1);
             }
             return;
@@ -216,7 +286,7 @@ impl FsProc {
             return;
         }
         match read::open_file(k.dir.as_fd(), rel) {
-            Ok(fd) => k.keep_task_file(tid, fd),
+            Ok(fd) => k.keep_task_fd(TaskFd::Sched, tid, fd),
             Err(e) => {
                 self.cycle.release_files(1);
                 tracing::trace!(pid = self.pid, tid, error = %e, "task schedstat not kept");

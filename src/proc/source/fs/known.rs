@@ -40,7 +40,11 @@
 //! is open, which is what the budget bounds. A kept file is bound to the
 //! process it was opened on: once that process is gone it reads ESRCH,
 //! even when its PID has been reused, and it is closed with the rest of
-//! [`Known`].
+//! [`Known`]. With threads, when the budget covers all three files of
+//! every process and a path-only directory for every task beside them,
+//! each task's directory is kept too (about 0.2 KiB each): its files are
+//! opened through it, without the lookup of `task/<tid>`, and it is
+//! closed when the task is no longer listed or fails to read.
 
 use std::sync::Arc;
 
@@ -147,6 +151,9 @@ pub(super) struct Known {
     /// no later than the last full reading, by the probe (see
     /// [`super::GroupProbe`]): while it holds, none of them has run since.
     pub activity: Option<super::GroupActivity>,
+    /// Whether a task other than the main thread had run when the probe
+    /// was last asked about each (see [`super::FsSource::ask_probe`]).
+    pub others_ran: bool,
 }
 
 impl Known {
@@ -162,12 +169,29 @@ impl Known {
             extras: None,
             checked_at: 0,
             activity: None,
+            others_ran: false,
         }
     }
 
     /// Descriptors held: the directory and the kept files.
     pub(super) fn fds(&self) -> u64 {
-        1 + u64::from(self.fd_dir.is_some()) + self.file_count()
+        1 + u64::from(self.fd_dir.is_some()) + self.file_count() + self.task_dir_count()
+    }
+
+    /// Task directories kept.
+    pub(super) fn task_dir_count(&self) -> u64 {
+        self.extras.as_ref().map_or(0, |e| e.dirs.len() as u64)
+    }
+
+    /// Closes every kept task directory; how many there were.
+    pub(super) fn close_task_dirs(&mut self) -> u64 {
+        let Some(e) = &mut self.extras else {
+            return 0;
+        };
+        let n = e.dirs.len() as u64;
+        e.dirs = Vec::new();
+        self.drop_empty_extras();
+        n
     }
 
     /// Files kept, the process's own and its tasks'.
@@ -175,29 +199,31 @@ impl Known {
         self.files.count() + self.extras.as_ref().map_or(0, |e| e.files.len() as u64)
     }
 
-    /// The kept `schedstat` of task `tid`.
-    pub(super) fn task_file(&self, tid: i32) -> Option<&OwnedFd> {
-        let files = &self.extras.as_ref()?.files;
-        let i = files.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
-        files.get(i).map(|(_, fd)| fd)
+    /// The kept descriptor `kind` of task `tid`.
+    pub(super) fn task_fd(&self, kind: TaskFd, tid: i32) -> Option<&OwnedFd> {
+        let fds = kind.of(self.extras.as_ref()?);
+        let i = fds.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
+        fds.get(i).map(|(_, fd)| fd)
     }
 
-    /// Keeps `fd` as task `tid`'s `schedstat`.
-    pub(super) fn keep_task_file(&mut self, tid: i32, fd: OwnedFd) {
-        let files = &mut self.extras.get_or_insert_with(Box::default).files;
-        let at = files.partition_point(|(t, _)| *t < tid);
-        files.insert(at, (tid, fd));
+    /// Keeps `fd` as task `tid`'s descriptor `kind`.
+    pub(super) fn keep_task_fd(&mut self, kind: TaskFd, tid: i32, fd: OwnedFd) {
+        let fds = kind.of_mut(self.extras.get_or_insert_with(Box::default));
+        let at = fds.partition_point(|(t, _)| *t < tid);
+        fds.insert(at, (tid, fd));
     }
 
-    /// Closes the kept `schedstat` of task `tid`; whether there was one.
-    pub(super) fn close_task_file(&mut self, tid: i32) -> bool {
+    /// Closes the kept descriptor `kind` of task `tid`; whether there was
+    /// one.
+    pub(super) fn close_task_fd(&mut self, kind: TaskFd, tid: i32) -> bool {
         let Some(e) = &mut self.extras else {
             return false;
         };
-        let Ok(i) = e.files.binary_search_by_key(&tid, |(t, _)| *t) else {
+        let fds = kind.of_mut(e);
+        let Ok(i) = fds.binary_search_by_key(&tid, |(t, _)| *t) else {
             return false;
         };
-        e.files.remove(i);
+        fds.remove(i);
         self.drop_empty_extras();
         true
     }
@@ -217,32 +243,35 @@ impl Known {
     }
 
     /// Replaces the tasks with `tasks` and the io that is neither unknown
-    /// nor zero with `io` (both sorted by TID), closes the kept files
-    /// of tasks no longer there (how many were closed) and lets go of the
-    /// probe's answers of this cycle.
-    pub(super) fn set_tasks(&mut self, tasks: Vec<KnownTask>, io: Vec<(i32, [u64; 2])>) -> u64 {
+    /// nor zero with `io` (both sorted by TID), closes the kept files and
+    /// directories of tasks no longer there (how many of each were closed)
+    /// and lets go of the probe's answers of this cycle.
+    pub(super) fn set_tasks(
+        &mut self,
+        tasks: Vec<KnownTask>,
+        io: Vec<(i32, [u64; 2])>,
+    ) -> (u64, u64) {
         self.tasks = tasks;
-        let mut closed = 0;
+        let mut closed = (0, 0);
         if !io.is_empty() || self.extras.is_some() {
             let e = self.extras.get_or_insert_with(Box::default);
             e.io = io;
             e.ran = Vec::new();
             let tasks = &self.tasks;
-            let before = e.files.len();
-            e.files
-                .retain(|(tid, _)| tasks.binary_search_by_key(tid, |t| t.tid).is_ok());
-            closed = (before - e.files.len()) as u64;
+            let listed = |tid: &i32| tasks.binary_search_by_key(tid, |t| t.tid).is_ok();
+            let (files, dirs) = (e.files.len(), e.dirs.len());
+            e.files.retain(|(tid, _)| listed(tid));
+            e.dirs.retain(|(tid, _)| listed(tid));
+            closed = ((files - e.files.len()) as u64, (dirs - e.dirs.len()) as u64);
         }
         self.drop_empty_extras();
         closed
     }
 
     fn drop_empty_extras(&mut self) {
-        if self
-            .extras
-            .as_ref()
-            .is_some_and(|e| e.files.is_empty() && e.io.is_empty() && e.ran.is_empty())
-        {
+        if self.extras.as_ref().is_some_and(|e| {
+            e.files.is_empty() && e.dirs.is_empty() && e.io.is_empty() && e.ran.is_empty()
+        }) {
             self.extras = None;
         }
     }
@@ -273,6 +302,7 @@ impl Known {
             return;
         };
         t.still = answer.is_some_and(|a| t.unchanged(&a.schedstat()));
+        self.others_ran |= !t.still;
         if let Some(a) = answer.filter(|_| !t.still) {
             let ran = &mut self.extras.get_or_insert_with(Box::default).ran;
             let at = ran.partition_point(|(t, _)| *t < tid);
@@ -282,6 +312,7 @@ impl Known {
 
     /// Forgets the probe's answers of an earlier cycle.
     pub(super) fn clear_answers(&mut self) {
+        self.others_ran = false;
         if let Some(e) = &mut self.extras {
             e.ran = Vec::new();
         }
@@ -303,12 +334,43 @@ pub(super) struct TaskExtras {
     /// within the budget when threads are read without a probe, sorted by
     /// TID (only tasks in [`Known::tasks`]).
     pub files: Vec<(i32, OwnedFd)>,
+    /// The task directories, opened path-only, kept when the budget covers
+    /// one for every task (see [`super::FsSourceOptions::kept_kernel_bytes`]),
+    /// sorted by TID: a task's files opened through it skip the lookup of
+    /// `task/<tid>` (a few microseconds each). Bound to the task like the
+    /// process's own directory.
+    pub dirs: Vec<(i32, OwnedFd)>,
     /// The probe's answers of this cycle about the tasks that ran, sorted
     /// by TID.
     pub ran: Vec<(i32, TaskActivity)>,
     /// `read_bytes` and `write_bytes` of the tasks whose [`KnownTask::io`]
     /// is [`TaskIo::Other`], sorted by TID.
     pub io: Vec<(i32, [u64; 2])>,
+}
+
+/// A descriptor a task may keep ([`TaskExtras`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TaskFd {
+    /// Its `schedstat`.
+    Sched,
+    /// Its directory, path-only.
+    Dir,
+}
+
+impl TaskFd {
+    fn of(self, e: &TaskExtras) -> &Vec<(i32, OwnedFd)> {
+        match self {
+            TaskFd::Sched => &e.files,
+            TaskFd::Dir => &e.dirs,
+        }
+    }
+
+    fn of_mut(self, e: &mut TaskExtras) -> &mut Vec<(i32, OwnedFd)> {
+        match self {
+            TaskFd::Sched => &mut e.files,
+            TaskFd::Dir => &mut e.dirs,
+        }
+    }
 }
 
 /// What is remembered of a task's `io`: most tasks never do block I/O,

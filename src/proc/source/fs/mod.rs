@@ -59,7 +59,9 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
 
-use self::known::{Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, TaskIo, refresh_due};
+use self::known::{
+    Full, KeptFile, KeptStat, Known, KnownTask, RESERVED_FDS, TaskFd, TaskIo, refresh_due,
+};
 pub(super) use self::read::open_files_limit;
 use self::read::{End, RelPath};
 use super::parse::{self, ParseError, Schedstat, SmapsSum, StatFields, StatusFields};
@@ -101,12 +103,12 @@ pub struct FsSourceOptions {
     /// remembered process's `schedstat`, or its `statm` where a probe
     /// answers for `schedstat`; with threads and no probe, its other
     /// tasks' `schedstat` when the budget covers them all; then its `stat`
-    /// and its `io`
-    /// likewise), re-read with `pread`: each holds about 4.3 KiB of
-    /// kernel memory charged to the agent, so this is a kernel-memory
-    /// budget. Within it, the source keeps only as many as fit in
-    /// [`FsSourceOptions::kept_kernel_bytes`] beside the path-only
-    /// directories it holds. 0 keeps none.
+    /// and its `io` likewise), re-read with `pread`: each holds about 4.4
+    /// KiB of kernel memory charged to the agent, so this is a
+    /// kernel-memory budget. Within it, the source keeps only as many as
+    /// fit in [`FsSourceOptions::kept_kernel_bytes`] beside the path-only
+    /// directories it holds (with threads, every task's too when they fit
+    /// beside all three files of every process). 0 keeps none.
     pub kept_files: u64,
     /// The kernel memory that kept files and path-only directories may
     /// hold together ([`FsSourceOptions::KEPT_KERNEL_BYTES`] by default).
@@ -121,25 +123,26 @@ impl FsSourceOptions {
     pub const DEFAULT_KEPT_FILES: u64 = 3_400;
 
     /// The kernel memory that kept files and kept path-only directories
-    /// may hold together: under 16 MiB with room for the agent's own.
-    pub const KEPT_KERNEL_BYTES: u64 = 14_848 * 1024;
+    /// may hold together: under 16 MiB with room for the agent's own
+    /// (about 0.3 MiB more, measured through the memory cgroup).
+    pub const KEPT_KERNEL_BYTES: u64 = 15 << 20;
 
     /// Kernel memory held by one kept procfs file: its `struct file`, its
     /// `seq_file` and the one-page buffer allocated at the first read
-    /// (measured through the memory cgroup: about 4.3 KiB).
-    const FILE_BYTES: u64 = 4_400;
+    /// (measured through the memory cgroup: 4,470 bytes).
+    const FILE_BYTES: u64 = 4_480;
 
     /// Kernel memory held by one path-only directory descriptor (measured:
-    /// about 0.2 KiB); a remembered process holds up to two (its directory
-    /// and `fd/`).
-    const DIR_BYTES: u64 = 240;
+    /// 200 to 211 bytes); a remembered process holds up to two (its
+    /// directory and `fd/`), and with threads one per task when they fit.
+    const DIR_BYTES: u64 = 208;
 
-    /// How many files may be kept when `listed` processes are remembered:
-    /// the configured cap, or fewer when the kernel memory of the
-    /// directories and the files together would exceed
-    /// [`FsSourceOptions::kept_kernel_bytes`].
-    fn file_budget(&self, listed: u64) -> u64 {
-        let dirs = 2 * listed * Self::DIR_BYTES;
+    /// How many files may be kept when `listed` processes are remembered,
+    /// beside `task_dirs` task directories: the configured cap, or fewer
+    /// when the kernel memory of the directories and the files together
+    /// would exceed [`FsSourceOptions::kept_kernel_bytes`].
+    fn file_budget(&self, listed: u64, task_dirs: u64) -> u64 {
+        let dirs = (2 * listed + task_dirs) * Self::DIR_BYTES;
         let fit = self.kept_kernel_bytes.saturating_sub(dirs) / Self::FILE_BYTES;
         self.kept_files.min(fit)
     }
@@ -250,8 +253,10 @@ pub struct ReadStats {
     /// Tasks read whose `io` was not: the process's own had not moved
     /// since their last reading.
     pub task_io_kept: u64,
-    /// Processes of several threads found quiet by the group probe
-    /// ([`FsSource::set_group_probe`]), counted in `quiet` too.
+    /// Thread groups the probe was asked about ([`FsSource::set_group_probe`]).
+    pub groups_asked: u64,
+    /// Processes of several threads found quiet by the group probe,
+    /// counted in `quiet` too.
     pub groups_still: u64,
     /// Processes whose main thread's `schedstat` and context switches the
     /// probe gave (no file read for them).
@@ -269,6 +274,7 @@ struct Counters {
     tasks_kept: AtomicU64,
     tasks_read: AtomicU64,
     task_io_kept: AtomicU64,
+    groups_asked: AtomicU64,
     groups_still: AtomicU64,
     probed: AtomicU64,
     tasks_probed: AtomicU64,
@@ -413,13 +419,13 @@ impl FsSource {
         let budget = read::open_files_limit().saturating_sub(RESERVED_FDS);
         // This cycle's listing: what the budget allows depends on it.
         let listed = self.listed as u64;
-        let files = self.options.file_budget(listed);
         // With a probe the tasks are asked whether they ran: none of their
         // files is read every cycle, and the budget goes to the process's.
-        let tiers = Tiers::of(
-            files,
+        let (files, tiers) = Tiers::plan(
+            &self.options,
             listed,
-            (self.options.threads && self.probe.is_none()).then_some(self.other_tasks),
+            self.other_tasks,
+            self.probe.is_some(),
         );
         self.counters = Arc::default();
         Cycle {
@@ -437,6 +443,7 @@ impl FsSource {
             keep_task_sched: tiers.task_sched,
             keep_stat: tiers.stat,
             keep_io: tiers.io,
+            keep_task_dirs: tiers.task_dirs,
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
             probe: self.probe.clone().filter(|_| procfs),
@@ -447,9 +454,11 @@ impl FsSource {
     /// Asks the probe about the process of every handle that has a full
     /// reading (see [`FsSource::set_group_probe`]), [`PROBE_CHUNK`] at a
     /// time: what each main thread has run, and for a process of several
-    /// threads whose main thread has not, what the others have, and, with
-    /// threads wanted, what each task has run where the group was not found
-    /// still ([`FsSource::ask_tasks`]). The answers go to the handles; what
+    /// threads whose main thread has not, what the others have (with
+    /// threads wanted, only where that one answer may spare those about
+    /// each task: [`skip_group`]), and, with threads wanted, what each task
+    /// has run where the group was not found still
+    /// ([`FsSource::ask_tasks`]). The answers go to the handles; what
     /// the other threads have run, when it is not what is remembered, to
     /// the cycle ([`Cycle::pending`]).
     fn ask_probe(&mut self, cycle: &Cycle, procs: &mut [FsProc]) {
@@ -501,6 +510,7 @@ impl FsSource {
                     && k.full
                         .as_ref()
                         .is_some_and(|f| f.leader == leader.schedstat())
+                    && !(cycle.threads_wanted && skip_group(k))
                 {
                     self.asked[groups] = p.pid;
                     self.answered_at[groups] = i;
@@ -531,6 +541,7 @@ impl FsSource {
         pending: &mut Vec<(i32, GroupActivity)>,
     ) {
         probe.groups(&self.asked[..groups], &mut self.groups_answered);
+        Counters::add(&cycle.counters.groups_asked, groups as u64);
         for (j, answer) in self.groups_answered.iter().enumerate() {
             let (Some(group), Some(&i), Some(Some(leader))) =
                 (answer, self.answered_at.get(j), self.tasks_answered.get(j))
@@ -553,6 +564,7 @@ impl FsSource {
             };
             if k.activity == Some(others) {
                 probed.group_still = true;
+                k.others_ran = false;
                 // No task has run since its last reading: said now, for
                 // the refresh cycle too (which reads them anyway).
                 k.checked_at = cycle.number;
@@ -619,11 +631,16 @@ impl FsSource {
         // Exactly as many as listed: no doubling slack on a large host.
         procs.reserve_exact(pids.len());
         for &pid in pids {
-            let known = if cycle.procfs {
+            let mut known = if cycle.procfs {
                 self.known.remove(&pid)
             } else {
                 None
             };
+            if !cycle.keep_task_dirs
+                && let Some(k) = &mut known
+            {
+                cycle.release_slots(k.close_task_dirs());
+            }
             procs.push(FsProc {
                 pid,
                 cycle: Arc::clone(cycle),
@@ -699,6 +716,7 @@ impl Source for FsSource {
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
             tasks_read: c.tasks_read.load(Ordering::Relaxed),
             task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
+            groups_asked: c.groups_asked.load(Ordering::Relaxed),
             groups_still: c.groups_still.load(Ordering::Relaxed),
             probed: c.probed.load(Ordering::Relaxed),
             tasks_probed: c.tasks_probed.load(Ordering::Relaxed),
@@ -737,6 +755,8 @@ struct Cycle {
     keep_stat: bool,
     /// Whether `io` is kept too.
     keep_io: bool,
+    /// Whether the tasks' directories are kept (path-only).
+    keep_task_dirs: bool,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
     /// The source's probe, on a real procfs only: asked at the start of
@@ -802,6 +822,11 @@ impl Cycle {
         self.free_slots.fetch_add(files, Ordering::Relaxed);
     }
 
+    /// Gives back the descriptor slots of `n` closed directories.
+    fn release_slots(&self, n: u64) {
+        self.free_slots.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Gives back everything a remembered process held.
     fn release(&self, k: &Known) {
         self.free_files.fetch_add(k.file_count(), Ordering::Relaxed);
@@ -822,13 +847,52 @@ struct Tiers {
     stat: bool,
     /// `io`: as `stat`.
     io: bool,
+    /// With threads, a path-only directory for every task, when the files
+    /// of every tier above still fit beside them: each saves a few
+    /// microseconds on every file of its task opened, for a twentieth of
+    /// a kept file's kernel memory.
+    task_dirs: bool,
 }
 
 impl Tiers {
     /// The tiers that `files` cover for `listed` processes and, when
     /// threads are read, the `other_tasks` they had at the last cycle.
+    /// Room left for processes that start before the next cycle.
+    fn slack(listed: u64) -> u64 {
+        listed / 32 + 16
+    }
+
+    /// How many files a cycle may keep and which tiers, for `listed`
+    /// processes that had `other_tasks` tasks besides their main threads
+    /// at the last cycle, with or without a probe.
+    fn plan(
+        options: &FsSourceOptions,
+        listed: u64,
+        other_tasks: u64,
+        probing: bool,
+    ) -> (u64, Tiers) {
+        let files = options.file_budget(listed, 0);
+        let task_sched = (options.threads && !probing).then_some(other_tasks);
+        let tiers = Tiers::of(files, listed, task_sched);
+        if !options.threads || !tiers.io {
+            return (files, tiers);
+        }
+        let dirs = listed + other_tasks + Tiers::slack(listed);
+        let beside = options.file_budget(listed, dirs);
+        if Tiers::of(beside, listed, task_sched) != tiers {
+            return (files, tiers);
+        }
+        (
+            beside,
+            Tiers {
+                task_dirs: true,
+                ..tiers
+            },
+        )
+    }
+
     fn of(files: u64, listed: u64, other_tasks: Option<u64>) -> Tiers {
-        let slack = listed / 32 + 16;
+        let slack = Tiers::slack(listed);
         let others = other_tasks.unwrap_or(0);
         let task_sched = others > 0 && files >= listed + others + slack;
         let first = listed + if task_sched { others } else { 0 };
@@ -836,8 +900,20 @@ impl Tiers {
             task_sched,
             stat: files >= first + listed + 2 * slack,
             io: files >= first + 2 * listed + 16,
+            task_dirs: false,
         }
     }
+}
+
+/// Whether, with threads wanted, the group of `k` is better not asked
+/// about, its tasks being asked about straight away (see
+/// [`FsSource::ask_tasks`]): where one answer about its only other task
+/// tells as much, or where some other task had run when last asked (then
+/// most likely again, and the group's answer would only add to the
+/// answers about each task). A group found still is asked again next
+/// time: a process whose other threads sleep costs one answer a cycle.
+fn skip_group(k: &Known) -> bool {
+    k.tasks.len() <= 2 || k.others_ran
 }
 
 /// Takes one from `n` unless it is 0.
@@ -978,6 +1054,7 @@ mod tests {
             task_sched,
             stat,
             io,
+            task_dirs: false,
         };
         // Threads off: schedstat, then stat, then io, each for everyone.
         assert_eq!(Tiers::of(3_400, 1_100, None), tiers(false, true, true));
@@ -1011,32 +1088,62 @@ mod tests {
     }
 
     #[test]
+    fn task_directories_are_kept_only_beside_every_process_file() {
+        let threads = FsSourceOptions {
+            threads: true,
+            ..FsSourceOptions::default()
+        };
+        // About 1,070 processes and 2,000 other tasks (the waking workload
+        // at 1,000): every process's three files and every task's directory,
+        // within the bound.
+        let (files, t) = Tiers::plan(&threads, 1_070, 2_010, true);
+        assert!(t.stat && t.io && t.task_dirs, "{t:?}");
+        let dirs = 1_070 + 2_010 + Tiers::slack(1_070);
+        assert!(
+            held(files, 1_070) + dirs * FsSourceOptions::DIR_BYTES
+                <= FsSourceOptions::KEPT_KERNEL_BYTES
+        );
+        // Without threads, none: no task file is read.
+        let (off, t) = Tiers::plan(&FsSourceOptions::default(), 1_070, 2_010, true);
+        assert!(t.io && !t.task_dirs, "{t:?}");
+        assert!(off > files);
+        // Where they would cost a process file's tier, none either.
+        let (_, t) = Tiers::plan(&threads, 1_070, 9_000, true);
+        assert!(t.io && !t.task_dirs, "{t:?}");
+        let (_, t) = Tiers::plan(&threads, 5_100, 15_000, true);
+        assert!(!t.stat && !t.task_dirs, "{t:?}");
+        // Without the probe, the tasks' `schedstat` come first.
+        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, false);
+        assert!(!t.task_dirs, "{t:?}");
+    }
+
+    #[test]
     fn the_file_budget_keeps_the_kernel_memory_under_its_bound() {
         let o = FsSourceOptions::default();
         // A host of about 1,100 processes: three files each fit.
-        let small = o.file_budget(1_100);
+        let small = o.file_budget(1_100, 0);
         assert!(small >= 3 * 1_100 + 16, "{small}");
         // Larger hosts: fewer files, the directories and files together
         // within the bound, under 16 MiB.
         for listed in [2_000, 5_100, 10_000, 30_000] {
-            let files = o.file_budget(listed);
+            let files = o.file_budget(listed, 0);
             assert!(files < 3 * listed, "{listed}: {files}");
             assert!(held(files, listed) <= FsSourceOptions::KEPT_KERNEL_BYTES);
         }
         // Where the directories alone exceed it, no file is kept.
-        assert_eq!(o.file_budget(40_000), 0);
+        assert_eq!(o.file_budget(40_000, 0), 0);
         // The configured cap wins when it is lower.
         let capped = FsSourceOptions {
             kept_files: 10,
             ..o
         };
-        assert_eq!(capped.file_budget(1_100), 10);
+        assert_eq!(capped.file_budget(1_100, 0), 10);
         // A larger bound keeps more on a large host, up to the cap.
         let roomy = FsSourceOptions {
             kept_kernel_bytes: 64 << 20,
             ..o
         };
-        assert!(roomy.file_budget(5_100) > o.file_budget(5_100));
-        assert_eq!(roomy.file_budget(5_100), o.kept_files);
+        assert!(roomy.file_budget(5_100, 0) > o.file_budget(5_100, 0));
+        assert_eq!(roomy.file_budget(5_100, 0), o.kept_files);
     }
 }

@@ -14,21 +14,20 @@ impl FsProc {
         tid: i32,
         ctx: Option<(u64, u64)>,
     ) -> Result<Option<Thread>, ProcError> {
-        let base = RelPath::in_task(tid);
         let facts = self.cycle.facts;
         let main = self.cycle.procfs && tid == self.pid;
         let gone = |e: &ProcError| matches!(e, ProcError::Gone { .. });
 
         // stat and status are required: a task that lacks them exited.
+        self.keep_task_dir(tid);
         let mut name = String::new();
-        let Some(stat) =
-            self.read_task_file(&base.join("stat"), |b| parse::parse_stat(b, &mut name))?
+        let Some(stat) = self.read_in_task(tid, "stat", |b| parse::parse_stat(b, &mut name))?
         else {
             return Ok(None);
         };
         let ctx = match self.main_ctx().filter(|_| main).or(ctx) {
             Some(c) => c,
-            None => match self.read_task_file(&base.join("status"), parse::parse_status)? {
+            None => match self.read_in_task(tid, "status", parse::parse_status)? {
                 Some(s) => (s.ctx_voluntary, s.ctx_nonvoluntary),
                 None => return Ok(None),
             },
@@ -40,7 +39,7 @@ impl FsProc {
                 Counters::add(&self.cycle.counters.task_io_kept, 1);
                 Some(io)
             }
-            None => match self.read_task_file(&base.join("io"), parse::parse_io) {
+            None => match self.read_in_task(tid, "io", parse::parse_io) {
                 Ok(io) => io,
                 Err(e) if gone(&e) => return Err(e),
                 Err(_) => None,
@@ -55,7 +54,7 @@ impl FsProc {
             Some(w) => w.clone(),
             None if self.cycle.procfs && stat.state == b'R' => String::new(),
             None => self
-                .read_task_file(&base.join("wchan"), |b| Ok(parse::parse_wchan(b)))
+                .read_in_task(tid, "wchan", |b| Ok(parse::parse_wchan(b)))
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
@@ -270,8 +269,9 @@ impl FsProc {
         if let Some(k) = &mut self.known {
             tasks.sort_unstable_by_key(|t| t.tid);
             io.sort_unstable_by_key(|&(tid, _)| tid);
-            let closed = k.set_tasks(tasks, io);
-            self.cycle.release_files(closed);
+            let (files, dirs) = k.set_tasks(tasks, io);
+            self.cycle.release_files(files);
+            self.cycle.release_slots(dirs);
         }
         // The last read the tracker makes of this process this cycle.
         self.release_now();
