@@ -146,7 +146,7 @@ pub(super) struct Known {
     /// not empty, since most processes on a large host need none of it.
     pub extras: Option<Box<TaskExtras>>,
     /// The cycle in which [`KnownTask::still`] was last set.
-    pub checked_at: u64,
+    pub checked_at: u32,
     /// What the threads other than the main one had run at some moment
     /// no later than the last full reading, by the probe (see
     /// [`super::GroupProbe`]): while it holds, none of them has run since.
@@ -244,8 +244,8 @@ impl Known {
 
     /// Replaces the tasks with `tasks` and the io that is neither unknown
     /// nor zero with `io` (both sorted by TID), closes the kept files and
-    /// directories of tasks no longer there (how many of each were closed)
-    /// and lets go of the probe's answers of this cycle.
+    /// directories of tasks no longer there (how many of each were
+    /// closed).
     pub(super) fn set_tasks(
         &mut self,
         tasks: Vec<KnownTask>,
@@ -256,7 +256,6 @@ impl Known {
         if !io.is_empty() || self.extras.is_some() {
             let e = self.extras.get_or_insert_with(Box::default);
             e.io = io;
-            e.ran = Vec::new();
             let tasks = &self.tasks;
             let listed = |tid: &i32| tasks.binary_search_by_key(tid, |t| t.tid).is_ok();
             let (files, dirs) = (e.files.len(), e.dirs.len());
@@ -269,9 +268,11 @@ impl Known {
     }
 
     fn drop_empty_extras(&mut self) {
-        if self.extras.as_ref().is_some_and(|e| {
-            e.files.is_empty() && e.dirs.is_empty() && e.io.is_empty() && e.ran.is_empty()
-        }) {
+        if self
+            .extras
+            .as_ref()
+            .is_some_and(|e| e.files.is_empty() && e.dirs.is_empty() && e.io.is_empty())
+        {
             self.extras = None;
         }
     }
@@ -292,38 +293,18 @@ impl Known {
 
     /// Takes the probe's answer about the remembered task `tid` (`None`:
     /// no answer, it may have exited): whether it ran since its last
-    /// reading, in [`KnownTask::still`], and what it answered when it did,
-    /// for [`Known::ran_task`].
-    pub(super) fn take_answer(&mut self, tid: i32, answer: Option<TaskActivity>) {
-        let Ok(i) = self.tasks.binary_search_by_key(&tid, |t| t.tid) else {
-            return;
-        };
-        let Some(t) = self.tasks.get_mut(i) else {
-            return;
-        };
+    /// reading, in [`KnownTask::still`]. The answer, when it ran, for the
+    /// cycle to keep (see [`super::Cycle::ran_answer`]).
+    pub(super) fn take_answer(
+        &mut self,
+        tid: i32,
+        answer: Option<TaskActivity>,
+    ) -> Option<TaskActivity> {
+        let i = self.tasks.binary_search_by_key(&tid, |t| t.tid).ok()?;
+        let t = self.tasks.get_mut(i)?;
         t.still = answer.is_some_and(|a| t.unchanged(&a.schedstat()));
         self.others_ran |= !t.still;
-        if let Some(a) = answer.filter(|_| !t.still) {
-            let ran = &mut self.extras.get_or_insert_with(Box::default).ran;
-            let at = ran.partition_point(|(t, _)| *t < tid);
-            ran.insert(at, (tid, a));
-        }
-    }
-
-    /// Forgets the probe's answers of an earlier cycle.
-    pub(super) fn clear_answers(&mut self) {
-        self.others_ran = false;
-        if let Some(e) = &mut self.extras {
-            e.ran = Vec::new();
-        }
-        self.drop_empty_extras();
-    }
-
-    /// What the probe answered this cycle about task `tid`, when it ran.
-    pub(super) fn ran_task(&self, tid: i32) -> Option<TaskActivity> {
-        let ran = &self.extras.as_ref()?.ran;
-        let i = ran.binary_search_by_key(&tid, |(t, _)| *t).ok()?;
-        ran.get(i).map(|&(_, a)| a)
+        answer.filter(|_| !t.still)
     }
 }
 
@@ -340,9 +321,6 @@ pub(super) struct TaskExtras {
     /// `task/<tid>` (a few microseconds each). Bound to the task like the
     /// process's own directory.
     pub dirs: Vec<(i32, OwnedFd)>,
-    /// The probe's answers of this cycle about the tasks that ran, sorted
-    /// by TID.
-    pub ran: Vec<(i32, TaskActivity)>,
     /// `read_bytes` and `write_bytes` of the tasks whose [`KnownTask::io`]
     /// is [`TaskIo::Other`], sorted by TID.
     pub io: Vec<(i32, [u64; 2])>,

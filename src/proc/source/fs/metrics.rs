@@ -227,7 +227,7 @@ impl FsProc {
             return Stillness::Process;
         }
         if group_still {
-            k.checked_at = self.cycle.number;
+            k.checked_at = self.cycle.stamp();
             for t in &mut k.tasks {
                 t.still = true;
             }
@@ -253,7 +253,7 @@ impl FsProc {
         }
         let count = k.tasks.len();
         if let Some(k) = &mut self.known {
-            k.checked_at = self.cycle.number;
+            k.checked_at = self.cycle.stamp();
             for t in &mut k.tasks {
                 t.still = false;
             }

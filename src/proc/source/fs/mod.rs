@@ -53,7 +53,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
@@ -230,7 +230,7 @@ struct Probed {
     /// Whether every remembered task other than the main thread was asked
     /// about too (threads wanted, and the group not found still): each
     /// one's [`KnownTask::still`] says whether it ran, and what the ones
-    /// that ran answered is kept ([`Known::ran_task`]).
+    /// that ran answered is kept ([`Cycle::ran_answer`]).
     tasks: bool,
 }
 
@@ -319,6 +319,9 @@ pub struct FsSource {
     answered_at: Vec<usize>,
     tasks_answered: Vec<Option<TaskActivity>>,
     groups_answered: Vec<Option<GroupActivity>>,
+    /// The answers about tasks that ran, gathered over a cycle's pre-pass
+    /// for [`Cycle::ran_answer`].
+    ran: Vec<(i32, i32, TaskActivity)>,
 }
 
 impl FsSource {
@@ -362,6 +365,7 @@ impl FsSource {
             answered_at: Vec::new(),
             tasks_answered: Vec::new(),
             groups_answered: Vec::new(),
+            ran: Vec::new(),
         }
     }
 
@@ -426,6 +430,7 @@ impl FsSource {
             listed,
             self.other_tasks,
             self.probe.is_some(),
+            budget,
         );
         self.counters = Arc::default();
         Cycle {
@@ -448,6 +453,7 @@ impl FsSource {
             names: Arc::clone(&self.names),
             probe: self.probe.clone().filter(|_| procfs),
             pending: Mutex::default(),
+            ran: OnceLock::new(),
         }
     }
 
@@ -528,6 +534,10 @@ impl FsSource {
         pending.sort_unstable_by_key(|&(pid, _)| pid);
         pending.shrink_to_fit();
         *cycle.pending.lock().unwrap_or_else(PoisonError::into_inner) = pending;
+        let mut ran = std::mem::take(&mut self.ran);
+        ran.sort_unstable_by_key(|&(pid, tid, _)| (pid, tid));
+        ran.shrink_to_fit();
+        let _ = cycle.ran.set(ran);
     }
 
     /// Asks about the first `groups` thread groups of the chunk (see
@@ -567,7 +577,7 @@ impl FsSource {
                 k.others_ran = false;
                 // No task has run since its last reading: said now, for
                 // the refresh cycle too (which reads them anyway).
-                k.checked_at = cycle.number;
+                k.checked_at = cycle.stamp();
                 for t in &mut k.tasks {
                     t.still = true;
                 }
@@ -595,8 +605,8 @@ impl FsSource {
                     && !probed.group_still
                 {
                     probed.tasks = true;
-                    k.clear_answers();
-                    k.checked_at = cycle.number;
+                    k.others_ran = false;
+                    k.checked_at = cycle.stamp();
                     for t in k.tasks.iter().filter(|t| t.tid != p.pid) {
                         self.asked.push(t.tid);
                         self.answered_at.push(i);
@@ -610,13 +620,11 @@ impl FsSource {
             probe.tasks(&self.asked, &mut self.tasks_answered);
             for (j, &tid) in self.asked.iter().enumerate() {
                 let answer = self.tasks_answered.get(j).copied().flatten();
-                if let Some(k) = self
-                    .answered_at
-                    .get(j)
-                    .and_then(|&at| procs.get_mut(at))
-                    .and_then(|p| p.known.as_mut())
+                if let Some(p) = self.answered_at.get(j).and_then(|&at| procs.get_mut(at))
+                    && let Some(k) = p.known.as_mut()
+                    && let Some(a) = k.take_answer(tid, answer)
                 {
-                    k.take_answer(tid, answer);
+                    self.ran.push((p.pid, tid, a));
                 }
             }
         }
@@ -767,12 +775,35 @@ struct Cycle {
     /// sorted: asked this cycle and not what is remembered (see
     /// [`Known::activity`]), remembered once the process is read in full.
     pending: Mutex<Vec<(i32, GroupActivity)>>,
+    /// The probe's answers of this cycle about the tasks other than main
+    /// threads that ran, by process and task, sorted: held once for the
+    /// whole cycle rather than in each process's record (at 5,000 processes
+    /// whose threads all wake, several thousand answers are held between
+    /// the probe's pre-pass and the reading of their processes).
+    ran: OnceLock<Vec<(i32, i32, TaskActivity)>>,
 }
 
 impl Cycle {
+    /// The cycle's number as [`Known::checked_at`] keeps it (truncated:
+    /// only compared with the current one, and 2^32 cycles apart at the
+    /// least).
+    fn stamp(&self) -> u32 {
+        self.number as u32
+    }
+
     /// Whether the cycle has a probe.
     fn probing(&self) -> bool {
         self.probe.is_some()
+    }
+
+    /// What the probe answered this cycle about task `tid` of `pid`, when
+    /// it ran (see [`FsSource::ask_tasks`]).
+    fn ran_answer(&self, pid: i32, tid: i32) -> Option<TaskActivity> {
+        let ran = self.ran.get()?;
+        let i = ran
+            .binary_search_by_key(&(pid, tid), |&(p, t, _)| (p, t))
+            .ok()?;
+        ran.get(i).map(|&(_, _, a)| a)
     }
 
     /// What the other threads of `pid` have run, when asked this cycle and
@@ -864,12 +895,16 @@ impl Tiers {
 
     /// How many files a cycle may keep and which tiers, for `listed`
     /// processes that had `other_tasks` tasks besides their main threads
-    /// at the last cycle, with or without a probe.
+    /// at the last cycle, with or without a probe, and `slots` descriptors
+    /// to keep them in (task directories only when every process's
+    /// directories and files leave room for all of them: on a host with a
+    /// low limit of open files they would take the place of those).
     fn plan(
         options: &FsSourceOptions,
         listed: u64,
         other_tasks: u64,
         probing: bool,
+        slots: u64,
     ) -> (u64, Tiers) {
         let files = options.file_budget(listed, 0);
         let task_sched = (options.threads && !probing).then_some(other_tasks);
@@ -879,7 +914,11 @@ impl Tiers {
         }
         let dirs = listed + other_tasks + Tiers::slack(listed);
         let beside = options.file_budget(listed, dirs);
-        if Tiers::of(beside, listed, task_sched) != tiers {
+        // The descriptors every process would hold: its directory, `fd/`,
+        // the files of every tier, and the tasks' `schedstat` where kept.
+        let held =
+            5 * listed + Tiers::slack(listed) + if tiers.task_sched { other_tasks } else { 0 };
+        if Tiers::of(beside, listed, task_sched) != tiers || held + dirs > slots {
             return (files, tiers);
         }
         (
@@ -1096,7 +1135,7 @@ mod tests {
         // About 1,070 processes and 2,000 other tasks (the waking workload
         // at 1,000): every process's three files and every task's directory,
         // within the bound.
-        let (files, t) = Tiers::plan(&threads, 1_070, 2_010, true);
+        let (files, t) = Tiers::plan(&threads, 1_070, 2_010, true, 1 << 20);
         assert!(t.stat && t.io && t.task_dirs, "{t:?}");
         let dirs = 1_070 + 2_010 + Tiers::slack(1_070);
         assert!(
@@ -1104,16 +1143,19 @@ mod tests {
                 <= FsSourceOptions::KEPT_KERNEL_BYTES
         );
         // Without threads, none: no task file is read.
-        let (off, t) = Tiers::plan(&FsSourceOptions::default(), 1_070, 2_010, true);
+        let (off, t) = Tiers::plan(&FsSourceOptions::default(), 1_070, 2_010, true, 1 << 20);
         assert!(t.io && !t.task_dirs, "{t:?}");
         assert!(off > files);
         // Where they would cost a process file's tier, none either.
-        let (_, t) = Tiers::plan(&threads, 1_070, 9_000, true);
+        let (_, t) = Tiers::plan(&threads, 1_070, 9_000, true, 1 << 20);
         assert!(t.io && !t.task_dirs, "{t:?}");
-        let (_, t) = Tiers::plan(&threads, 5_100, 15_000, true);
+        let (_, t) = Tiers::plan(&threads, 5_100, 15_000, true, 1 << 20);
         assert!(!t.stat && !t.task_dirs, "{t:?}");
+        // Where the limit of open files leaves no room for them all, none.
+        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, true, 8_000);
+        assert!(t.io && !t.task_dirs, "{t:?}");
         // Without the probe, the tasks' `schedstat` come first.
-        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, false);
+        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, false, 1 << 20);
         assert!(!t.task_dirs, "{t:?}");
     }
 

@@ -87,7 +87,7 @@ impl FsProc {
     fn still_io(&self, tid: i32) -> Option<(u64, u64)> {
         let k = self.known.as_ref()?;
         let known_still = tid != self.pid
-            && k.checked_at == self.cycle.number
+            && k.checked_at == self.cycle.stamp()
             && k.task(tid).is_some_and(|t| t.still);
         if !known_still
             && (!self.now.as_ref()?.io_still || refresh_due(self.cycle.number, self.pid))
@@ -157,7 +157,7 @@ impl FsProc {
             return self.leader_sched;
         }
         if let Some(k) = &self.known
-            && k.checked_at == self.cycle.number
+            && k.checked_at == self.cycle.stamp()
         {
             if let Some(t) = k.task(tid).filter(|t| t.still) {
                 return Some(t.sched);
@@ -296,7 +296,7 @@ impl FsProc {
         if !self.probed.is_some_and(|p| p.tasks) {
             return None;
         }
-        self.known.as_ref()?.ran_task(tid)
+        self.cycle.ran_answer(self.pid, tid)
     }
 
     /// The context switches, by TID (sorted), of the tasks other than the
