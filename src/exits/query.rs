@@ -260,6 +260,8 @@ fn task_activity(a: &Activity) -> TaskActivity {
     }
 }
 
+/// The ids as the kernel takes them; a negative one (never a real pid)
+/// as 0, which no task has.
 fn unsigned(ids: &[i32]) -> Vec<u32> {
     ids.iter().map(|&i| u32::try_from(i).unwrap_or(0)).collect()
 }

@@ -92,13 +92,15 @@ impl FsProc {
         name: &str,
         parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Option<T>, ProcError> {
-        let rel = RelPath::in_task(tid).join(name);
+        // The path from the process's directory: to read by, without a
+        // kept task directory, and for messages.
+        let rel = || RelPath::in_task(tid).join(name);
         let Some(dir) = self
             .known
             .as_ref()
             .and_then(|k| k.task_fd(TaskFd::Dir, tid))
         else {
-            return self.read_task_file(&rel, parse);
+            return self.read_task_file(&rel(), parse);
         };
         let mut parse = Some(parse);
         let r = read_with(dir.as_fd(), &RelPath::file(name), self.cycle.procfs, |b| {
@@ -106,7 +108,7 @@ impl FsProc {
         });
         match r {
             Ok(Some(Ok(v))) => Ok(Some(v)),
-            Ok(Some(Err(e))) => Err(self.parse_error(&rel, e)),
+            Ok(Some(Err(e))) => Err(self.parse_error(&rel(), e)),
             Ok(None) => Ok(None),
             Err(e) => {
                 tracing::trace!(pid = self.pid, tid, error = %e, "task directory let go");
@@ -116,7 +118,7 @@ impl FsProc {
                     self.cycle.release_slots(1);
                 }
                 match parse {
-                    Some(p) => self.read_task_file(&rel, p),
+                    Some(p) => self.read_task_file(&rel(), p),
                     None => Ok(None),
                 }
             }

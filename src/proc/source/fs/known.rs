@@ -173,7 +173,8 @@ impl Known {
         }
     }
 
-    /// Descriptors held: the directory and the kept files.
+    /// Descriptors held: the directories (the process's, `fd/`, its
+    /// tasks') and the kept files.
     pub(super) fn fds(&self) -> u64 {
         1 + u64::from(self.fd_dir.is_some()) + self.file_count() + self.task_dir_count()
     }

@@ -886,8 +886,6 @@ struct Tiers {
 }
 
 impl Tiers {
-    /// The tiers that `files` cover for `listed` processes and, when
-    /// threads are read, the `other_tasks` they had at the last cycle.
     /// Room left for processes that start before the next cycle.
     fn slack(listed: u64) -> u64 {
         listed / 32 + 16
@@ -930,6 +928,9 @@ impl Tiers {
         )
     }
 
+    /// The tiers that `files` cover for `listed` processes and, when
+    /// threads are read without a probe, the `other_tasks` they had at
+    /// the last cycle (task directories aside: see [`Tiers::plan`]).
     fn of(files: u64, listed: u64, other_tasks: Option<u64>) -> Tiers {
         let slack = Tiers::slack(listed);
         let others = other_tasks.unwrap_or(0);
