@@ -172,12 +172,10 @@ fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     }
     // From the second cycle on (the first tells how many tasks there are),
     // each sleeping task's schedstat is read through a kept descriptor and
-    // found unchanged.
-    // Each task's directory is kept too, the main thread's included.
+    // found unchanged. No task ran again: none has its directory kept.
     let mut want: Vec<String> = other_tids(pid)
         .iter()
-        .flat_map(|t| [format!("task/{t}/schedstat"), format!("task/{t}")])
-        .chain([format!("task/{pid}")])
+        .map(|t| format!("task/{t}/schedstat"))
         .collect();
     want.sort();
     let kept: Vec<String> = open_files_of(pid)
@@ -193,15 +191,25 @@ fn with_threads_the_other_tasks_schedstat_is_kept_and_closed_with_them() {
     assert!(open_files_of(pid).is_empty(), "{:?}", open_files_of(pid));
 }
 
-/// A Python process of three tasks: one waits for ever, one reads a line
-/// from stdin and exits, and the main thread waits for it, then for the
+/// A Python process of three tasks: one wakes every 2 ms for ever, one
+/// wakes every 2 ms until a line comes on stdin and then exits, and the
+/// main thread, asleep in reading that line, waits for it, then for the
 /// end of stdin, and exits (status 0).
-const LEAVER: &str = r#"
-import os, sys, threading
-threading.Thread(target=threading.Event().wait, daemon=True).start()
-leaver = threading.Thread(target=sys.stdin.readline)
+const RUNNERS: &str = r#"
+import os, sys, threading, time
+go = threading.Event()
+def wake():
+    while True:
+        time.sleep(0.002)
+def leave():
+    while not go.is_set():
+        time.sleep(0.002)
+threading.Thread(target=wake, daemon=True).start()
+leaver = threading.Thread(target=leave)
 leaver.start()
 print("ready", os.getpid(), flush=True)
+sys.stdin.readline()
+go.set()
 leaver.join()
 sys.stdin.read()
 os._exit(0)
@@ -234,43 +242,59 @@ fn read_task(t: &procgroups::proc::TaskRead) -> Option<(i32, String, u64, u64, u
 }
 
 #[test]
-fn with_threads_each_task_s_directory_is_kept_and_closed_with_its_task() {
+fn with_threads_the_directory_of_each_task_that_runs_is_kept_and_closed_with_it() {
     let mut python = std::process::Command::new("python3");
-    python.args(["-c", LEAVER]);
+    python.args(["-c", RUNNERS]);
     let (mut child, pid) = crate::support::procs::start_workload_command(python);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // A budget that covers every tier, the task directories last; and one
-    // that keeps nothing, read by path.
+    // A budget that covers everything; and one that keeps nothing, read
+    // by path.
     let mut kept = FsSource::new("/proc", unbounded(u64::MAX, true)).unwrap();
     let mut none = FsSource::new("/proc", unbounded(0, true)).unwrap();
-    // Each task is read through its directory from the first cycle on (it
-    // is opened before the task's first file), and reads as by its path.
-    let with = tasks_of(&mut kept, pid);
-    let without = tasks_of(&mut none, pid);
-    let read = |tasks: &[procgroups::proc::TaskRead]| {
-        let mut r: Vec<_> = tasks.iter().filter_map(read_task).collect();
-        r.sort();
-        r
-    };
-    assert_eq!(read(&with).len(), 3, "{with:?}");
-    assert_eq!(read(&with), read(&without));
     let dirs = |pid: i32| -> Vec<String> {
         open_files_of(pid)
             .into_iter()
             .filter(|f| f.starts_with("task/") && !f.ends_with("schedstat"))
             .collect()
     };
-    let mut want: Vec<String> = other_tids(pid)
-        .iter()
-        .chain([&pid])
-        .map(|t| format!("task/{t}"))
-        .collect();
+    // The first cycle reads every task by its path; the second finds the
+    // two that woke run again and asks for their directories; the third
+    // keeps them. The main thread, asleep, has none.
+    for n in 0..3 {
+        assert_eq!(dirs(pid), Vec::<String>::new(), "cycle {n}");
+        tasks_of(&mut kept, pid);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    let runners = other_tids(pid);
+    assert_eq!(runners.len(), 2);
+    let mut want: Vec<String> = runners.iter().map(|t| format!("task/{t}")).collect();
     want.sort();
+    assert_eq!(dirs(pid), want);
+    assert_eq!(kept.read_stats().task_dirs, 2);
+    // Read through them, the tasks that ran read as by their paths (the
+    // main thread, still, is not read).
+    let names = |tasks: &[procgroups::proc::TaskRead]| {
+        let mut r: Vec<_> = tasks
+            .iter()
+            .filter_map(read_task)
+            .map(|(tid, name, start, _, _)| (tid, name, start))
+            .collect();
+        r.sort();
+        r
+    };
+    let with = tasks_of(&mut kept, pid);
+    let without = tasks_of(&mut none, pid);
+    let (with, without) = (names(&with), names(&without));
+    assert_eq!(with.len(), 2, "{with:?}");
+    assert_eq!(without.len(), 3, "{without:?}");
+    assert!(
+        with.iter().all(|t| without.contains(t)),
+        "{with:?} {without:?}"
+    );
     assert_eq!(dirs(pid), want);
 
     // One task exits: its directory is closed with the next listing of
-    // the tasks, the others' stay.
-    let before = other_tids(pid);
+    // the tasks, the other's stays.
     {
         use std::io::Write;
         let stdin = child.stdin.as_mut().unwrap();
@@ -278,7 +302,7 @@ fn with_threads_each_task_s_directory_is_kept_and_closed_with_its_task() {
         stdin.flush().unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while other_tids(pid).len() == before.len() {
+    while other_tids(pid).len() == runners.len() {
         assert!(
             std::time::Instant::now() < deadline,
             "the thread never left"
@@ -286,7 +310,7 @@ fn with_threads_each_task_s_directory_is_kept_and_closed_with_its_task() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let after = other_tids(pid);
-    let leaver = *before
+    let leaver = *runners
         .iter()
         .find(|t| !after.contains(t))
         .expect("the thread that left");
@@ -294,6 +318,7 @@ fn with_threads_each_task_s_directory_is_kept_and_closed_with_its_task() {
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     want.retain(|t| *t != format!("task/{leaver}"));
     assert_eq!(dirs(pid), want);
+    assert_eq!(kept.read_stats().task_dirs, 1);
     drop(none);
     stop(child);
     let procs = kept.all_procs().unwrap();

@@ -126,9 +126,11 @@ impl FsProc {
     }
 
     /// Keeps a path-only descriptor of task `tid`'s directory when the
-    /// cycle keeps them and a descriptor is left, or closes a kept one
-    /// when it does not.
-    pub(super) fn keep_task_dir(&mut self, tid: i32) {
+    /// task `ran` since its last reading (a task read for the first time,
+    /// or again on the refresh schedule, may never run again) and the
+    /// cycle's allowance and a descriptor are left, or closes a kept one
+    /// when the cycle keeps none.
+    pub(super) fn keep_task_dir(&mut self, tid: i32, ran: bool) {
         let Some(k) = &mut self.known else {
             return;
         };
@@ -138,7 +140,7 @@ impl FsProc {
             }
             return;
         }
-        if k.task_fd(TaskFd::Dir, tid).is_some() || !self.cycle.take_slot() {
+        if !ran || k.task_fd(TaskFd::Dir, tid).is_some() || !self.cycle.take_task_dir() {
             return;
         }
         match read::open_path_dir(k.dir.as_fd(), &RelPath::in_task(tid)) {

@@ -40,11 +40,11 @@
 //! is open, which is what the budget bounds. A kept file is bound to the
 //! process it was opened on: once that process is gone it reads ESRCH,
 //! even when its PID has been reused, and it is closed with the rest of
-//! [`Known`]. With threads, when the budget covers all three files of
-//! every process and a path-only directory for every task beside them,
-//! each task's directory is kept too (about 0.2 KiB each): its files are
-//! opened through it, without the lookup of `task/<tid>`, and it is
-//! closed when the task is no longer listed or fails to read.
+//! [`Known`]. With threads, a task that runs again after its first
+//! reading keeps a path-only descriptor of its directory too (about 0.2
+//! KiB each, taken from the bound before the files: see `Tiers::plan`):
+//! its files are opened through it, without the lookup of `task/<tid>`,
+//! and it is closed when the task is no longer listed or fails to read.
 
 use std::sync::Arc;
 
@@ -316,11 +316,11 @@ pub(super) struct TaskExtras {
     /// within the budget when threads are read without a probe, sorted by
     /// TID (only tasks in [`Known::tasks`]).
     pub files: Vec<(i32, OwnedFd)>,
-    /// The task directories, opened path-only, kept when the budget covers
-    /// one for every task (see [`super::FsSourceOptions::kept_kernel_bytes`]),
-    /// sorted by TID: a task's files opened through it skip the lookup of
-    /// `task/<tid>` (a few microseconds each). Bound to the task like the
-    /// process's own directory.
+    /// The task directories, opened path-only, kept for the tasks that run
+    /// within the cycle's allowance (see `Tiers::plan`), sorted by TID: a
+    /// task's files opened through it skip the lookup of `task/<tid>` (a
+    /// few microseconds each). Bound to the task like the process's own
+    /// directory.
     pub dirs: Vec<(i32, OwnedFd)>,
     /// `read_bytes` and `write_bytes` of the tasks whose [`KnownTask::io`]
     /// is [`TaskIo::Other`], sorted by TID.

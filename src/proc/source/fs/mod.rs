@@ -23,7 +23,8 @@
 //! every other task of a process whose group has run. Within a budget of
 //! kernel memory ([`FsSourceOptions::kept_files`]) it also keeps the files
 //! read every cycle (`schedstat`, or `statm` with a probe; then `stat`
-//! and `io`) open and re-reads them with `pread`. The handles given back
+//! and `io`) open and re-reads them with `pread`, and, with threads, the
+//! directories of the tasks that run, first. The handles given back
 //! by [`Source::recycle`] carry that state to the next cycle. Only file
 //! contents the kernel defines are relied on this way; any other tree (a
 //! fixture, a copy) is read in full every cycle.
@@ -242,6 +243,9 @@ pub struct ReadStats {
     /// Files kept open for the next cycle (within
     /// [`FsSourceOptions::kept_files`]).
     pub kept_files: u64,
+    /// Task directories kept open for the next cycle (path-only, for the
+    /// tasks that run: see [`FsSource`]).
+    pub task_dirs: u64,
     /// Processes whose metrics came from their last reading (quiet).
     pub quiet: u64,
     /// Processes whose files were read for their metrics.
@@ -278,6 +282,9 @@ struct Counters {
     groups_still: AtomicU64,
     probed: AtomicU64,
     tasks_probed: AtomicU64,
+    /// Tasks that ran again and would have had their directory kept, had
+    /// the cycle's allowance not run out: the next cycle's is larger.
+    task_dirs_wanted: AtomicU64,
 }
 
 impl Counters {
@@ -305,6 +312,10 @@ pub struct FsSource {
     held_files: u64,
     /// Tasks other than main threads that `known` remembers.
     other_tasks: u64,
+    /// Task directories `known` holds, and how many more the last cycle
+    /// would have kept (tasks that ran again with none left to keep).
+    held_task_dirs: u64,
+    task_dirs_wanted: u64,
     /// Shared thread names and wait channels of the remembered tasks.
     names: Arc<Mutex<Names>>,
     /// Cycles started.
@@ -356,6 +367,8 @@ impl FsSource {
             held_fds: 0,
             held_files: 0,
             other_tasks: 0,
+            held_task_dirs: 0,
+            task_dirs_wanted: 0,
             names: Arc::default(),
             cycles: 0,
             counters: Arc::default(),
@@ -425,12 +438,13 @@ impl FsSource {
         let listed = self.listed as u64;
         // With a probe the tasks are asked whether they ran: none of their
         // files is read every cycle, and the budget goes to the process's.
-        let (files, tiers) = Tiers::plan(
+        let (files, tiers, task_dirs) = Tiers::plan(
             &self.options,
             listed,
             self.other_tasks,
             self.probe.is_some(),
             budget,
+            self.held_task_dirs + self.task_dirs_wanted,
         );
         self.counters = Arc::default();
         Cycle {
@@ -448,7 +462,10 @@ impl FsSource {
             keep_task_sched: tiers.task_sched,
             keep_stat: tiers.stat,
             keep_io: tiers.io,
-            keep_task_dirs: tiers.task_dirs,
+            // Over the allowance (the host grew): all are closed, and kept
+            // again from the next cycle on.
+            keep_task_dirs: tiers.task_dirs && self.held_task_dirs <= task_dirs,
+            free_task_dirs: AtomicU64::new(task_dirs.saturating_sub(self.held_task_dirs)),
             counters: Arc::clone(&self.counters),
             names: Arc::clone(&self.names),
             probe: self.probe.clone().filter(|_| procfs),
@@ -702,12 +719,14 @@ impl Source for FsSource {
 
     fn recycle(&mut self, mut procs: Vec<FsProc>) {
         (self.held_fds, self.held_files, self.other_tasks) = (0, 0, 0);
+        self.held_task_dirs = 0;
         for p in procs.drain(..) {
             if let Some(k) = p.known
                 && k.start_ticks.is_some()
             {
                 self.held_fds += k.fds();
                 self.held_files += k.file_count();
+                self.held_task_dirs += k.task_dir_count();
                 self.other_tasks += k.tasks.len().saturating_sub(1) as u64;
                 self.known.insert(p.pid, k);
             }
@@ -716,9 +735,11 @@ impl Source for FsSource {
         procs.shrink_to(self.listed + self.listed / 32 + 16);
         self.spare_list = procs;
         let c = &self.counters;
+        self.task_dirs_wanted = c.task_dirs_wanted.load(Ordering::Relaxed);
         self.stats = ReadStats {
             remembered: self.known.len(),
             kept_files: self.held_files,
+            task_dirs: self.held_task_dirs,
             quiet: c.quiet.load(Ordering::Relaxed),
             read: c.read.load(Ordering::Relaxed),
             tasks_kept: c.tasks_kept.load(Ordering::Relaxed),
@@ -763,8 +784,10 @@ struct Cycle {
     keep_stat: bool,
     /// Whether `io` is kept too.
     keep_io: bool,
-    /// Whether the tasks' directories are kept (path-only).
+    /// Whether the tasks' directories are kept (path-only), and how many
+    /// more may be.
     keep_task_dirs: bool,
+    free_task_dirs: AtomicU64,
     counters: Arc<Counters>,
     names: Arc<Mutex<Names>>,
     /// The source's probe, on a real procfs only: asked at the start of
@@ -824,6 +847,19 @@ impl Cycle {
         take_one(&self.free_slots)
     }
 
+    /// Takes one place in the task-directory allowance and one descriptor
+    /// slot, if both are left; else counts the directory as wanted.
+    fn take_task_dir(&self) -> bool {
+        if take_one(&self.free_task_dirs) {
+            if self.take_slot() {
+                return true;
+            }
+            self.free_task_dirs.fetch_add(1, Ordering::Relaxed);
+        }
+        Counters::add(&self.counters.task_dirs_wanted, 1);
+        false
+    }
+
     /// Takes one descriptor slot and one file of the budget for a kept
     /// file, if both are left.
     fn take_file(&self) -> bool {
@@ -878,10 +914,8 @@ struct Tiers {
     stat: bool,
     /// `io`: as `stat`.
     io: bool,
-    /// With threads, a path-only directory for every task, when the files
-    /// of every tier above still fit beside them: each saves a few
-    /// microseconds on every file of its task opened, for a twentieth of
-    /// a kept file's kernel memory.
+    /// With threads, a path-only directory for the tasks that run (see
+    /// [`Tiers::plan`]).
     task_dirs: bool,
 }
 
@@ -891,41 +925,59 @@ impl Tiers {
         listed / 32 + 16
     }
 
-    /// How many files a cycle may keep and which tiers, for `listed`
-    /// processes that had `other_tasks` tasks besides their main threads
-    /// at the last cycle, with or without a probe, and `slots` descriptors
-    /// to keep them in (task directories only when every process's
-    /// directories and files leave room for all of them: on a host with a
-    /// low limit of open files they would take the place of those).
+    /// How many files a cycle may keep, which tiers, and how many task
+    /// directories, for `listed` processes that had `other_tasks` tasks
+    /// besides their main threads at the last cycle, with or without a
+    /// probe, `slots` descriptors to keep them in, and `wanted_dirs` task
+    /// directories held or asked for by the last cycle.
+    ///
+    /// With threads, the directories of the tasks that run come out of the
+    /// kernel-memory bound before the files: a kept directory (about 208
+    /// bytes) saves a path walk of a few microseconds on every file of its
+    /// task opened, two or more each time the task runs, where a kept file
+    /// (about 4,480 bytes, its buffer) saves an open a cycle: per byte, a
+    /// directory pays several times more even for a task that runs one
+    /// cycle in five. Only tasks that ran again after their first reading
+    /// ask for one ([`FsProc::keep_task_dir`]), so a host whose threads
+    /// sleep keeps none and its files as before. At most half of what the
+    /// process directories leave goes to them, and only where the
+    /// descriptors of every process's files leave room.
     fn plan(
         options: &FsSourceOptions,
         listed: u64,
         other_tasks: u64,
         probing: bool,
         slots: u64,
-    ) -> (u64, Tiers) {
-        let files = options.file_budget(listed, 0);
+        wanted_dirs: u64,
+    ) -> (u64, Tiers, u64) {
         let task_sched = (options.threads && !probing).then_some(other_tasks);
-        let tiers = Tiers::of(files, listed, task_sched);
-        if !options.threads || !tiers.io {
-            return (files, tiers);
-        }
-        let dirs = listed + other_tasks + Tiers::slack(listed);
-        let beside = options.file_budget(listed, dirs);
-        // The descriptors every process would hold: its directory, `fd/`,
-        // the files of every tier, and the tasks' `schedstat` where kept.
-        let held =
-            5 * listed + Tiers::slack(listed) + if tiers.task_sched { other_tasks } else { 0 };
-        if Tiers::of(beside, listed, task_sched) != tiers || held + dirs > slots {
-            return (files, tiers);
-        }
-        (
-            beside,
-            Tiers {
-                task_dirs: true,
-                ..tiers
-            },
-        )
+        let dirs = if options.threads {
+            let room = options
+                .kept_kernel_bytes
+                .saturating_sub(2 * listed * FsSourceOptions::DIR_BYTES)
+                / 2
+                / FsSourceOptions::DIR_BYTES;
+            // The descriptors the processes would hold: a directory and
+            // `fd/` each, and as many files as the bound allows, up to
+            // three each and the tasks' `schedstat` where kept.
+            let slack = Tiers::slack(listed);
+            let files = options
+                .file_budget(listed, 0)
+                .min(3 * listed + slack + task_sched.unwrap_or(0));
+            let held = 2 * listed + slack + files;
+            wanted_dirs
+                .min(listed + other_tasks + Tiers::slack(listed))
+                .min(room)
+                .min(slots.saturating_sub(held))
+        } else {
+            0
+        };
+        let files = options.file_budget(listed, dirs);
+        let tiers = Tiers {
+            task_dirs: options.threads,
+            ..Tiers::of(files, listed, task_sched)
+        };
+        (files, tiers, dirs)
     }
 
     /// The tiers that `files` cover for `listed` processes and, when
@@ -1128,36 +1180,70 @@ mod tests {
     }
 
     #[test]
-    fn task_directories_are_kept_only_beside_every_process_file() {
+    fn task_directories_of_the_tasks_that_run_come_before_files() {
         let threads = FsSourceOptions {
             threads: true,
             ..FsSourceOptions::default()
         };
-        // About 1,070 processes and 2,000 other tasks (the waking workload
-        // at 1,000): every process's three files and every task's directory,
-        // within the bound.
-        let (files, t) = Tiers::plan(&threads, 1_070, 2_010, true, 1 << 20);
-        assert!(t.stat && t.io && t.task_dirs, "{t:?}");
-        let dirs = 1_070 + 2_010 + Tiers::slack(1_070);
-        assert!(
-            held(files, 1_070) + dirs * FsSourceOptions::DIR_BYTES
+        let fits = |files: u64, listed: u64, dirs: u64| {
+            held(files, listed) + dirs * FsSourceOptions::DIR_BYTES
                 <= FsSourceOptions::KEPT_KERNEL_BYTES
-        );
+        };
+        // About 1,070 processes and 2,010 other tasks that all run (the
+        // waking workload at 1,000): every task's directory and every
+        // process's three files, within the bound.
+        let (files, t, dirs) = Tiers::plan(&threads, 1_070, 2_010, true, 1 << 20, 3_080);
+        assert!(t.stat && t.io && t.task_dirs, "{t:?}");
+        assert_eq!(dirs, 3_080);
+        assert!(fits(files, 1_070, dirs));
+        // None asked for (threads asleep, or the first cycles): the files
+        // as without threads.
+        let (alone, _, none) = Tiers::plan(&threads, 1_070, 2_010, true, 1 << 20, 0);
+        assert_eq!(none, 0);
+        assert_eq!(alone, FsSourceOptions::default().file_budget(1_070, 0));
+        assert!(alone > files);
         // Without threads, none: no task file is read.
-        let (off, t) = Tiers::plan(&FsSourceOptions::default(), 1_070, 2_010, true, 1 << 20);
-        assert!(t.io && !t.task_dirs, "{t:?}");
-        assert!(off > files);
-        // Where they would cost a process file's tier, none either.
-        let (_, t) = Tiers::plan(&threads, 1_070, 9_000, true, 1 << 20);
-        assert!(t.io && !t.task_dirs, "{t:?}");
-        let (_, t) = Tiers::plan(&threads, 5_100, 15_000, true, 1 << 20);
-        assert!(!t.stat && !t.task_dirs, "{t:?}");
-        // Where the limit of open files leaves no room for them all, none.
-        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, true, 8_000);
-        assert!(t.io && !t.task_dirs, "{t:?}");
-        // Without the probe, the tasks' `schedstat` come first.
-        let (_, t) = Tiers::plan(&threads, 1_070, 2_010, false, 1 << 20);
-        assert!(!t.task_dirs, "{t:?}");
+        let (_, t, dirs) = Tiers::plan(
+            &FsSourceOptions::default(),
+            1_070,
+            2_010,
+            true,
+            1 << 20,
+            3_080,
+        );
+        assert!(t.io && !t.task_dirs && dirs == 0, "{t:?}");
+        // At 5,100 processes whose 20,000 tasks all run: a directory for
+        // each, fewer files, the whole within the bound.
+        let (files, _, dirs) = Tiers::plan(&threads, 5_100, 15_000, true, 1 << 20, 30_000);
+        assert_eq!(dirs, 5_100 + 15_000 + Tiers::slack(5_100));
+        assert!(files < FsSourceOptions::default().file_budget(5_100, 0));
+        assert!(fits(files, 5_100, dirs));
+        // On a host too large for all of them, at most half of what the
+        // process directories leave.
+        let (files, _, dirs) = Tiers::plan(&threads, 30_000, 90_000, true, 1 << 20, 120_000);
+        assert!(dirs > 0 && dirs < 120_000, "{dirs}");
+        assert!(fits(files, 30_000, dirs));
+        assert!(files > 0);
+        // Where the limit of open files is low, only what the processes'
+        // descriptors leave: 8,000 less two directories and three files
+        // each, and the slack for both.
+        let slack = Tiers::slack(1_070);
+        let (_, t, dirs) = Tiers::plan(&threads, 1_070, 2_010, true, 8_000, 3_080);
+        assert!(t.io, "{t:?}");
+        assert_eq!(dirs, 8_000 - 5 * 1_070 - 2 * slack);
+        // Without the probe, the tasks' `schedstat` take descriptors too,
+        // up to what the bound allows.
+        let (_, _, dirs) = Tiers::plan(&threads, 1_070, 2_010, false, 8_000, 3_080);
+        let alone = threads.file_budget(1_070, 0);
+        assert!(alone < 3 * 1_070 + slack + 2_010);
+        assert_eq!(dirs, 8_000 - 2 * 1_070 - slack - alone);
+        // At 5,100 processes with 20,000 descriptors (a hard limit seen on
+        // some hosts), the files the bound allows are fewer than three a
+        // process: the directories get what they leave.
+        let (files, _, dirs) = Tiers::plan(&threads, 5_100, 15_000, true, 20_000, 20_000);
+        let alone = FsSourceOptions::default().file_budget(5_100, 0);
+        assert_eq!(dirs, 20_000 - 2 * 5_100 - Tiers::slack(5_100) - alone);
+        assert!(files < alone && dirs > 5_000, "{files} {dirs}");
     }
 
     #[test]

@@ -8,18 +8,19 @@ impl FsProc {
     /// (the same task), so when those were read this cycle they are reused,
     /// and so are its context switches when the probe gave them.
     /// `ctx`, the task's context switches from the probe, stands in for
-    /// its `status`.
+    /// its `status`; `ran` says that it ran since its last reading.
     pub(super) fn read_task(
         &mut self,
         tid: i32,
         ctx: Option<(u64, u64)>,
+        ran: bool,
     ) -> Result<Option<Thread>, ProcError> {
         let facts = self.cycle.facts;
         let main = self.cycle.procfs && tid == self.pid;
         let gone = |e: &ProcError| matches!(e, ProcError::Gone { .. });
 
         // stat and status are required: a task that lacks them exited.
-        self.keep_task_dir(tid);
+        self.keep_task_dir(tid, ran);
         let mut name = String::new();
         let Some(stat) = self.read_in_task(tid, "stat", |b| parse::parse_stat(b, &mut name))?
         else {
@@ -236,7 +237,12 @@ impl FsProc {
                 .ok()
                 .and_then(|i| answers.get(i))
                 .map(|&(_, c)| c);
-            let Some(thread) = self.read_task(tid, ctx)? else {
+            let ran = self
+                .known
+                .as_ref()
+                .and_then(|k| k.task(tid))
+                .is_some_and(|t| sched.is_some_and(|now| !t.unchanged(&now)));
+            let Some(thread) = self.read_task(tid, ctx, ran)? else {
                 continue;
             };
             if remember {
