@@ -1,5 +1,5 @@
 //! The running agent: a tokio timer runs one collection cycle per interval
-//! off the async threads, publishes an immutable snapshot that the
+//! on a thread of its own (see `worker`), publishes an immutable snapshot that the
 //! OpenTelemetry instruments read, and flushes on shutdown; `--once` prints
 //! the second of two cycles instead of exporting.
 //!
@@ -19,6 +19,7 @@ mod cycle;
 pub mod reload;
 mod remainder;
 mod status;
+mod worker;
 
 pub use crate::snapshot::{AccountingMode, ExitMode, NodeCpu, Snapshot, SnapshotCell};
 pub use cycle::{Collection, grouper_options};
@@ -143,6 +144,8 @@ pub struct Agent {
     export_interval: Duration,
     /// Looked at before each cycle, when the configuration may be reloaded.
     reloader: Option<Arc<Mutex<Reloader>>>,
+    /// Where the cycles run.
+    cycles: worker::CycleThread,
 }
 
 impl Agent {
@@ -199,6 +202,7 @@ impl Agent {
             started: SystemTime::now(),
             export_interval,
             reloader: None,
+            cycles: worker::CycleThread::start()?,
         })
     }
 
@@ -289,23 +293,25 @@ impl Agent {
         Ok(())
     }
 
-    /// One cycle on a blocking thread, publishing its snapshot. A source
-    /// that cannot be listed keeps the previous snapshot and is logged once
-    /// until it recovers. A panic in the cycle is a bug and stops the agent.
+    /// One cycle on the collection thread, publishing its snapshot. A
+    /// source that cannot be listed keeps the previous snapshot and is
+    /// logged once until it recovers. A panic in the cycle is a bug and
+    /// stops the agent.
     async fn cycle(&self, failing: &mut bool) -> anyhow::Result<()> {
         let collection = self.collection.clone();
         let reloader = self.reloader.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut collection = collection.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(new) =
-                reloader.and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).poll())
-            {
-                collection.set_namer(new.namer);
-            }
-            collection.cycle(SystemTime::now())
-        })
-        .await
-        .context("collection cycle panicked")?;
+        let result = self
+            .cycles
+            .run(move || {
+                let mut collection = collection.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(new) =
+                    reloader.and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).poll())
+                {
+                    collection.set_namer(new.namer);
+                }
+                collection.cycle(SystemTime::now())
+            })
+            .await?;
         self.publish(result, failing);
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The agent's lifecycle against the in-process receiver: a collector that
 //! is down or stalled never stops collection and is logged once per outage;
 //! the next successful export carries the right cumulative values; SIGTERM
-//! ends the agent with exit 0 within 6 s, after a final export.
+//! ends the agent with exit 0 within 6 s, after a final export. Cycles
+//! that overrun their interval all run on the one collection thread.
 
 use std::time::{Duration, Instant};
 
@@ -245,4 +246,39 @@ fn sigterm_with_no_collector_exits_zero_and_says_why_the_final_export_failed() {
         ["refused", "Unavailable"].iter().any(|c| line.contains(c)),
         "{line}"
     );
+}
+
+/// The names of the agent's threads (their comm).
+fn thread_names(pid: u32) -> Vec<String> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).expect("listing the agent's tasks");
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn cycles_that_overrun_the_interval_all_run_on_the_one_collection_thread() {
+    // The shortest interval, over the whole host with threads on: on a
+    // busy machine the next cycle is due when one ends, the moment a pool
+    // of blocking threads would start a second thread for it. Its threads
+    // would be named like the runtime's workers.
+    let mut cmd = agent_command();
+    cmd.args(["--interval", "100ms", "--threads", "true"])
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .env("RUST_LOG", "procgroups=debug");
+    let agent = Agent::spawn(cmd);
+    let deadline = Instant::now() + WAIT;
+    while cycles_logged(&agent) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "20 cycles in {WAIT:?}:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let names = thread_names(agent.pid());
+    let count = |n: &str| names.iter().filter(|t| *t == n).count();
+    assert_eq!(count("procgroups-scan"), 1, "{names:?}");
+    // The runtime's two workers, and no thread of its blocking pool.
+    assert_eq!(count("procgroups-rt"), 2, "{names:?}");
 }
