@@ -164,10 +164,13 @@ impl Proc for FsProc {
     /// Reads `stat`, `status`, `io` and `wchan` of every task in `task/`, in
     /// directory order (in TID order when the remembered tasks are known to
     /// be all of them and `task/` is not listed), including the main
-    /// thread. Tasks that exit while being read are left out.
+    /// thread. Tasks that exit while being read are left out. What was
+    /// read of the process this cycle is let go after, as by
+    /// [`Proc::tasks`].
     fn threads(&mut self) -> Result<Vec<Thread>, ProcError> {
-        Ok(self
-            .task_list(false)?
+        let list = self.task_list(false);
+        self.release_now();
+        Ok(list?
             .into_iter()
             .filter_map(|t| match t {
                 TaskRead::Read(t) => Some(t),
@@ -179,8 +182,13 @@ impl Proc for FsProc {
     /// Like [`Proc::threads`]; on a real procfs, a task that has not run
     /// since it was last read (its `schedstat` is unchanged) is not read
     /// again, and none is when the whole process is quiet.
+    /// What was read of the process this cycle is let go after, whatever
+    /// the outcome (a quiet process, a failed listing): the tracker is
+    /// done with it. A later call reads again.
     fn tasks(&mut self) -> Result<Vec<TaskRead>, ProcError> {
-        self.task_list(true)
+        let list = self.task_list(true);
+        self.release_now();
+        list
     }
 
     /// `stat` only (kept for the rest of the cycle).

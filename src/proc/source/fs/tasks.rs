@@ -279,8 +279,6 @@ impl FsProc {
             self.cycle.release_files(files);
             self.cycle.release_slots(dirs);
         }
-        // The last read the tracker makes of this process this cycle.
-        self.release_now();
         Ok(list)
     }
 
@@ -359,7 +357,7 @@ impl FsProc {
 
     /// Lets go of this cycle's reads, keeping only the comm (if `stat` was
     /// read), which tells the tracker about an `exec`.
-    fn release_now(&mut self) {
+    pub(super) fn release_now(&mut self) {
         if let Some(now) = self.now.take()
             && now.stat.is_some()
         {
