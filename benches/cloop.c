@@ -4,7 +4,7 @@
  * Prints the CPU time (user + system) per cycle in ms, over CYCLES cycles
  * after one warm-up cycle.
  *
- *   cloop CYCLES [open|threads|kept] [KMEM]
+ *   cloop CYCLES [open|threads|kept] [KMEM|-] [MAXFILES]
  *
  * open (the default): every cycle, for every process in /proc, opens,
  *   reads and closes stat, status and io, and lists fd/.
@@ -13,7 +13,10 @@
  *   and keeps them open: every cycle re-reads them with pread at offset 0
  *   and counts descriptors by fstat of its fd/ directory (kept open
  *   path-only; its size is the count on Linux 6.2+). Descriptors of a
- *   process no longer listed are closed.
+ *   process no longer listed are closed. With MAXFILES, at most that many
+ *   files are kept open (in listing order, each process's three while
+ *   they fit); the others are opened, read and closed every cycle: the
+ *   same loop held to a kernel-memory bound.
  *
  * With KMEM, the path of a kernel-memory counter of the memory cgroup the
  * loop runs in (cgroup v1 memory.kmem.usage_in_bytes, or a cgroup v2
@@ -94,7 +97,7 @@ static void process(int dir, const char *unused, const char *pid)
 static const char *const kept_names[KEPT_FILES] = {"stat", "status", "io"};
 
 struct kept {
-    int fd[KEPT_FILES]; /* -1: not open */
+    int fd[KEPT_FILES]; /* -1: not open; -2: read by path every cycle */
     int fd_dir;         /* fd/, path-only */
     unsigned seen;      /* cycle it was last listed in */
     int open;
@@ -105,12 +108,16 @@ static long slot_count;
 static int *open_pids;
 static long open_count;
 static unsigned cycle;
+static long kept_max = -1; /* files that may be kept open; -1: no bound */
+static long kept_files;    /* files kept open */
 
 static void kept_close(struct kept *k)
 {
     for (int i = 0; i < KEPT_FILES; i++)
-        if (k->fd[i] >= 0)
+        if (k->fd[i] >= 0) {
             close(k->fd[i]);
+            kept_files--;
+        }
     if (k->fd_dir >= 0)
         close(k->fd_dir);
     k->open = 0;
@@ -126,8 +133,13 @@ static void kept_process(int dir, const char *unused, const char *name)
     char path[128];
     if (!k->open) {
         for (int i = 0; i < KEPT_FILES; i++) {
+            if (kept_max >= 0 && kept_files >= kept_max) {
+                k->fd[i] = -2;
+                continue;
+            }
             snprintf(path, sizeof path, "%ld/%s", pid, kept_names[i]);
             k->fd[i] = openat(dir, path, O_RDONLY | O_CLOEXEC);
+            kept_files += k->fd[i] >= 0;
         }
         snprintf(path, sizeof path, "%ld/fd", pid);
         k->fd_dir = openat(dir, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -135,9 +147,14 @@ static void kept_process(int dir, const char *unused, const char *name)
         open_pids[open_count++] = (int)pid;
     }
     k->seen = cycle;
-    for (int i = 0; i < KEPT_FILES; i++)
-        if (k->fd[i] >= 0)
+    for (int i = 0; i < KEPT_FILES; i++) {
+        if (k->fd[i] >= 0) {
             (void)pread(k->fd[i], buf, sizeof buf, 0);
+        } else if (k->fd[i] == -2) {
+            snprintf(path, sizeof path, "%ld/%s", pid, kept_names[i]);
+            read_file(dir, path);
+        }
+    }
     struct stat st;
     if (k->fd_dir >= 0)
         (void)fstat(k->fd_dir, &st);
@@ -193,7 +210,9 @@ int main(int argc, char **argv)
 {
     int cycles = argc > 1 ? atoi(argv[1]) : 20;
     const char *mode = argc > 2 ? argv[2] : "open";
-    const char *kmem = argc > 3 ? argv[3] : NULL;
+    const char *kmem = argc > 3 && strcmp(argv[3], "-") != 0 ? argv[3] : NULL;
+    if (argc > 4)
+        kept_max = atol(argv[4]);
     int kept = strcmp(mode, "kept") == 0;
     threads = strcmp(mode, "threads") == 0;
     if (!kept && !threads && strcmp(mode, "open") != 0) {
