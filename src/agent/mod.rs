@@ -1,7 +1,7 @@
 //! The running agent: a tokio timer runs one collection cycle per interval
-//! on a thread of its own (see `worker`), publishes an immutable snapshot that the
-//! OpenTelemetry instruments read, and flushes on shutdown; `--once` prints
-//! the second of two cycles instead of exporting.
+//! on a thread of its own (see `worker`), publishes an immutable snapshot
+//! that the OpenTelemetry instruments read, and flushes on shutdown;
+//! `--once` prints the second of two cycles instead of exporting.
 //!
 //! Collection and export are decoupled: the timer task only swaps snapshots,
 //! and the SDK's reader thread exports whatever snapshot is current at its

@@ -1,12 +1,11 @@
 //! [`CycleThread`]: the one thread that runs the collection cycles.
 //!
-//! Tokio's blocking pool would run them too, but a cycle that overruns its
-//! interval hands the next one to the pool before the thread that ran it
-//! counts as idle again, so the pool starts a second thread and the cycles
-//! then alternate between the two. Each thread allocates from a malloc arena
-//! of its own, and each arena comes to hold a copy of the cycle's working
-//! memory: about 0.5 MiB more resident at 5,000 processes. One long-lived
-//! thread keeps it in one arena.
+//! Tokio's blocking pool would run them too, but it starts another thread
+//! when a task arrives while none of its threads is idle, which cycles that
+//! overrun their interval make likely; the cycles then run on either thread,
+//! each allocating from a malloc arena of its own that comes to hold the
+//! cycle's working memory (about 0.5 MiB more resident at 5,000 processes,
+//! BENCHMARKS.md). One long-lived thread keeps it in one arena.
 
 use std::sync::mpsc;
 

@@ -1,8 +1,8 @@
 //! The agent's lifecycle against the in-process receiver: a collector that
 //! is down or stalled never stops collection and is logged once per outage;
 //! the next successful export carries the right cumulative values; SIGTERM
-//! ends the agent with exit 0 within 6 s, after a final export. Cycles
-//! that overrun their interval all run on the one collection thread.
+//! ends the agent with exit 0 within 6 s, after a final export. Every
+//! cycle runs on the one collection thread.
 
 use std::time::{Duration, Instant};
 
@@ -257,10 +257,10 @@ fn thread_names(pid: u32) -> Vec<String> {
 }
 
 #[test]
-fn cycles_that_overrun_the_interval_all_run_on_the_one_collection_thread() {
+fn every_cycle_runs_on_the_one_collection_thread_and_none_on_a_pool() {
     // The shortest interval, over the whole host with threads on: on a
-    // busy machine the next cycle is due when one ends, the moment a pool
-    // of blocking threads would start a second thread for it. Its threads
+    // busy machine the next cycle is due when one ends, when a pool of
+    // blocking threads may start another thread for it. A pool's threads
     // would be named like the runtime's workers.
     let mut cmd = agent_command();
     cmd.args(["--interval", "100ms", "--threads", "true"])

@@ -182,6 +182,7 @@ impl Proc for FsProc {
     /// Like [`Proc::threads`]; on a real procfs, a task that has not run
     /// since it was last read (its `schedstat` is unchanged) is not read
     /// again, and none is when the whole process is quiet.
+    ///
     /// What was read of the process this cycle is let go after, whatever
     /// the outcome (a quiet process, a failed listing): the tracker is
     /// done with it. A later call reads again.
