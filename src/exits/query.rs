@@ -39,6 +39,10 @@ const RECV_BUFFER: usize = 8 * 1024;
 /// How long one reply may take before the query gives up on it.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long [`GroupQuery::open`] sleeps to have the kernel charge this
+/// thread its run time: any sleep switches it out.
+const CHARGE_SLEEP: Duration = Duration::from_millis(1);
+
 /// A socket for task and thread-group queries.
 pub struct GroupQuery {
     link: Link,
@@ -65,6 +69,12 @@ impl GroupQuery {
     /// delay accounting on leave it zero, and a group cannot then be told
     /// quiet from its context switches alone: a thread spinning on an idle
     /// CPU has none).
+    ///
+    /// The kernel charges a running thread its run time when it is
+    /// switched out or ticked, not as it runs: a process just started,
+    /// which has done neither yet, is said to have run nothing. So a zero
+    /// is asked again after a short sleep, which switches this thread out
+    /// and charges it; only a zero then means a kernel that leaves it so.
     pub fn open() -> Result<Self, ListenError> {
         let link = Link::open(RECV_BUFFER)?;
         link.set_timeout(Some(REPLY_TIMEOUT))?;
@@ -78,7 +88,12 @@ impl GroupQuery {
         };
         me.family_id = me.link.resolve_family()?;
         let own = std::process::id();
-        match me.query(own)? {
+        let first = me.query(own)?;
+        let answer = charged(first, || {
+            std::thread::sleep(CHARGE_SLEEP);
+            me.query(own)
+        })?;
+        match answer {
             Some(a) if a.run_ns > 0 => Ok(me),
             Some(_) => Err(ListenError::NoGroupRunTime),
             None => Err(ListenError::Query(-(Errno::SRCH.raw_os_error()))),
@@ -244,6 +259,20 @@ fn answer(datagram: &[u8], scope: Scope, take: impl FnOnce(&Activity)) {
     }
 }
 
+/// The answer about this process's own group that tells whether the
+/// kernel reports run times: `first`, unless it says the group has run
+/// nothing, which a thread not yet charged for its run also gets; then
+/// what `again` says (asked once it has been).
+fn charged(
+    first: Option<GroupActivity>,
+    again: impl FnOnce() -> Result<Option<GroupActivity>, ListenError>,
+) -> Result<Option<GroupActivity>, ListenError> {
+    match first {
+        Some(a) if a.run_ns == 0 => again(),
+        _ => Ok(first),
+    }
+}
+
 fn group_activity(a: &Activity) -> GroupActivity {
     GroupActivity {
         run_ns: a.run_ns,
@@ -303,5 +332,35 @@ impl GroupProbe for GroupQuery {
 
     fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>) {
         self.answer_all(ATTR_TGID, tgids, out, group_activity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(run_ns: u64) -> Option<GroupActivity> {
+        Some(GroupActivity {
+            run_ns,
+            switches: 0,
+        })
+    }
+
+    #[test]
+    fn a_group_said_to_have_run_nothing_is_asked_again_once() {
+        // Not yet charged: the second answer decides.
+        let mut asked = 0;
+        let answer = charged(ran(0), || {
+            asked += 1;
+            Ok(ran(2_000))
+        });
+        assert_eq!((answer.unwrap(), asked), (ran(2_000), 1));
+        // A kernel that leaves it zero says so twice.
+        assert_eq!(charged(ran(0), || Ok(ran(0))).unwrap(), ran(0));
+        // A run time, or no answer at all, is taken as it is.
+        let never = || -> Result<Option<GroupActivity>, ListenError> { panic!("asked again") };
+        assert_eq!(charged(ran(5), never).unwrap(), ran(5));
+        assert_eq!(charged(None, never).unwrap(), None);
+        assert!(charged(ran(0), || Err(ListenError::NoGroupRunTime)).is_err());
     }
 }

@@ -501,3 +501,29 @@ fn orphans_adopted_by_a_tracked_subreaper_count_once_in_the_children_mode() {
         agent.log()
     );
 }
+
+/// The agent asks the kernel about thread groups from its very first
+/// cycle, however soon after starting it checks that it may: a process
+/// not yet switched out has been charged no run time, which must not
+/// read as a kernel that never reports it (it did, in about half the
+/// starts, and the agent then ran every cycle without the probe).
+#[test]
+fn every_start_asks_about_thread_groups_where_the_kernel_answers() {
+    if crate::proc::live_group::group_query().is_none() {
+        return;
+    }
+    let mut without = Vec::new();
+    for start in 0..20 {
+        let out = agent_command()
+            .env("RUST_LOG", "procgroups=info")
+            .args(["--once", "--once-delay", "0s", "--procnames", "none"])
+            .output()
+            .expect("running procgroups --once");
+        assert!(out.status.success(), "{out:?}");
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !log.contains("thread groups are asked about through taskstats") {
+            without.push(format!("start {start}: {log}"));
+        }
+    }
+    assert!(without.is_empty(), "{}", without.join("\n"));
+}
