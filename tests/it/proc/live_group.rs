@@ -7,10 +7,14 @@
 //! file is kept. Needs what the probe needs (`CAP_NET_ADMIN`):
 //! says "skipped" without it, except under `CI`, where it fails.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use procgroups::exits::GroupQuery;
-use procgroups::proc::{FsSource, FsSourceOptions, Metrics, Proc, ReadStats, Source, TaskRead};
+use procgroups::proc::{
+    FsSource, FsSourceOptions, GroupActivity, GroupProbe, Metrics, Proc, ReadStats, Source,
+    TaskActivity, TaskRead,
+};
 
 use crate::support::procs::{spawn_worker, stop_workload, task_run_ns, wake_worker};
 use crate::support::tools::skip;
@@ -448,16 +452,96 @@ fn with_threads_the_group_is_asked_only_where_it_spares_answers() {
         cycle(&mut src, pid).2.groups_still == 1
     });
     assert!(still.is_some(), "the group was never found still");
-    // The worker runs: the group is asked, then its tasks.
+    // The worker runs: the group, still last cycle, is asked first (and
+    // not again), then its tasks.
     wake_worker(&mut child, pid);
     let (_, _, stats) = cycle(&mut src, pid);
     assert_eq!(
-        (stats.groups_asked, stats.groups_still),
-        (1, 0),
+        (stats.groups_asked, stats.groups_first, stats.groups_still),
+        (1, 1, 0),
         "{stats:?}"
     );
     // The next cycle asks about the tasks straight away.
     let (_, _, stats) = cycle(&mut src, pid);
     assert_eq!(stats.groups_asked, 0, "{stats:?}");
     stop_workload(child);
+}
+
+/// The questions a [`Counting`] probe passed on: task ids, then group ids.
+type Questions = Arc<Mutex<(Vec<i32>, Vec<i32>)>>;
+
+/// The kernel's probe, noting every question asked of it.
+#[derive(Debug)]
+struct Counting {
+    inner: GroupQuery,
+    asked: Questions,
+}
+
+impl GroupProbe for Counting {
+    fn tasks(&mut self, tids: &[i32], out: &mut Vec<Option<TaskActivity>>) {
+        self.asked.lock().unwrap().0.extend_from_slice(tids);
+        self.inner.tasks(tids, out);
+    }
+
+    fn groups(&mut self, tgids: &[i32], out: &mut Vec<Option<GroupActivity>>) {
+        self.asked.lock().unwrap().1.extend_from_slice(tgids);
+        self.inner.groups(tgids, out);
+    }
+}
+
+/// A process of several threads found quiet is asked about as a group
+/// first the next cycle: that one question answers it, main thread
+/// included, as a full reading would. Once a thread other than the main
+/// one has run, the main thread is asked about too, the group not again,
+/// and the process is read.
+#[test]
+fn a_group_quiet_last_cycle_is_asked_about_first_and_once() {
+    for threads in [false, true] {
+        let Some(q) = group_query() else {
+            return;
+        };
+        let (mut child, pid) = spawn_worker();
+        let asked = Questions::default();
+        let mut src = source(threads, 0);
+        src.set_group_probe(Box::new(Counting {
+            inner: q,
+            asked: Arc::clone(&asked),
+        }));
+        let take = || std::mem::take(&mut *asked.lock().unwrap());
+        // Only `pid` is read, so only it is asked about.
+        let found = (0..60).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            take();
+            let (m, tasks, stats) = cycle(&mut src, pid);
+            (stats.groups_first == 1 && stats.groups_still == 1).then_some((m, tasks, stats))
+        });
+        let (before, tasks, stats) = found
+            .unwrap_or_else(|| panic!("threads {threads}: never found still when asked first"));
+        assert_eq!((stats.quiet, stats.groups_asked), (1, 1), "{stats:?}");
+        assert_eq!(
+            take(),
+            (vec![], vec![pid]),
+            "threads {threads}: one question"
+        );
+        assert_eq!(before, full(pid), "threads {threads}: answered from memory");
+        assert_eq!(unchanged(&tasks), tasks.len(), "{tasks:?}");
+
+        wake_worker(&mut child, pid);
+        let (m, _, stats) = cycle(&mut src, pid);
+        assert_eq!(
+            (stats.groups_first, stats.groups_asked, stats.read),
+            (1, 1, 1),
+            "threads {threads}: {stats:?}"
+        );
+        let (tids, tgids) = take();
+        assert_eq!(tgids, vec![pid], "threads {threads}: the group asked once");
+        assert!(tids.contains(&pid), "threads {threads}: {tids:?}");
+        assert!(
+            cpu(&m) >= cpu(&before) + 0.03,
+            "threads {threads}: 60 ms of the worker's CPU not seen: {} then {}",
+            cpu(&before),
+            cpu(&m)
+        );
+        stop_workload(child);
+    }
 }

@@ -154,6 +154,10 @@ pub(super) struct Known {
     /// Whether a task other than the main thread had run when the probe
     /// was last asked about each (see [`super::FsSource::ask_probe`]).
     pub others_ran: bool,
+    /// Whether the process was answered from its last full reading in the
+    /// last cycle that asked for its metrics: then the probe is asked
+    /// about its whole group first (see [`Known::still_group`]).
+    pub quiet_last: bool,
 }
 
 impl Known {
@@ -170,7 +174,35 @@ impl Known {
             checked_at: 0,
             activity: None,
             others_ran: false,
+            quiet_last: false,
         }
+    }
+
+    /// What the probe says of the whole thread group when none of its
+    /// threads has run since the last full reading, for a process of
+    /// several threads that was quiet last cycle: the other threads'
+    /// record ([`Known::activity`]) plus what the main thread had run at
+    /// that reading. An answer equal to it tells that the process is still
+    /// quiet, main thread included, in one answer where asking about the
+    /// main thread first and then the group takes two. The sums only grow
+    /// while the threads live, so an equal answer cannot hide a run (a
+    /// thread that exits takes its share with it only where the kernel
+    /// keeps no group record, and then the sum falls: no match). `None`
+    /// where there is no record, or the process ran last cycle (it most
+    /// likely runs again, and its main thread is asked about first).
+    pub(super) fn still_group(&self) -> Option<super::GroupActivity> {
+        if !self.quiet_last || self.single_task() {
+            return None;
+        }
+        let full = self.full.as_ref()?;
+        let others = self.activity?;
+        Some(super::GroupActivity {
+            run_ns: others.run_ns.wrapping_add(full.leader.run_ns),
+            switches: others
+                .switches
+                .wrapping_add(full.ctx.0)
+                .wrapping_add(full.ctx.1),
+        })
     }
 
     /// Descriptors held: the directories (the process's, `fd/`, its

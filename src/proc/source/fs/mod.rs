@@ -262,6 +262,9 @@ pub struct ReadStats {
     /// Processes of several threads found quiet by the group probe,
     /// counted in `quiet` too.
     pub groups_still: u64,
+    /// Thread groups asked about before their main thread, having been
+    /// quiet the cycle before (counted in `groups_asked` too).
+    pub groups_first: u64,
     /// Processes whose main thread's `schedstat` and context switches the
     /// probe gave (no file read for them).
     pub probed: u64,
@@ -280,6 +283,7 @@ struct Counters {
     task_io_kept: AtomicU64,
     groups_asked: AtomicU64,
     groups_still: AtomicU64,
+    groups_first: AtomicU64,
     probed: AtomicU64,
     tasks_probed: AtomicU64,
     /// Tasks that ran again and would have had their directory kept, had
@@ -330,6 +334,9 @@ pub struct FsSource {
     answered_at: Vec<usize>,
     tasks_answered: Vec<Option<TaskActivity>>,
     groups_answered: Vec<Option<GroupActivity>>,
+    /// The groups of the chunk asked about first and found to have run,
+    /// by index into the cycle's handles (ascending), with the answer.
+    first_ran: Vec<(usize, GroupActivity)>,
     /// The answers about tasks that ran, gathered over a cycle's pre-pass
     /// for [`Cycle::ran_answer`].
     ran: Vec<(i32, i32, TaskActivity)>,
@@ -378,6 +385,7 @@ impl FsSource {
             answered_at: Vec::new(),
             tasks_answered: Vec::new(),
             groups_answered: Vec::new(),
+            first_ran: Vec::new(),
             ran: Vec::new(),
         }
     }
@@ -483,7 +491,10 @@ impl FsSource {
     /// has run where the group was not found still
     /// ([`FsSource::ask_tasks`]). The answers go to the handles; what
     /// the other threads have run, when it is not what is remembered, to
-    /// the cycle ([`Cycle::pending`]).
+    /// the cycle ([`Cycle::pending`]). A process of several threads that
+    /// was quiet last cycle is asked about as a group first
+    /// ([`Known::still_group`]): one answer when it is still quiet, as it
+    /// mostly is; the usual two when it is not.
     fn ask_probe(&mut self, cycle: &Cycle, procs: &mut [FsProc]) {
         let Some(shared) = &cycle.probe else {
             return;
@@ -491,21 +502,37 @@ impl FsSource {
         let mut probe = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let mut pending = Vec::new();
         let remembered = |p: &FsProc| p.known.as_ref().is_some_and(|k| k.full.is_some());
+        let mut first = Vec::new();
         let mut at = 0;
         while at < procs.len() {
-            // The next chunk of remembered processes.
+            // The next chunk of remembered processes: those quiet last
+            // cycle asked about as groups, the others by main thread.
             let start = at;
             self.asked.clear();
             self.answered_at.clear();
-            while at < procs.len() && self.asked.len() < PROBE_CHUNK {
-                if remembered(&procs[at]) {
-                    self.asked.push(procs[at].pid);
-                    self.answered_at.push(at);
+            first.clear();
+            self.first_ran.clear();
+            while at < procs.len() && self.asked.len() + first.len() < PROBE_CHUNK {
+                let p = &procs[at];
+                if remembered(p) {
+                    match p.known.as_ref().and_then(|k| k.still_group()) {
+                        Some(_) => first.push(at),
+                        None => {
+                            self.asked.push(p.pid);
+                            self.answered_at.push(at);
+                        }
+                    }
                 }
                 at += 1;
             }
-            if self.asked.is_empty() {
+            if self.asked.is_empty() && first.is_empty() {
                 break;
+            }
+            if !first.is_empty() {
+                self.ask_groups_first(&mut **probe, cycle, &first, procs);
+            }
+            if self.asked.is_empty() {
+                continue;
             }
             probe.tasks(&self.asked, &mut self.tasks_answered);
             // Groups to ask about: those whose main thread has not run,
@@ -528,13 +555,24 @@ impl FsSource {
                 let Some(k) = &p.known else {
                     continue;
                 };
-                if !k.single_task()
+                let group_wanted = !k.single_task()
                     && leader.schedstat().is_counting()
                     && k.full
                         .as_ref()
-                        .is_some_and(|f| f.leader == leader.schedstat())
-                    && !(cycle.threads_wanted && skip_group(k))
-                {
+                        .is_some_and(|f| f.leader == leader.schedstat());
+                let earlier = self
+                    .first_ran
+                    .binary_search_by_key(&i, |&(at, _)| at)
+                    .ok()
+                    .and_then(|x| self.first_ran.get(x));
+                if let Some(&(_, group)) = earlier {
+                    // Asked about first and found to have run; its main
+                    // thread has not, so another thread has: what they
+                    // had run then is the record, not asked for again.
+                    if group_wanted {
+                        pending.push((p.pid, others_than(group, leader)));
+                    }
+                } else if group_wanted && !(cycle.threads_wanted && skip_group(k)) {
                     self.asked[groups] = p.pid;
                     self.answered_at[groups] = i;
                     self.tasks_answered[groups] = Some(leader);
@@ -555,6 +593,57 @@ impl FsSource {
         ran.sort_unstable_by_key(|&(pid, tid, _)| (pid, tid));
         ran.shrink_to_fit();
         let _ = cycle.ran.set(ran);
+    }
+
+    /// Asks about the groups of the processes at `first` (indices into
+    /// `procs`), each quiet last cycle (see [`Known::still_group`]). One
+    /// still quiet is answered in full: its main thread as at its last
+    /// reading, its tasks still. The others join the chunk's main-thread
+    /// question (`asked`), as if they had not been asked about.
+    fn ask_groups_first(
+        &mut self,
+        probe: &mut dyn GroupProbe,
+        cycle: &Cycle,
+        first: &[usize],
+        procs: &mut [FsProc],
+    ) {
+        let pids: Vec<i32> = first.iter().map(|&i| procs[i].pid).collect();
+        probe.groups(&pids, &mut self.groups_answered);
+        Counters::add(&cycle.counters.groups_asked, pids.len() as u64);
+        Counters::add(&cycle.counters.groups_first, pids.len() as u64);
+        for (j, &i) in first.iter().enumerate() {
+            let p = &mut procs[i];
+            let answer = self.groups_answered.get(j).copied().flatten();
+            let still = match &mut p.known {
+                Some(k) if answer.is_some() && k.still_group() == answer => {
+                    k.others_ran = false;
+                    k.checked_at = cycle.stamp();
+                    for t in &mut k.tasks {
+                        t.still = true;
+                    }
+                    k.full.as_ref().map(|f| (f.leader, f.ctx))
+                }
+                _ => None,
+            };
+            match still {
+                Some((leader, ctx)) => {
+                    p.leader_sched = Some(leader);
+                    p.probed = Some(Probed {
+                        ctx,
+                        group_still: true,
+                        confirmed: false,
+                        tasks: false,
+                    });
+                }
+                None => {
+                    self.asked.push(p.pid);
+                    self.answered_at.push(i);
+                    if let Some(group) = answer {
+                        self.first_ran.push((i, group));
+                    }
+                }
+            }
+        }
     }
 
     /// Asks about the first `groups` thread groups of the chunk (see
@@ -579,16 +668,7 @@ impl FsSource {
             let (Some(k), Some(probed)) = (&mut p.known, &mut p.probed) else {
                 continue;
             };
-            // The group's sums less the main thread's own: what the
-            // other threads have run, comparable with an answer taken
-            // while the main thread had run less.
-            let others = GroupActivity {
-                run_ns: group.run_ns.wrapping_sub(leader.run_ns),
-                switches: group
-                    .switches
-                    .wrapping_sub(leader.ctx_voluntary)
-                    .wrapping_sub(leader.ctx_nonvoluntary),
-            };
+            let others = others_than(*group, *leader);
             if k.activity == Some(others) {
                 probed.group_still = true;
                 k.others_ran = false;
@@ -747,6 +827,7 @@ impl Source for FsSource {
             task_io_kept: c.task_io_kept.load(Ordering::Relaxed),
             groups_asked: c.groups_asked.load(Ordering::Relaxed),
             groups_still: c.groups_still.load(Ordering::Relaxed),
+            groups_first: c.groups_first.load(Ordering::Relaxed),
             probed: c.probed.load(Ordering::Relaxed),
             tasks_probed: c.tasks_probed.load(Ordering::Relaxed),
         };
@@ -994,6 +1075,22 @@ impl Tiers {
             io: files >= first + 2 * listed + 16,
             task_dirs: false,
         }
+    }
+}
+
+/// The sums of `group` less its main thread's own (`leader`, asked no
+/// earlier): what the other threads have run, comparable with an answer
+/// taken while the main thread had run less. Where the main thread ran in
+/// between the two answers, the difference is less than what the others
+/// had run (or wraps), and matches no later answer: the process is then
+/// read again, never wrongly taken for quiet.
+fn others_than(group: GroupActivity, leader: TaskActivity) -> GroupActivity {
+    GroupActivity {
+        run_ns: group.run_ns.wrapping_sub(leader.run_ns),
+        switches: group
+            .switches
+            .wrapping_sub(leader.ctx_voluntary)
+            .wrapping_sub(leader.ctx_nonvoluntary),
     }
 }
 

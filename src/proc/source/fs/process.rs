@@ -142,10 +142,16 @@ impl Proc for FsProc {
             Stillness::None => None,
             _ => self.known.as_ref().and_then(|k| k.full.clone()),
         };
+        if let Some(k) = &mut self.known {
+            k.quiet_last = false;
+        }
         if let (Stillness::Process, Some(full)) = (stillness, &full) {
             match self.quiet_metrics(full) {
                 Ok(m) => {
                     self.quiet = true;
+                    if let Some(k) = &mut self.known {
+                        k.quiet_last = true;
+                    }
                     Counters::add(&self.cycle.counters.quiet, 1);
                     self.done_unless_threads();
                     return Ok(m);
