@@ -56,6 +56,17 @@ use crate::proc::source::parse::{Schedstat, StatFields};
 /// Every process is read again at least once in this many cycles.
 pub(super) const REFRESH_CYCLES: u64 = 16;
 
+/// After how many quiet cycles in a row a process of several threads is
+/// asked about as a group first ([`Known::still_group`]). Asked so, a
+/// process that is still quiet costs one answer instead of two, and one
+/// that ran costs two instead of one or two. One quiet cycle is not
+/// enough: a process that wakes every other cycle (a one-second timer
+/// under a 500 ms interval) would cost two answers every cycle, against
+/// one and a half asked main thread first. With two, a process that runs
+/// once in every four cycles costs the same either way, less beyond, and
+/// an idle one one answer a cycle.
+pub(super) const GROUP_FIRST_AFTER: u8 = 2;
+
 /// Descriptors left for everything else the agent opens (sockets, logs,
 /// the files of one cycle) when sizing how many process directories stay
 /// open.
@@ -154,10 +165,11 @@ pub(super) struct Known {
     /// Whether a task other than the main thread had run when the probe
     /// was last asked about each (see [`super::FsSource::ask_probe`]).
     pub others_ran: bool,
-    /// Whether the process was answered from its last full reading in the
-    /// last cycle that asked for its metrics: then the probe is asked
+    /// In how many cycles in a row, up to the last that asked for its
+    /// metrics, the process was answered from its last full reading
+    /// (saturating): from [`GROUP_FIRST_AFTER`] on, the probe is asked
     /// about its whole group first (see [`Known::still_group`]).
-    pub quiet_last: bool,
+    pub quiet_cycles: u8,
 }
 
 impl Known {
@@ -174,24 +186,24 @@ impl Known {
             checked_at: 0,
             activity: None,
             others_ran: false,
-            quiet_last: false,
+            quiet_cycles: 0,
         }
     }
 
     /// What the probe says of the whole thread group when none of its
     /// threads has run since the last full reading, for a process of
-    /// several threads that was quiet last cycle: the other threads'
-    /// record ([`Known::activity`]) plus what the main thread had run at
-    /// that reading. An answer equal to it tells that the process is still
-    /// quiet, main thread included, in one answer where asking about the
-    /// main thread first and then the group takes two. The sums only grow
-    /// while the threads live, so an equal answer cannot hide a run (a
-    /// thread that exits takes its share with it only where the kernel
-    /// keeps no group record, and then the sum falls: no match). `None`
-    /// where there is no record, or the process ran last cycle (it most
-    /// likely runs again, and its main thread is asked about first).
+    /// several threads that has been quiet for a while: the other
+    /// threads' record ([`Known::activity`]) plus what the main thread had
+    /// run at that reading. An answer equal to it tells that the process
+    /// is still quiet, main thread included, in one answer where asking
+    /// about the main thread first and then the group takes two. The sums
+    /// only grow while the threads live, so an equal answer cannot hide a
+    /// run (a thread that exits takes its share with it only where the
+    /// kernel keeps no group record, and then the sum falls: no match).
+    /// `None` where there is no record, or the process has been quiet
+    /// for fewer than [`GROUP_FIRST_AFTER`] cycles.
     pub(super) fn still_group(&self) -> Option<super::GroupActivity> {
-        if !self.quiet_last || self.single_task() {
+        if self.quiet_cycles < GROUP_FIRST_AFTER || self.single_task() {
             return None;
         }
         let full = self.full.as_ref()?;

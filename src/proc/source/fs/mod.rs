@@ -263,7 +263,7 @@ pub struct ReadStats {
     /// counted in `quiet` too.
     pub groups_still: u64,
     /// Thread groups asked about before their main thread, having been
-    /// quiet the cycle before (counted in `groups_asked` too).
+    /// quiet for a few cycles (counted in `groups_asked` too).
     pub groups_first: u64,
     /// Processes whose main thread's `schedstat` and context switches the
     /// probe gave (no file read for them).
@@ -491,8 +491,8 @@ impl FsSource {
     /// has run where the group was not found still
     /// ([`FsSource::ask_tasks`]). The answers go to the handles; what
     /// the other threads have run, when it is not what is remembered, to
-    /// the cycle ([`Cycle::pending`]). A process of several threads that
-    /// was quiet last cycle is asked about as a group first
+    /// the cycle ([`Cycle::pending`]). A process of several threads quiet
+    /// for a few cycles is asked about as a group first
     /// ([`Known::still_group`]): one answer when it is still quiet, as it
     /// mostly is; the usual two when it is not.
     fn ask_probe(&mut self, cycle: &Cycle, procs: &mut [FsProc]) {
@@ -505,8 +505,8 @@ impl FsSource {
         let mut first = Vec::new();
         let mut at = 0;
         while at < procs.len() {
-            // The next chunk of remembered processes: those quiet last
-            // cycle asked about as groups, the others by main thread.
+            // The next chunk of remembered processes: those quiet for a
+            // few cycles asked about as groups, the others by main thread.
             let start = at;
             self.asked.clear();
             self.answered_at.clear();
@@ -596,7 +596,7 @@ impl FsSource {
     }
 
     /// Asks about the groups of the processes at `first` (indices into
-    /// `procs`), each quiet last cycle (see [`Known::still_group`]). One
+    /// `procs`), each quiet for a few cycles (see [`Known::still_group`]). One
     /// still quiet is answered in full: its main thread as at its last
     /// reading, its tasks still. The others join the chunk's main-thread
     /// question (`asked`), as if they had not been asked about.

@@ -142,15 +142,16 @@ impl Proc for FsProc {
             Stillness::None => None,
             _ => self.known.as_ref().and_then(|k| k.full.clone()),
         };
-        if let Some(k) = &mut self.known {
-            k.quiet_last = false;
-        }
+        let quiet_cycles = self
+            .known
+            .as_mut()
+            .map_or(0, |k| std::mem::take(&mut k.quiet_cycles));
         if let (Stillness::Process, Some(full)) = (stillness, &full) {
             match self.quiet_metrics(full) {
                 Ok(m) => {
                     self.quiet = true;
                     if let Some(k) = &mut self.known {
-                        k.quiet_last = true;
+                        k.quiet_cycles = quiet_cycles.saturating_add(1);
                     }
                     Counters::add(&self.cycle.counters.quiet, 1);
                     self.done_unless_threads();
