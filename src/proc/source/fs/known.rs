@@ -64,7 +64,8 @@ pub(super) const REFRESH_CYCLES: u64 = 16;
 /// under a 500 ms interval) would cost two answers every cycle, against
 /// one and a half asked main thread first. With two, a process that runs
 /// once in every four cycles costs the same either way, less beyond, and
-/// an idle one one answer a cycle.
+/// an idle one one answer a cycle (but in the two cycles after its
+/// refresh cycle, which reads it and starts the count again).
 pub(super) const GROUP_FIRST_AFTER: u8 = 2;
 
 /// Descriptors left for everything else the agent opens (sockets, logs,
@@ -187,6 +188,15 @@ impl Known {
             activity: None,
             others_ran: false,
             quiet_cycles: 0,
+        }
+    }
+
+    /// Says that none of the tasks has run since its last reading, as
+    /// found in the cycle of `stamp` (see [`KnownTask::still`]).
+    pub(super) fn all_tasks_still(&mut self, stamp: u32) {
+        self.checked_at = stamp;
+        for t in &mut self.tasks {
+            t.still = true;
         }
     }
 

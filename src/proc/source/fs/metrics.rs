@@ -227,10 +227,7 @@ impl FsProc {
             return Stillness::Process;
         }
         if group_still {
-            k.checked_at = self.cycle.stamp();
-            for t in &mut k.tasks {
-                t.still = true;
-            }
+            k.all_tasks_still(self.cycle.stamp());
             Counters::add(&self.cycle.counters.groups_still, 1);
             return Stillness::Process;
         }

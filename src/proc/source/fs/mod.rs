@@ -516,7 +516,7 @@ impl FsSource {
                 let p = &procs[at];
                 if remembered(p) {
                     match p.known.as_ref().and_then(|k| k.still_group()) {
-                        Some(_) => first.push(at),
+                        Some(still) => first.push((at, still)),
                         None => {
                             self.asked.push(p.pid);
                             self.answered_at.push(at);
@@ -596,31 +596,29 @@ impl FsSource {
     }
 
     /// Asks about the groups of the processes at `first` (indices into
-    /// `procs`), each quiet for a few cycles (see [`Known::still_group`]). One
-    /// still quiet is answered in full: its main thread as at its last
-    /// reading, its tasks still. The others join the chunk's main-thread
-    /// question (`asked`), as if they had not been asked about.
+    /// `procs`, each with what its group says while still: see
+    /// [`Known::still_group`]). One still quiet is answered in full: its
+    /// main thread as at its last reading, its tasks still. The others
+    /// join the chunk's main-thread question (`asked`), as if they had not
+    /// been asked about.
     fn ask_groups_first(
         &mut self,
         probe: &mut dyn GroupProbe,
         cycle: &Cycle,
-        first: &[usize],
+        first: &[(usize, GroupActivity)],
         procs: &mut [FsProc],
     ) {
-        let pids: Vec<i32> = first.iter().map(|&i| procs[i].pid).collect();
+        let pids: Vec<i32> = first.iter().map(|&(i, _)| procs[i].pid).collect();
         probe.groups(&pids, &mut self.groups_answered);
         Counters::add(&cycle.counters.groups_asked, pids.len() as u64);
         Counters::add(&cycle.counters.groups_first, pids.len() as u64);
-        for (j, &i) in first.iter().enumerate() {
+        for (j, &(i, still_answer)) in first.iter().enumerate() {
             let p = &mut procs[i];
             let answer = self.groups_answered.get(j).copied().flatten();
             let still = match &mut p.known {
-                Some(k) if answer.is_some() && k.still_group() == answer => {
+                Some(k) if answer == Some(still_answer) => {
                     k.others_ran = false;
-                    k.checked_at = cycle.stamp();
-                    for t in &mut k.tasks {
-                        t.still = true;
-                    }
+                    k.all_tasks_still(cycle.stamp());
                     k.full.as_ref().map(|f| (f.leader, f.ctx))
                 }
                 _ => None,
@@ -674,10 +672,7 @@ impl FsSource {
                 k.others_ran = false;
                 // No task has run since its last reading: said now, for
                 // the refresh cycle too (which reads them anyway).
-                k.checked_at = cycle.stamp();
-                for t in &mut k.tasks {
-                    t.still = true;
-                }
+                k.all_tasks_still(cycle.stamp());
             } else {
                 pending.push((p.pid, others));
             }
