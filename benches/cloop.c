@@ -4,7 +4,14 @@
  * Prints the CPU time (user + system) per cycle in ms, over CYCLES cycles
  * after one warm-up cycle.
  *
- *   cloop CYCLES [open|threads|kept] [KMEM|-] [MAXFILES]
+ *   cloop [-i MS] CYCLES [open|threads|kept] [KMEM|-] [MAXFILES]
+ *
+ * With -i MS, it sleeps MS milliseconds before each measured cycle, as an
+ * agent on a timer does between two cycles; without, the cycles run back
+ * to back. The two differ: a cycle that follows another at once finds
+ * the kernel's caches and the CPU's warm from the one before, and costs
+ * less than one that starts after a pause (see BENCHMARKS.md, "A loop that
+ * keeps time").
  *
  * open (the default): every cycle, for every process in /proc, opens,
  *   reads and closes stat, status and io, and lists fd/.
@@ -32,6 +39,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char buf[1 << 16];
@@ -208,6 +216,12 @@ static double cpu_ms(void)
 
 int main(int argc, char **argv)
 {
+    long pause_ms = 0;
+    if (argc > 2 && strcmp(argv[1], "-i") == 0) {
+        pause_ms = atol(argv[2]);
+        argc -= 2;
+        argv += 2;
+    }
     int cycles = argc > 1 ? atoi(argv[1]) : 20;
     const char *mode = argc > 2 ? argv[2] : "open";
     const char *kmem = argc > 3 && strcmp(argv[3], "-") != 0 ? argv[3] : NULL;
@@ -238,6 +252,10 @@ int main(int argc, char **argv)
     }
     double start = cpu_ms();
     for (int i = 0; i < cycles; i++) {
+        if (pause_ms > 0) {
+            struct timespec pause = {pause_ms / 1000, pause_ms % 1000 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
         if (kept)
             kept_cycle(proc);
         else

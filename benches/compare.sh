@@ -6,7 +6,7 @@
 # BENCHMARKS.md.
 #
 #   benches/compare.sh [-n PROCS] [-c CYCLES] [-t on|off|both] [-i INTERVAL]
-#                      [-w WORKLOADS] [-x] [-e EXITS] [-m MODES]
+#                      [-w WORKLOADS] [-x] [-e EXITS] [-m MODES] [-b]
 #
 # For each workload in WORKLOADS (comma-separated; default idle,main,all)
 # it starts PROCS copies of target/release/procgroups-workload (20 comms,
@@ -27,7 +27,10 @@
 #     loop that keeps stat, status and io open and re-reads them with pread
 #     (descriptors counted by fstat of fd/), then the same loop keeping
 #     only the files that fit in procgroups' kernel-memory bound (15 MiB),
-#     opening and reading the others every cycle.
+#     opening and reading the others every cycle. The loops pause INTERVAL
+#     before each cycle, as the agent does between two (cloop -i): a cycle
+#     run right after another finds the caches warm and costs less. With
+#     -b they run back to back instead.
 # For each it prints the CPU time per cycle (utime+stime over CYCLES cycles
 # after a warm-up cycle), procgroups' peak resident memory (VmHWM) and
 # ratios taken in the same run. Where it can create a memory cgroup (v1
@@ -60,7 +63,8 @@ WORKLOADS=idle,main,all
 WITH_PE=1
 EXITS=0
 ACCT_MODES=sampling,auto,children
-while getopts "n:c:t:i:w:xe:m:h" opt; do
+PACED=1
+while getopts "n:c:t:i:w:xe:m:bh" opt; do
     case "$opt" in
         n) PROCS=$OPTARG ;;
         c) CYCLES=$OPTARG ;;
@@ -70,7 +74,8 @@ while getopts "n:c:t:i:w:xe:m:h" opt; do
         x) WITH_PE="" ;;
         e) EXITS=$OPTARG ;;
         m) ACCT_MODES=$OPTARG ;;
-        *) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        b) PACED="" ;;
+        *) sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 IFS=, read -r -a WORKLOADS <<<"$WORKLOADS"
@@ -85,6 +90,18 @@ case "$MODES" in
     on | off) ;;
     *) echo "compare.sh: -t takes on, off or both" >&2; exit 2 ;;
 esac
+# The interval in milliseconds, for the C loops' pause.
+case "$INTERVAL" in
+    *ms) INTERVAL_MS=${INTERVAL%ms} ;;
+    *s) INTERVAL_MS=$((${INTERVAL%s} * 1000)) ;;
+    *) INTERVAL_MS="" ;;
+esac
+if ! [[ $INTERVAL_MS =~ ^[0-9]+$ ]]; then
+    echo "compare.sh: -i takes an interval in ms or s, such as 500ms or 1s" >&2
+    exit 2
+fi
+PACE=()
+[[ -z $PACED ]] || PACE=(-i "$INTERVAL_MS")
 if ((CYCLES < 20)); then
     echo "compare.sh: at least 20 cycles" >&2
     exit 2
@@ -396,7 +413,7 @@ run_cloops() {
     local mode=$1
     C_OPEN_MS="" C_KEPT_MS="" C_KEPT_KMEM="" C_BOUND_MS="" C_BOUND_KMEM=""
     [[ -n $CLOOP ]] || return 0
-    C_OPEN_MS=$("$CLOOP" "$CYCLES" "$([[ $mode == on ]] && echo threads || echo open)")
+    C_OPEN_MS=$("$CLOOP" "${PACE[@]}" "$CYCLES" "$([[ $mode == on ]] && echo threads || echo open)")
     [[ $mode == off ]] || return 0
     run_kept "kept-$RUN"
     C_KEPT_MS=$KEPT_MS C_KEPT_KMEM=$KEPT_KMEM
@@ -417,12 +434,13 @@ run_kept() {
     cg=$MEMCG
     kmem=${cg:+$cg/$KMEM_FILE}
     out=$(CG=$cg sh -c '[ -z "$CG" ] || echo $$ >"$CG/cgroup.procs"; exec "$@"' cloop \
-        "$CLOOP" "$CYCLES" kept "${kmem:--}" ${2:+"$2"})
+        "$CLOOP" "${PACE[@]}" "$CYCLES" kept "${kmem:--}" ${2:+"$2"})
     read -r KEPT_MS KEPT_KMEM _ <<<"$out"
 }
 
 echo
 echo "N=$PROCS, $CYCLES cycles each, interval $INTERVAL, $(nproc) CPUs, $(uname -r)"
+echo "C loops: $([[ -n $PACED ]] && echo "a pause of $INTERVAL before each cycle" || echo "cycles back to back")"
 [[ -z $WITH_PE ]] || echo "process-exporter: $("$PE" -version 2>&1 | head -1)"
 echo "procgroups: $("$PG" --version)"
 echo "kernel memory: ${MEMCG_DIR:+$KMEM_FILE of memory cgroups under $MEMCG_DIR}"
