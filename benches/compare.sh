@@ -93,7 +93,7 @@ esac
 # The interval in milliseconds, for the C loops' pause.
 case "$INTERVAL" in
     *ms) INTERVAL_MS=${INTERVAL%ms} ;;
-    *s) INTERVAL_MS=$((${INTERVAL%s} * 1000)) ;;
+    *s) INTERVAL_MS=${INTERVAL%s}000 ;;
     *) INTERVAL_MS="" ;;
 esac
 if ! [[ $INTERVAL_MS =~ ^[0-9]+$ ]]; then
